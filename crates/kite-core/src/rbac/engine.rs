@@ -1,0 +1,267 @@
+//! The RBAC decision engine. Security-sensitive: a decision is a pure function of the request and
+//! a snapshot of roles and assignments, and it always carries its explanation.
+//!
+//! An action is allowed at a scope when some role assigned to the principal at that scope or any
+//! scope above it (resource ← parent resources ← resource group ← subscription ← root) grants it:
+//! within one permission block Actions minus NotActions, blocks adding up. The cost of a check
+//! grows with the depth of the scope, not with the number of assignments.
+
+use std::collections::HashMap;
+use std::sync::LazyLock;
+
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use super::{builtin_roles, ActionKind, Coverage, RoleAssignment, RoleDefinition};
+use crate::scope::{display_key, Scope};
+
+/// What the engine reads: assignments by (principal, exact scope) and role definitions by GUID.
+pub trait AccessView {
+    fn assignments_at(&self, principal: &Uuid, scope_key: &str) -> &[RoleAssignment];
+    fn role(&self, id: &Uuid) -> Option<&RoleDefinition>;
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct Evidence {
+    pub assignment_name: Uuid,
+    pub role_name: String,
+    pub role_definition_id: Uuid,
+    /// Where the assignment was made (the request's scope or one above it).
+    pub scope: String,
+    #[serde(flatten)]
+    pub coverage: Coverage,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct Suggestion {
+    pub role_name: String,
+    pub role_definition_id: Uuid,
+    pub command: String,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct Decision {
+    pub allowed: bool,
+    pub principal_id: Uuid,
+    pub action: String,
+    pub action_kind: ActionKind,
+    pub scope: String,
+    /// One sentence a person can act on.
+    pub reason: String,
+    /// The assignment that allowed the action.
+    pub granted_by: Option<Evidence>,
+    /// When denied: every assignment the principal holds on the scope chain, and what each did with the action.
+    pub assignments: Vec<Evidence>,
+    /// When denied: the least-privileged built-in role that would grant the action here.
+    pub suggestion: Option<Suggestion>,
+}
+
+pub struct AccessRequest<'a> {
+    pub principal_id: Uuid,
+    pub action: &'a str,
+    pub kind: ActionKind,
+    pub scope: &'a Scope,
+}
+
+/// Built-in roles ordered from least to most privileged, for suggestions.
+static LEAST_PRIVILEGED_FIRST: LazyLock<Vec<&'static RoleDefinition>> = LazyLock::new(|| {
+    let mut roles: Vec<&RoleDefinition> = builtin_roles().iter().collect();
+    roles.sort_by_key(|r| (r.breadth(), r.permissions.iter().map(|p| p.actions.len() + p.data_actions.len()).sum::<usize>()));
+    roles
+});
+
+/// The least-privileged built-in role that grants `action` at `scope`, if any does.
+pub fn least_privileged_builtin(action: &str, kind: ActionKind, scope: &Scope) -> Option<&'static RoleDefinition> {
+    LEAST_PRIVILEGED_FIRST
+        .iter()
+        .copied()
+        .find(|r| r.is_assignable_at(scope) && matches!(r.coverage(action, kind), Coverage::Granted { .. }))
+}
+
+pub fn evaluate(view: &impl AccessView, req: &AccessRequest<'_>) -> Decision {
+    let mut seen = Vec::new();
+    for key in req.scope.chain_keys() {
+        for assignment in view.assignments_at(&req.principal_id, key) {
+            let Some(role) = view.role(&assignment.role_definition_id) else { continue };
+            let coverage = role.coverage(req.action, req.kind);
+            let evidence = Evidence {
+                assignment_name: assignment.name,
+                role_name: role.role_name.clone(),
+                role_definition_id: role.name,
+                scope: assignment.scope.to_string(),
+                coverage,
+            };
+            if let Coverage::Granted { matched } = &evidence.coverage {
+                let inherited = if key == req.scope.key() { String::new() } else { format!(", inherited by '{}'", req.scope) };
+                return Decision {
+                    allowed: true,
+                    principal_id: req.principal_id,
+                    action: req.action.to_string(),
+                    action_kind: req.kind,
+                    scope: req.scope.to_string(),
+                    reason: format!(
+                        "allowed: role '{}' assigned at '{}'{inherited} grants '{}' through '{matched}' (assignment {})",
+                        role.role_name, display_key(&evidence.scope), req.action, assignment.name
+                    ),
+                    granted_by: Some(evidence),
+                    assignments: Vec::new(),
+                    suggestion: None,
+                };
+            }
+            seen.push(evidence);
+        }
+    }
+    deny(req, seen)
+}
+
+fn deny(req: &AccessRequest<'_>, seen: Vec<Evidence>) -> Decision {
+    let mut reason = if seen.is_empty() {
+        format!("denied: principal {} has no role assignment at '{}' or any scope above it", req.principal_id, req.scope)
+    } else {
+        format!(
+            "denied: none of the {} role assignment(s) principal {} holds on '{}' and the scopes above it grants '{}'",
+            seen.len(),
+            req.principal_id,
+            req.scope,
+            req.action
+        )
+    };
+    for e in &seen {
+        if let Coverage::RemovedByNotAction { matched, not_action } = &e.coverage {
+            reason.push_str(&format!(
+                "; role '{}' at '{}' lists it under '{matched}' but its NotAction '{not_action}' removes it",
+                e.role_name, e.scope
+            ));
+        }
+    }
+    let suggestion = least_privileged_builtin(req.action, req.kind, req.scope).map(|role| Suggestion {
+        role_name: role.role_name.clone(),
+        role_definition_id: role.name,
+        command: format!(
+            "kite role assignment create --assignee {} --role \"{}\" --scope {}",
+            req.principal_id, role.role_name, req.scope
+        ),
+    });
+    if let Some(s) = &suggestion {
+        reason.push_str(&format!(". The least-privileged built-in role that grants it is '{}': {}", s.role_name, s.command));
+    }
+    Decision {
+        allowed: false,
+        principal_id: req.principal_id,
+        action: req.action.to_string(),
+        action_kind: req.kind,
+        scope: req.scope.to_string(),
+        reason,
+        granted_by: None,
+        assignments: seen,
+        suggestion,
+    }
+}
+
+/// An in-memory view: every built-in role, the custom roles given, and assignments indexed by
+/// principal then exact scope key, so a check does one hash lookup per level of the scope chain.
+#[derive(Default)]
+pub struct Snapshot {
+    roles: HashMap<Uuid, RoleDefinition>,
+    index: HashMap<Uuid, HashMap<String, Vec<RoleAssignment>>>,
+}
+
+impl Snapshot {
+    pub fn new(custom_roles: impl IntoIterator<Item = RoleDefinition>, assignments: impl IntoIterator<Item = RoleAssignment>) -> Self {
+        let roles = builtin_roles().iter().cloned().chain(custom_roles).map(|r| (r.name, r)).collect();
+        let mut index: HashMap<Uuid, HashMap<String, Vec<RoleAssignment>>> = HashMap::new();
+        for a in assignments {
+            index.entry(a.principal_id).or_default().entry(a.scope.key().to_string()).or_default().push(a);
+        }
+        Snapshot { roles, index }
+    }
+}
+
+impl AccessView for Snapshot {
+    fn assignments_at(&self, principal: &Uuid, scope_key: &str) -> &[RoleAssignment] {
+        self.index.get(principal).and_then(|by_scope| by_scope.get(scope_key)).map(Vec::as_slice).unwrap_or(&[])
+    }
+
+    fn role(&self, id: &Uuid) -> Option<&RoleDefinition> {
+        self.roles.get(id)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use time::macros::datetime;
+
+    pub(crate) const SUB: Uuid = Uuid::from_u128(0x1111);
+
+    fn role_id(name: &str) -> Uuid {
+        builtin_roles().iter().find(|r| r.role_name == name).unwrap().name
+    }
+
+    fn assign(principal: Uuid, role: &str, scope: &str) -> RoleAssignment {
+        RoleAssignment {
+            name: Uuid::new_v4(),
+            scope: Scope::parse(scope).unwrap(),
+            role_definition_id: role_id(role),
+            principal_id: principal,
+            principal_type: "ServicePrincipal".into(),
+            description: None,
+            created_on: datetime!(2026-01-01 0:00 UTC),
+            created_by: None,
+        }
+    }
+
+    fn check(snap: &Snapshot, principal: Uuid, action: &str, scope: &str) -> Decision {
+        let scope = Scope::parse(scope).unwrap();
+        evaluate(snap, &AccessRequest { principal_id: principal, action, kind: ActionKind::Action, scope: &scope })
+    }
+
+    #[test]
+    fn contributor_on_the_node_resource_group_reaches_its_load_balancers_and_says_so() {
+        let p = Uuid::new_v4();
+        let rg = format!("/subscriptions/{SUB}/resourceGroups/MC_rg_aks_japaneast");
+        let snap = Snapshot::new([], [assign(p, "Contributor", &rg)]);
+        let d = check(&snap, p, "Microsoft.Network/loadBalancers/read", &format!("{rg}/providers/Microsoft.Network/loadBalancers/kubernetes"));
+        assert!(d.allowed, "{}", d.reason);
+        assert!(d.reason.contains("'Contributor'") && d.reason.contains("inherited"), "{}", d.reason);
+        assert_eq!(d.granted_by.unwrap().scope, rg);
+    }
+
+    #[test]
+    fn denial_lists_assignments_names_the_not_action_and_suggests_the_smallest_role() {
+        let p = Uuid::new_v4();
+        let sub = format!("/subscriptions/{SUB}");
+        let snap = Snapshot::new([], [assign(p, "Contributor", &sub), assign(p, "Reader", &sub)]);
+        let d = check(&snap, p, "Microsoft.Authorization/roleAssignments/write", &format!("{sub}/resourceGroups/rg1"));
+        assert!(!d.allowed);
+        assert_eq!(d.assignments.len(), 2);
+        assert!(d.reason.contains("NotAction 'Microsoft.Authorization/*/Write'"), "{}", d.reason);
+        let s = d.suggestion.unwrap();
+        assert!(
+            ["Role Based Access Control Administrator", "User Access Administrator"].contains(&s.role_name.as_str()),
+            "{}",
+            s.role_name
+        );
+        assert!(s.command.starts_with(&format!("kite role assignment create --assignee {p} --role")));
+    }
+
+    #[test]
+    fn read_only_needs_suggest_reader_and_writes_suggest_the_service_role() {
+        let scope = Scope::parse(&format!("/subscriptions/{SUB}/resourceGroups/rg")).unwrap();
+        let pick = |a: &str| least_privileged_builtin(a, ActionKind::Action, &scope).unwrap().role_name.clone();
+        assert_eq!(pick("Microsoft.Network/loadBalancers/read"), "Reader");
+        assert_eq!(pick("Microsoft.Network/loadBalancers/write"), "Network Contributor");
+        assert_eq!(pick("Microsoft.ManagedIdentity/userAssignedIdentities/assign/action"), "Managed Identity Operator");
+    }
+
+    #[test]
+    fn nothing_assigned_means_denied_with_no_evidence() {
+        let snap = Snapshot::new([], []);
+        let d = check(&snap, Uuid::new_v4(), "Microsoft.Compute/virtualMachines/read", &format!("/subscriptions/{SUB}"));
+        assert!(!d.allowed && d.assignments.is_empty());
+        assert!(d.reason.contains("has no role assignment"));
+    }
+}
