@@ -1,1 +1,137 @@
+//! kite's one storage interface.
+//!
+//! Contract (every backend, checked by the conformance suite in `tests/`):
+//! - lookups of something absent return [`Error::NotFound`]; creating something that exists returns
+//!   [`Error::Conflict`] and changes nothing;
+//! - every method that writes more than one row does so in one transaction: it happens whole or not at all;
+//! - [`Store::update_application`] is a compare-and-swap read-modify-write, safe across replicas.
+//!
+//! SQLite (the embedded default) and PostgreSQL (scale-out) share one implementation, [`SqlStore`],
+//! through sqlx's `Any` driver and portable SQL.
 
+mod sql;
+
+use async_trait::async_trait;
+use kite_core::directory::{Application, ManagedIdentity, Principal, ResourceGroup, Subscription, Tenant};
+use kite_core::rbac::{RoleAssignment, RoleDefinition};
+use kite_core::Scope;
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+pub use sql::SqlStore;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("{0}")]
+    Invalid(String),
+    /// The database failed; the message is for logs, not for API callers.
+    #[error("storage failure: {0}")]
+    Backend(String),
+}
+
+impl From<kite_core::Error> for Error {
+    fn from(e: kite_core::Error) -> Self {
+        match e {
+            kite_core::Error::NotFound(m) => Error::NotFound(m),
+            kite_core::Error::Conflict(m) => Error::Conflict(m),
+            kite_core::Error::InvalidScope(m) | kite_core::Error::InvalidArgument(m) => Error::Invalid(m),
+        }
+    }
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// What the first start writes, all at once: the tenant, its subscription and the admin app with
+/// its Owner assignment.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Bootstrap {
+    pub tenant: Tenant,
+    pub subscription: Subscription,
+    pub admin: Application,
+    pub admin_assignment: RoleAssignment,
+}
+
+/// Filters of `role assignment list`.
+#[derive(Clone, Debug, Default)]
+pub struct AssignmentFilter {
+    pub principal_id: Option<Uuid>,
+    pub scope: Option<Scope>,
+    /// With `scope`: also the assignments at every scope above it.
+    pub include_inherited: bool,
+    /// Without `scope`: assignments at every scope, not only at subscriptions and above.
+    pub all: bool,
+}
+
+/// What deleting a resource group took with it.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct GroupDeletion {
+    pub identities: u64,
+    pub role_assignments: u64,
+}
+
+/// A stored signing key; `body` is opaque to the store.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoredKey {
+    pub kid: String,
+    pub created_at: i64,
+    pub body: String,
+}
+
+/// A read-modify-write step for [`Store::update_application`].
+pub type AppUpdate<'a> = &'a (dyn Fn(Application) -> Result<Application> + Send + Sync);
+
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Writes the first-start state; `Conflict` when the store is already bootstrapped.
+    async fn bootstrap(&self, b: &Bootstrap) -> Result<()>;
+    /// The tenant and its subscriptions, once bootstrapped.
+    async fn tenant(&self) -> Result<Option<(Tenant, Vec<Subscription>)>>;
+
+    async fn create_resource_group(&self, rg: &ResourceGroup) -> Result<()>;
+    async fn get_resource_group(&self, sub: &Uuid, name: &str) -> Result<ResourceGroup>;
+    async fn list_resource_groups(&self, sub: &Uuid) -> Result<Vec<ResourceGroup>>;
+    /// Deletes the group, the identities in it (and their principals and assignments) and every
+    /// role assignment at or below it.
+    async fn delete_resource_group(&self, sub: &Uuid, name: &str) -> Result<GroupDeletion>;
+
+    /// Creates the identity and its principal.
+    async fn create_identity(&self, mi: &ManagedIdentity) -> Result<()>;
+    async fn get_identity(&self, sub: &Uuid, rg: &str, name: &str) -> Result<ManagedIdentity>;
+    async fn list_identities(&self, sub: &Uuid, rg: Option<&str>) -> Result<Vec<ManagedIdentity>>;
+    /// Deletes the identity, its principal and its role assignments.
+    async fn delete_identity(&self, sub: &Uuid, rg: &str, name: &str) -> Result<()>;
+
+    async fn get_principal(&self, object_id: &Uuid) -> Result<Principal>;
+    /// Principals whose object id, app (client) id or display name (case-insensitive) is `needle`.
+    async fn find_principals(&self, needle: &str) -> Result<Vec<Principal>>;
+
+    /// Creates the app, its principal and the given role assignments.
+    async fn create_application(&self, app: &Application, assignments: &[RoleAssignment]) -> Result<()>;
+    async fn get_application(&self, app_id: &Uuid) -> Result<Application>;
+    async fn list_applications(&self) -> Result<Vec<Application>>;
+    async fn update_application(&self, app_id: &Uuid, update: AppUpdate<'_>) -> Result<Application>;
+    /// Deletes the app, its principal and its role assignments.
+    async fn delete_application(&self, app_id: &Uuid) -> Result<()>;
+
+    async fn create_role_definition(&self, def: &RoleDefinition) -> Result<()>;
+    /// Custom role definitions (built-ins live in code).
+    async fn list_role_definitions(&self) -> Result<Vec<RoleDefinition>>;
+    /// `Conflict` while assignments still use the role.
+    async fn delete_role_definition(&self, id: &Uuid) -> Result<RoleDefinition>;
+
+    /// `Conflict` when the principal already holds the role at that scope.
+    async fn create_role_assignment(&self, a: &RoleAssignment) -> Result<()>;
+    async fn delete_role_assignment(&self, name: &Uuid) -> Result<RoleAssignment>;
+    async fn list_role_assignments(&self, filter: &AssignmentFilter) -> Result<Vec<RoleAssignment>>;
+    /// The principal's assignments at `scope` and every scope above it: what a check needs.
+    async fn assignments_on_chain(&self, principal: &Uuid, scope: &Scope) -> Result<Vec<RoleAssignment>>;
+
+    async fn add_signing_key(&self, key: &StoredKey) -> Result<()>;
+    async fn list_signing_keys(&self) -> Result<Vec<StoredKey>>;
+    async fn delete_signing_key(&self, kid: &str) -> Result<()>;
+}

@@ -1,0 +1,650 @@
+//! Property tests for the RBAC decision engine, driven only through its public API:
+//! `Snapshot::new`, `evaluate`, `Scope::parse` and `builtin_roles()`.
+//!
+//! Scopes, actions and action patterns are drawn from small vocabularies so that random
+//! snapshots collide often: names that share prefixes (`rg`, `rg1`, `rg10`), patterns with
+//! wildcards (`*`, `Microsoft.Network/*`, `*/read`, whole-segment `/*/`), mixed spellings.
+//! The brute-force oracle below re-derives every decision from the documented rules without
+//! the engine's index, scope chain or glob.
+
+use std::collections::HashMap;
+
+use kite_core::rbac::engine::{evaluate, AccessRequest, Decision, Snapshot};
+use kite_core::rbac::{builtin_roles, ActionKind, Coverage, Permission, RoleAssignment, RoleDefinition, RoleType};
+use kite_core::Scope;
+use proptest::prelude::*;
+use proptest::sample::select;
+use proptest::test_runner::Config;
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+// ---------------------------------------------------------------------------------------------
+// Vocabularies
+// ---------------------------------------------------------------------------------------------
+
+/// Subscriptions are deterministic GUIDs.
+const SUB_BASE: u128 = 0x5ab0_0000;
+const PRINCIPAL_BASE: u128 = 0x9000_0000;
+const CUSTOM_ROLE_BASE: u128 = 0xc0_0000_0000;
+const ASSIGNMENT_BASE: u128 = 0xa5_0000_0000;
+
+fn sub_id(n: u8) -> Uuid {
+    Uuid::from_u128(SUB_BASE + u128::from(n))
+}
+
+fn principal(n: u8) -> Uuid {
+    Uuid::from_u128(PRINCIPAL_BASE + u128::from(n))
+}
+
+/// Resource group names, pairwise different ignoring case; several are prefixes of others, and
+/// two are words that are also path keywords.
+const RESOURCE_GROUPS: &[&str] = &["rg", "rg1", "rg10", "Rg1-x", "MC_rg_aks_japaneast", "a.b", "x(1)", "providers"];
+const NAMESPACES: &[&str] = &["Microsoft.Network", "Microsoft.KeyVault", "Microsoft.ManagedIdentity"];
+const TYPES: &[&str] = &["virtualNetworks", "subnets", "vaults", "secrets", "userAssignedIdentities", "providers"];
+const NAMES: &[&str] = &["v1", "v10", "s", "kubernetes", "resourceGroups", "Microsoft.Fake"];
+
+const ACTIONS: &[&str] = &[
+    "Microsoft.Network/loadBalancers/read",
+    "Microsoft.Network/loadBalancers/write",
+    "Microsoft.Network/loadBalancers/readx",
+    "Microsoft.Network/virtualNetworks/read",
+    "Microsoft.Network/virtualNetworks/subnets/join/action",
+    "Microsoft.Network/subnets/join/action",
+    "Microsoft.Compute/virtualMachines/read",
+    "Microsoft.Compute/virtualMachines/start/action",
+    "Microsoft.Authorization/roleAssignments/write",
+    "Microsoft.Authorization/roleAssignments/read",
+    "Microsoft.Authorization/roleAssignments/delete",
+    "Microsoft.Authorization/Write",
+    "Microsoft.ManagedIdentity/userAssignedIdentities/read",
+    "Microsoft.ManagedIdentity/userAssignedIdentities/assign/action",
+    "Microsoft.ManagedIdentity/userAssignedIdentities/x/assign/action",
+    "Microsoft.ManagedIdentity/userAssignedIdentities/federatedIdentityCredentials/write",
+    "Microsoft.KeyVault/vaults/read",
+    "Microsoft.KeyVault/vaults/secrets/getSecret/action",
+    "Microsoft.KeyVault/vaults/secrets/readMetadata/action",
+    "Microsoft.Storage/storageAccounts/blobServices/containers/blobs/read",
+    "Microsoft.ContainerService/managedClusters/listClusterUserCredential/action",
+    "Microsoft.Resources/subscriptions/resourceGroups/read",
+];
+
+/// Action patterns for custom roles: every literal action above, plus wildcards.
+const WILDCARDS: &[&str] = &[
+    "*",
+    "*/read",
+    "*/write",
+    "*/action",
+    "*/delete",
+    "Microsoft.Network/*",
+    "Microsoft.Network/loadBalancers/*",
+    "microsoft.network/LOADBALANCERS/read",
+    "Microsoft.Network/*/read",
+    "Microsoft.Network/*/join/action",
+    "Microsoft.Network/*/subnets/*/action",
+    "Microsoft.Network/virtualNetworks/*/*/action",
+    "Microsoft.Compute/*",
+    "Microsoft.Compute/virtualMachines/*/action",
+    "Microsoft.Authorization/*",
+    "Microsoft.Authorization/*/Write",
+    "Microsoft.Authorization/*/read",
+    "Microsoft.ManagedIdentity/userAssignedIdentities/*/assign/action",
+    "Microsoft.KeyVault/vaults/secrets/*",
+    "Microsoft.KeyVault/*/read",
+    "Microsoft.*/read",
+    "*/subnets/*",
+    "*Assignments*",
+];
+
+fn pattern() -> impl Strategy<Value = String> {
+    prop_oneof![select(WILDCARDS).prop_map(String::from), select(ACTIONS).prop_map(String::from)]
+}
+
+fn action() -> impl Strategy<Value = String> {
+    select(ACTIONS).prop_map(String::from)
+}
+
+fn kind() -> impl Strategy<Value = ActionKind> {
+    prop_oneof![3 => Just(ActionKind::Action), 1 => Just(ActionKind::DataAction)]
+}
+
+// ---------------------------------------------------------------------------------------------
+// Scopes as path segments, so ancestors and descendants are built by truncating and appending
+// ---------------------------------------------------------------------------------------------
+
+type Segs = Vec<String>;
+
+fn scope_string(segs: &[String]) -> String {
+    if segs.is_empty() {
+        "/".into()
+    } else {
+        format!("/{}", segs.join("/"))
+    }
+}
+
+fn parse(segs: &[String]) -> Scope {
+    let s = scope_string(segs);
+    Scope::parse(&s).unwrap_or_else(|e| panic!("generated scope '{s}' should parse: {e}"))
+}
+
+fn sub_segs() -> impl Strategy<Value = Segs> {
+    (1u8..=2).prop_map(|n| vec!["subscriptions".to_string(), sub_id(n).to_string()])
+}
+
+fn rg_segs() -> impl Strategy<Value = Segs> {
+    select(RESOURCE_GROUPS).prop_map(|rg| vec!["resourceGroups".to_string(), rg.to_string()])
+}
+
+fn pairs(min: usize, max: usize) -> impl Strategy<Value = Segs> {
+    prop::collection::vec((select(TYPES), select(NAMES)), min..=max)
+        .prop_map(|ps| ps.into_iter().flat_map(|(t, n)| [t.to_string(), n.to_string()]).collect())
+}
+
+/// `providers/{namespace}/{type}/{name}[/{type}/{name}…]`, one to three levels deep.
+fn resource_segs() -> impl Strategy<Value = Segs> {
+    (select(NAMESPACES), pairs(1, 3)).prop_map(|(ns, ps)| {
+        let mut out = vec!["providers".to_string(), ns.to_string()];
+        out.extend(ps);
+        out
+    })
+}
+
+fn concat(parts: &[&Segs]) -> Segs {
+    parts.iter().flat_map(|p| p.iter().cloned()).collect()
+}
+
+/// Any scope the engine accepts: root, subscription, resource group, resource (nested or not,
+/// under a resource group or directly under the subscription).
+fn any_scope() -> impl Strategy<Value = Segs> {
+    prop_oneof![
+        1 => Just(Vec::new()),
+        2 => sub_segs(),
+        3 => (sub_segs(), rg_segs()).prop_map(|(s, r)| concat(&[&s, &r])),
+        4 => (sub_segs(), rg_segs(), resource_segs()).prop_map(|(s, r, x)| concat(&[&s, &r, &x])),
+        1 => (sub_segs(), resource_segs()).prop_map(|(s, x)| concat(&[&s, &x])),
+    ]
+}
+
+#[derive(Debug, PartialEq)]
+enum Level {
+    Root,
+    Subscription,
+    ResourceGroup,
+    Resource,
+}
+
+fn level(segs: &[String]) -> Level {
+    match segs.len() {
+        0 => Level::Root,
+        2 => Level::Subscription,
+        4 if segs[2] == "resourceGroups" => Level::ResourceGroup,
+        _ => Level::Resource,
+    }
+}
+
+/// A strictly deeper scope beneath `base`.
+fn strict_descendant(base: Segs) -> BoxedStrategy<Segs> {
+    match level(&base) {
+        Level::Root => any_scope().prop_filter("strictly below the root", |s| !s.is_empty()).boxed(),
+        Level::Subscription => prop_oneof![
+            rg_segs(),
+            (rg_segs(), resource_segs()).prop_map(|(r, x)| concat(&[&r, &x])),
+            resource_segs(),
+        ]
+        .prop_map(move |tail| concat(&[&base, &tail]))
+        .boxed(),
+        Level::ResourceGroup => resource_segs().prop_map(move |tail| concat(&[&base, &tail])).boxed(),
+        Level::Resource => pairs(1, 2).prop_map(move |tail| concat(&[&base, &tail])).boxed(),
+    }
+}
+
+fn self_or_descendant(base: Segs) -> BoxedStrategy<Segs> {
+    prop_oneof![1 => Just(base.clone()), 3 => strict_descendant(base)].boxed()
+}
+
+/// Flips the ASCII case of the characters selected by `mask` (cycled over the string).
+fn recase(s: &str, mask: &[bool]) -> String {
+    s.chars()
+        .enumerate()
+        .map(|(i, c)| {
+            if mask.is_empty() || !mask[i % mask.len()] {
+                c
+            } else if c.is_ascii_lowercase() {
+                c.to_ascii_uppercase()
+            } else {
+                c.to_ascii_lowercase()
+            }
+        })
+        .collect()
+}
+
+fn case_mask() -> impl Strategy<Value = Vec<bool>> {
+    prop_oneof![
+        Just(vec![true]),
+        prop::collection::vec(any::<bool>(), 1..=7),
+    ]
+}
+
+// ---------------------------------------------------------------------------------------------
+// Roles, assignments, worlds
+// ---------------------------------------------------------------------------------------------
+
+fn permission_block() -> impl Strategy<Value = Permission> {
+    use prop::collection::vec;
+    (vec(pattern(), 0..=3), vec(pattern(), 0..=2), vec(pattern(), 0..=2), vec(pattern(), 0..=1)).prop_map(
+        |(actions, not_actions, data_actions, not_data_actions)| Permission { actions, not_actions, data_actions, not_data_actions },
+    )
+}
+
+fn custom_role(n: u8, permissions: Vec<Permission>) -> RoleDefinition {
+    RoleDefinition {
+        name: Uuid::from_u128(CUSTOM_ROLE_BASE + u128::from(n)),
+        role_name: format!("prop custom {n}"),
+        description: String::new(),
+        role_type: RoleType::CustomRole,
+        permissions,
+        assignable_scopes: vec!["/".into()],
+    }
+}
+
+const CUSTOM_ROLES: usize = 3;
+
+fn custom_roles() -> impl Strategy<Value = Vec<RoleDefinition>> {
+    prop::collection::vec(prop::collection::vec(permission_block(), 1..=3), CUSTOM_ROLES).prop_map(|blocks| {
+        blocks.into_iter().enumerate().map(|(i, ps)| custom_role(i as u8, ps)).collect()
+    })
+}
+
+/// Role GUIDs to assign: every built-in role, then the custom ones.
+fn role_ids() -> Vec<Uuid> {
+    builtin_roles()
+        .iter()
+        .map(|r| r.name)
+        .chain((0..CUSTOM_ROLES).map(|i| Uuid::from_u128(CUSTOM_ROLE_BASE + i as u128)))
+        .collect()
+}
+
+fn role_index() -> impl Strategy<Value = usize> {
+    let n = builtin_roles().len() + CUSTOM_ROLES;
+    // Custom roles carry the random patterns, so weight them as much as all built-ins together.
+    prop_oneof![0..n, builtin_roles().len()..n]
+}
+
+/// An assignment as the test wrote it: the scope string it was made at, and the engine's record.
+#[derive(Clone, Debug)]
+struct Made {
+    scope: String,
+    assignment: RoleAssignment,
+}
+
+fn make(n: usize, principal_id: Uuid, role: Uuid, scope: &str) -> Made {
+    Made {
+        scope: scope.to_string(),
+        assignment: RoleAssignment {
+            name: Uuid::from_u128(ASSIGNMENT_BASE + n as u128),
+            scope: Scope::parse(scope).unwrap_or_else(|e| panic!("'{scope}': {e}")),
+            role_definition_id: role,
+            principal_id,
+            principal_type: "ServicePrincipal".into(),
+            description: None,
+            created_on: OffsetDateTime::UNIX_EPOCH,
+            created_by: None,
+        },
+    }
+}
+
+#[derive(Clone, Debug)]
+struct World {
+    customs: Vec<RoleDefinition>,
+    made: Vec<Made>,
+}
+
+impl World {
+    fn snapshot(&self) -> Snapshot {
+        Snapshot::new(self.customs.clone(), self.made.iter().map(|m| m.assignment.clone()))
+    }
+
+    fn roles(&self) -> HashMap<Uuid, &RoleDefinition> {
+        builtin_roles().iter().chain(&self.customs).map(|r| (r.name, r)).collect()
+    }
+}
+
+const PRINCIPALS: u8 = 3;
+
+/// Up to 30 assignments for three principals at random scopes.
+fn world() -> impl Strategy<Value = World> {
+    let assignment = (0..PRINCIPALS, role_index(), any_scope(), case_mask(), any::<bool>());
+    (custom_roles(), prop::collection::vec(assignment, 0..=30)).prop_map(|(customs, raw)| {
+        let ids = role_ids();
+        let made = raw
+            .into_iter()
+            .enumerate()
+            .map(|(i, (p, r, segs, mask, recased))| {
+                let s = scope_string(&segs);
+                let s = if recased { recase(&s, &mask) } else { s };
+                make(i, principal(p), ids[r], &s)
+            })
+            .collect();
+        World { customs, made }
+    })
+}
+
+#[derive(Clone, Debug)]
+struct Query {
+    principal: Uuid,
+    action: String,
+    kind: ActionKind,
+    scope: String,
+}
+
+/// A world and a query whose scope is usually at or below one of the world's assignments.
+fn world_and_query() -> impl Strategy<Value = (World, Query)> {
+    world().prop_flat_map(|w| {
+        let near: BoxedStrategy<Segs> = if w.made.is_empty() {
+            any_scope().boxed()
+        } else {
+            let bases: Vec<Segs> = w.made.iter().map(|m| segs_of(&m.scope)).collect();
+            prop_oneof![1 => any_scope(), 3 => select(bases).prop_flat_map(self_or_descendant)].boxed()
+        };
+        let who = prop_oneof![4 => (0..PRINCIPALS).prop_map(principal), 1 => Just(principal(PRINCIPALS))];
+        (Just(w), who, action(), kind(), near).prop_map(|(w, principal, action, kind, segs)| {
+            (w, Query { principal, action, kind, scope: scope_string(&segs) })
+        })
+    })
+}
+
+fn segs_of(scope: &str) -> Segs {
+    scope.trim_matches('/').split('/').filter(|s| !s.is_empty()).map(String::from).collect()
+}
+
+fn check(snap: &Snapshot, principal_id: Uuid, action: &str, kind: ActionKind, scope: &str) -> Decision {
+    let scope = Scope::parse(scope).unwrap_or_else(|e| panic!("'{scope}': {e}"));
+    evaluate(snap, &AccessRequest { principal_id, action, kind, scope: &scope })
+}
+
+fn ask(snap: &Snapshot, q: &Query) -> Decision {
+    check(snap, q.principal, &q.action, q.kind, &q.scope)
+}
+
+// ---------------------------------------------------------------------------------------------
+// The oracle: the documented rules, re-derived by brute force
+// ---------------------------------------------------------------------------------------------
+
+/// `*` matches any run of characters, '/' included; a `*` that is a whole segment (`/*/`) may
+/// also stand for no segment at all; ASCII case is ignored. Plain backtracking, no regex.
+fn oracle_glob(pattern: &str, action: &str) -> bool {
+    fn go(p: &[u8], i: usize, a: &[u8]) -> bool {
+        if i == p.len() {
+            return a.is_empty();
+        }
+        if p[i] == b'*' {
+            let whole_segment = i > 0 && p[i - 1] == b'/' && p.get(i + 1) == Some(&b'/');
+            if whole_segment && go(p, i + 2, a) {
+                return true;
+            }
+            return (0..=a.len()).any(|k| go(p, i + 1, &a[k..]));
+        }
+        !a.is_empty() && a[0] == p[i] && go(p, i + 1, &a[1..])
+    }
+    go(pattern.to_ascii_lowercase().as_bytes(), 0, action.to_ascii_lowercase().as_bytes())
+}
+
+/// `ancestor` is `scope` or above it: lower-cased path prefix ending at a segment boundary.
+fn oracle_covers(ancestor: &str, scope: &str) -> bool {
+    let a = ancestor.trim().trim_end_matches('/').to_ascii_lowercase();
+    let s = scope.trim().trim_end_matches('/').to_ascii_lowercase();
+    a.is_empty() || s == a || (s.starts_with(&a) && s.as_bytes()[a.len()] == b'/')
+}
+
+fn oracle_block_grants(p: &Permission, action: &str, kind: ActionKind) -> bool {
+    let (allow, deny) = match kind {
+        ActionKind::Action => (&p.actions, &p.not_actions),
+        ActionKind::DataAction => (&p.data_actions, &p.not_data_actions),
+    };
+    allow.iter().any(|x| oracle_glob(x, action)) && !deny.iter().any(|x| oracle_glob(x, action))
+}
+
+fn oracle_role_grants(role: &RoleDefinition, action: &str, kind: ActionKind) -> bool {
+    role.permissions.iter().any(|p| oracle_block_grants(p, action, kind))
+}
+
+/// Every assignment of the principal whose scope is the query's scope or above it.
+fn oracle_on_chain<'w>(w: &'w World, q: &Query) -> Vec<&'w Made> {
+    w.made.iter().filter(|m| m.assignment.principal_id == q.principal && oracle_covers(&m.scope, &q.scope)).collect()
+}
+
+fn oracle_allows(w: &World, q: &Query) -> bool {
+    let roles = w.roles();
+    oracle_on_chain(w, q).iter().any(|m| oracle_role_grants(roles[&m.assignment.role_definition_id], &q.action, q.kind))
+}
+
+fn summary(d: &Decision) -> String {
+    format!("allowed={} reason={}", d.allowed, d.reason)
+}
+
+fn config() -> Config {
+    // No regression files: this suite must not write into the source tree.
+    Config { cases: 256, failure_persistence: None, ..Config::default() }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Properties
+// ---------------------------------------------------------------------------------------------
+
+proptest! {
+    #![proptest_config(config())]
+
+    /// The oracle's glob agrees with the documented examples (guards the oracle itself).
+    #[test]
+    fn oracle_glob_agrees_with_documented_examples(_unit in Just(())) {
+        prop_assert!(oracle_glob("*", "Microsoft.Network/loadBalancers/read"));
+        prop_assert!(oracle_glob("*/read", "microsoft.network/loadbalancers/READ"));
+        prop_assert!(!oracle_glob("*/read", "Microsoft.Network/loadBalancers/readx"));
+        prop_assert!(oracle_glob("Microsoft.Network/*", "Microsoft.Network/loadBalancers/write"));
+        prop_assert!(!oracle_glob("Microsoft.Network/*", "Microsoft.Compute/virtualMachines/read"));
+        prop_assert!(oracle_glob("Microsoft.Authorization/*/Write", "Microsoft.Authorization/roleAssignments/write"));
+        prop_assert!(oracle_glob(
+            "Microsoft.ManagedIdentity/userAssignedIdentities/*/assign/action",
+            "Microsoft.ManagedIdentity/userAssignedIdentities/assign/action"
+        ));
+        prop_assert!(oracle_covers("/", "/subscriptions/x"));
+        prop_assert!(oracle_covers("/subscriptions/x/resourceGroups/RG1", "/subscriptions/x/resourcegroups/rg1/providers/a.b/t/n"));
+        prop_assert!(!oracle_covers("/subscriptions/x/resourceGroups/rg1", "/subscriptions/x/resourceGroups/rg10"));
+    }
+
+    /// An assignment at a resource group never grants anything at a sibling resource group (in
+    /// the same or another subscription, prefix-sharing names included), at anything under the
+    /// sibling, at the subscription above it, or at the root, whatever the role.
+    #[test]
+    fn rg_assignment_never_reaches_a_sibling_rg_or_the_subscription(
+        customs in custom_roles(),
+        role in role_index(),
+        (rg, other) in (0..RESOURCE_GROUPS.len(), 0..RESOURCE_GROUPS.len()).prop_filter("distinct groups", |(a, b)| a != b),
+        sub in 1u8..=2,
+        under_sibling in prop::option::of(resource_segs()),
+        mask in case_mask(),
+        action in action(),
+        kind in kind(),
+    ) {
+        let p = principal(0);
+        let here = format!("/subscriptions/{}/resourceGroups/{}", sub_id(sub), RESOURCE_GROUPS[rg]);
+        let world = World {
+            customs,
+            made: vec![
+                make(0, p, role_ids()[role], &recase(&here, &mask)),
+                // Someone else holds Owner everywhere; that must not leak to `p`.
+                make(1, principal(1), builtin_roles()[0].name, "/"),
+            ],
+        };
+        prop_assert_eq!(&builtin_roles()[0].role_name, "Owner");
+        let snap = world.snapshot();
+        let mut sibling = segs_of(&format!("/subscriptions/{}/resourceGroups/{}", sub_id(sub), RESOURCE_GROUPS[other]));
+        if let Some(tail) = &under_sibling {
+            sibling.extend(tail.iter().cloned());
+        }
+        // The same group name in the other subscription is a different group.
+        let same_name_elsewhere = format!("/subscriptions/{}/resourceGroups/{}", sub_id(3 - sub), RESOURCE_GROUPS[rg]);
+        let targets = [scope_string(&sibling), same_name_elsewhere, format!("/subscriptions/{}", sub_id(sub)), "/".to_string()];
+        for target in targets {
+            let d = check(&snap, p, &action, kind, &target);
+            prop_assert!(!d.allowed, "assignment at '{}' reached '{}': {}", here, target, summary(&d));
+        }
+    }
+
+    /// An assignment at a scope grants at every scope beneath it exactly what it grants at the
+    /// scope itself, through the same assignment.
+    #[test]
+    fn assignment_grants_at_every_descendant_exactly_what_it_grants_at_its_scope(
+        customs in custom_roles(),
+        role in role_index(),
+        (base, below) in any_scope().prop_flat_map(|b| (Just(b.clone()), strict_descendant(b))),
+        mask in case_mask(),
+        action in action(),
+        kind in kind(),
+    ) {
+        let p = principal(0);
+        let world = World { customs, made: vec![make(0, p, role_ids()[role], &recase(&scope_string(&base), &mask))] };
+        let snap = world.snapshot();
+        let at_scope = check(&snap, p, &action, kind, &scope_string(&base));
+        let beneath = check(&snap, p, &action, kind, &scope_string(&below));
+        prop_assert_eq!(at_scope.allowed, beneath.allowed, "at scope: {}\nbeneath: {}", summary(&at_scope), summary(&beneath));
+        prop_assert_eq!(&at_scope.granted_by, &beneath.granted_by);
+        prop_assert_eq!(&at_scope.assignments, &beneath.assignments);
+    }
+
+    /// Within a permission block a NotAction that matches the action always wins over Actions,
+    /// even `*` or the action itself; other blocks still add up (Actions minus NotActions per
+    /// block). The guaranteed-matching NotAction is built from the action, not from the oracle.
+    #[test]
+    fn not_action_in_the_same_block_always_wins_over_actions(
+        mut blocks in prop::collection::vec(permission_block(), 1..=3),
+        action in action(),
+        kind in kind(),
+        which in 0usize..6,
+        mask in case_mask(),
+        scope in any_scope(),
+    ) {
+        let segments: Vec<&str> = action.split('/').collect();
+        let cut = action.rfind('/').unwrap_or(0);
+        let matching = match which {
+            0 => action.clone(),
+            1 => "*".to_string(),
+            2 => format!("{}/*", segments[0]),
+            3 => format!("*/{}", segments[segments.len() - 1]),
+            4 => format!("{}*", &action[..cut]),
+            _ => recase(&action, &mask),
+        };
+        // Block 0 lists the action (and everything) under Actions, but its NotActions match it.
+        let first = &mut blocks[0];
+        let (allow, deny) = match kind {
+            ActionKind::Action => (&mut first.actions, &mut first.not_actions),
+            ActionKind::DataAction => (&mut first.data_actions, &mut first.not_data_actions),
+        };
+        allow.push(recase(&action, &mask));
+        allow.push("*".into());
+        deny.push(matching.clone());
+        let role = custom_role(0, blocks.clone());
+        let p = principal(0);
+        let snap = Snapshot::new([role.clone()], [make(0, p, role.name, &scope_string(&scope)).assignment]);
+        let d = check(&snap, p, &action, kind, &scope_string(&scope));
+
+        let other_blocks_grant = blocks[1..].iter().any(|b| oracle_block_grants(b, &action, kind));
+        prop_assert_eq!(d.allowed, other_blocks_grant, "{}", summary(&d));
+        if blocks.len() == 1 {
+            prop_assert!(!d.allowed, "NotAction '{}' should remove '{}': {}", matching, action, summary(&d));
+            prop_assert_eq!(d.assignments.len(), 1);
+            let removed = matches!(&d.assignments[0].coverage, Coverage::RemovedByNotAction { .. });
+            prop_assert!(removed, "{:?}", d.assignments[0].coverage);
+        }
+    }
+
+    /// The engine agrees with a brute-force scan of every assignment on random snapshots, and
+    /// when it allows, the assignment it names really is on the chain and really grants.
+    #[test]
+    fn decision_agrees_with_brute_force_oracle((w, q) in world_and_query()) {
+        let d = ask(&w.snapshot(), &q);
+        let expected = oracle_allows(&w, &q);
+        prop_assert_eq!(d.allowed, expected, "query {:?}: {}", q, summary(&d));
+        if let Some(g) = &d.granted_by {
+            let on_chain = oracle_on_chain(&w, &q);
+            let m = on_chain.iter().find(|m| m.assignment.name == g.assignment_name);
+            prop_assert!(m.is_some(), "granted by {} which is not on the chain", g.assignment_name);
+            let m = m.unwrap();
+            let roles = w.roles();
+            prop_assert!(oracle_role_grants(roles[&m.assignment.role_definition_id], &q.action, q.kind));
+            prop_assert_eq!(g.role_definition_id, m.assignment.role_definition_id);
+            let granted = matches!(&g.coverage, Coverage::Granted { .. });
+            prop_assert!(granted);
+        }
+    }
+
+    /// Changing the ASCII case of the action, of the request's scope, or of the scopes the
+    /// assignments were made at never changes the decision.
+    #[test]
+    fn case_of_action_and_scope_never_changes_the_decision(
+        (w, q) in world_and_query(),
+        action_mask in case_mask(),
+        scope_mask in case_mask(),
+        assignment_mask in case_mask(),
+    ) {
+        let snap = w.snapshot();
+        let original = ask(&snap, &q);
+        let recased_world = World {
+            customs: w.customs.clone(),
+            made: w.made.iter().enumerate()
+                .map(|(i, m)| make(i, m.assignment.principal_id, m.assignment.role_definition_id, &recase(&m.scope, &assignment_mask)))
+                .collect(),
+        };
+        let variants = [
+            (&snap, Query { action: recase(&q.action, &action_mask), ..q.clone() }),
+            (&snap, Query { scope: recase(&q.scope, &scope_mask), ..q.clone() }),
+            (&snap, Query { action: q.action.to_ascii_uppercase(), scope: q.scope.to_ascii_uppercase(), ..q.clone() }),
+        ];
+        let recased_snap = recased_world.snapshot();
+        for (snap, v) in variants.iter().map(|(s, v)| (*s, v)).chain(std::iter::once((&recased_snap, &q))) {
+            let d = ask(snap, v);
+            prop_assert_eq!(d.allowed, original.allowed, "{:?}: {} vs {}", v, summary(&d), summary(&original));
+            let names = |d: &Decision| d.assignments.iter().map(|e| (e.assignment_name, e.coverage.clone())).collect::<Vec<_>>();
+            prop_assert_eq!(names(&d), names(&original));
+            prop_assert_eq!(
+                d.granted_by.as_ref().map(|g| (g.assignment_name, g.coverage.clone())),
+                original.granted_by.as_ref().map(|g| (g.assignment_name, g.coverage.clone()))
+            );
+            prop_assert_eq!(
+                d.suggestion.as_ref().map(|s| s.role_definition_id),
+                original.suggestion.as_ref().map(|s| s.role_definition_id)
+            );
+        }
+    }
+
+    /// A denied decision's `assignments` lists exactly the principal's assignments on the scope
+    /// chain (no more, no fewer, no duplicates), most specific scope first, none of them granting.
+    #[test]
+    fn denied_decision_lists_exactly_the_principals_assignments_on_the_chain((w, q) in world_and_query()) {
+        let d = ask(&w.snapshot(), &q);
+        if !d.allowed {
+            prop_assert!(d.granted_by.is_none());
+            let mut listed: Vec<Uuid> = d.assignments.iter().map(|e| e.assignment_name).collect();
+            let mut expected: Vec<Uuid> = oracle_on_chain(&w, &q).iter().map(|m| m.assignment.name).collect();
+            listed.sort();
+            expected.sort();
+            prop_assert_eq!(&listed, &expected, "query {:?}: {}", q, summary(&d));
+            let by_name: HashMap<Uuid, &Made> = w.made.iter().map(|m| (m.assignment.name, m)).collect();
+            let roles = w.roles();
+            for e in &d.assignments {
+                let m = by_name[&e.assignment_name];
+                prop_assert_eq!(e.role_definition_id, m.assignment.role_definition_id);
+                prop_assert_eq!(&e.role_name, &roles[&m.assignment.role_definition_id].role_name);
+                prop_assert!(oracle_covers(&e.scope, &q.scope));
+                let granted = matches!(e.coverage, Coverage::Granted { .. });
+                prop_assert!(!granted);
+            }
+            let depths: Vec<usize> = d.assignments.iter().map(|e| segs_of(&e.scope).len()).collect();
+            prop_assert!(depths.windows(2).all(|w| w[0] >= w[1]), "not most specific first: {:?}", depths);
+            if d.assignments.is_empty() {
+                prop_assert!(d.reason.contains("has no role assignment"), "{}", d.reason);
+            }
+        } else {
+            prop_assert!(d.assignments.is_empty());
+        }
+    }
+}

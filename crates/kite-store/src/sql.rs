@@ -1,0 +1,530 @@
+//! The SQL backend: one code path for SQLite and PostgreSQL through sqlx's `Any` driver.
+
+use std::borrow::Cow;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use kite_core::directory::{Application, ManagedIdentity, Principal, ResourceGroup, Subscription, Tenant};
+use kite_core::rbac::{RoleAssignment, RoleDefinition};
+use kite_core::scope::ScopeLevel;
+use kite_core::Scope;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use sqlx::any::{AnyPoolOptions, AnyRow};
+use sqlx::migrate::{Migration, MigrationSource, MigrationType, Migrator};
+use sqlx::{AnyPool, Row};
+use uuid::Uuid;
+
+use crate::{AppUpdate, AssignmentFilter, Bootstrap, Error, GroupDeletion, Result, Store, StoredKey};
+
+/// Migrations are compiled into the binary, so a single-file install needs nothing beside it.
+#[derive(Debug)]
+struct Embedded;
+
+const MIGRATIONS: &[(i64, &str, &str)] = &[(1, "initial", include_str!("../migrations/0001_initial.sql"))];
+
+impl MigrationSource<'static> for Embedded {
+    fn resolve(self) -> futures_core::future::BoxFuture<'static, Result<Vec<Migration>, sqlx::error::BoxDynError>> {
+        Box::pin(async {
+            Ok(MIGRATIONS
+                .iter()
+                .map(|(v, d, sql)| Migration::new(*v, Cow::Borrowed(*d), MigrationType::Simple, Cow::Borrowed(*sql), false))
+                .collect())
+        })
+    }
+}
+
+fn backend(e: sqlx::Error) -> Error {
+    Error::Backend(e.to_string())
+}
+
+/// Unique-constraint violations become `Conflict` with the caller's message; anything else is a backend failure.
+fn conflict_or_backend(e: sqlx::Error, what: impl FnOnce() -> String) -> Error {
+    match &e {
+        sqlx::Error::Database(db) if db.is_unique_violation() => Error::Conflict(what()),
+        _ => backend(e),
+    }
+}
+
+fn to_json<T: Serialize>(v: &T) -> Result<String> {
+    serde_json::to_string(v).map_err(|e| Error::Backend(format!("serialising: {e}")))
+}
+
+fn from_row<T: DeserializeOwned>(row: &AnyRow) -> Result<T> {
+    let body: String = row.try_get("body").map_err(backend)?;
+    serde_json::from_str(&body).map_err(|e| Error::Backend(format!("stored object does not parse: {e}")))
+}
+
+fn rows<T: DeserializeOwned>(rows: &[AnyRow]) -> Result<Vec<T>> {
+    rows.iter().map(from_row).collect()
+}
+
+/// `{sub}/{rg}` in lower case for scopes at or below a resource group, else "".
+fn group_key(scope: &Scope) -> String {
+    match (scope.subscription_id(), scope.resource_group_name()) {
+        (Some(s), Some(rg)) => format!("{s}/{rg}").to_lowercase(),
+        _ => String::new(),
+    }
+}
+
+fn identity_key(sub: &Uuid, rg: &str, name: &str) -> String {
+    format!("/subscriptions/{sub}/resourcegroups/{rg}/providers/microsoft.managedidentity/userassignedidentities/{name}").to_lowercase()
+}
+
+#[derive(Clone)]
+pub struct SqlStore {
+    pool: AnyPool,
+}
+
+impl SqlStore {
+    /// Opens (creating if needed) and migrates the database at `url`: `sqlite://PATH` or `postgres://…`.
+    pub async fn connect(url: &str) -> Result<SqlStore> {
+        sqlx::any::install_default_drivers();
+        let is_sqlite = url.starts_with("sqlite:");
+        let url = if is_sqlite && !url.contains("mode=") {
+            format!("{url}{}mode=rwc", if url.contains('?') { '&' } else { '?' })
+        } else {
+            url.to_string()
+        };
+        let pool = AnyPoolOptions::new()
+            .max_connections(if is_sqlite { 4 } else { 16 })
+            .acquire_timeout(Duration::from_secs(10))
+            .after_connect(|conn, _| {
+                Box::pin(async move {
+                    if conn.backend_name().eq_ignore_ascii_case("sqlite") {
+                        // WAL lets readers proceed during a write; the busy timeout serialises writers.
+                        for pragma in ["PRAGMA journal_mode = WAL", "PRAGMA synchronous = NORMAL", "PRAGMA busy_timeout = 10000"] {
+                            sqlx::query(pragma).execute(&mut *conn).await?;
+                        }
+                    }
+                    Ok(())
+                })
+            })
+            .connect(&url)
+            .await
+            .map_err(|e| Error::Backend(format!("cannot open database '{}': {e}", redact(&url))))?;
+        let migrator = Migrator::new(Embedded).await.map_err(|e| Error::Backend(e.to_string()))?;
+        migrator.run(&pool).await.map_err(|e| Error::Backend(format!("migrating the database: {e}")))?;
+        Ok(SqlStore { pool })
+    }
+
+    async fn meta(&self, key: &str) -> Result<Option<String>> {
+        let row = sqlx::query("SELECT value FROM meta WHERE key = $1").bind(key).fetch_optional(&self.pool).await.map_err(backend)?;
+        row.map(|r| r.try_get::<String, _>("value").map_err(backend)).transpose()
+    }
+}
+
+/// A database URL without its password, for error messages.
+fn redact(url: &str) -> String {
+    match (url.find("://"), url.find('@')) {
+        (Some(s), Some(at)) if at > s => match url[s + 3..at].find(':') {
+            Some(colon) => format!("{}:***{}", &url[..s + 3 + colon], &url[at..]),
+            None => url.to_string(),
+        },
+        _ => url.to_string(),
+    }
+}
+
+type Tx<'c> = sqlx::Transaction<'c, sqlx::Any>;
+
+async fn insert_principal(tx: &mut Tx<'_>, p: &Principal) -> Result<()> {
+    sqlx::query("INSERT INTO principals (object_id, app_id, name_key, body) VALUES ($1, $2, $3, $4)")
+        .bind(p.object_id.to_string())
+        .bind(p.app_id.to_string())
+        .bind(p.display_name.to_lowercase())
+        .bind(to_json(p)?)
+        .execute(&mut **tx)
+        .await
+        .map_err(|e| conflict_or_backend(e, || format!("a principal with object id {} or app id {} already exists", p.object_id, p.app_id)))?;
+    Ok(())
+}
+
+async fn insert_assignment(tx: &mut Tx<'_>, a: &RoleAssignment) -> Result<()> {
+    sqlx::query("INSERT INTO role_assignments (name, scope_key, rg_key, principal_id, role_id, body) VALUES ($1, $2, $3, $4, $5, $6)")
+        .bind(a.name.to_string())
+        .bind(a.scope.key().to_string())
+        .bind(group_key(&a.scope))
+        .bind(a.principal_id.to_string())
+        .bind(a.role_definition_id.to_string())
+        .bind(to_json(a)?)
+        .execute(&mut **tx)
+        .await
+        .map_err(|e| {
+            conflict_or_backend(e, || {
+                format!("RoleAssignmentExists: principal {} already holds role {} at '{}'", a.principal_id, a.role_definition_id, a.scope)
+            })
+        })?;
+    Ok(())
+}
+
+/// Removes a principal and everything assigned to it.
+async fn delete_principal(tx: &mut Tx<'_>, object_id: &Uuid) -> Result<u64> {
+    let id = object_id.to_string();
+    sqlx::query("DELETE FROM principals WHERE object_id = $1").bind(&id).execute(&mut **tx).await.map_err(backend)?;
+    let r = sqlx::query("DELETE FROM role_assignments WHERE principal_id = $1").bind(&id).execute(&mut **tx).await.map_err(backend)?;
+    Ok(r.rows_affected())
+}
+
+#[async_trait]
+impl Store for SqlStore {
+    async fn bootstrap(&self, b: &Bootstrap) -> Result<()> {
+        let mut tx = self.pool.begin().await.map_err(backend)?;
+        sqlx::query("INSERT INTO meta (key, value) VALUES ('tenant', $1), ('subscriptions', $2)")
+            .bind(to_json(&b.tenant)?)
+            .bind(to_json(&vec![b.subscription.clone()])?)
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| conflict_or_backend(e, || "this store is already bootstrapped".into()))?;
+        insert_application(&mut tx, &b.admin).await?;
+        insert_assignment(&mut tx, &b.admin_assignment).await?;
+        tx.commit().await.map_err(backend)
+    }
+
+    async fn tenant(&self) -> Result<Option<(Tenant, Vec<Subscription>)>> {
+        let (Some(t), Some(s)) = (self.meta("tenant").await?, self.meta("subscriptions").await?) else { return Ok(None) };
+        let parse = |e: serde_json::Error| Error::Backend(format!("stored tenant does not parse: {e}"));
+        Ok(Some((serde_json::from_str(&t).map_err(parse)?, serde_json::from_str(&s).map_err(parse)?)))
+    }
+
+    async fn create_resource_group(&self, rg: &ResourceGroup) -> Result<()> {
+        sqlx::query("INSERT INTO resource_groups (sub_id, name_key, body) VALUES ($1, $2, $3)")
+            .bind(rg.subscription_id.to_string())
+            .bind(rg.name.to_lowercase())
+            .bind(to_json(rg)?)
+            .execute(&self.pool)
+            .await
+            .map_err(|e| conflict_or_backend(e, || format!("resource group '{}' already exists", rg.name)))?;
+        Ok(())
+    }
+
+    async fn get_resource_group(&self, sub: &Uuid, name: &str) -> Result<ResourceGroup> {
+        let row = sqlx::query("SELECT body FROM resource_groups WHERE sub_id = $1 AND name_key = $2")
+            .bind(sub.to_string())
+            .bind(name.to_lowercase())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(backend)?;
+        match row {
+            Some(r) => from_row(&r),
+            None => Err(Error::NotFound(format!("resource group '{name}' could not be found; list them with 'kite group list'"))),
+        }
+    }
+
+    async fn list_resource_groups(&self, sub: &Uuid) -> Result<Vec<ResourceGroup>> {
+        let r = sqlx::query("SELECT body FROM resource_groups WHERE sub_id = $1 ORDER BY name_key")
+            .bind(sub.to_string())
+            .fetch_all(&self.pool)
+            .await
+            .map_err(backend)?;
+        rows(&r)
+    }
+
+    async fn delete_resource_group(&self, sub: &Uuid, name: &str) -> Result<GroupDeletion> {
+        let mut tx = self.pool.begin().await.map_err(backend)?;
+        let (s, n) = (sub.to_string(), name.to_lowercase());
+        let gone = sqlx::query("DELETE FROM resource_groups WHERE sub_id = $1 AND name_key = $2")
+            .bind(&s)
+            .bind(&n)
+            .execute(&mut *tx)
+            .await
+            .map_err(backend)?;
+        if gone.rows_affected() == 0 {
+            return Err(Error::NotFound(format!("resource group '{name}' could not be found")));
+        }
+        let ids = sqlx::query("SELECT body FROM identities WHERE sub_id = $1 AND rg_key = $2")
+            .bind(&s)
+            .bind(&n)
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(backend)?;
+        let identities: Vec<ManagedIdentity> = rows(&ids)?;
+        let mut deletion = GroupDeletion { identities: identities.len() as u64, role_assignments: 0 };
+        for mi in &identities {
+            deletion.role_assignments += delete_principal(&mut tx, &mi.principal_id).await?;
+        }
+        sqlx::query("DELETE FROM identities WHERE sub_id = $1 AND rg_key = $2").bind(&s).bind(&n).execute(&mut *tx).await.map_err(backend)?;
+        let r = sqlx::query("DELETE FROM role_assignments WHERE rg_key = $1")
+            .bind(format!("{s}/{n}"))
+            .execute(&mut *tx)
+            .await
+            .map_err(backend)?;
+        deletion.role_assignments += r.rows_affected();
+        tx.commit().await.map_err(backend)?;
+        Ok(deletion)
+    }
+
+    async fn create_identity(&self, mi: &ManagedIdentity) -> Result<()> {
+        let mut tx = self.pool.begin().await.map_err(backend)?;
+        sqlx::query("INSERT INTO identities (id_key, sub_id, rg_key, body) VALUES ($1, $2, $3, $4)")
+            .bind(identity_key(&mi.subscription_id, &mi.resource_group, &mi.name))
+            .bind(mi.subscription_id.to_string())
+            .bind(mi.resource_group.to_lowercase())
+            .bind(to_json(mi)?)
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| conflict_or_backend(e, || format!("identity '{}' already exists in resource group '{}'", mi.name, mi.resource_group)))?;
+        insert_principal(&mut tx, &mi.principal()).await?;
+        tx.commit().await.map_err(backend)
+    }
+
+    async fn get_identity(&self, sub: &Uuid, rg: &str, name: &str) -> Result<ManagedIdentity> {
+        let row = sqlx::query("SELECT body FROM identities WHERE id_key = $1")
+            .bind(identity_key(sub, rg, name))
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(backend)?;
+        match row {
+            Some(r) => from_row(&r),
+            None => Err(Error::NotFound(format!(
+                "identity '{name}' was not found in resource group '{rg}'; list them with 'kite identity list -g {rg}'"
+            ))),
+        }
+    }
+
+    async fn list_identities(&self, sub: &Uuid, rg: Option<&str>) -> Result<Vec<ManagedIdentity>> {
+        let r = match rg {
+            Some(rg) => sqlx::query("SELECT body FROM identities WHERE sub_id = $1 AND rg_key = $2 ORDER BY id_key")
+                .bind(sub.to_string())
+                .bind(rg.to_lowercase())
+                .fetch_all(&self.pool)
+                .await,
+            None => sqlx::query("SELECT body FROM identities WHERE sub_id = $1 ORDER BY id_key").bind(sub.to_string()).fetch_all(&self.pool).await,
+        }
+        .map_err(backend)?;
+        rows(&r)
+    }
+
+    async fn delete_identity(&self, sub: &Uuid, rg: &str, name: &str) -> Result<()> {
+        let mut tx = self.pool.begin().await.map_err(backend)?;
+        let key = identity_key(sub, rg, name);
+        let row = sqlx::query("SELECT body FROM identities WHERE id_key = $1").bind(&key).fetch_optional(&mut *tx).await.map_err(backend)?;
+        let Some(row) = row else {
+            return Err(Error::NotFound(format!("identity '{name}' was not found in resource group '{rg}'")));
+        };
+        let mi: ManagedIdentity = from_row(&row)?;
+        sqlx::query("DELETE FROM identities WHERE id_key = $1").bind(&key).execute(&mut *tx).await.map_err(backend)?;
+        delete_principal(&mut tx, &mi.principal_id).await?;
+        tx.commit().await.map_err(backend)
+    }
+
+    async fn get_principal(&self, object_id: &Uuid) -> Result<Principal> {
+        let row = sqlx::query("SELECT body FROM principals WHERE object_id = $1")
+            .bind(object_id.to_string())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(backend)?;
+        match row {
+            Some(r) => from_row(&r),
+            None => Err(Error::NotFound(format!("principal {object_id} does not exist"))),
+        }
+    }
+
+    async fn find_principals(&self, needle: &str) -> Result<Vec<Principal>> {
+        let lowered = needle.trim().to_lowercase();
+        let r = sqlx::query("SELECT body FROM principals WHERE object_id = $1 OR app_id = $1 OR name_key = $1 ORDER BY object_id")
+            .bind(&lowered)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(backend)?;
+        rows(&r)
+    }
+
+    async fn create_application(&self, app: &Application, assignments: &[RoleAssignment]) -> Result<()> {
+        let mut tx = self.pool.begin().await.map_err(backend)?;
+        insert_application(&mut tx, app).await?;
+        for a in assignments {
+            insert_assignment(&mut tx, a).await?;
+        }
+        tx.commit().await.map_err(backend)
+    }
+
+    async fn get_application(&self, app_id: &Uuid) -> Result<Application> {
+        let row = sqlx::query("SELECT body FROM applications WHERE app_id = $1")
+            .bind(app_id.to_string())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(backend)?;
+        match row {
+            Some(r) => from_row(&r),
+            None => Err(Error::NotFound(format!("application {app_id} does not exist; list them with 'kite ad sp list'"))),
+        }
+    }
+
+    async fn list_applications(&self) -> Result<Vec<Application>> {
+        let r = sqlx::query("SELECT body FROM applications ORDER BY name_key").fetch_all(&self.pool).await.map_err(backend)?;
+        rows(&r)
+    }
+
+    async fn update_application(&self, app_id: &Uuid, update: AppUpdate<'_>) -> Result<Application> {
+        // Compare-and-swap on `version`: a concurrent writer makes us re-read and re-apply.
+        for _ in 0..8 {
+            let row = sqlx::query("SELECT version, body FROM applications WHERE app_id = $1")
+                .bind(app_id.to_string())
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(backend)?;
+            let Some(row) = row else { return Err(Error::NotFound(format!("application {app_id} does not exist"))) };
+            let version: i64 = row.try_get("version").map_err(backend)?;
+            let new = update(from_row(&row)?)?;
+            if new.app_id != *app_id || new.principal_id != from_row::<Application>(&row)?.principal_id {
+                return Err(Error::Invalid("an application's appId and principal cannot change".into()));
+            }
+            let r = sqlx::query("UPDATE applications SET body = $1, name_key = $2, version = $3 WHERE app_id = $4 AND version = $5")
+                .bind(to_json(&new)?)
+                .bind(new.display_name.to_lowercase())
+                .bind(version + 1)
+                .bind(app_id.to_string())
+                .bind(version)
+                .execute(&self.pool)
+                .await
+                .map_err(|e| conflict_or_backend(e, || format!("an application named '{}' already exists", new.display_name)))?;
+            if r.rows_affected() == 1 {
+                return Ok(new);
+            }
+        }
+        Err(Error::Conflict(format!("application {app_id} is being changed concurrently; try again")))
+    }
+
+    async fn delete_application(&self, app_id: &Uuid) -> Result<()> {
+        let app = self.get_application(app_id).await?;
+        let mut tx = self.pool.begin().await.map_err(backend)?;
+        let r = sqlx::query("DELETE FROM applications WHERE app_id = $1").bind(app_id.to_string()).execute(&mut *tx).await.map_err(backend)?;
+        if r.rows_affected() == 0 {
+            return Err(Error::NotFound(format!("application {app_id} does not exist")));
+        }
+        delete_principal(&mut tx, &app.principal_id).await?;
+        tx.commit().await.map_err(backend)
+    }
+
+    async fn create_role_definition(&self, def: &RoleDefinition) -> Result<()> {
+        sqlx::query("INSERT INTO role_definitions (id, name_key, body) VALUES ($1, $2, $3)")
+            .bind(def.name.to_string())
+            .bind(def.role_name.to_lowercase())
+            .bind(to_json(def)?)
+            .execute(&self.pool)
+            .await
+            .map_err(|e| conflict_or_backend(e, || format!("a role named '{}' (or with id {}) already exists", def.role_name, def.name)))?;
+        Ok(())
+    }
+
+    async fn list_role_definitions(&self) -> Result<Vec<RoleDefinition>> {
+        let r = sqlx::query("SELECT body FROM role_definitions ORDER BY name_key").fetch_all(&self.pool).await.map_err(backend)?;
+        rows(&r)
+    }
+
+    async fn delete_role_definition(&self, id: &Uuid) -> Result<RoleDefinition> {
+        let mut tx = self.pool.begin().await.map_err(backend)?;
+        let row = sqlx::query("SELECT body FROM role_definitions WHERE id = $1").bind(id.to_string()).fetch_optional(&mut *tx).await.map_err(backend)?;
+        let Some(row) = row else { return Err(Error::NotFound(format!("custom role {id} does not exist"))) };
+        let def: RoleDefinition = from_row(&row)?;
+        let used = sqlx::query("SELECT name FROM role_assignments WHERE role_id = $1").bind(id.to_string()).fetch_all(&mut *tx).await.map_err(backend)?;
+        if !used.is_empty() {
+            return Err(Error::Conflict(format!(
+                "role '{}' is still used by {} role assignment(s); delete them first ('kite role assignment list --role \"{}\" --all')",
+                def.role_name,
+                used.len(),
+                def.role_name
+            )));
+        }
+        sqlx::query("DELETE FROM role_definitions WHERE id = $1").bind(id.to_string()).execute(&mut *tx).await.map_err(backend)?;
+        tx.commit().await.map_err(backend)?;
+        Ok(def)
+    }
+
+    async fn create_role_assignment(&self, a: &RoleAssignment) -> Result<()> {
+        let mut tx = self.pool.begin().await.map_err(backend)?;
+        insert_assignment(&mut tx, a).await?;
+        tx.commit().await.map_err(backend)
+    }
+
+    async fn delete_role_assignment(&self, name: &Uuid) -> Result<RoleAssignment> {
+        let mut tx = self.pool.begin().await.map_err(backend)?;
+        let row = sqlx::query("SELECT body FROM role_assignments WHERE name = $1").bind(name.to_string()).fetch_optional(&mut *tx).await.map_err(backend)?;
+        let Some(row) = row else { return Err(Error::NotFound(format!("role assignment {name} does not exist"))) };
+        let a = from_row(&row)?;
+        sqlx::query("DELETE FROM role_assignments WHERE name = $1").bind(name.to_string()).execute(&mut *tx).await.map_err(backend)?;
+        tx.commit().await.map_err(backend)?;
+        Ok(a)
+    }
+
+    async fn list_role_assignments(&self, filter: &AssignmentFilter) -> Result<Vec<RoleAssignment>> {
+        let r = match filter.principal_id {
+            Some(p) => sqlx::query("SELECT body FROM role_assignments WHERE principal_id = $1 ORDER BY scope_key, name")
+                .bind(p.to_string())
+                .fetch_all(&self.pool)
+                .await,
+            None => sqlx::query("SELECT body FROM role_assignments ORDER BY scope_key, name").fetch_all(&self.pool).await,
+        }
+        .map_err(backend)?;
+        let all: Vec<RoleAssignment> = rows(&r)?;
+        Ok(all
+            .into_iter()
+            .filter(|a| match &filter.scope {
+                Some(s) => a.scope == *s || (filter.include_inherited && s.is_within(&a.scope)),
+                None => filter.all || matches!(a.scope.level(), ScopeLevel::Root | ScopeLevel::Subscription),
+            })
+            .collect())
+    }
+
+    async fn assignments_on_chain(&self, principal: &Uuid, scope: &Scope) -> Result<Vec<RoleAssignment>> {
+        let keys: Vec<&str> = scope.chain_keys().collect();
+        let placeholders: Vec<String> = (0..keys.len()).map(|i| format!("${}", i + 2)).collect();
+        let sql = format!("SELECT body FROM role_assignments WHERE principal_id = $1 AND scope_key IN ({})", placeholders.join(", "));
+        let mut q = sqlx::query(&sql).bind(principal.to_string());
+        for k in keys {
+            q = q.bind(k.to_string());
+        }
+        let r = q.fetch_all(&self.pool).await.map_err(backend)?;
+        rows(&r)
+    }
+
+    async fn add_signing_key(&self, key: &StoredKey) -> Result<()> {
+        sqlx::query("INSERT INTO signing_keys (kid, created_at, body) VALUES ($1, $2, $3)")
+            .bind(&key.kid)
+            .bind(key.created_at)
+            .bind(&key.body)
+            .execute(&self.pool)
+            .await
+            .map_err(|e| conflict_or_backend(e, || format!("signing key {} already exists", key.kid)))?;
+        Ok(())
+    }
+
+    async fn list_signing_keys(&self) -> Result<Vec<StoredKey>> {
+        let r = sqlx::query("SELECT kid, created_at, body FROM signing_keys ORDER BY created_at, kid").fetch_all(&self.pool).await.map_err(backend)?;
+        r.iter()
+            .map(|row| {
+                Ok(StoredKey {
+                    kid: row.try_get("kid").map_err(backend)?,
+                    created_at: row.try_get("created_at").map_err(backend)?,
+                    body: row.try_get("body").map_err(backend)?,
+                })
+            })
+            .collect()
+    }
+
+    async fn delete_signing_key(&self, kid: &str) -> Result<()> {
+        let r = sqlx::query("DELETE FROM signing_keys WHERE kid = $1").bind(kid).execute(&self.pool).await.map_err(backend)?;
+        if r.rows_affected() == 0 {
+            return Err(Error::NotFound(format!("signing key {kid} does not exist")));
+        }
+        Ok(())
+    }
+}
+
+async fn insert_application(tx: &mut Tx<'_>, app: &Application) -> Result<()> {
+    sqlx::query("INSERT INTO applications (app_id, name_key, version, body) VALUES ($1, $2, 0, $3)")
+        .bind(app.app_id.to_string())
+        .bind(app.display_name.to_lowercase())
+        .bind(to_json(app)?)
+        .execute(&mut **tx)
+        .await
+        .map_err(|e| {
+            conflict_or_backend(e, || {
+                format!(
+                    "an application named '{}' already exists; pick another --name, or get it a new secret with 'kite ad sp credential reset --id <appId>'",
+                    app.display_name
+                )
+            })
+        })?;
+    insert_principal(tx, &app.principal()).await
+}

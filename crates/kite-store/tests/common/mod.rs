@@ -1,0 +1,253 @@
+//! The conformance suite every `Store` backend passes. `conformance_tests!(make_store)` expands to one
+//! named test per case, so a failure says which part of the contract broke on which backend.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use kite_core::credential::PasswordCredential;
+use kite_core::directory::{Application, ManagedIdentity, ResourceGroup, Subscription, Tenant};
+use kite_core::rbac::{builtin_roles, RoleAssignment, RoleDefinition};
+use kite_core::Scope;
+use kite_store::{AssignmentFilter, Bootstrap, Error, Store, StoredKey};
+use time::macros::datetime;
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+pub const NOW: OffsetDateTime = datetime!(2026-11-23 09:00 UTC);
+pub const SUB: Uuid = Uuid::from_u128(0x5ab5c418);
+pub const TENANT: Uuid = Uuid::from_u128(0x7e4a47);
+
+pub fn role(name: &str) -> Uuid {
+    builtin_roles().iter().find(|r| r.role_name == name).unwrap().name
+}
+
+pub fn group(name: &str) -> ResourceGroup {
+    ResourceGroup::new(SUB, name, "japaneast", BTreeMap::new()).unwrap()
+}
+
+pub fn assignment(principal: Uuid, role_name: &str, scope: &str) -> RoleAssignment {
+    RoleAssignment {
+        name: Uuid::new_v4(),
+        scope: Scope::parse(scope).unwrap(),
+        role_definition_id: role(role_name),
+        principal_id: principal,
+        principal_type: "ServicePrincipal".into(),
+        description: None,
+        created_on: NOW,
+        created_by: None,
+    }
+}
+
+pub fn rg_scope(name: &str) -> String {
+    format!("/subscriptions/{SUB}/resourceGroups/{name}")
+}
+
+pub async fn bootstrap_case(store: impl Store) {
+    assert!(store.tenant().await.unwrap().is_none());
+    let admin = Application::new("kite-admin", TENANT, None, NOW).unwrap();
+    let b = Bootstrap {
+        tenant: Tenant { tenant_id: TENANT, display_name: "kite".into() },
+        subscription: Subscription { subscription_id: SUB, tenant_id: TENANT, display_name: "default".into() },
+        admin_assignment: assignment(admin.principal_id, "Owner", &format!("/subscriptions/{SUB}")),
+        admin,
+    };
+    store.bootstrap(&b).await.unwrap();
+    let (tenant, subs) = store.tenant().await.unwrap().unwrap();
+    assert_eq!(tenant.tenant_id, TENANT);
+    assert_eq!(subs[0].subscription_id, SUB);
+    assert!(matches!(store.bootstrap(&b).await, Err(Error::Conflict(_))));
+    assert_eq!(store.get_application(&b.admin.app_id).await.unwrap(), b.admin);
+    let chain = store.assignments_on_chain(&b.admin.principal_id, &Scope::parse(&rg_scope("any")).unwrap()).await.unwrap();
+    assert_eq!(chain, vec![b.admin_assignment.clone()]);
+}
+
+pub async fn resource_groups_case(store: impl Store) {
+    store.create_resource_group(&group("myResourceGroup")).await.unwrap();
+    match store.create_resource_group(&group("MYRESOURCEGROUP")).await {
+        Err(Error::Conflict(m)) => assert!(m.contains("already exists"), "{m}"),
+        other => panic!("expected Conflict, got {other:?}"),
+    }
+    store.create_resource_group(&group("other")).await.unwrap();
+    assert_eq!(store.get_resource_group(&SUB, "myresourcegroup").await.unwrap().name, "myResourceGroup");
+    let names: Vec<String> = store.list_resource_groups(&SUB).await.unwrap().into_iter().map(|g| g.name).collect();
+    assert_eq!(names, vec!["myResourceGroup", "other"]);
+    assert!(matches!(store.get_resource_group(&SUB, "nope").await, Err(Error::NotFound(_))));
+    assert!(store.list_resource_groups(&Uuid::new_v4()).await.unwrap().is_empty());
+}
+
+pub async fn deleting_a_group_takes_its_identities_and_assignments_but_nothing_else(store: impl Store) {
+    let rg1 = group("rg1");
+    let rg10 = group("rg10");
+    store.create_resource_group(&rg1).await.unwrap();
+    store.create_resource_group(&rg10).await.unwrap();
+    let mi = ManagedIdentity::new(&rg1, "id-in-rg1", None, TENANT).unwrap();
+    let keep = ManagedIdentity::new(&rg10, "id-in-rg10", None, TENANT).unwrap();
+    store.create_identity(&mi).await.unwrap();
+    store.create_identity(&keep).await.unwrap();
+    let outsider = Uuid::new_v4();
+    store.create_role_assignment(&assignment(mi.principal_id, "Reader", &format!("/subscriptions/{SUB}"))).await.unwrap();
+    store.create_role_assignment(&assignment(outsider, "Reader", &rg_scope("rg1"))).await.unwrap();
+    store
+        .create_role_assignment(&assignment(outsider, "Reader", &format!("{}/providers/Microsoft.Network/loadBalancers/lb", rg_scope("RG1"))))
+        .await
+        .unwrap();
+    let kept = assignment(outsider, "Reader", &rg_scope("rg10"));
+    store.create_role_assignment(&kept).await.unwrap();
+
+    let d = store.delete_resource_group(&SUB, "RG1").await.unwrap();
+    assert_eq!((d.identities, d.role_assignments), (1, 3));
+    assert!(matches!(store.get_identity(&SUB, "rg1", "id-in-rg1").await, Err(Error::NotFound(_))));
+    assert!(matches!(store.get_principal(&mi.principal_id).await, Err(Error::NotFound(_))));
+    assert_eq!(store.get_identity(&SUB, "rg10", "id-in-rg10").await.unwrap(), keep);
+    let left = store.list_role_assignments(&AssignmentFilter { all: true, ..Default::default() }).await.unwrap();
+    assert_eq!(left, vec![kept]);
+    assert!(matches!(store.delete_resource_group(&SUB, "rg1").await, Err(Error::NotFound(_))));
+}
+
+pub async fn identities_are_found_by_client_id_object_id_and_name(store: impl Store) {
+    let rg = group("rg");
+    store.create_resource_group(&rg).await.unwrap();
+    let mi = ManagedIdentity::new(&rg, "myIdentity", None, TENANT).unwrap();
+    store.create_identity(&mi).await.unwrap();
+    assert!(matches!(store.create_identity(&mi).await, Err(Error::Conflict(_))));
+    assert_eq!(store.get_identity(&SUB, "RG", "MYIDENTITY").await.unwrap(), mi);
+    for needle in [mi.client_id.to_string(), mi.principal_id.to_string().to_uppercase(), "myidentity".to_string()] {
+        let found = store.find_principals(&needle).await.unwrap();
+        assert_eq!(found.len(), 1, "{needle}");
+        assert_eq!(found[0].object_id, mi.principal_id);
+    }
+    assert_eq!(store.list_identities(&SUB, Some("rg")).await.unwrap(), vec![mi.clone()]);
+    assert_eq!(store.list_identities(&SUB, None).await.unwrap().len(), 1);
+    store.create_role_assignment(&assignment(mi.principal_id, "Reader", &rg_scope("rg"))).await.unwrap();
+    store.delete_identity(&SUB, "rg", "myIdentity").await.unwrap();
+    assert!(store.find_principals("myidentity").await.unwrap().is_empty());
+    assert!(store.list_role_assignments(&AssignmentFilter { all: true, ..Default::default() }).await.unwrap().is_empty());
+}
+
+pub async fn a_failed_multi_row_write_leaves_nothing_behind(store: impl Store) {
+    let app = Application::new("half-done", TENANT, None, NOW).unwrap();
+    let a = assignment(app.principal_id, "Reader", &format!("/subscriptions/{SUB}"));
+    let mut duplicate = a.clone();
+    duplicate.name = Uuid::new_v4();
+    // The second assignment repeats the first (same principal, role, scope): the whole write must fail.
+    assert!(matches!(store.create_application(&app, &[a, duplicate]).await, Err(Error::Conflict(_))));
+    assert!(matches!(store.get_application(&app.app_id).await, Err(Error::NotFound(_))));
+    assert!(store.find_principals("half-done").await.unwrap().is_empty());
+    assert!(store.list_role_assignments(&AssignmentFilter { all: true, ..Default::default() }).await.unwrap().is_empty());
+    // And the same name is then free to use.
+    store.create_application(&app, &[]).await.unwrap();
+    let again = Application::new("HALF-DONE", TENANT, None, NOW).unwrap();
+    assert!(matches!(store.create_application(&again, &[]).await, Err(Error::Conflict(_))));
+}
+
+pub async fn concurrent_application_updates_all_land(store: impl Store) {
+    let store = Arc::new(store);
+    let app = Application::new("busy", TENANT, None, NOW).unwrap();
+    store.create_application(&app, &[]).await.unwrap();
+    let mut tasks = Vec::new();
+    for _ in 0..6 {
+        let (store, app_id) = (store.clone(), app.app_id);
+        tasks.push(tokio::spawn(async move {
+            store
+                .update_application(&app_id, &|mut a: Application| {
+                    a.password_credentials.push(PasswordCredential::generate(NOW, datetime!(2027-01-01 0:00 UTC), None).credential);
+                    Ok(a)
+                })
+                .await
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap().unwrap();
+    }
+    assert_eq!(store.get_application(&app.app_id).await.unwrap().password_credentials.len(), 6);
+    let refused = store.update_application(&app.app_id, &|_| Err(Error::Invalid("no".into()))).await;
+    assert!(matches!(refused, Err(Error::Invalid(_))));
+    assert_eq!(store.get_application(&app.app_id).await.unwrap().password_credentials.len(), 6);
+}
+
+pub async fn role_assignments_filter_like_az(store: impl Store) {
+    let p = Uuid::new_v4();
+    let q = Uuid::new_v4();
+    let at_sub = assignment(p, "Reader", &format!("/subscriptions/{SUB}"));
+    let at_rg = assignment(p, "Contributor", &rg_scope("rg"));
+    let other = assignment(q, "Owner", &rg_scope("rg"));
+    for a in [&at_sub, &at_rg, &other] {
+        store.create_role_assignment(a).await.unwrap();
+    }
+    let mut dup = at_rg.clone();
+    dup.name = Uuid::new_v4();
+    dup.scope = Scope::parse(&rg_scope("RG")).unwrap();
+    assert!(matches!(store.create_role_assignment(&dup).await, Err(Error::Conflict(m)) if m.contains("RoleAssignmentExists")));
+
+    let list = |f: AssignmentFilter| {
+        let store = &store;
+        async move { store.list_role_assignments(&f).await.unwrap() }
+    };
+    assert_eq!(list(AssignmentFilter::default()).await, vec![at_sub.clone()]);
+    assert_eq!(list(AssignmentFilter { all: true, ..Default::default() }).await.len(), 3);
+    let rg = Scope::parse(&rg_scope("rg")).unwrap();
+    assert_eq!(list(AssignmentFilter { scope: Some(rg.clone()), ..Default::default() }).await.len(), 2);
+    let inherited = list(AssignmentFilter { principal_id: Some(p), scope: Some(rg.clone()), include_inherited: true, ..Default::default() }).await;
+    assert_eq!(inherited.len(), 2);
+    let deep = Scope::parse(&format!("{}/providers/Microsoft.Network/loadBalancers/lb", rg_scope("rg"))).unwrap();
+    let mut chain = store.assignments_on_chain(&p, &deep).await.unwrap();
+    chain.sort_by_key(|a| a.scope.key().len());
+    assert_eq!(chain, vec![at_sub.clone(), at_rg.clone()]);
+    assert!(store.assignments_on_chain(&p, &Scope::parse(&rg_scope("rg2")).unwrap()).await.unwrap() == vec![at_sub.clone()]);
+
+    assert_eq!(store.delete_role_assignment(&at_rg.name).await.unwrap(), at_rg);
+    assert!(matches!(store.delete_role_assignment(&at_rg.name).await, Err(Error::NotFound(_))));
+}
+
+pub async fn custom_roles_cannot_be_deleted_while_assigned(store: impl Store) {
+    let def = RoleDefinition::custom_from_json(&serde_json::json!({
+        "Name": "LB Reader", "Actions": ["Microsoft.Network/loadBalancers/read"],
+        "AssignableScopes": [format!("/subscriptions/{SUB}")]
+    }))
+    .unwrap();
+    store.create_role_definition(&def).await.unwrap();
+    let mut same_name = def.clone();
+    same_name.name = Uuid::new_v4();
+    same_name.role_name = "lb reader".into();
+    assert!(matches!(store.create_role_definition(&same_name).await, Err(Error::Conflict(_))));
+    let mut a = assignment(Uuid::new_v4(), "Reader", &rg_scope("rg"));
+    a.role_definition_id = def.name;
+    store.create_role_assignment(&a).await.unwrap();
+    assert!(matches!(store.delete_role_definition(&def.name).await, Err(Error::Conflict(m)) if m.contains("still used")));
+    assert_eq!(store.list_role_definitions().await.unwrap(), vec![def.clone()]);
+    store.delete_role_assignment(&a.name).await.unwrap();
+    store.delete_role_definition(&def.name).await.unwrap();
+    assert!(store.list_role_definitions().await.unwrap().is_empty());
+}
+
+pub async fn signing_keys_round_trip(store: impl Store) {
+    let k1 = StoredKey { kid: "k1".into(), created_at: 1, body: "{\"a\":1}".into() };
+    let k2 = StoredKey { kid: "k2".into(), created_at: 2, body: "{}".into() };
+    store.add_signing_key(&k2).await.unwrap();
+    store.add_signing_key(&k1).await.unwrap();
+    assert!(matches!(store.add_signing_key(&k1).await, Err(Error::Conflict(_))));
+    assert_eq!(store.list_signing_keys().await.unwrap(), vec![k1.clone(), k2.clone()]);
+    store.delete_signing_key("k1").await.unwrap();
+    assert_eq!(store.list_signing_keys().await.unwrap(), vec![k2]);
+    assert!(matches!(store.delete_signing_key("k1").await, Err(Error::NotFound(_))));
+}
+
+#[macro_export]
+macro_rules! conformance_tests {
+    ($make:path) => {
+        $crate::conformance_tests!(@cases $make; bootstrap_case, resource_groups_case,
+            deleting_a_group_takes_its_identities_and_assignments_but_nothing_else,
+            identities_are_found_by_client_id_object_id_and_name, a_failed_multi_row_write_leaves_nothing_behind,
+            concurrent_application_updates_all_land, role_assignments_filter_like_az,
+            custom_roles_cannot_be_deleted_while_assigned, signing_keys_round_trip);
+    };
+    (@cases $make:path; $($case:ident),*) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $case() {
+                let (store, _guard) = $make().await;
+                common::$case(store).await;
+            }
+        )*
+    };
+}
