@@ -176,7 +176,7 @@ fn level(segs: &[String]) -> Level {
     match segs.len() {
         0 => Level::Root,
         2 => Level::Subscription,
-        4 if segs[2] == "resourceGroups" => Level::ResourceGroup,
+        4 if segs[2].eq_ignore_ascii_case("resourceGroups") => Level::ResourceGroup,
         _ => Level::Resource,
     }
 }
@@ -422,8 +422,9 @@ fn summary(d: &Decision) -> String {
 }
 
 fn config() -> Config {
-    // No regression files: this suite must not write into the source tree.
-    Config { cases: 256, failure_persistence: None, ..Config::default() }
+    // 256 cases unless PROPTEST_CASES says otherwise; no regression files, so the suite never
+    // writes into the source tree (a failure prints its minimal case instead).
+    Config { failure_persistence: None, ..Config::default() }
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -7,7 +7,7 @@
 /// none: Managed Identity Operator's pattern grants `…/userAssignedIdentities/assign/action`, the
 /// action Azure checks when an identity is assigned.
 pub fn matches(pattern: &str, action: &str) -> bool {
-    glob(pattern, action) || (pattern.contains("/*/") && glob(&pattern.replace("/*/", "/"), action))
+    glob(pattern, action) || (pattern.contains("/*/") && glob_optional_segments(pattern, action))
 }
 
 /// Allocation-free glob; this runs for every permission on every check.
@@ -32,6 +32,55 @@ fn glob(pattern: &str, action: &str) -> bool {
         }
     }
     p[pi..].iter().all(|&c| c == b'*')
+}
+
+/// Like [`glob`], but each whole-segment `*` (`/*/`) may also stand for no segment, independently
+/// of the others (`A/*/b/*/c` matches `A/b/x/c`). Runs the pattern as an NFA over a bit set of
+/// pattern positions, O(pattern × action) whatever the number of stars; only patterns holding
+/// `/*/` that [`glob`] rejected get here. Patterns up to 255 bytes need no allocation.
+fn glob_optional_segments(pattern: &str, action: &str) -> bool {
+    let p = pattern.as_bytes();
+    let words = (p.len() + 1).div_ceil(64);
+    let mut stack = [0u64; 8];
+    let mut heap: Vec<u64>;
+    let (mut cur, mut next): (&mut [u64], &mut [u64]) = if 2 * words <= stack.len() {
+        stack[..2 * words].split_at_mut(words)
+    } else {
+        heap = vec![0u64; 2 * words];
+        heap.split_at_mut(words)
+    };
+    let get = |set: &[u64], i: usize| set[i / 64] & (1 << (i % 64)) != 0;
+    let put = |set: &mut [u64], i: usize| set[i / 64] |= 1 << (i % 64);
+    // Positions reachable without reading a character: past a `*` (it matched nothing) and,
+    // for a whole-segment `*`, past the `/` after it too (the segment is absent).
+    let close = |set: &mut [u64]| {
+        for i in 0..p.len() {
+            if p[i] == b'*' && get(set, i) {
+                put(set, i + 1);
+                if i > 0 && p[i - 1] == b'/' && p.get(i + 1) == Some(&b'/') {
+                    put(set, i + 2);
+                }
+            }
+        }
+    };
+    put(cur, 0);
+    close(cur);
+    for &c in action.as_bytes() {
+        next.fill(0);
+        let mut alive = false;
+        for i in 0..p.len() {
+            if get(cur, i) && (p[i] == b'*' || p[i].eq_ignore_ascii_case(&c)) {
+                put(next, if p[i] == b'*' { i } else { i + 1 });
+                alive = true;
+            }
+        }
+        if !alive {
+            return false;
+        }
+        close(next);
+        std::mem::swap(&mut cur, &mut next);
+    }
+    get(cur, p.len())
 }
 
 /// A rough measure of how much a pattern grants, so "the least-privileged role that would grant
@@ -75,6 +124,10 @@ mod tests {
         assert!(matches("Microsoft.ManagedIdentity/userAssignedIdentities/*/assign/action", "Microsoft.ManagedIdentity/userAssignedIdentities/x/assign/action"));
         assert!(!matches("Microsoft.Network/loadBalancers/read", "Microsoft.Network/loadBalancers/readx"));
         assert!(matches("a*b*c", "aXXbYYbZc"));
+        // Each whole-segment '*' may be absent on its own, not only all of them together.
+        assert!(matches("Microsoft.Network/*/subnets/*/action", "Microsoft.Network/subnets/join/action"));
+        assert!(matches("Microsoft.Network/*/*/action", "Microsoft.Network/action"));
+        assert!(!matches("Microsoft.Network/*/subnets/*/action", "Microsoft.Network/subnets/join/read"));
     }
 
     #[test]
