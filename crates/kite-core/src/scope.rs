@@ -2,7 +2,9 @@
 //!
 //! Azure compares scopes case-insensitively. A parsed [`Scope`] keeps the caller's spelling for display
 //! and a lower-cased key whose ancestors are all prefixes of it, so walking the inheritance chain
-//! allocates nothing (the decision engine's hot path).
+//! allocates nothing (the decision engine's hot path). Lower-casing is Unicode's, not only ASCII's:
+//! resource group names may hold non-ASCII letters, and `Ä-rg` and `ä-rg` are one group (the store
+//! keys groups the same way).
 
 use std::fmt;
 
@@ -27,8 +29,9 @@ pub enum ScopeLevel {
 pub struct Scope {
     display: String,
     key: String,
-    /// End offsets in `key` of every ancestor, outermost first (the root is always 0-length, handled apart).
-    ancestors: Vec<usize>,
+    /// End offsets of every ancestor in `display` and in `key`, outermost first (the root is always
+    /// 0-length, handled apart). They differ when lower-casing changes a character's UTF-8 length.
+    ancestors: Vec<(usize, usize)>,
     level: ScopeLevel,
     subscription: Option<String>,
     resource_group: Option<String>,
@@ -112,6 +115,12 @@ impl Scope {
             return Err(malformed(input, &format!("subscription id '{sub}' is not a GUID")));
         }
         let mut display = format!("/subscriptions/{sub}");
+        let mut key = display.to_lowercase();
+        // Each piece is lower-cased on its own so ancestor offsets into `key` stay exact.
+        let push = |display: &mut String, key: &mut String, piece: String| {
+            key.push_str(&piece.to_lowercase());
+            display.push_str(&piece);
+        };
         let mut ancestors = Vec::new();
         let mut level = ScopeLevel::Subscription;
         let mut resource_group = None;
@@ -122,8 +131,8 @@ impl Scope {
                     return Err(malformed(input, "the resource group name is missing after 'resourceGroups'"));
                 };
                 validate_resource_group_name(rg).map_err(|e| malformed(input, &e.to_string()))?;
-                ancestors.push(display.len());
-                display.push_str(&format!("/resourceGroups/{rg}"));
+                ancestors.push((display.len(), key.len()));
+                push(&mut display, &mut key, format!("/resourceGroups/{rg}"));
                 resource_group = Some(rg.to_string());
                 level = ScopeLevel::ResourceGroup;
                 rest = &rest[2..];
@@ -143,17 +152,16 @@ impl Scope {
             if pairs.is_empty() || pairs.len() % 2 != 0 {
                 return Err(malformed(input, "a resource needs '{type}/{name}' pairs after the provider namespace"));
             }
-            ancestors.push(display.len());
-            display.push_str(&format!("/providers/{ns}"));
+            ancestors.push((display.len(), key.len()));
+            push(&mut display, &mut key, format!("/providers/{ns}"));
             for (i, pair) in pairs.chunks(2).enumerate() {
                 if i > 0 {
-                    ancestors.push(display.len());
+                    ancestors.push((display.len(), key.len()));
                 }
-                display.push_str(&format!("/{}/{}", pair[0], pair[1]));
+                push(&mut display, &mut key, format!("/{}/{}", pair[0], pair[1]));
             }
             level = ScopeLevel::Resource;
         }
-        let key = display.to_ascii_lowercase();
         Ok(Scope { display, key, ancestors, level, subscription: Some(sub.to_string()), resource_group })
     }
 
@@ -177,7 +185,7 @@ impl Scope {
     /// Keys of this scope and every scope it inherits from, most specific first, ending with the root ("").
     pub fn chain_keys(&self) -> impl Iterator<Item = &str> {
         let own = (!self.key.is_empty()).then_some(self.key.as_str());
-        let ancestors = self.ancestors.iter().rev().map(|&end| &self.key[..end]);
+        let ancestors = self.ancestors.iter().rev().map(|&(_, end)| &self.key[..end]);
         own.into_iter().chain(ancestors).chain(std::iter::once(""))
     }
 
@@ -187,7 +195,7 @@ impl Scope {
         if !self.key.is_empty() {
             out.push(self.display.clone());
         }
-        for &end in self.ancestors.iter().rev() {
+        for &(end, _) in self.ancestors.iter().rev() {
             out.push(self.display[..end].to_string());
         }
         out.push("/".into());
@@ -255,6 +263,16 @@ mod tests {
         assert_eq!(s.resource_group_name(), Some("RG1"));
         assert!(s.is_within(&Scope::resource_group(&SUB_ID, "rg1").unwrap()));
         assert!(!s.is_within(&Scope::resource_group(&SUB_ID, "rg10").unwrap()));
+    }
+
+    #[test]
+    fn non_ascii_names_compare_case_insensitively_and_keep_their_chain() {
+        let lower = Scope::parse(&format!("/subscriptions/{SUB}/resourceGroups/ünïcode-rg/providers/Microsoft.Network/virtualNetworks/ÄÖ/subnets/s")).unwrap();
+        let upper = Scope::parse(&format!("/SUBSCRIPTIONS/{SUB}/RESOURCEGROUPS/ÜNÏCODE-RG/PROVIDERS/MICROSOFT.NETWORK/VIRTUALNETWORKS/äö/SUBNETS/S")).unwrap();
+        assert_eq!(lower, upper);
+        assert_eq!(lower.chain_keys().collect::<Vec<_>>(), upper.chain_keys().collect::<Vec<_>>());
+        assert!(upper.is_within(&Scope::resource_group(&SUB_ID, "Ünïcode-RG").unwrap()));
+        assert_eq!(upper.chain()[2], format!("/subscriptions/{SUB}/resourceGroups/ÜNÏCODE-RG"));
     }
 
     #[test]

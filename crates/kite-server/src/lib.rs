@@ -1,1 +1,212 @@
+//! kite's HTTP surface: the ARM-shaped management API, the Entra-shaped token endpoints, over TLS
+//! with a CA kite generates itself. `app(state)` builds the router without a socket, so tests can
+//! drive it directly; `serve` adds the store, the keys, TLS and a listener.
 
+pub mod api;
+pub mod auth;
+pub mod bootstrap;
+pub mod error;
+pub mod state;
+pub mod tls;
+pub mod token;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, RwLock};
+use std::time::Instant;
+
+use anyhow::{bail, Context, Result};
+use axum::extract::{Path, Request, State};
+use axum::middleware::{self, Next};
+use axum::response::Response;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use kite_store::{SqlStore, Store};
+use kite_token::KeySet;
+use serde_json::{json, Value};
+use tower::Layer;
+
+use crate::api::{authorization, directory, groups, identities};
+use crate::auth::Caller;
+use crate::error::ApiResult;
+use crate::state::AppState;
+
+pub struct Config {
+    /// `$KITE_HOME`: the SQLite file, the TLS material and the admin credentials live here.
+    pub home: PathBuf,
+    /// `postgres://…` for scale-out; default is `sqlite://$KITE_HOME/kite.db`.
+    pub database_url: Option<String>,
+    pub listen: SocketAddr,
+    /// Plain HTTP, allowed on loopback addresses only.
+    pub insecure_http: bool,
+    /// How clients reach the server when that is not the listen address (a load balancer, a DNS name).
+    pub public_url: Option<String>,
+    /// Extra DNS names or IPs for the server certificate.
+    pub tls_names: Vec<String>,
+    pub token_lifetime_secs: i64,
+}
+
+async fn subscriptions(State(state): State<AppState>, _caller: Caller) -> Json<Value> {
+    let value: Vec<Value> = state.subscriptions.iter().map(render_subscription).collect();
+    Json(json!({ "value": value }))
+}
+
+async fn subscription(State(state): State<AppState>, _caller: Caller, Path(id): Path<String>) -> ApiResult<Json<Value>> {
+    let id = state.subscription(&id)?;
+    let sub = state.subscriptions.iter().find(|s| s.subscription_id == id).map(render_subscription).unwrap_or_default();
+    Ok(Json(sub))
+}
+
+fn render_subscription(s: &kite_core::directory::Subscription) -> Value {
+    json!({"id": format!("/subscriptions/{}", s.subscription_id), "subscriptionId": s.subscription_id,
+           "tenantId": s.tenant_id, "displayName": s.display_name, "state": "Enabled"})
+}
+
+/// One line per request: method, path, status, time. Never headers or bodies (they carry secrets).
+async fn access_log(request: Request, next: Next) -> Response {
+    let (method, path) = (request.method().clone(), request.uri().path().to_string());
+    let started = Instant::now();
+    let response = next.run(request).await;
+    tracing::info!(%method, path, status = response.status().as_u16(), micros = started.elapsed().as_micros() as u64, "request");
+    response
+}
+
+pub fn app(state: AppState) -> Router {
+    const MI: &str = "providers/Microsoft.ManagedIdentity/userAssignedIdentities";
+    Router::new()
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/{tenant}/v2.0/.well-known/openid-configuration", get(token::discovery_v2))
+        .route("/{tenant}/.well-known/openid-configuration", get(token::discovery_v1))
+        .route("/{tenant}/discovery/v2.0/keys", get(token::jwks))
+        .route("/{tenant}/discovery/keys", get(token::jwks))
+        .route("/{tenant}/oauth2/v2.0/token", post(token::token_v2))
+        .route("/{tenant}/oauth2/token", post(token::token_v1))
+        .route("/subscriptions", get(subscriptions))
+        .route("/subscriptions/{sub}", get(subscription))
+        .route("/subscriptions/{sub}/resourceGroups", get(groups::list))
+        .route("/subscriptions/{sub}/resourceGroups/{rg}", get(groups::get).put(groups::put).delete(groups::delete))
+        .route(&format!("/subscriptions/{{sub}}/resourceGroups/{{rg}}/{MI}"), get(identities::list_in_group))
+        .route(&format!("/subscriptions/{{sub}}/resourceGroups/{{rg}}/{MI}/{{name}}"), get(identities::get).put(identities::put).delete(identities::delete))
+        .route(&format!("/subscriptions/{{sub}}/{MI}"), get(identities::list_in_subscription))
+        .route("/v1.0/servicePrincipals", get(directory::list))
+        .route("/v1.0/servicePrincipals/createForRbac", post(directory::create_for_rbac))
+        .route("/v1.0/servicePrincipals/{id}", get(directory::show).delete(directory::delete))
+        .route("/v1.0/applications/{id}/resetCredentials", post(directory::reset))
+        .route("/v1.0/applications/{id}/credentials", get(directory::list_credentials))
+        .route("/v1.0/applications/{id}/credentials/{key_id}", axum::routing::delete(directory::delete_credential))
+        .route("/v1.0/principals/resolve", get(directory::resolve))
+        .fallback(authorization::dispatch)
+        .layer(middleware::from_fn(access_log))
+        .with_state(state)
+}
+
+/// ARM treats path keywords case-insensitively (`resourcegroups` in identity IDs, `resourceGroups`
+/// elsewhere); the router matches one spelling, so keywords are rewritten to it before routing.
+fn canonical_path(path: &str) -> String {
+    const WORDS: [&str; 5] = ["subscriptions", "resourceGroups", "providers", "Microsoft.ManagedIdentity", "userAssignedIdentities"];
+    path.split('/')
+        .map(|seg| WORDS.iter().find(|w| w.eq_ignore_ascii_case(seg)).copied().unwrap_or(seg))
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
+fn rewrite<B>(mut req: axum::http::Request<B>) -> axum::http::Request<B> {
+    let canonical = canonical_path(req.uri().path());
+    if canonical != req.uri().path() {
+        let pq = match req.uri().query() {
+            Some(q) => format!("{canonical}?{q}"),
+            None => canonical,
+        };
+        if let Ok(uri) = pq.parse() {
+            *req.uri_mut() = uri;
+        }
+    }
+    req
+}
+
+fn is_loopback(addr: &SocketAddr) -> bool {
+    addr.ip().is_loopback()
+}
+
+pub async fn serve(config: Config) -> Result<()> {
+    std::fs::create_dir_all(&config.home).with_context(|| format!("creating KITE_HOME {}", config.home.display()))?;
+    if config.insecure_http && !is_loopback(&config.listen) {
+        bail!("--insecure-http serves plain HTTP and is only allowed on a loopback address (127.0.0.1 or ::1), not {}; drop it to serve HTTPS", config.listen);
+    }
+    let database_url = config.database_url.clone().unwrap_or_else(|| format!("sqlite://{}", config.home.join("kite.db").display()));
+    let store: Arc<dyn Store> = Arc::new(SqlStore::connect(&database_url).await?);
+
+    let listener = std::net::TcpListener::bind(config.listen).with_context(|| format!("cannot listen on {}", config.listen))?;
+    listener.set_nonblocking(true)?;
+    let bound = listener.local_addr()?;
+    let scheme = if config.insecure_http { "http" } else { "https" };
+    let host = if bound.ip().is_unspecified() { "127.0.0.1".to_string() } else { bound.ip().to_string() };
+    let host = if host.contains(':') { format!("[{host}]") } else { host };
+    let public_url = config.public_url.clone().unwrap_or_else(|| format!("{scheme}://{host}:{}", bound.port())).trim_end_matches('/').to_string();
+
+    let tls = if config.insecure_http { None } else { Some(tls::ensure(&config.home, &config.tls_names)?) };
+    let boot = bootstrap::ensure_tenant(store.as_ref(), &config.home, &public_url, tls.as_ref().map(|t| t.ca_cert.as_path())).await?;
+    let keys = KeySet::new(&bootstrap::ensure_keys(store.as_ref()).await?)?;
+    if let Some(path) = &boot.credentials_file {
+        println!("kite: created tenant {} with subscription {}", boot.tenant.tenant_id, boot.subscriptions[0].subscription_id);
+        println!("kite: admin service principal credentials written to {} (readable only by you)", path.display());
+        println!("kite: sign in with: kite login --credentials-file {}", path.display());
+    }
+    let state = AppState {
+        store,
+        keys: Arc::new(RwLock::new(Arc::new(keys))),
+        tenant: boot.tenant,
+        subscriptions: boot.subscriptions,
+        public_url: public_url.clone(),
+        token_lifetime_secs: config.token_lifetime_secs,
+    };
+    let service = tower::util::MapRequestLayer::new(rewrite).layer(app(state));
+    println!("kite: listening on {public_url}");
+    tracing::info!(%public_url, database = if database_url.starts_with("postgres") { "postgres" } else { "sqlite" }, "kite serving");
+
+    let handle = axum_server::Handle::new();
+    let shutdown = handle.clone();
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        shutdown.graceful_shutdown(Some(std::time::Duration::from_secs(10)));
+    });
+    let make = tower::make::Shared::new(service);
+    match tls {
+        Some(files) => {
+            let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+            let rustls_config = axum_server::tls_rustls::RustlsConfig::from_pem_file(&files.server_cert, &files.server_key).await?;
+            axum_server::from_tcp_rustls(listener, rustls_config).handle(handle).serve(make).await?;
+        }
+        None => {
+            axum_server::from_tcp(listener).handle(handle).serve(make).await?;
+        }
+    }
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(s) => s,
+            Err(_) => return ctrl_c.await.unwrap_or(()),
+        };
+        tokio::select! { _ = ctrl_c => {}, _ = term.recv() => {} }
+    }
+    #[cfg(not(unix))]
+    ctrl_c.await.unwrap_or(());
+}
+
+#[cfg(test)]
+mod tests {
+    use super::canonical_path;
+
+    #[test]
+    fn arm_keywords_are_matched_in_any_case() {
+        assert_eq!(
+            canonical_path("/SUBSCRIPTIONS/abc/resourcegroups/MyRG/providers/microsoft.managedidentity/USERASSIGNEDIDENTITIES/Id"),
+            "/subscriptions/abc/resourceGroups/MyRG/providers/Microsoft.ManagedIdentity/userAssignedIdentities/Id"
+        );
+    }
+}

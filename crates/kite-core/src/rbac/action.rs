@@ -68,9 +68,10 @@ fn glob_optional_segments(pattern: &str, action: &str) -> bool {
     for &c in action.as_bytes() {
         next.fill(0);
         let mut alive = false;
-        for i in 0..p.len() {
-            if get(cur, i) && (p[i] == b'*' || p[i].eq_ignore_ascii_case(&c)) {
-                put(next, if p[i] == b'*' { i } else { i + 1 });
+        for (i, &pc) in p.iter().enumerate() {
+            if get(cur, i) && (pc == b'*' || pc.eq_ignore_ascii_case(&c)) {
+                // A '*' reads the character and stays; a literal reads it and moves on.
+                put(next, if pc == b'*' { i } else { i + 1 });
                 alive = true;
             }
         }

@@ -1,0 +1,290 @@
+//! `{scope}/providers/Microsoft.Authorization/{roleDefinitions|roleAssignments|checkAccess}` at any scope.
+//!
+//! ARM nests these under every scope, so one dispatcher splits the path at the provider segment and
+//! routes on what follows.
+
+use std::collections::HashMap;
+
+use axum::body::Bytes;
+use axum::extract::{Query, State};
+use axum::http::{Method, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use kite_core::rbac::{builtin_roles, ActionKind, RoleAssignment, RoleDefinition};
+use kite_core::scope::ScopeLevel;
+use kite_core::{suggest, Scope};
+use kite_store::AssignmentFilter;
+use serde::Deserialize;
+use serde_json::{json, Value};
+use uuid::Uuid;
+
+use super::{groups, respond};
+use crate::auth::{authorize, decide, Caller};
+use crate::error::{ApiError, ApiResult};
+use crate::state::AppState;
+
+const PROVIDER: &str = "/providers/microsoft.authorization/";
+
+fn definition_id(state: &AppState, id: &Uuid) -> String {
+    format!("/subscriptions/{}/providers/Microsoft.Authorization/roleDefinitions/{id}", state.default_subscription())
+}
+
+pub fn render_definition(state: &AppState, def: &RoleDefinition) -> Value {
+    json!({
+        "id": definition_id(state, &def.name),
+        "name": def.name,
+        "type": "Microsoft.Authorization/roleDefinitions",
+        "properties": {
+            "roleName": def.role_name,
+            "type": def.role_type,
+            "description": def.description,
+            "assignableScopes": def.assignable_scopes,
+            "permissions": def.permissions,
+        }
+    })
+}
+
+async fn render_assignment(state: &AppState, a: &RoleAssignment, roles: &[RoleDefinition]) -> Value {
+    let role_name = roles.iter().find(|r| r.name == a.role_definition_id).map(|r| r.role_name.clone());
+    let principal_name = state.store.get_principal(&a.principal_id).await.ok().map(|p| p.display_name);
+    json!({
+        "id": a.id(),
+        "name": a.name,
+        "type": "Microsoft.Authorization/roleAssignments",
+        "properties": {
+            "roleDefinitionId": definition_id(state, &a.role_definition_id),
+            "roleDefinitionName": role_name,
+            "principalId": a.principal_id,
+            "principalName": principal_name,
+            "principalType": a.principal_type,
+            "scope": a.scope,
+            "description": a.description,
+            "createdOn": a.created_on.format(&time::format_description::well_known::Rfc3339).unwrap_or_default(),
+            "createdBy": a.created_by,
+        }
+    })
+}
+
+/// Built-in roles and this tenant's custom roles.
+async fn all_roles(state: &AppState) -> ApiResult<Vec<RoleDefinition>> {
+    let mut roles = builtin_roles().to_vec();
+    roles.extend(state.store.list_role_definitions().await?);
+    Ok(roles)
+}
+
+/// A role by GUID, full definition ID or name (case-insensitive); unknown names get a suggestion.
+pub fn resolve_role(roles: &[RoleDefinition], needle: &str) -> ApiResult<RoleDefinition> {
+    let tail = needle.trim().rsplit('/').next().unwrap_or(needle);
+    let found = match Uuid::parse_str(tail) {
+        Ok(id) => roles.iter().find(|r| r.name == id),
+        Err(_) => roles.iter().find(|r| r.role_name.eq_ignore_ascii_case(needle.trim())),
+    };
+    found.cloned().ok_or_else(|| {
+        let hint = match suggest::closest(needle, roles.iter().map(|r| r.role_name.as_str())) {
+            Some(s) => format!(" Did you mean '{s}'?"),
+            None => " List the roles with 'kite role definition list --query \"[].roleName\" -o tsv'.".into(),
+        };
+        ApiError::bad_request("RoleDefinitionDoesNotExist", format!("The role '{needle}' does not exist.{hint}"))
+    })
+}
+
+fn parse_scope(raw: &str) -> ApiResult<Scope> {
+    Ok(Scope::parse(if raw.is_empty() { "/" } else { raw })?)
+}
+
+/// Routes everything under `…/providers/Microsoft.Authorization/`; other unknown paths get 404.
+pub async fn dispatch(
+    State(state): State<AppState>,
+    method: Method,
+    uri: Uri,
+    Query(query): Query<HashMap<String, String>>,
+    caller: Result<Caller, ApiError>,
+    body: Bytes,
+) -> Response {
+    let path = uri.path();
+    let Some(at) = path.to_ascii_lowercase().find(PROVIDER) else {
+        return ApiError::not_found("NotFound", format!("No route for {method} {path}")).into_response();
+    };
+    let (scope_raw, tail) = (&path[..at], &path[at + PROVIDER.len()..]);
+    let parts: Vec<&str> = tail.split('/').filter(|s| !s.is_empty()).collect();
+    let result = async {
+        let caller = caller?;
+        let scope = parse_scope(scope_raw)?;
+        match (method.clone(), parts.as_slice()) {
+            (Method::GET, [kind]) if kind.eq_ignore_ascii_case("roleDefinitions") => list_definitions(&state, &caller, &scope, &query).await,
+            (Method::GET, [kind, id]) if kind.eq_ignore_ascii_case("roleDefinitions") => get_definition(&state, &caller, &scope, id).await,
+            (Method::PUT, [kind, id]) if kind.eq_ignore_ascii_case("roleDefinitions") => put_definition(&state, &caller, id, &body).await,
+            (Method::DELETE, [kind, id]) if kind.eq_ignore_ascii_case("roleDefinitions") => delete_definition(&state, &caller, id).await,
+            (Method::GET, [kind]) if kind.eq_ignore_ascii_case("roleAssignments") => list_assignments(&state, &caller, &scope, &query).await,
+            (Method::PUT, [kind, name]) if kind.eq_ignore_ascii_case("roleAssignments") => put_assignment(&state, &caller, scope, name, &body).await,
+            (Method::DELETE, [kind, name]) if kind.eq_ignore_ascii_case("roleAssignments") => delete_assignment(&state, &caller, name).await,
+            (Method::POST, [kind]) if kind.eq_ignore_ascii_case("checkAccess") => check_access(&state, &caller, &scope, &body).await,
+            _ => Err(ApiError::not_found("NotFound", format!("No route for {method} {path}"))),
+        }
+    }
+    .await;
+    result.unwrap_or_else(IntoResponse::into_response)
+}
+
+fn json_body<T: for<'de> Deserialize<'de>>(body: &Bytes) -> ApiResult<T> {
+    serde_json::from_slice(body).map_err(|e| ApiError::bad_request("InvalidRequestContent", format!("The request content was invalid: {e}")))
+}
+
+async fn list_definitions(state: &AppState, caller: &Caller, scope: &Scope, query: &HashMap<String, String>) -> ApiResult<Response> {
+    authorize(state, caller, "Microsoft.Authorization/roleDefinitions/read", scope).await?;
+    let roles = all_roles(state).await?;
+    let chosen: Vec<&RoleDefinition> = match query.get("roleName") {
+        Some(name) => vec![roles.iter().find(|r| r.role_name.eq_ignore_ascii_case(name)).ok_or_else(|| resolve_role(&roles, name).unwrap_err())?],
+        None => roles.iter().collect(),
+    };
+    let custom_only = query.get("custom").is_some_and(|v| v == "true");
+    let value: Vec<Value> = chosen
+        .into_iter()
+        .filter(|r| !custom_only || r.role_type == kite_core::rbac::RoleType::CustomRole)
+        .map(|r| render_definition(state, r))
+        .collect();
+    Ok(respond(StatusCode::OK, json!({ "value": value })))
+}
+
+async fn get_definition(state: &AppState, caller: &Caller, scope: &Scope, id: &str) -> ApiResult<Response> {
+    authorize(state, caller, "Microsoft.Authorization/roleDefinitions/read", scope).await?;
+    let role = resolve_role(&all_roles(state).await?, id)?;
+    Ok(respond(StatusCode::OK, render_definition(state, &role)))
+}
+
+async fn put_definition(state: &AppState, caller: &Caller, id: &str, body: &Bytes) -> ApiResult<Response> {
+    let raw: Value = json_body(body)?;
+    let mut props = raw.get("properties").cloned().unwrap_or(raw);
+    if let Value::Object(m) = &mut props {
+        m.insert("name".into(), Value::String(id.to_string()));
+    }
+    let def = RoleDefinition::custom_from_json(&props)?;
+    for s in &def.assignable_scopes {
+        authorize(state, caller, "Microsoft.Authorization/roleDefinitions/write", &Scope::parse(s)?).await?;
+    }
+    state.store.create_role_definition(&def).await.map_err(|e| match e {
+        kite_store::Error::Conflict(m) => ApiError::new(StatusCode::CONFLICT, "RoleDefinitionWithSameNameExists", m),
+        other => other.into(),
+    })?;
+    Ok(respond(StatusCode::CREATED, render_definition(state, &def)))
+}
+
+async fn delete_definition(state: &AppState, caller: &Caller, id: &str) -> ApiResult<Response> {
+    let role = resolve_role(&all_roles(state).await?, id)?;
+    if role.role_type != kite_core::rbac::RoleType::CustomRole {
+        return Err(ApiError::bad_request("CannotDeleteBuiltInRole", format!("'{}' is a built-in role and cannot be deleted", role.role_name)));
+    }
+    for s in &role.assignable_scopes {
+        authorize(state, caller, "Microsoft.Authorization/roleDefinitions/delete", &Scope::parse(s)?).await?;
+    }
+    let def = state.store.delete_role_definition(&role.name).await?;
+    Ok(respond(StatusCode::OK, render_definition(state, &def)))
+}
+
+async fn list_assignments(state: &AppState, caller: &Caller, scope: &Scope, query: &HashMap<String, String>) -> ApiResult<Response> {
+    authorize(state, caller, "Microsoft.Authorization/roleAssignments/read", scope).await?;
+    let flag = |k: &str| query.get(k).is_some_and(|v| v == "true");
+    let principal_id = match query.get("principalId") {
+        Some(p) => Some(Uuid::parse_str(p).map_err(|_| ApiError::bad_request("InvalidPrincipalId", format!("principalId '{p}' is not a GUID")))?),
+        None => None,
+    };
+    let narrowed = !matches!(scope.level(), ScopeLevel::Root | ScopeLevel::Subscription) || flag("atScope");
+    let filter = AssignmentFilter {
+        principal_id,
+        scope: narrowed.then(|| scope.clone()),
+        include_inherited: flag("includeInherited"),
+        all: flag("all"),
+    };
+    let roles = all_roles(state).await?;
+    let role_filter = match query.get("role") {
+        Some(r) => Some(resolve_role(&roles, r)?.name),
+        None => None,
+    };
+    let mut value = Vec::new();
+    for a in state.store.list_role_assignments(&filter).await? {
+        if role_filter.is_none_or(|r| r == a.role_definition_id) {
+            value.push(render_assignment(state, &a, &roles).await);
+        }
+    }
+    Ok(respond(StatusCode::OK, json!({ "value": value })))
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct AssignmentProps {
+    role_definition_id: String,
+    principal_id: String,
+    #[serde(default)]
+    description: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct AssignmentBody {
+    properties: AssignmentProps,
+}
+
+async fn put_assignment(state: &AppState, caller: &Caller, scope: Scope, name: &str, body: &Bytes) -> ApiResult<Response> {
+    let name = Uuid::parse_str(name).map_err(|_| ApiError::bad_request("InvalidRoleAssignmentId", format!("The role assignment ID '{name}' is not valid: use a GUID")))?;
+    let body: AssignmentBody = json_body(body)?;
+    let principal_id = Uuid::parse_str(&body.properties.principal_id)
+        .map_err(|_| ApiError::bad_request("InvalidPrincipalId", format!("principalId '{}' is not a GUID", body.properties.principal_id)))?;
+    authorize(state, caller, "Microsoft.Authorization/roleAssignments/write", &scope).await?;
+    let principal = state.store.get_principal(&principal_id).await.map_err(|e| match e {
+        kite_store::Error::NotFound(_) => ApiError::bad_request(
+            "PrincipalNotFound",
+            format!("Principal {principal_id} does not exist in the directory {}. Find it with 'kite ad sp list' or 'kite identity list'", state.tenant.tenant_id),
+        ),
+        other => other.into(),
+    })?;
+    let role = resolve_role(&all_roles(state).await?, &body.properties.role_definition_id)?;
+    if !role.is_assignable_at(&scope) {
+        return Err(ApiError::bad_request(
+            "InvalidRoleAssignmentScope",
+            format!("Role '{}' can only be assigned at {:?}, not at '{scope}'", role.role_name, role.assignable_scopes),
+        ));
+    }
+    if let (Some(sub), Some(rg)) = (scope.subscription_id(), scope.resource_group_name()) {
+        groups::existing(state, &state.subscription(sub)?, rg).await?;
+    }
+    let a = RoleAssignment {
+        name,
+        scope,
+        role_definition_id: role.name,
+        principal_id,
+        principal_type: "ServicePrincipal".into(),
+        description: body.properties.description,
+        created_on: state.now(),
+        created_by: Some(caller.object_id),
+    };
+    state.store.create_role_assignment(&a).await?;
+    tracing::info!(assignment = %a.name, role = %role.role_name, principal = %principal.object_id, scope = %a.scope, by = %caller.object_id, "role assigned");
+    Ok(respond(StatusCode::CREATED, render_assignment(state, &a, std::slice::from_ref(&role)).await))
+}
+
+async fn delete_assignment(state: &AppState, caller: &Caller, name: &str) -> ApiResult<Response> {
+    let name = Uuid::parse_str(name).map_err(|_| ApiError::bad_request("InvalidRoleAssignmentId", format!("'{name}' is not a role assignment name (a GUID)")))?;
+    let all = state.store.list_role_assignments(&AssignmentFilter { all: true, ..Default::default() }).await?;
+    let a = all.into_iter().find(|a| a.name == name).ok_or_else(|| ApiError::not_found("RoleAssignmentNotFound", format!("Role assignment {name} does not exist")))?;
+    authorize(state, caller, "Microsoft.Authorization/roleAssignments/delete", &a.scope).await?;
+    let a = state.store.delete_role_assignment(&name).await?;
+    Ok(respond(StatusCode::OK, render_assignment(state, &a, &all_roles(state).await?).await))
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct CheckBody {
+    principal_id: Uuid,
+    action: String,
+    #[serde(default)]
+    data_action: bool,
+}
+
+async fn check_access(state: &AppState, caller: &Caller, scope: &Scope, body: &Bytes) -> ApiResult<Response> {
+    let body: CheckBody = json_body(body)?;
+    kite_core::rbac::action::validate(&body.action)?;
+    if body.principal_id != caller.object_id {
+        authorize(state, caller, "Microsoft.Authorization/roleAssignments/read", scope).await?;
+    }
+    let kind = if body.data_action { ActionKind::DataAction } else { ActionKind::Action };
+    let decision = decide(state, body.principal_id, &body.action, kind, scope).await?;
+    Ok(respond(StatusCode::OK, serde_json::to_value(decision).unwrap_or_default()))
+}

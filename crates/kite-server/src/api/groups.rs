@@ -1,0 +1,105 @@
+//! `/subscriptions/{sub}/resourceGroups/{rg}`.
+
+use std::collections::BTreeMap;
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::Response;
+use axum::Json;
+use kite_core::directory::ResourceGroup;
+use kite_core::Scope;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use super::{respond, Body};
+use crate::auth::{authorize, Caller};
+use crate::error::{ApiError, ApiResult};
+use crate::state::AppState;
+
+pub fn render(rg: &ResourceGroup) -> Value {
+    json!({
+        "id": rg.id(),
+        "name": rg.name,
+        "type": "Microsoft.Resources/resourceGroups",
+        "location": rg.location,
+        "managedBy": rg.managed_by,
+        "tags": rg.tags,
+        "properties": {"provisioningState": "Succeeded"},
+    })
+}
+
+#[derive(Deserialize)]
+pub struct GroupBody {
+    location: String,
+    #[serde(default)]
+    tags: Option<BTreeMap<String, String>>,
+}
+
+/// Looks a group up, answering ARM's `ResourceGroupNotFound` when it is absent.
+pub async fn existing(state: &AppState, sub: &uuid::Uuid, name: &str) -> ApiResult<ResourceGroup> {
+    state.store.get_resource_group(sub, name).await.map_err(|e| match e {
+        kite_store::Error::NotFound(_) => ApiError::not_found(
+            "ResourceGroupNotFound",
+            format!("Resource group '{name}' could not be found. Create it with 'kite group create --name {name} --location <location>'"),
+        ),
+        other => other.into(),
+    })
+}
+
+/// Create, or confirm an identical existing group (PUT is idempotent, as in ARM). A group cannot
+/// move location; that is refused with ARM's own error rather than silently ignored.
+pub async fn put(State(state): State<AppState>, caller: Caller, Path((sub, name)): Path<(String, String)>, Body(body): Body<GroupBody>) -> ApiResult<Response> {
+    let sub = state.subscription(&sub)?;
+    let rg = ResourceGroup::new(sub, &name, &body.location, body.tags.clone().unwrap_or_default())?;
+    authorize(&state, &caller, "Microsoft.Resources/subscriptions/resourceGroups/write", &rg.scope()).await?;
+    match state.store.create_resource_group(&rg).await {
+        Ok(()) => Ok(respond(StatusCode::CREATED, render(&rg))),
+        Err(kite_store::Error::Conflict(_)) => {
+            let current = existing(&state, &sub, &name).await?;
+            if current.location != rg.location {
+                return Err(ApiError::new(
+                    StatusCode::CONFLICT,
+                    "InvalidResourceGroupLocation",
+                    format!("Invalid resource group location '{}'. The Resource group already exists in location '{}'.", rg.location, current.location),
+                ));
+            }
+            if body.tags.as_ref().is_some_and(|t| *t != current.tags) {
+                return Err(ApiError::new(
+                    StatusCode::CONFLICT,
+                    "Conflict",
+                    format!("resource group '{}' already exists with other tags; changing tags is not supported", current.name),
+                ));
+            }
+            Ok(respond(StatusCode::OK, render(&current)))
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+pub async fn get(State(state): State<AppState>, caller: Caller, Path((sub, name)): Path<(String, String)>) -> ApiResult<Json<Value>> {
+    let sub = state.subscription(&sub)?;
+    authorize(&state, &caller, "Microsoft.Resources/subscriptions/resourceGroups/read", &Scope::resource_group(&sub, &name)?).await?;
+    Ok(Json(render(&existing(&state, &sub, &name).await?)))
+}
+
+pub async fn list(State(state): State<AppState>, caller: Caller, Path(sub): Path<String>) -> ApiResult<Json<Value>> {
+    let sub = state.subscription(&sub)?;
+    let groups = state.store.list_resource_groups(&sub).await?;
+    // Like ARM, a caller sees the groups it may read, whether through the subscription or the group itself.
+    let mut visible = Vec::new();
+    for rg in &groups {
+        if authorize(&state, &caller, "Microsoft.Resources/subscriptions/resourceGroups/read", &rg.scope()).await.is_ok() {
+            visible.push(render(rg));
+        }
+    }
+    Ok(Json(json!({ "value": visible })))
+}
+
+pub async fn delete(State(state): State<AppState>, caller: Caller, Path((sub, name)): Path<(String, String)>) -> ApiResult<Response> {
+    let sub = state.subscription(&sub)?;
+    let rg = existing(&state, &sub, &name).await?;
+    authorize(&state, &caller, "Microsoft.Resources/subscriptions/resourceGroups/delete", &rg.scope()).await?;
+    let gone = state.store.delete_resource_group(&sub, &name).await?;
+    tracing::info!(group = %rg.id(), identities = gone.identities, assignments = gone.role_assignments, "resource group deleted");
+    Ok(respond(StatusCode::OK, json!({"id": rg.id(), "deleted": gone})))
+}

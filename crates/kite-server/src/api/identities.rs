@@ -1,0 +1,114 @@
+//! `/subscriptions/{sub}/resourceGroups/{rg}/providers/Microsoft.ManagedIdentity/userAssignedIdentities/{name}`.
+
+use std::collections::BTreeMap;
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::Response;
+use axum::Json;
+use kite_core::directory::ManagedIdentity;
+use kite_core::Scope;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use super::{groups, respond};
+use crate::auth::{authorize, Caller};
+use crate::error::{ApiError, ApiResult};
+use crate::state::AppState;
+
+const TYPE: &str = "Microsoft.ManagedIdentity/userAssignedIdentities";
+
+pub fn render(mi: &ManagedIdentity) -> Value {
+    json!({
+        "id": mi.id(),
+        "name": mi.name,
+        "type": TYPE,
+        "location": mi.location,
+        "tags": mi.tags,
+        "properties": {"tenantId": mi.tenant_id, "principalId": mi.principal_id, "clientId": mi.client_id},
+    })
+}
+
+fn scope_of(sub: &uuid::Uuid, rg: &str, name: &str) -> ApiResult<Scope> {
+    Ok(Scope::parse(&format!("/subscriptions/{sub}/resourceGroups/{rg}/providers/{TYPE}/{name}"))?)
+}
+
+#[derive(Deserialize, Default)]
+pub struct IdentityBody {
+    #[serde(default)]
+    location: Option<String>,
+    #[serde(default)]
+    tags: Option<BTreeMap<String, String>>,
+}
+
+/// Creates the identity, or returns the existing one unchanged when the request matches it (ARM's PUT is idempotent).
+pub async fn put(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((sub, rg, name)): Path<(String, String, String)>,
+    body: axum::body::Bytes,
+) -> ApiResult<Response> {
+    // `az identity create` may send no body at all; the group's location is the default.
+    let body: IdentityBody = if body.iter().all(u8::is_ascii_whitespace) {
+        IdentityBody::default()
+    } else {
+        serde_json::from_slice(&body).map_err(|e| ApiError::bad_request("InvalidRequestContent", format!("The request content was invalid: {e}")))?
+    };
+    let sub = state.subscription(&sub)?;
+    kite_core::directory::validate_identity_name(&name)?;
+    authorize(&state, &caller, &format!("{TYPE}/write"), &scope_of(&sub, &rg, &name)?).await?;
+    let group = groups::existing(&state, &sub, &rg).await?;
+    let mut mi = ManagedIdentity::new(&group, &name, body.location.as_deref(), state.tenant.tenant_id)?;
+    mi.tags = body.tags.clone().unwrap_or_default();
+    match state.store.create_identity(&mi).await {
+        Ok(()) => Ok(respond(StatusCode::CREATED, render(&mi))),
+        Err(kite_store::Error::Conflict(m)) => {
+            let current = state.store.get_identity(&sub, &rg, &name).await?;
+            if current.location != mi.location || body.tags.is_some_and(|t| t != current.tags) {
+                return Err(ApiError::new(StatusCode::CONFLICT, "Conflict", format!("{m} with another location or tags; delete it first to recreate it")));
+            }
+            Ok(respond(StatusCode::OK, render(&current)))
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+pub async fn get(State(state): State<AppState>, caller: Caller, Path((sub, rg, name)): Path<(String, String, String)>) -> ApiResult<Json<Value>> {
+    let sub = state.subscription(&sub)?;
+    authorize(&state, &caller, &format!("{TYPE}/read"), &scope_of(&sub, &rg, &name)?).await?;
+    groups::existing(&state, &sub, &rg).await?;
+    let mi = state.store.get_identity(&sub, &rg, &name).await.map_err(|e| match e {
+        kite_store::Error::NotFound(m) => ApiError::not_found("ResourceNotFound", m),
+        other => other.into(),
+    })?;
+    Ok(Json(render(&mi)))
+}
+
+pub async fn list_in_group(State(state): State<AppState>, caller: Caller, Path((sub, rg)): Path<(String, String)>) -> ApiResult<Json<Value>> {
+    let sub = state.subscription(&sub)?;
+    authorize(&state, &caller, &format!("{TYPE}/read"), &Scope::resource_group(&sub, &rg)?).await?;
+    groups::existing(&state, &sub, &rg).await?;
+    let all = state.store.list_identities(&sub, Some(&rg)).await?;
+    Ok(Json(json!({"value": all.iter().map(render).collect::<Vec<_>>()})))
+}
+
+pub async fn list_in_subscription(State(state): State<AppState>, caller: Caller, Path(sub): Path<String>) -> ApiResult<Json<Value>> {
+    let sub = state.subscription(&sub)?;
+    let mut visible = Vec::new();
+    for mi in state.store.list_identities(&sub, None).await? {
+        if authorize(&state, &caller, &format!("{TYPE}/read"), &scope_of(&sub, &mi.resource_group, &mi.name)?).await.is_ok() {
+            visible.push(render(&mi));
+        }
+    }
+    Ok(Json(json!({ "value": visible })))
+}
+
+pub async fn delete(State(state): State<AppState>, caller: Caller, Path((sub, rg, name)): Path<(String, String, String)>) -> ApiResult<Response> {
+    let sub = state.subscription(&sub)?;
+    authorize(&state, &caller, &format!("{TYPE}/delete"), &scope_of(&sub, &rg, &name)?).await?;
+    state.store.delete_identity(&sub, &rg, &name).await.map_err(|e| match e {
+        kite_store::Error::NotFound(m) => ApiError::not_found("ResourceNotFound", m),
+        other => other.into(),
+    })?;
+    Ok(respond(StatusCode::OK, json!({})))
+}

@@ -1,0 +1,91 @@
+//! First start: a tenant, a subscription, and an admin service principal holding Owner on the
+//! subscription, written in one transaction. The admin's secret goes to a file only the user can
+//! read, never to the log. Replicas starting together on one PostgreSQL agree: the loser of the
+//! race reads what the winner wrote.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use kite_core::credential::{secret_end_date, PasswordCredential};
+use kite_core::directory::{Application, Subscription, Tenant};
+use kite_core::rbac::{builtin_roles, RoleAssignment};
+use kite_core::Scope;
+use kite_store::{Bootstrap, Store, StoredKey};
+use kite_token::SigningKey;
+use serde_json::json;
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use crate::tls::write_private;
+
+pub struct Bootstrapped {
+    pub tenant: Tenant,
+    pub subscriptions: Vec<Subscription>,
+    /// Set when this start created the tenant: where the admin credentials were written.
+    pub credentials_file: Option<PathBuf>,
+}
+
+pub const CREDENTIALS_FILE: &str = "admin-credentials.json";
+
+pub async fn ensure_tenant(store: &dyn Store, home: &Path, public_url: &str, ca_file: Option<&Path>) -> Result<Bootstrapped> {
+    if let Some((tenant, subscriptions)) = store.tenant().await? {
+        return Ok(Bootstrapped { tenant, subscriptions, credentials_file: None });
+    }
+    let now = OffsetDateTime::now_utc();
+    let tenant = Tenant { tenant_id: Uuid::new_v4(), display_name: "kite".into() };
+    let subscription = Subscription { subscription_id: Uuid::new_v4(), tenant_id: tenant.tenant_id, display_name: "kite-default".into() };
+    let mut admin = Application::new("kite-admin", tenant.tenant_id, None, now)?;
+    let secret = PasswordCredential::generate(now, secret_end_date(now, Some(1), None)?, Some("bootstrap".into()));
+    admin.password_credentials.push(secret.credential.clone());
+    let owner = builtin_roles().iter().find(|r| r.role_name == "Owner").context("the Owner role is missing from the built-in roles")?;
+    let admin_assignment = RoleAssignment {
+        name: Uuid::new_v4(),
+        scope: Scope::subscription(&subscription.subscription_id),
+        role_definition_id: owner.name,
+        principal_id: admin.principal_id,
+        principal_type: "ServicePrincipal".into(),
+        description: Some("kite bootstrap administrator".into()),
+        created_on: now,
+        created_by: None,
+    };
+    let b = Bootstrap { tenant: tenant.clone(), subscription: subscription.clone(), admin: admin.clone(), admin_assignment };
+    match store.bootstrap(&b).await {
+        Ok(()) => {}
+        Err(kite_store::Error::Conflict(_)) => {
+            let (tenant, subscriptions) = store.tenant().await?.context("bootstrap raced but no tenant is stored")?;
+            return Ok(Bootstrapped { tenant, subscriptions, credentials_file: None });
+        }
+        Err(e) => return Err(e.into()),
+    }
+    std::fs::create_dir_all(home)?;
+    let path = home.join(CREDENTIALS_FILE);
+    let creds = json!({
+        "tenant": tenant.tenant_id,
+        "subscription": subscription.subscription_id,
+        "appId": admin.app_id,
+        "password": secret.secret_text,
+        "endDateTime": secret.credential.end_date_time.format(&time::format_description::well_known::Rfc3339)?,
+        "server": public_url,
+        "caFile": ca_file,
+    });
+    write_private(&path, &serde_json::to_string_pretty(&creds)?)?;
+    Ok(Bootstrapped { tenant, subscriptions: vec![subscription], credentials_file: Some(path) })
+}
+
+/// Loads the signing keys, creating the first one when there is none.
+pub async fn ensure_keys(store: &dyn Store) -> Result<Vec<SigningKey>> {
+    let mut stored = store.list_signing_keys().await?;
+    if stored.is_empty() {
+        let key = SigningKey::generate("kite token signing", OffsetDateTime::now_utc().unix_timestamp())?;
+        let body = serde_json::to_string(&key)?;
+        match store.add_signing_key(&StoredKey { kid: key.kid.clone(), created_at: key.created_at, body }).await {
+            Ok(()) | Err(kite_store::Error::Conflict(_)) => {}
+            Err(e) => return Err(e.into()),
+        }
+        stored = store.list_signing_keys().await?;
+    }
+    stored
+        .iter()
+        .map(|k| serde_json::from_str::<SigningKey>(&k.body).with_context(|| format!("signing key {} does not parse", k.kid)))
+        .collect()
+}

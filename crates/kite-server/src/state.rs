@@ -1,0 +1,63 @@
+//! What every handler shares.
+
+use std::sync::{Arc, RwLock};
+
+use kite_core::directory::{Subscription, Tenant};
+use kite_store::Store;
+use kite_token::KeySet;
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use crate::error::{ApiError, ApiResult};
+
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Arc<dyn Store>,
+    pub keys: Arc<RwLock<Arc<KeySet>>>,
+    pub tenant: Tenant,
+    pub subscriptions: Vec<Subscription>,
+    /// How clients reach this server, e.g. `https://127.0.0.1:8443`; issuers and endpoints derive from it.
+    pub public_url: String,
+    pub token_lifetime_secs: i64,
+}
+
+/// Audiences kite's management API accepts: Azure's management resource IDs (so unmodified Azure
+/// SDK clients pointed at kite work) and kite's own URL.
+pub const MANAGEMENT_AUDIENCES: [&str; 4] =
+    ["https://management.azure.com/", "https://management.azure.com", "https://management.core.windows.net/", "https://management.core.windows.net"];
+
+impl AppState {
+    pub fn now(&self) -> OffsetDateTime {
+        OffsetDateTime::now_utc()
+    }
+
+    pub fn keys(&self) -> Arc<KeySet> {
+        self.keys.read().map(|k| k.clone()).unwrap_or_else(|poisoned| poisoned.into_inner().clone())
+    }
+
+    pub fn issuer_v2(&self) -> String {
+        format!("{}/{}/v2.0", self.public_url, self.tenant.tenant_id)
+    }
+
+    pub fn issuer_v1(&self) -> String {
+        format!("{}/{}/", self.public_url, self.tenant.tenant_id)
+    }
+
+    /// The subscription named in a path, which must be one of this tenant's.
+    pub fn subscription(&self, id: &str) -> ApiResult<Uuid> {
+        let parsed = Uuid::parse_str(id).ok().filter(|u| self.subscriptions.iter().any(|s| s.subscription_id == *u));
+        parsed.ok_or_else(|| {
+            ApiError::not_found(
+                "SubscriptionNotFound",
+                format!(
+                    "The subscription '{id}' could not be found. This tenant's subscriptions: {}",
+                    self.subscriptions.iter().map(|s| s.subscription_id.to_string()).collect::<Vec<_>>().join(", ")
+                ),
+            )
+        })
+    }
+
+    pub fn default_subscription(&self) -> Uuid {
+        self.subscriptions.first().map(|s| s.subscription_id).unwrap_or_default()
+    }
+}

@@ -1,0 +1,221 @@
+//! Entra-ID-shaped token service endpoints: OIDC discovery, JWKS and `client_credentials` with a
+//! client secret. Errors carry Entra's AADSTS codes and shape, so clients and people recognise them.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::{Form, Json};
+use kite_token::AccessClaims;
+use serde::Deserialize;
+use serde_json::{json, Value};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use crate::state::AppState;
+
+/// An OAuth2 protocol error with its Entra ID code.
+#[derive(Debug)]
+pub struct OAuthError {
+    pub status: StatusCode,
+    pub error: &'static str,
+    pub code: u32,
+    pub description: String,
+}
+
+impl OAuthError {
+    fn new(status: StatusCode, error: &'static str, code: u32, description: impl Into<String>) -> Self {
+        OAuthError { status, error, code, description: description.into() }
+    }
+
+    pub fn body(&self, now: OffsetDateTime, public_url: &str) -> Value {
+        let ts = now.format(time::macros::format_description!("[year]-[month]-[day] [hour]:[minute]:[second]Z")).unwrap_or_default();
+        let (trace, correlation) = (Uuid::new_v4(), Uuid::new_v4());
+        json!({
+            "error": self.error,
+            "error_description": format!("AADSTS{}: {}\r\nTrace ID: {trace}\r\nCorrelation ID: {correlation}\r\nTimestamp: {ts}", self.code, self.description),
+            "error_codes": [self.code],
+            "timestamp": ts,
+            "trace_id": trace,
+            "correlation_id": correlation,
+            "error_uri": format!("{public_url}/error?code={}", self.code),
+        })
+    }
+}
+
+#[derive(Deserialize, Debug, Default)]
+pub struct TokenForm {
+    grant_type: Option<String>,
+    client_id: Option<String>,
+    client_secret: Option<String>,
+    scope: Option<String>,
+    resource: Option<String>,
+}
+
+fn missing(param: &str) -> OAuthError {
+    OAuthError::new(StatusCode::BAD_REQUEST, "invalid_request", 900144, format!("The request body must contain the following parameter: '{param}'."))
+}
+
+/// Which endpoint was called: v2 takes `scope=<resource>/.default`, v1 takes `resource=`.
+#[derive(Clone, Copy, PartialEq)]
+enum Version {
+    V1,
+    V2,
+}
+
+async fn issue(state: &AppState, tenant: &str, form: TokenForm, version: Version) -> Result<Value, OAuthError> {
+    if tenant != state.tenant.tenant_id.to_string() {
+        return Err(OAuthError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            90002,
+            format!("Tenant '{tenant}' not found. Check to make sure you have the correct tenant ID: this server's tenant is {}.", state.tenant.tenant_id),
+        ));
+    }
+    let grant = form.grant_type.as_deref().ok_or_else(|| missing("grant_type"))?;
+    if grant != "client_credentials" {
+        return Err(OAuthError::new(StatusCode::BAD_REQUEST, "unsupported_grant_type", 70003, format!("The app requested an unsupported grant type '{grant}'.")));
+    }
+    let client_id = form.client_id.as_deref().ok_or_else(|| missing("client_id"))?;
+    let resource = match version {
+        Version::V2 => {
+            let scope = form.scope.as_deref().ok_or_else(|| missing("scope"))?;
+            scope.strip_suffix("/.default").filter(|r| !r.is_empty()).ok_or_else(|| {
+                OAuthError::new(
+                    StatusCode::BAD_REQUEST,
+                    "invalid_scope",
+                    1002012,
+                    format!("The provided value for scope {scope} is not valid. Client credential flows must have a scope value with /.default suffixed to the resource identifier (application ID URI)."),
+                )
+            })?
+        }
+        Version::V1 => form.resource.as_deref().ok_or_else(|| missing("resource"))?,
+    };
+    let unknown = || {
+        OAuthError::new(
+            StatusCode::BAD_REQUEST,
+            "unauthorized_client",
+            700016,
+            format!("Application with identifier '{client_id}' was not found in the directory '{}'. This can happen if the application has not been installed by the administrator of the tenant or consented to by any user in the tenant. You may have sent your authentication request to the wrong tenant.", state.tenant.tenant_id),
+        )
+    };
+    let app_id = Uuid::parse_str(client_id).map_err(|_| unknown())?;
+    let app = state.store.get_application(&app_id).await.map_err(|_| unknown())?;
+    let secret = form.client_secret.as_deref().ok_or_else(|| {
+        OAuthError::new(StatusCode::UNAUTHORIZED, "invalid_client", 7000218, "The request body must contain the following parameter: 'client_assertion' or 'client_secret'.")
+    })?;
+    let now = state.now();
+    match app.password_credentials.iter().find(|c| c.matches(secret)) {
+        None => {
+            return Err(OAuthError::new(
+                StatusCode::UNAUTHORIZED,
+                "invalid_client",
+                7000215,
+                format!("Invalid client secret provided. Ensure the secret being sent in the request is the client secret value, not the client secret ID, for a secret added to app '{client_id}'."),
+            ))
+        }
+        Some(c) if c.is_expired(now) => {
+            tracing::warn!(app = %app.app_id, key = %c.key_id, expired = %c.end_date_time, "token refused: client secret expired");
+            return Err(OAuthError::new(
+                StatusCode::UNAUTHORIZED,
+                "invalid_client",
+                7000222,
+                format!("The provided client secret keys for app '{client_id}' are expired. Visit the Azure portal to create new keys for your app: 'kite ad sp credential reset --id {client_id}', or consider using certificate credentials for added security."),
+            ));
+        }
+        Some(_) => {}
+    }
+    let iat = now.unix_timestamp();
+    let lifetime = state.token_lifetime_secs;
+    let claims = AccessClaims {
+        aud: resource.to_string(),
+        iss: if version == Version::V2 { state.issuer_v2() } else { state.issuer_v1() },
+        iat,
+        nbf: iat,
+        exp: iat + lifetime,
+        tid: state.tenant.tenant_id.to_string(),
+        oid: app.principal_id.to_string(),
+        sub: app.principal_id.to_string(),
+        appid: app.app_id.to_string(),
+        azp: app.app_id.to_string(),
+        idtyp: "app".into(),
+        ver: if version == Version::V2 { "2.0".into() } else { "1.0".into() },
+    };
+    let token = state.keys().sign(&claims).map_err(|e| {
+        tracing::error!("signing failed: {e}");
+        OAuthError::new(StatusCode::INTERNAL_SERVER_ERROR, "server_error", 50000, "There was an error issuing a token.")
+    })?;
+    let mut body = json!({"token_type": "Bearer", "expires_in": lifetime, "ext_expires_in": lifetime, "access_token": token});
+    if version == Version::V1 {
+        body["expires_on"] = json!((iat + lifetime).to_string());
+        body["not_before"] = json!(iat.to_string());
+        body["resource"] = json!(resource);
+        body["expires_in"] = json!(lifetime.to_string());
+        body["ext_expires_in"] = json!(lifetime.to_string());
+    }
+    Ok(body)
+}
+
+fn answer(state: &AppState, result: Result<Value, OAuthError>) -> Response {
+    match result {
+        Ok(body) => (StatusCode::OK, [("cache-control", "no-store")], Json(body)).into_response(),
+        Err(e) => (e.status, Json(e.body(state.now(), &state.public_url))).into_response(),
+    }
+}
+
+type FormResult = Result<Form<TokenForm>, axum::extract::rejection::FormRejection>;
+
+async fn endpoint(state: AppState, tenant: String, form: FormResult, version: Version) -> Response {
+    let result = match form {
+        Ok(Form(form)) => issue(&state, &tenant, form, version).await,
+        Err(e) => Err(OAuthError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            900144,
+            format!("The request body must be application/x-www-form-urlencoded with a 'grant_type' parameter: {}", e.body_text()),
+        )),
+    };
+    answer(&state, result)
+}
+
+pub async fn token_v2(State(state): State<AppState>, Path(tenant): Path<String>, form: FormResult) -> Response {
+    endpoint(state, tenant, form, Version::V2).await
+}
+
+pub async fn token_v1(State(state): State<AppState>, Path(tenant): Path<String>, form: FormResult) -> Response {
+    endpoint(state, tenant, form, Version::V1).await
+}
+
+fn discovery(state: &AppState, v2: bool) -> Value {
+    let (base, t) = (&state.public_url, state.tenant.tenant_id);
+    let (issuer, prefix) = if v2 { (state.issuer_v2(), format!("{base}/{t}/oauth2/v2.0")) } else { (state.issuer_v1(), format!("{base}/{t}/oauth2")) };
+    json!({
+        "issuer": issuer,
+        "token_endpoint": format!("{prefix}/token"),
+        "authorization_endpoint": format!("{prefix}/authorize"),
+        "device_authorization_endpoint": format!("{prefix}/devicecode"),
+        "end_session_endpoint": format!("{prefix}/logout"),
+        "jwks_uri": format!("{base}/{t}/discovery/{}keys", if v2 { "v2.0/" } else { "" }),
+        "token_endpoint_auth_methods_supported": ["client_secret_post", "private_key_jwt", "client_secret_basic"],
+        "response_modes_supported": ["query", "fragment", "form_post"],
+        "response_types_supported": ["code", "id_token", "code id_token", "id_token token"],
+        "subject_types_supported": ["pairwise"],
+        "id_token_signing_alg_values_supported": ["RS256"],
+        "scopes_supported": ["openid", "profile", "email", "offline_access"],
+        "claims_supported": ["sub", "iss", "aud", "exp", "iat", "nbf", "tid", "oid", "appid", "azp", "ver"],
+        "request_uri_parameter_supported": false,
+        "tenant_region_scope": null,
+        "cloud_instance_name": "kite",
+    })
+}
+
+pub async fn discovery_v2(State(state): State<AppState>) -> Json<Value> {
+    Json(discovery(&state, true))
+}
+
+pub async fn discovery_v1(State(state): State<AppState>) -> Json<Value> {
+    Json(discovery(&state, false))
+}
+
+pub async fn jwks(State(state): State<AppState>) -> Json<Value> {
+    Json(serde_json::to_value(state.keys().jwks()).unwrap_or_default())
+}
