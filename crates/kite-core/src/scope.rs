@@ -108,12 +108,14 @@ impl Scope {
         if !parts[0].eq_ignore_ascii_case("subscriptions") {
             return Err(malformed(input, &format!("the first segment is '{}', not 'subscriptions'", parts[0])));
         }
-        let Some(sub) = parts.get(1) else {
+        let Some(raw_sub) = parts.get(1) else {
             return Err(malformed(input, "the subscription id is missing"));
         };
-        if uuid::Uuid::parse_str(sub).is_err() {
-            return Err(malformed(input, &format!("subscription id '{sub}' is not a GUID")));
-        }
+        // One spelling of the GUID (hyphenated, lower case), so every form of it names the same scope.
+        let sub = match uuid::Uuid::parse_str(raw_sub) {
+            Ok(id) => id.to_string(),
+            Err(_) => return Err(malformed(input, &format!("subscription id '{raw_sub}' is not a GUID"))),
+        };
         let mut display = format!("/subscriptions/{sub}");
         let mut key = display.to_lowercase();
         // Each piece is lower-cased on its own so ancestor offsets into `key` stay exact.
@@ -149,7 +151,7 @@ impl Scope {
                 return Err(malformed(input, &format!("'{ns}' is not a provider namespace such as 'Microsoft.Network'")));
             }
             let pairs = &rest[2..];
-            if pairs.is_empty() || pairs.len() % 2 != 0 {
+            if pairs.is_empty() || !pairs.len().is_multiple_of(2) {
                 return Err(malformed(input, "a resource needs '{type}/{name}' pairs after the provider namespace"));
             }
             ancestors.push((display.len(), key.len()));
@@ -162,7 +164,7 @@ impl Scope {
             }
             level = ScopeLevel::Resource;
         }
-        Ok(Scope { display, key, ancestors, level, subscription: Some(sub.to_string()), resource_group })
+        Ok(Scope { display, key, ancestors, level, subscription: Some(sub), resource_group })
     }
 
     /// The lower-cased comparison key; the root's key is the empty string.

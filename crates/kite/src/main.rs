@@ -1,1 +1,111 @@
-fn main() {}
+//! `kite`: the server (`kite serve`) and an az-like CLI that is a client of its API.
+
+mod client;
+mod commands;
+mod output;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::output::Format;
+
+#[derive(Parser)]
+#[command(name = "kite", version, about = "Kubernetes Identity & Token Exchange")]
+pub struct Cli {
+    /// Where kite keeps its database, TLS material and CLI profile.
+    #[arg(long, global = true, env = "KITE_HOME")]
+    home: Option<PathBuf>,
+    /// Output format.
+    #[arg(short = 'o', long, global = true, value_enum, default_value = "json")]
+    output: Format,
+    /// JMESPath query applied to the result, as in az.
+    #[arg(long, global = true)]
+    query: Option<String>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+pub enum Command {
+    /// Run the kite server (management API and token service).
+    Serve(ServeArgs),
+    /// Sign in to a kite server with a service principal.
+    Login(commands::LoginArgs),
+    /// Forget the signed-in profile.
+    Logout,
+    /// Subscriptions of the signed-in tenant.
+    #[command(subcommand)]
+    Account(commands::AccountCmd),
+    /// Resource groups.
+    #[command(subcommand)]
+    Group(commands::GroupCmd),
+    /// User-assigned managed identities.
+    #[command(subcommand)]
+    Identity(commands::IdentityCmd),
+    /// Directory objects (service principals).
+    #[command(subcommand)]
+    Ad(commands::AdCmd),
+    /// Role definitions, assignments and access checks.
+    #[command(subcommand)]
+    Role(commands::RoleCmd),
+}
+
+#[derive(Args)]
+pub struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:8443", env = "KITE_LISTEN")]
+    listen: std::net::SocketAddr,
+    /// PostgreSQL URL for scale-out (default: SQLite file in KITE_HOME).
+    #[arg(long, env = "KITE_DATABASE_URL")]
+    database_url: Option<String>,
+    /// Serve plain HTTP (loopback addresses only).
+    #[arg(long)]
+    insecure_http: bool,
+    /// The URL clients use to reach this server, when it differs from the listen address.
+    #[arg(long, env = "KITE_PUBLIC_URL")]
+    public_url: Option<String>,
+    /// Extra DNS name or IP for the server certificate (repeatable).
+    #[arg(long = "tls-name")]
+    tls_names: Vec<String>,
+    /// Lifetime of issued access tokens, in seconds.
+    #[arg(long, default_value_t = 3600)]
+    token_lifetime: i64,
+}
+
+fn home(cli_home: Option<PathBuf>) -> PathBuf {
+    cli_home.unwrap_or_else(|| std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(|| PathBuf::from(".")).join(".kite"))
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let home = home(cli.home.clone());
+    let result = match cli.command {
+        Command::Serve(args) => {
+            tracing_subscriber::fmt()
+                .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("KITE_LOG").unwrap_or_else(|_| "info".into()))
+                .with_writer(std::io::stderr)
+                .init();
+            let config = kite_server::Config {
+                home,
+                database_url: args.database_url,
+                listen: args.listen,
+                insecure_http: args.insecure_http,
+                public_url: args.public_url,
+                tls_names: args.tls_names,
+                token_lifetime_secs: args.token_lifetime,
+            };
+            kite_server::serve(config).await.map(|_| ExitCode::SUCCESS)
+        }
+        command => commands::run(command, &home, cli.output, cli.query.as_deref()).await,
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("ERROR: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}

@@ -85,7 +85,17 @@ pub fn evaluate(view: &impl AccessView, req: &AccessRequest<'_>) -> Decision {
     let mut seen = Vec::new();
     for key in req.scope.chain_keys() {
         for assignment in view.assignments_at(&req.principal_id, key) {
-            let Some(role) = view.role(&assignment.role_definition_id) else { continue };
+            let Some(role) = view.role(&assignment.role_definition_id) else {
+                // A role deleted under its assignment grants nothing, but the denial still lists it.
+                seen.push(Evidence {
+                    assignment_name: assignment.name,
+                    role_name: format!("(missing role {})", assignment.role_definition_id),
+                    role_definition_id: assignment.role_definition_id,
+                    scope: assignment.scope.to_string(),
+                    coverage: Coverage::NotCovered,
+                });
+                continue;
+            };
             let coverage = role.coverage(req.action, req.kind);
             let evidence = Evidence {
                 assignment_name: assignment.name,

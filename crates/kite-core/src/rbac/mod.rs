@@ -103,7 +103,8 @@ impl RoleDefinition {
     }
 
     pub fn is_assignable_at(&self, scope: &Scope) -> bool {
-        self.assignable_scopes.iter().any(|s| match Scope::parse(s) {
+        // Built-in roles are assignable at "/"; answering that without parsing keeps denials cheap.
+        self.assignable_scopes.iter().any(|s| s == "/" || match Scope::parse(s) {
             Ok(allowed) => scope.is_within(&allowed),
             Err(_) => false,
         })

@@ -1,0 +1,631 @@
+//! The CLI's commands: each builds one or two API calls, reshapes the answer as az prints it, and
+//! hands it to the output formatter.
+
+use std::collections::BTreeMap;
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{anyhow, bail, Context, Result};
+use clap::{Args, Subcommand};
+use reqwest::Method;
+use serde_json::{json, Map, Value};
+
+use crate::client::{profile_path, Client, Profile};
+use crate::output::{self, Format};
+use crate::Command;
+
+#[derive(Args)]
+pub struct LoginArgs {
+    /// The admin credentials file the first 'kite serve' wrote (or any file of that shape).
+    #[arg(long, conflicts_with_all = ["username", "password", "tenant"])]
+    credentials_file: Option<PathBuf>,
+    /// Sign in as a service principal (the only kind of sign-in kite has; accepted for az compatibility).
+    #[arg(long)]
+    service_principal: bool,
+    /// The service principal's appId (client id).
+    #[arg(short = 'u', long)]
+    username: Option<String>,
+    /// The client secret.
+    #[arg(short = 'p', long)]
+    password: Option<String>,
+    #[arg(short = 't', long)]
+    tenant: Option<String>,
+    /// The server URL, e.g. https://127.0.0.1:8443.
+    #[arg(long)]
+    server: Option<String>,
+    /// CA certificate that signed the server's certificate (KITE_HOME/tls/ca.pem).
+    #[arg(long)]
+    ca_file: Option<PathBuf>,
+}
+
+#[derive(Subcommand)]
+pub enum AccountCmd {
+    /// The subscription in use.
+    Show,
+    /// Every subscription of the tenant.
+    List,
+}
+
+#[derive(Subcommand)]
+pub enum GroupCmd {
+    Create {
+        #[arg(short = 'n', long)]
+        name: String,
+        #[arg(short = 'l', long)]
+        location: String,
+        /// Space-separated tags: key[=value].
+        #[arg(long, num_args = 0..)]
+        tags: Vec<String>,
+    },
+    Show {
+        #[arg(short = 'n', long)]
+        name: String,
+    },
+    List,
+    /// Delete a group with every identity and role assignment in it.
+    Delete {
+        #[arg(short = 'n', long)]
+        name: String,
+        /// Do not prompt for confirmation.
+        #[arg(short = 'y', long)]
+        yes: bool,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum IdentityCmd {
+    Create {
+        #[arg(short = 'g', long)]
+        resource_group: String,
+        #[arg(short = 'n', long)]
+        name: String,
+        #[arg(short = 'l', long)]
+        location: Option<String>,
+    },
+    Show {
+        #[arg(short = 'g', long)]
+        resource_group: String,
+        #[arg(short = 'n', long)]
+        name: String,
+    },
+    List {
+        #[arg(short = 'g', long)]
+        resource_group: Option<String>,
+    },
+    Delete {
+        #[arg(short = 'g', long)]
+        resource_group: String,
+        #[arg(short = 'n', long)]
+        name: String,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum AdCmd {
+    #[command(subcommand)]
+    Sp(SpCmd),
+}
+
+#[derive(Args, Default)]
+pub struct SecretArgs {
+    /// Secret lifetime in years (1 or 2; at most 24 months).
+    #[arg(long)]
+    years: Option<u32>,
+    /// Secret end date (2027-01-31 or RFC 3339), at most 24 months away.
+    #[arg(long)]
+    end_date: Option<String>,
+    /// A PEM certificate, inline or as @file, to use instead of a secret.
+    #[arg(long)]
+    cert: Option<String>,
+}
+
+#[derive(Subcommand)]
+pub enum SpCmd {
+    /// Create an app and its service principal with a secret (shown once) or a certificate.
+    CreateForRbac {
+        #[arg(short = 'n', long)]
+        name: String,
+        /// A role to assign at --scopes.
+        #[arg(long)]
+        role: Option<String>,
+        #[arg(long, num_args = 1..)]
+        scopes: Vec<String>,
+        #[command(flatten)]
+        secret: SecretArgs,
+    },
+    List,
+    Show {
+        #[arg(long)]
+        id: String,
+    },
+    Delete {
+        #[arg(long)]
+        id: String,
+    },
+    #[command(subcommand)]
+    Credential(CredentialCmd),
+}
+
+#[derive(Subcommand)]
+pub enum CredentialCmd {
+    /// Replace (or with --append, add) a credential; a new secret is shown once.
+    Reset {
+        #[arg(long)]
+        id: String,
+        #[arg(long)]
+        append: bool,
+        #[arg(long)]
+        display_name: Option<String>,
+        #[command(flatten)]
+        secret: SecretArgs,
+    },
+    List {
+        #[arg(long)]
+        id: String,
+        /// List certificates instead of secrets.
+        #[arg(long)]
+        cert: bool,
+    },
+    Delete {
+        #[arg(long)]
+        id: String,
+        #[arg(long)]
+        key_id: String,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum RoleCmd {
+    #[command(subcommand)]
+    Definition(DefinitionCmd),
+    #[command(subcommand)]
+    Assignment(AssignmentCmd),
+    /// Is an action allowed for a principal at a scope, and why (exit code 0 allowed, 3 denied).
+    Check {
+        #[arg(long)]
+        assignee: String,
+        #[arg(long)]
+        action: String,
+        #[command(flatten)]
+        scope: ScopeArgs,
+        /// The action is a data action (e.g. Microsoft.KeyVault/vaults/secrets/getSecret/action).
+        #[arg(long)]
+        data_action: bool,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum DefinitionCmd {
+    List {
+        /// A role name or id.
+        #[arg(long)]
+        name: Option<String>,
+        #[arg(long)]
+        custom_role_only: bool,
+    },
+    /// Create a custom role from az-format JSON: a file, @file, or inline JSON.
+    Create {
+        #[arg(long)]
+        role_definition: String,
+    },
+    Delete {
+        #[arg(long)]
+        name: String,
+    },
+}
+
+#[derive(Args, Default, Clone)]
+pub struct ScopeArgs {
+    /// /subscriptions/{id}[/resourceGroups/{rg}[/providers/…]]
+    #[arg(long)]
+    scope: Option<String>,
+    /// Shorthand for --scope /subscriptions/{current}/resourceGroups/{rg}.
+    #[arg(short = 'g', long)]
+    resource_group: Option<String>,
+}
+
+#[derive(Subcommand)]
+pub enum AssignmentCmd {
+    Create {
+        #[arg(long)]
+        role: String,
+        #[arg(long)]
+        assignee: String,
+        #[command(flatten)]
+        scope: ScopeArgs,
+        #[arg(long)]
+        description: Option<String>,
+    },
+    List {
+        #[arg(long)]
+        assignee: Option<String>,
+        #[arg(long)]
+        role: Option<String>,
+        #[command(flatten)]
+        scope: ScopeArgs,
+        /// Assignments at every scope, not only the subscription.
+        #[arg(long)]
+        all: bool,
+        /// With --scope: also assignments inherited from scopes above it.
+        #[arg(long)]
+        include_inherited: bool,
+    },
+    Delete {
+        /// Assignment IDs (…/providers/Microsoft.Authorization/roleAssignments/{name}).
+        #[arg(long, num_args = 1..)]
+        ids: Vec<String>,
+        #[arg(long)]
+        assignee: Option<String>,
+        #[arg(long)]
+        role: Option<String>,
+        #[command(flatten)]
+        scope: ScopeArgs,
+    },
+}
+
+fn print(value: Value, format: Format, query: Option<&str>) -> Result<ExitCode> {
+    let value = output::query(value, query)?;
+    print!("{}", output::render(&value, format)?);
+    Ok(ExitCode::SUCCESS)
+}
+
+/// ARM's `properties` folded into the object, as az shows resources.
+fn flatten(mut v: Value) -> Value {
+    let Some(Value::Object(props)) = v.as_object_mut().and_then(|o| o.remove("properties")) else { return v };
+    let Some(obj) = v.as_object_mut() else { return v };
+    for (k, val) in props {
+        let key = if k == "type" { "roleType".to_string() } else { k };
+        obj.entry(key).or_insert(val);
+    }
+    v
+}
+
+fn identity_view(v: Value) -> Value {
+    let mut v = flatten(v);
+    if let Some(id) = v["id"].as_str() {
+        let rg = id.split('/').skip_while(|s| !s.eq_ignore_ascii_case("resourcegroups")).nth(1).map(str::to_string);
+        v["resourceGroup"] = json!(rg);
+    }
+    sort_keys(v)
+}
+
+/// az prints object keys in alphabetical order.
+fn sort_keys(v: Value) -> Value {
+    match v {
+        Value::Object(m) => Value::Object(m.into_iter().collect::<BTreeMap<_, _>>().into_iter().collect::<Map<_, _>>()),
+        other => other,
+    }
+}
+
+fn list_of(v: Value, f: impl Fn(Value) -> Value) -> Value {
+    Value::Array(match v.get("value") {
+        Some(Value::Array(items)) => items.iter().cloned().map(f).collect(),
+        _ => Vec::new(),
+    })
+}
+
+/// `@file` or a file path or inline text, as az reads such arguments.
+fn read_arg(raw: &str) -> Result<String> {
+    let path = raw.strip_prefix('@').unwrap_or(raw);
+    if raw.starts_with('@') || Path::new(path).is_file() {
+        return std::fs::read_to_string(path).with_context(|| format!("reading {path}"));
+    }
+    Ok(raw.to_string())
+}
+
+impl ScopeArgs {
+    fn resolve(&self, client: &Client) -> Result<Option<String>> {
+        match (&self.scope, &self.resource_group) {
+            (Some(_), Some(_)) => bail!("give --scope or --resource-group, not both"),
+            (Some(s), None) => Ok(Some(s.clone())),
+            (None, Some(rg)) => Ok(Some(format!("/subscriptions/{}/resourceGroups/{rg}", client.subscription()?))),
+            (None, None) => Ok(None),
+        }
+    }
+
+    fn required(&self, client: &Client) -> Result<String> {
+        self.resolve(client)?.ok_or_else(|| {
+            anyhow!("--scope is required, e.g. --scope /subscriptions/{}/resourceGroups/<group> (or -g <group>)", client.subscription().unwrap_or("<subscription>"))
+        })
+    }
+}
+
+fn credential_body(secret: &SecretArgs) -> Result<Value> {
+    if secret.cert.is_some() && (secret.years.is_some() || secret.end_date.is_some()) {
+        bail!("--cert takes its validity from the certificate; drop --years/--end-date");
+    }
+    Ok(json!({
+        "years": secret.years,
+        "endDateTime": secret.end_date,
+        "certificatePem": secret.cert.as_deref().map(read_arg).transpose()?,
+    }))
+}
+
+/// `--assignee` (object id, client id or name) → the principal's object id.
+async fn principal_id(client: &mut Client, assignee: &str) -> Result<String> {
+    let p = client.call_with(Method::GET, "/v1.0/principals/resolve", &[("assignee", assignee.to_string())], None).await?;
+    p["id"].as_str().map(str::to_string).ok_or_else(|| anyhow!("the server returned no object id for '{assignee}'"))
+}
+
+pub async fn run(command: Command, home: &Path, format: Format, query: Option<&str>) -> Result<ExitCode> {
+    match command {
+        Command::Login(args) => login(args, home, format, query).await,
+        Command::Logout => {
+            let path = profile_path(home);
+            if path.exists() {
+                std::fs::remove_file(&path)?;
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Account(cmd) => {
+            let mut client = Client::load(home)?;
+            let subs = client.call(Method::GET, "/subscriptions", None).await?;
+            let current = client.subscription()?.to_string();
+            let view = |s: Value| account_view(s, &current, &client.profile);
+            let list = list_of(subs, view);
+            match cmd {
+                AccountCmd::List => print(list, format, query),
+                AccountCmd::Show => {
+                    let one = list.as_array().and_then(|l| l.iter().find(|s| s["isDefault"] == json!(true)).cloned());
+                    print(one.ok_or_else(|| anyhow!("subscription {current} is not in this tenant; run 'kite login' again"))?, format, query)
+                }
+            }
+        }
+        Command::Group(cmd) => group(cmd, &mut Client::load(home)?, format, query).await,
+        Command::Identity(cmd) => identity(cmd, &mut Client::load(home)?, format, query).await,
+        Command::Ad(AdCmd::Sp(cmd)) => sp(cmd, &mut Client::load(home)?, format, query).await,
+        Command::Role(cmd) => role(cmd, &mut Client::load(home)?, format, query).await,
+        Command::Serve(_) => unreachable!("serve is handled in main"),
+    }
+}
+
+fn account_view(s: Value, current: &str, profile: &Profile) -> Value {
+    json!({
+        "cloudName": "kite",
+        "id": s["subscriptionId"],
+        "isDefault": s["subscriptionId"].as_str() == Some(current),
+        "name": s["displayName"],
+        "state": s["state"],
+        "tenantId": s["tenantId"],
+        "user": {"name": profile.app_id, "type": "servicePrincipal"},
+        "server": profile.server,
+    })
+}
+
+async fn login(args: LoginArgs, home: &Path, format: Format, query: Option<&str>) -> Result<ExitCode> {
+    let profile = match &args.credentials_file {
+        Some(path) => {
+            let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+            let v: Value = serde_json::from_str(&text).with_context(|| format!("{} is not JSON", path.display()))?;
+            let field = |k: &str| v[k].as_str().map(str::to_string).ok_or_else(|| anyhow!("{} has no '{k}'", path.display()));
+            Profile {
+                server: args.server.clone().map(Ok).unwrap_or_else(|| field("server"))?,
+                tenant: field("tenant")?,
+                subscription: v["subscription"].as_str().map(str::to_string),
+                app_id: field("appId")?,
+                password: field("password")?,
+                ca_file: args.ca_file.clone().or_else(|| v["caFile"].as_str().map(PathBuf::from)),
+                access_token: None,
+                expires_on: 0,
+            }
+        }
+        None => {
+            let need = |v: &Option<String>, flag: &str| v.clone().ok_or_else(|| anyhow!("{flag} is required (or use --credentials-file)"));
+            Profile {
+                server: need(&args.server, "--server")?,
+                tenant: need(&args.tenant, "--tenant")?,
+                subscription: None,
+                app_id: need(&args.username, "--username/-u")?,
+                password: need(&args.password, "--password/-p")?,
+                ca_file: args.ca_file.clone(),
+                access_token: None,
+                expires_on: 0,
+            }
+        }
+    };
+    let mut client = Client::login(home, profile).await?;
+    let subs = client.call(Method::GET, "/subscriptions", None).await?;
+    let current = client.subscription()?.to_string();
+    print(list_of(subs, |s| account_view(s, &current, &client.profile)), format, query)
+}
+
+fn parse_tags(tags: &[String]) -> BTreeMap<String, String> {
+    tags.iter()
+        .map(|t| match t.split_once('=') {
+            Some((k, v)) => (k.to_string(), v.to_string()),
+            None => (t.to_string(), String::new()),
+        })
+        .collect()
+}
+
+async fn group(cmd: GroupCmd, client: &mut Client, format: Format, query: Option<&str>) -> Result<ExitCode> {
+    let base = format!("/subscriptions/{}/resourceGroups", client.subscription()?);
+    let v = match cmd {
+        GroupCmd::Create { name, location, tags } => {
+            let body = json!({"location": location, "tags": (!tags.is_empty()).then(|| parse_tags(&tags))});
+            client.call(Method::PUT, &format!("{base}/{name}"), Some(&body)).await?
+        }
+        GroupCmd::Show { name } => client.call(Method::GET, &format!("{base}/{name}"), None).await?,
+        GroupCmd::List => list_of(client.call(Method::GET, &base, None).await?, |g| g),
+        GroupCmd::Delete { name, yes } => {
+            if !yes {
+                if !std::io::stdin().is_terminal() {
+                    bail!("deleting '{name}' removes every identity and role assignment in it; confirm with --yes");
+                }
+                eprint!("Are you sure you want to delete resource group '{name}' and everything in it? (y/n): ");
+                let mut answer = String::new();
+                std::io::stdin().read_line(&mut answer)?;
+                if !answer.trim().eq_ignore_ascii_case("y") {
+                    return Ok(ExitCode::from(1));
+                }
+            }
+            eprintln!(" - Deleting resource group '{name}' with its identities and role assignments ...");
+            let out = client.call(Method::DELETE, &format!("{base}/{name}"), None).await?;
+            let gone = &out["deleted"];
+            eprintln!(" - Done: {} identit(ies) and {} role assignment(s) removed", gone["identities"], gone["roleAssignments"]);
+            return Ok(ExitCode::SUCCESS);
+        }
+    };
+    print(v, format, query)
+}
+
+async fn identity(cmd: IdentityCmd, client: &mut Client, format: Format, query: Option<&str>) -> Result<ExitCode> {
+    let sub = client.subscription()?.to_string();
+    let path = |rg: &str, name: &str| format!("/subscriptions/{sub}/resourceGroups/{rg}/providers/Microsoft.ManagedIdentity/userAssignedIdentities/{name}");
+    let v = match cmd {
+        IdentityCmd::Create { resource_group, name, location } => {
+            let body = json!({"location": location});
+            identity_view(client.call(Method::PUT, &path(&resource_group, &name), Some(&body)).await?)
+        }
+        IdentityCmd::Show { resource_group, name } => identity_view(client.call(Method::GET, &path(&resource_group, &name), None).await?),
+        IdentityCmd::List { resource_group } => {
+            let url = match resource_group {
+                Some(rg) => format!("/subscriptions/{sub}/resourceGroups/{rg}/providers/Microsoft.ManagedIdentity/userAssignedIdentities"),
+                None => format!("/subscriptions/{sub}/providers/Microsoft.ManagedIdentity/userAssignedIdentities"),
+            };
+            list_of(client.call(Method::GET, &url, None).await?, identity_view)
+        }
+        IdentityCmd::Delete { resource_group, name } => {
+            client.call(Method::DELETE, &path(&resource_group, &name), None).await?;
+            return Ok(ExitCode::SUCCESS);
+        }
+    };
+    print(v, format, query)
+}
+
+async fn sp(cmd: SpCmd, client: &mut Client, format: Format, query: Option<&str>) -> Result<ExitCode> {
+    let v = match cmd {
+        SpCmd::CreateForRbac { name, role, scopes, secret } => {
+            let mut body = credential_body(&secret)?;
+            body["displayName"] = json!(name);
+            body["role"] = json!(role);
+            body["scopes"] = json!(scopes);
+            let out = client.call(Method::POST, "/v1.0/servicePrincipals/createForRbac", Some(&body)).await?;
+            if out.get("password").is_some() {
+                eprintln!("The output includes credentials that you must protect. It is shown only this once; kite keeps only a salted hash.");
+            }
+            out
+        }
+        SpCmd::List => list_of(client.call(Method::GET, "/v1.0/servicePrincipals", None).await?, |p| p),
+        SpCmd::Show { id } => client.call(Method::GET, &format!("/v1.0/servicePrincipals/{id}"), None).await?,
+        SpCmd::Delete { id } => {
+            client.call(Method::DELETE, &format!("/v1.0/servicePrincipals/{id}"), None).await?;
+            return Ok(ExitCode::SUCCESS);
+        }
+        SpCmd::Credential(CredentialCmd::Reset { id, append, display_name, secret }) => {
+            let mut body = credential_body(&secret)?;
+            body["append"] = json!(append);
+            body["displayName"] = json!(display_name);
+            let out = client.call(Method::POST, &format!("/v1.0/applications/{id}/resetCredentials"), Some(&body)).await?;
+            if out.get("password").is_some() {
+                eprintln!("The output includes credentials that you must protect. It is shown only this once.");
+            }
+            out
+        }
+        SpCmd::Credential(CredentialCmd::List { id, cert }) => {
+            let q = [("cert", cert.to_string())];
+            list_of(client.call_with(Method::GET, &format!("/v1.0/applications/{id}/credentials"), &q, None).await?, |c| c)
+        }
+        SpCmd::Credential(CredentialCmd::Delete { id, key_id }) => {
+            client.call(Method::DELETE, &format!("/v1.0/applications/{id}/credentials/{key_id}"), None).await?;
+            return Ok(ExitCode::SUCCESS);
+        }
+    };
+    print(v, format, query)
+}
+
+fn authz(scope: &str) -> String {
+    let scope = if scope == "/" { "" } else { scope.trim_end_matches('/') };
+    format!("{scope}/providers/Microsoft.Authorization")
+}
+
+async fn role(cmd: RoleCmd, client: &mut Client, format: Format, query: Option<&str>) -> Result<ExitCode> {
+    let sub_scope = format!("/subscriptions/{}", client.subscription()?);
+    let v = match cmd {
+        RoleCmd::Definition(DefinitionCmd::List { name, custom_role_only }) => {
+            let mut q = Vec::new();
+            if let Some(n) = name {
+                q.push(("roleName", n));
+            }
+            if custom_role_only {
+                q.push(("custom", "true".to_string()));
+            }
+            list_of(client.call_with(Method::GET, &format!("{}/roleDefinitions", authz(&sub_scope)), &q, None).await?, |d| sort_keys(flatten(d)))
+        }
+        RoleCmd::Definition(DefinitionCmd::Create { role_definition }) => {
+            let text = read_arg(&role_definition)?;
+            let def: Value = serde_json::from_str(&text).context("--role-definition is not valid JSON")?;
+            let id = uuid_of(&def).unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+            let body = json!({ "properties": def });
+            sort_keys(flatten(client.call(Method::PUT, &format!("{}/roleDefinitions/{id}", authz(&sub_scope)), Some(&body)).await?))
+        }
+        RoleCmd::Definition(DefinitionCmd::Delete { name }) => {
+            client.call(Method::DELETE, &format!("{}/roleDefinitions/{name}", authz(&sub_scope)), None).await?;
+            return Ok(ExitCode::SUCCESS);
+        }
+        RoleCmd::Assignment(AssignmentCmd::Create { role, assignee, scope, description }) => {
+            let scope = scope.required(client)?;
+            let principal = principal_id(client, &assignee).await?;
+            let body = json!({"properties": {"roleDefinitionId": role, "principalId": principal, "description": description}});
+            let name = uuid::Uuid::new_v4();
+            sort_keys(flatten(client.call(Method::PUT, &format!("{}/roleAssignments/{name}", authz(&scope)), Some(&body)).await?))
+        }
+        RoleCmd::Assignment(AssignmentCmd::List { assignee, role, scope, all, include_inherited }) => {
+            let scope = scope.resolve(client)?;
+            let mut q = vec![("all", all.to_string()), ("includeInherited", include_inherited.to_string())];
+            if let Some(a) = assignee {
+                q.push(("principalId", principal_id(client, &a).await?));
+            }
+            if let Some(r) = role {
+                q.push(("role", r));
+            }
+            if scope.is_some() {
+                q.push(("atScope", "true".into()));
+            }
+            let at = scope.unwrap_or(sub_scope);
+            list_of(client.call_with(Method::GET, &format!("{}/roleAssignments", authz(&at)), &q, None).await?, |a| sort_keys(flatten(a)))
+        }
+        RoleCmd::Assignment(AssignmentCmd::Delete { ids, assignee, role, scope }) => {
+            let targets = if !ids.is_empty() {
+                ids
+            } else {
+                let scope = scope.required(client)?;
+                let mut q = vec![("atScope", "true".to_string())];
+                if let Some(a) = assignee {
+                    q.push(("principalId", principal_id(client, &a).await?));
+                }
+                if let Some(r) = role {
+                    q.push(("role", r));
+                }
+                let found = client.call_with(Method::GET, &format!("{}/roleAssignments", authz(&scope)), &q, None).await?;
+                let ids: Vec<String> = list_of(found, |a| a["id"].clone()).as_array().into_iter().flatten().filter_map(|v| v.as_str().map(str::to_string)).collect();
+                if ids.is_empty() {
+                    bail!("no role assignment matches at '{scope}'; list them with 'kite role assignment list --scope {scope}'");
+                }
+                ids
+            };
+            for id in targets {
+                client.call(Method::DELETE, &id, None).await?;
+            }
+            return Ok(ExitCode::SUCCESS);
+        }
+        RoleCmd::Check { assignee, action, scope, data_action } => {
+            let scope = scope.required(client)?;
+            let principal = principal_id(client, &assignee).await?;
+            let body = json!({"principalId": principal, "action": action, "dataAction": data_action});
+            let decision = client.call(Method::POST, &format!("{}/checkAccess", authz(&scope)), Some(&body)).await?;
+            let allowed = decision["allowed"] == json!(true);
+            let shown = if format == Format::Table { json!({"allowed": allowed, "reason": decision["reason"]}) } else { decision };
+            print(shown, format, query)?;
+            return Ok(if allowed { ExitCode::SUCCESS } else { ExitCode::from(3) });
+        }
+    };
+    print(v, format, query)
+}
+
+fn uuid_of(def: &Value) -> Option<String> {
+    let raw = def.get("name").or_else(|| def.get("id")).and_then(Value::as_str)?;
+    let tail = raw.rsplit('/').next()?;
+    uuid::Uuid::parse_str(tail).ok().map(|u| u.to_string())
+}

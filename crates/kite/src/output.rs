@@ -1,0 +1,197 @@
+//! Output as az prints it: `-o json|jsonc|table|tsv|yaml|none`, after an optional JMESPath `--query`.
+
+use std::fmt::Write as _;
+
+use anyhow::{bail, Context, Result};
+use clap::ValueEnum;
+use serde_json::Value;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    Json,
+    Jsonc,
+    Table,
+    Tsv,
+    Yaml,
+    None,
+}
+
+/// Applies `--query`, the way az does, before formatting.
+pub fn query(value: Value, expression: Option<&str>) -> Result<Value> {
+    let Some(expression) = expression else { return Ok(value) };
+    let compiled = jmespath::compile(expression).map_err(|e| anyhow::anyhow!("invalid --query '{expression}': {e}"))?;
+    let result = compiled.search(value).map_err(|e| anyhow::anyhow!("--query '{expression}' failed: {e}"))?;
+    serde_json::to_value(&*result).context("converting the query result")
+}
+
+pub fn render(value: &Value, format: Format) -> Result<String> {
+    Ok(match format {
+        Format::Json => serde_json::to_string_pretty(value)? + "\n",
+        Format::Jsonc => {
+            let mut out = String::new();
+            colorize(value, 0, &mut out);
+            out + "\n"
+        }
+        Format::Yaml => serde_yaml_ng::to_string(value)?,
+        Format::Tsv => tsv(value),
+        Format::Table => table(value)?,
+        Format::None => String::new(),
+    })
+}
+
+fn scalar(v: &Value) -> Option<String> {
+    match v {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        Value::Bool(b) => Some(if *b { "True" } else { "False" }.to_string()),
+        Value::Null => Some(String::new()),
+        _ => None,
+    }
+}
+
+fn rows(value: &Value) -> Vec<&Value> {
+    match value {
+        Value::Array(items) => items.iter().collect(),
+        other => vec![other],
+    }
+}
+
+/// One line per object: its scalar values in key order, tab-separated (az drops nested values).
+fn tsv(value: &Value) -> String {
+    let mut out = String::new();
+    for row in rows(value) {
+        let cells: Vec<String> = match row {
+            Value::Object(map) => map.values().filter_map(scalar).collect(),
+            Value::Array(items) => items.iter().filter_map(scalar).collect(),
+            other => scalar(other).into_iter().collect(),
+        };
+        out.push_str(&cells.join("\t"));
+        out.push('\n');
+    }
+    out
+}
+
+/// `resourceGroup` → `ResourceGroup`, as az titles its columns.
+fn header(key: &str) -> String {
+    let mut chars = key.chars();
+    chars.next().map(|c| c.to_uppercase().collect::<String>() + chars.as_str()).unwrap_or_default()
+}
+
+fn table(value: &Value) -> Result<String> {
+    let rows = rows(value);
+    let mut columns: Vec<String> = Vec::new();
+    for row in &rows {
+        match row {
+            Value::Object(map) => {
+                for (k, v) in map {
+                    if scalar(v).is_some() && !columns.contains(k) {
+                        columns.push(k.clone());
+                    }
+                }
+            }
+            Value::Array(_) => bail!("table output needs objects; use --query to pick fields, e.g. --query \"[].{{Name:name}}\""),
+            _ => {}
+        }
+    }
+    if columns.is_empty() {
+        // A list of scalars (e.g. --query "[].name"): one column titled "Result", as az does.
+        let cells: Vec<String> = rows.iter().filter_map(|r| scalar(r)).collect();
+        let width = cells.iter().map(|c| c.chars().count()).max().unwrap_or(0).max(6);
+        let mut out = format!("Result\n{}\n", "-".repeat(width));
+        for c in cells {
+            let _ = writeln!(out, "{c}");
+        }
+        return Ok(out);
+    }
+    let cells: Vec<Vec<String>> = rows
+        .iter()
+        .map(|r| columns.iter().map(|c| r.get(c).and_then(scalar).unwrap_or_default()).collect())
+        .collect();
+    let headers: Vec<String> = columns.iter().map(|c| header(c)).collect();
+    let widths: Vec<usize> = (0..columns.len())
+        .map(|i| cells.iter().map(|r| r[i].chars().count()).chain([headers[i].chars().count()]).max().unwrap_or(0))
+        .collect();
+    let line = |cells: &[String]| -> String {
+        cells.iter().zip(&widths).map(|(c, w)| format!("{c:<w$}")).collect::<Vec<_>>().join("  ").trim_end().to_string() + "\n"
+    };
+    let mut out = line(&headers);
+    out.push_str(&(widths.iter().map(|w| "-".repeat(*w)).collect::<Vec<_>>().join("  ") + "\n"));
+    for r in &cells {
+        out.push_str(&line(r));
+    }
+    Ok(out)
+}
+
+/// JSON with az's jsonc colours: keys blue, strings green, numbers and booleans yellow.
+fn colorize(v: &Value, indent: usize, out: &mut String) {
+    const KEY: &str = "\x1b[94m";
+    const STR: &str = "\x1b[32m";
+    const LIT: &str = "\x1b[33m";
+    const END: &str = "\x1b[0m";
+    let pad = "  ".repeat(indent + 1);
+    match v {
+        Value::Object(map) if !map.is_empty() => {
+            out.push_str("{\n");
+            for (i, (k, val)) in map.iter().enumerate() {
+                let _ = write!(out, "{pad}{KEY}{}{END}: ", Value::String(k.clone()));
+                colorize(val, indent + 1, out);
+                out.push_str(if i + 1 < map.len() { ",\n" } else { "\n" });
+            }
+            let _ = write!(out, "{}}}", "  ".repeat(indent));
+        }
+        Value::Array(items) if !items.is_empty() => {
+            out.push_str("[\n");
+            for (i, val) in items.iter().enumerate() {
+                out.push_str(&pad);
+                colorize(val, indent + 1, out);
+                out.push_str(if i + 1 < items.len() { ",\n" } else { "\n" });
+            }
+            let _ = write!(out, "{}]", "  ".repeat(indent));
+        }
+        Value::String(_) => {
+            let _ = write!(out, "{STR}{v}{END}");
+        }
+        Value::Number(_) | Value::Bool(_) | Value::Null => {
+            let _ = write!(out, "{LIT}{v}{END}");
+        }
+        other => out.push_str(&other.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn identities() -> Value {
+        json!([
+            {"name": "myIdentity", "location": "westus2", "tags": {}, "clientId": "c1"},
+            {"name": "kubelet", "location": "japaneast", "tags": {}, "clientId": "c2"}
+        ])
+    }
+
+    #[test]
+    fn seed_002_query_projects_into_a_table() {
+        let v = query(identities(), Some("[].{Name:name, Location:location}")).unwrap();
+        assert_eq!(
+            render(&v, Format::Table).unwrap(),
+            // Columns come out in key order: the jmespath crate keeps objects sorted.
+            "Location   Name\n---------  ----------\nwestus2    myIdentity\njapaneast  kubelet\n"
+        );
+    }
+
+    #[test]
+    fn tsv_keeps_scalars_and_a_bad_query_is_an_error() {
+        assert_eq!(render(&identities(), Format::Tsv).unwrap(), "c1\twestus2\tmyIdentity\nc2\tjapaneast\tkubelet\n");
+        assert_eq!(render(&query(identities(), Some("[0].clientId")).unwrap(), Format::Tsv).unwrap(), "c1\n");
+        assert!(query(identities(), Some("[?name==")).unwrap_err().to_string().contains("invalid --query"));
+    }
+
+    #[test]
+    fn yaml_and_scalar_tables() {
+        assert!(render(&identities(), Format::Yaml).unwrap().contains("  name: myIdentity"));
+        let names = query(identities(), Some("[].name")).unwrap();
+        assert_eq!(render(&names, Format::Table).unwrap(), "Result\n----------\nmyIdentity\nkubelet\n");
+        assert!(render(&json!({"a": "b"}), Format::Jsonc).unwrap().contains("\x1b[94m\"a\"\x1b[0m"));
+    }
+}
