@@ -130,6 +130,13 @@ fn is_loopback(addr: &SocketAddr) -> bool {
 
 pub async fn serve(config: Config) -> Result<()> {
     std::fs::create_dir_all(&config.home).with_context(|| format!("creating KITE_HOME {}", config.home.display()))?;
+    // The database holds signing keys and credential hashes: only the owner may read KITE_HOME.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&config.home, std::fs::Permissions::from_mode(0o700))
+            .with_context(|| format!("restricting {} to its owner", config.home.display()))?;
+    }
     if config.insecure_http && !is_loopback(&config.listen) {
         bail!("--insecure-http serves plain HTTP and is only allowed on a loopback address (127.0.0.1 or ::1), not {}; drop it to serve HTTPS", config.listen);
     }

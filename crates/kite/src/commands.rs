@@ -265,6 +265,15 @@ pub enum AssignmentCmd {
 }
 
 fn print(value: Value, format: Format, query: Option<&str>) -> Result<ExitCode> {
+    print_as(value, format, query, None)
+}
+
+/// Like [`print`], with the columns az's table view shows for this kind of object when no --query is given.
+fn print_as(value: Value, format: Format, query: Option<&str>, table_view: Option<&str>) -> Result<ExitCode> {
+    let query = match (format, query) {
+        (Format::Table, None) => table_view,
+        (_, q) => q,
+    };
     let value = output::query(value, query)?;
     print!("{}", output::render(&value, format)?);
     Ok(ExitCode::SUCCESS)
@@ -551,7 +560,8 @@ async fn role(cmd: RoleCmd, client: &mut Client, format: Format, query: Option<&
             if custom_role_only {
                 q.push(("custom", "true".to_string()));
             }
-            list_of(client.call_with(Method::GET, &format!("{}/roleDefinitions", authz(&sub_scope)), &q, None).await?, |d| sort_keys(flatten(d)))
+            let list = list_of(client.call_with(Method::GET, &format!("{}/roleDefinitions", authz(&sub_scope)), &q, None).await?, |d| sort_keys(flatten(d)));
+            return print_as(list, format, query, Some("[].{Name: roleName, Type: roleType, Description: description}"));
         }
         RoleCmd::Definition(DefinitionCmd::Create { role_definition }) => {
             let text = read_arg(&role_definition)?;
@@ -584,7 +594,8 @@ async fn role(cmd: RoleCmd, client: &mut Client, format: Format, query: Option<&
                 q.push(("atScope", "true".into()));
             }
             let at = scope.unwrap_or(sub_scope);
-            list_of(client.call_with(Method::GET, &format!("{}/roleAssignments", authz(&at)), &q, None).await?, |a| sort_keys(flatten(a)))
+            let list = list_of(client.call_with(Method::GET, &format!("{}/roleAssignments", authz(&at)), &q, None).await?, |a| sort_keys(flatten(a)));
+            return print_as(list, format, query, Some("[].{Principal: principalName, Role: roleDefinitionName, Scope: scope}"));
         }
         RoleCmd::Assignment(AssignmentCmd::Delete { ids, assignee, role, scope }) => {
             let targets = if !ids.is_empty() {

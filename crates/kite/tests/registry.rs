@@ -1,0 +1,163 @@
+//! End to end through the real binary: bootstrap, resource groups, managed identities, service
+//! principals and their credentials.
+mod support;
+
+use support::{Cli, Server};
+
+#[test]
+fn first_start_bootstraps_a_tenant_and_keeps_the_admin_secret_out_of_the_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&dir.path().join("srv"), &[]);
+    assert!(server.banner.contains("kite login --credentials-file"), "{}", server.banner);
+    let creds = server.credentials();
+    let secret = creds["password"].as_str().unwrap();
+    assert!(secret.len() >= 43);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(server.credentials_file()).unwrap().permissions().mode();
+        assert_eq!(mode & 0o077, 0, "credentials file is readable by others: {mode:o}");
+        let home_mode = std::fs::metadata(&server.home).unwrap().permissions().mode();
+        assert_eq!(home_mode & 0o077, 0, "KITE_HOME is open to others: {home_mode:o}");
+    }
+    let cli = Cli::admin(&dir.path().join("cli"), &server);
+    let account = cli.run(&["account", "show"]).ok();
+    assert_eq!(account["id"], creds["subscription"]);
+    assert_eq!(account["tenantId"], creds["tenant"]);
+    let owners = cli.run(&["role", "assignment", "list", "--assignee", creds["appId"].as_str().unwrap()]).ok();
+    assert_eq!(owners[0]["roleDefinitionName"], "Owner");
+    assert_eq!(owners[0]["scope"], format!("/subscriptions/{}", creds["subscription"].as_str().unwrap()));
+    assert!(!server.log_text().contains(secret), "the admin secret appeared in the server log");
+    assert!(!server.banner.contains(secret));
+}
+
+#[test]
+fn groups_and_identities_behave_like_az() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&dir.path().join("srv"), &[]);
+    let cli = Cli::admin(&dir.path().join("cli"), &server);
+    let sub = cli.subscription();
+
+    let rg = cli.run(&["group", "create", "--name", "myResourceGroup", "--location", "westus2"]).ok();
+    assert_eq!(rg["id"], format!("/subscriptions/{sub}/resourceGroups/myResourceGroup"));
+    assert_eq!(rg["properties"]["provisioningState"], "Succeeded");
+    // Re-running the same create is harmless, as in az; moving the group is refused with ARM's error.
+    cli.run(&["group", "create", "--name", "myresourcegroup", "--location", "westus2"]).ok();
+    cli.run(&["group", "create", "-n", "myResourceGroup", "-l", "japaneast"]).fails_with(&["InvalidResourceGroupLocation", "westus2"]);
+
+    let mi = cli.run(&["identity", "create", "-g", "myResourceGroup", "-n", "myIdentity"]).ok();
+    for key in ["clientId", "principalId", "tenantId"] {
+        assert!(uuid::Uuid::parse_str(mi[key].as_str().unwrap()).is_ok(), "{key}: {mi}");
+    }
+    assert_eq!(mi["id"], format!("/subscriptions/{sub}/resourcegroups/myResourceGroup/providers/Microsoft.ManagedIdentity/userAssignedIdentities/myIdentity"));
+    assert_eq!(mi["type"], "Microsoft.ManagedIdentity/userAssignedIdentities");
+    assert_eq!(mi["resourceGroup"], "myResourceGroup");
+    assert_eq!(mi["location"], "westus2");
+    assert_eq!(cli.run(&["identity", "show", "-g", "myresourcegroup", "-n", "myIdentity"]).ok(), mi);
+    let again = cli.run(&["identity", "create", "-g", "myResourceGroup", "-n", "myIdentity"]).ok();
+    assert_eq!(again["clientId"], mi["clientId"], "an idempotent create must not mint a new identity");
+
+    // Seed 002's query, in every output format.
+    let q = "[].{Name:name, Id:id, Location:location}";
+    let table = cli.run(&["identity", "list", "--query", q, "-o", "table"]).ok_text();
+    assert!(table.lines().next().unwrap().contains("Location") && table.contains("myIdentity"), "{table}");
+    let tsv = cli.run(&["identity", "list", "--query", "[].clientId", "-o", "tsv"]).ok_text();
+    assert_eq!(tsv.trim(), mi["clientId"].as_str().unwrap());
+    let yaml = cli.run(&["identity", "list", "-o", "yaml"]).ok_text();
+    assert!(yaml.contains("name: myIdentity"), "{yaml}");
+    assert!(cli.run(&["identity", "list", "-o", "jsonc"]).ok_text().contains("\u{1b}["));
+    cli.run(&["identity", "list", "--query", "[?"]).fails_with(&["invalid --query"]);
+
+    cli.run(&["identity", "show", "-g", "myResourceGroup", "-n", "nope"]).fails_with(&["ResourceNotFound", "nope"]);
+    cli.run(&["identity", "create", "-g", "missing-rg", "-n", "x-identity"]).fails_with(&["ResourceGroupNotFound", "kite group create"]);
+    cli.run(&["identity", "create", "-g", "myResourceGroup", "-n", "bad name"]).fails_with(&["invalid identity name"]);
+
+    // Deleting the group takes its identities and the role assignments inside it, with progress shown.
+    cli.run(&["role", "assignment", "create", "--role", "Reader", "--assignee", mi["clientId"].as_str().unwrap(), "-g", "myResourceGroup"]).ok();
+    cli.run(&["group", "delete", "-n", "myResourceGroup"]).fails_with(&["--yes"]);
+    let del = cli.run(&["group", "delete", "-n", "myResourceGroup", "--yes"]);
+    del.ok();
+    assert!(del.stderr.contains("1 identit(ies) and 1 role assignment(s) removed"), "{}", del.stderr);
+    assert_eq!(cli.run(&["identity", "list"]).ok(), serde_json::json!([]));
+    cli.run(&["group", "show", "-n", "myResourceGroup"]).fails_with(&["ResourceGroupNotFound"]);
+}
+
+#[test]
+fn service_principal_secrets_live_at_most_24_months_are_shown_once_and_rotate() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&dir.path().join("srv"), &[]);
+    let cli = Cli::admin(&dir.path().join("cli"), &server);
+
+    cli.run(&["ad", "sp", "create-for-rbac", "--name", "too-long", "--years", "3"]).fails_with(&["at most 24 months", "--years 2"]);
+    assert_eq!(cli.run(&["ad", "sp", "list", "--query", "[?displayName=='too-long']"]).ok(), serde_json::json!([]));
+
+    let created = cli.run(&["ad", "sp", "create-for-rbac", "--name", "ci-deployer", "--years", "2"]);
+    let sp = created.ok();
+    assert!(created.stderr.contains("shown only this once"));
+    let (app, first) = (sp["appId"].as_str().unwrap().to_string(), sp["password"].as_str().unwrap().to_string());
+    assert_eq!(sp["tenant"], server.credentials()["tenant"]);
+    cli.run(&["ad", "sp", "create-for-rbac", "--name", "CI-DEPLOYER"]).fails_with(&["already exists", "credential reset"]);
+
+    let listed = cli.run(&["ad", "sp", "credential", "list", "--id", &app]).ok();
+    assert_eq!(listed.as_array().unwrap().len(), 1);
+    assert_eq!(listed[0]["hint"], first[..3]);
+    assert!(listed[0]["secretText"].is_null());
+    assert!(!listed.to_string().contains(&first[3..]), "the secret must never be readable again");
+
+    let (_, login) = Cli::service_principal(&dir.path().join("sp1"), &server, &app, &first);
+    login.ok();
+
+    // Reset replaces: the old secret stops working at once; --append keeps both.
+    let second = cli.run(&["ad", "sp", "credential", "reset", "--id", &app]).ok()["password"].as_str().unwrap().to_string();
+    let (_, old) = Cli::service_principal(&dir.path().join("sp2"), &server, &app, &first);
+    old.fails_with(&["AADSTS7000215"]);
+    let third = cli.run(&["ad", "sp", "credential", "reset", "--id", &app, "--append"]).ok()["password"].as_str().unwrap().to_string();
+    for (i, s) in [&second, &third].into_iter().enumerate() {
+        Cli::service_principal(&dir.path().join(format!("sp3-{i}")), &server, &app, s).1.ok();
+    }
+    let listed = cli.run(&["ad", "sp", "credential", "list", "--id", &app]).ok();
+    assert_eq!(listed.as_array().unwrap().len(), 2);
+    let key = listed[0]["keyId"].as_str().unwrap().to_string();
+    cli.run(&["ad", "sp", "credential", "delete", "--id", &app, "--key-id", &key]).ok();
+    assert_eq!(cli.run(&["ad", "sp", "credential", "list", "--id", &app]).ok().as_array().unwrap().len(), 1);
+    assert!(!server.log_text().contains(&third), "a secret appeared in the server log");
+}
+
+#[test]
+fn an_expired_secret_is_refused_with_aadsts7000222() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&dir.path().join("srv"), &[]);
+    let cli = Cli::admin(&dir.path().join("cli"), &server);
+    let end = (time::OffsetDateTime::now_utc() + time::Duration::seconds(3)).format(&time::format_description::well_known::Rfc3339).unwrap();
+    let sp = cli.run(&["ad", "sp", "create-for-rbac", "--name", "short-lived", "--end-date", &end]).ok();
+    std::thread::sleep(std::time::Duration::from_secs(4));
+    let (_, login) = Cli::service_principal(&dir.path().join("sp"), &server, sp["appId"].as_str().unwrap(), sp["password"].as_str().unwrap());
+    login.fails_with(&["invalid_client", "AADSTS7000222", "expired"]);
+}
+
+#[test]
+fn certificate_credentials_keep_thumbprint_and_validity() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&dir.path().join("srv"), &[]);
+    let cli = Cli::admin(&dir.path().join("cli"), &server);
+    let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    let made = std::process::Command::new("openssl")
+        .args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "30", "-subj", "/CN=ci-cert"])
+        .args(["-keyout", key.to_str().unwrap(), "-out", cert.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(made.status.success(), "{}", String::from_utf8_lossy(&made.stderr));
+    let fingerprint = std::process::Command::new("openssl").args(["x509", "-noout", "-fingerprint", "-sha1", "-in", cert.to_str().unwrap()]).output().unwrap();
+    let expected = String::from_utf8_lossy(&fingerprint.stdout).trim().rsplit('=').next().unwrap().replace(':', "");
+
+    let cert_arg = format!("@{}", cert.display());
+    let sp = cli.run(&["ad", "sp", "create-for-rbac", "--name", "cert-app", "--cert", &cert_arg]).ok();
+    assert!(sp.get("password").is_none(), "{sp}");
+    assert_eq!(sp["certificateThumbprint"], expected);
+    let certs = cli.run(&["ad", "sp", "credential", "list", "--id", sp["appId"].as_str().unwrap(), "--cert"]).ok();
+    assert_eq!(certs[0]["customKeyIdentifier"], expected);
+    assert_eq!(certs[0]["displayName"], "CN=ci-cert");
+    assert_eq!(certs[0]["type"], "AsymmetricX509Cert");
+    let key_arg = format!("@{}", key.display());
+    cli.run(&["ad", "sp", "credential", "reset", "--id", sp["appId"].as_str().unwrap(), "--cert", &key_arg]).fails_with(&["invalid certificate"]);
+}

@@ -1,0 +1,153 @@
+//! Test harness: runs the real `kite` binary as a server and as the CLI, each with its own KITE_HOME.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_kite");
+
+pub struct Server {
+    pub child: Child,
+    pub url: String,
+    pub home: PathBuf,
+    pub log: PathBuf,
+    /// What the server printed to stdout before it listened (bootstrap notice).
+    pub banner: String,
+}
+
+impl Server {
+    pub fn start(home: &Path, extra: &[&str]) -> Server {
+        let log = home.with_extension("server.log");
+        let mut child = Command::new(BIN)
+            .args(["serve", "--listen", "127.0.0.1:0"])
+            .args(extra)
+            .env("KITE_HOME", home)
+            .env("KITE_LOG", "info")
+            .stdout(Stdio::piped())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .expect("kite serve starts");
+        let mut reader = BufReader::new(child.stdout.take().unwrap());
+        let mut banner = String::new();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let url = loop {
+            let mut line = String::new();
+            if reader.read_line(&mut line).unwrap() == 0 || Instant::now() > deadline {
+                let _ = child.kill();
+                panic!("kite serve exited before listening:\n{banner}\n{}", std::fs::read_to_string(&log).unwrap_or_default());
+            }
+            banner.push_str(&line);
+            if let Some(url) = line.trim().strip_prefix("kite: listening on ") {
+                break url.to_string();
+            }
+        };
+        Server { child, url, home: home.to_path_buf(), log, banner }
+    }
+
+    pub fn credentials_file(&self) -> PathBuf {
+        self.home.join("admin-credentials.json")
+    }
+
+    pub fn credentials(&self) -> Value {
+        serde_json::from_str(&std::fs::read_to_string(self.credentials_file()).unwrap()).unwrap()
+    }
+
+    pub fn ca(&self) -> PathBuf {
+        self.home.join("tls/ca.pem")
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// What one CLI run produced.
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    pub fn json(&self) -> Value {
+        serde_json::from_str(&self.stdout).unwrap_or_else(|e| panic!("not JSON ({e}): {}\nstderr: {}", self.stdout, self.stderr))
+    }
+
+    /// Asserts success and returns the JSON output.
+    pub fn ok(&self) -> Value {
+        assert_eq!(self.code, 0, "command failed:\nstdout: {}\nstderr: {}", self.stdout, self.stderr);
+        if self.stdout.trim().is_empty() {
+            Value::Null
+        } else {
+            self.json()
+        }
+    }
+
+    /// Asserts success and returns the text output.
+    pub fn ok_text(&self) -> String {
+        assert_eq!(self.code, 0, "command failed:\nstdout: {}\nstderr: {}", self.stdout, self.stderr);
+        self.stdout.clone()
+    }
+
+    /// Asserts a failure whose message contains every one of `needles`.
+    pub fn fails_with(&self, needles: &[&str]) {
+        assert_ne!(self.code, 0, "expected failure, got:\n{}", self.stdout);
+        for n in needles {
+            assert!(self.stderr.contains(n), "stderr lacks '{n}':\n{}", self.stderr);
+        }
+    }
+}
+
+/// The CLI with its own KITE_HOME (so several principals can be signed in at once).
+pub struct Cli {
+    pub home: PathBuf,
+}
+
+impl Cli {
+    pub fn new(home: &Path) -> Cli {
+        std::fs::create_dir_all(home).unwrap();
+        Cli { home: home.to_path_buf() }
+    }
+
+    pub fn run(&self, args: &[&str]) -> Run {
+        let out = Command::new(BIN).args(args).env("KITE_HOME", &self.home).stdin(Stdio::null()).output().unwrap();
+        Run {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+
+    /// Signs in as the bootstrap admin.
+    pub fn admin(home: &Path, server: &Server) -> Cli {
+        let cli = Cli::new(home);
+        cli.run(&["login", "--credentials-file", server.credentials_file().to_str().unwrap()]).ok();
+        cli
+    }
+
+    /// Signs in as a service principal with a secret.
+    pub fn service_principal(home: &Path, server: &Server, app_id: &str, secret: &str) -> (Cli, Run) {
+        let cli = Cli::new(home);
+        let tenant = server.credentials()["tenant"].as_str().unwrap().to_string();
+        let run = cli.run(&[
+            "login", "--service-principal", "-u", app_id, "-p", secret, "--tenant", &tenant, "--server", &server.url,
+            "--ca-file", server.ca().to_str().unwrap(),
+        ]);
+        (cli, run)
+    }
+
+    pub fn subscription(&self) -> String {
+        self.run(&["account", "show", "--query", "id", "-o", "tsv"]).stdout.trim().to_string()
+    }
+}
