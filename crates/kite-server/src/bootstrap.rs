@@ -48,7 +48,9 @@ pub async fn ensure_tenant(store: &dyn Store, home: &Path, public_url: &str, ca_
         created_on: now,
         created_by: None,
     };
-    let b = Bootstrap { tenant: tenant.clone(), subscription: subscription.clone(), admin: admin.clone(), admin_assignment };
+    let key = SigningKey::generate("kite token signing", now.unix_timestamp())?;
+    let signing_key = StoredKey { kid: key.kid.clone(), created_at: key.created_at, body: serde_json::to_string(&key)? };
+    let b = Bootstrap { tenant: tenant.clone(), subscription: subscription.clone(), admin: admin.clone(), admin_assignment, signing_key };
     match store.bootstrap(&b).await {
         Ok(()) => {}
         Err(kite_store::Error::Conflict(_)) => {
@@ -72,17 +74,11 @@ pub async fn ensure_tenant(store: &dyn Store, home: &Path, public_url: &str, ca_
     Ok(Bootstrapped { tenant, subscriptions: vec![subscription], credentials_file: Some(path) })
 }
 
-/// Loads the signing keys, creating the first one when there is none.
-pub async fn ensure_keys(store: &dyn Store) -> Result<Vec<SigningKey>> {
-    let mut stored = store.list_signing_keys().await?;
+/// Loads the signing keys (the first one is written by the bootstrap).
+pub async fn load_keys(store: &dyn Store) -> Result<Vec<SigningKey>> {
+    let stored = store.list_signing_keys().await?;
     if stored.is_empty() {
-        let key = SigningKey::generate("kite token signing", OffsetDateTime::now_utc().unix_timestamp())?;
-        let body = serde_json::to_string(&key)?;
-        match store.add_signing_key(&StoredKey { kid: key.kid.clone(), created_at: key.created_at, body }).await {
-            Ok(()) | Err(kite_store::Error::Conflict(_)) => {}
-            Err(e) => return Err(e.into()),
-        }
-        stored = store.list_signing_keys().await?;
+        anyhow::bail!("the store holds no token-signing key; it was bootstrapped by an incompatible kite version");
     }
     stored
         .iter()

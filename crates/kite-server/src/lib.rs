@@ -153,7 +153,7 @@ pub async fn serve(config: Config) -> Result<()> {
 
     let tls = if config.insecure_http { None } else { Some(tls::ensure(&config.home, &config.tls_names)?) };
     let boot = bootstrap::ensure_tenant(store.as_ref(), &config.home, &public_url, tls.as_ref().map(|t| t.ca_cert.as_path())).await?;
-    let keys = KeySet::new(&bootstrap::ensure_keys(store.as_ref()).await?)?;
+    let keys = KeySet::new(&bootstrap::load_keys(store.as_ref()).await?)?;
     if let Some(path) = &boot.credentials_file {
         println!("kite: created tenant {} with subscription {}", boot.tenant.tenant_id, boot.subscriptions[0].subscription_id);
         println!("kite: admin service principal credentials written to {} (readable only by you)", path.display());

@@ -47,12 +47,14 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// What the first start writes, all at once: the tenant, its subscription and the admin app with
 /// its Owner assignment.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug)]
 pub struct Bootstrap {
     pub tenant: Tenant,
     pub subscription: Subscription,
     pub admin: Application,
     pub admin_assignment: RoleAssignment,
+    /// The first token-signing key, written with the rest so racing replicas agree on it.
+    pub signing_key: StoredKey,
 }
 
 /// Filters of `role assignment list`.
@@ -74,12 +76,18 @@ pub struct GroupDeletion {
     pub role_assignments: u64,
 }
 
-/// A stored signing key; `body` is opaque to the store.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// A stored signing key; `body` (which holds the private key) is opaque to the store and never shown by `Debug`.
+#[derive(Clone, PartialEq, Eq)]
 pub struct StoredKey {
     pub kid: String,
     pub created_at: i64,
     pub body: String,
+}
+
+impl std::fmt::Debug for StoredKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StoredKey").field("kid", &self.kid).field("created_at", &self.created_at).finish_non_exhaustive()
+    }
 }
 
 /// A read-modify-write step for [`Store::update_application`].

@@ -177,6 +177,13 @@ impl Store for SqlStore {
             .map_err(|e| conflict_or_backend(e, || "this store is already bootstrapped".into()))?;
         insert_application(&mut tx, &b.admin).await?;
         insert_assignment(&mut tx, &b.admin_assignment).await?;
+        sqlx::query("INSERT INTO signing_keys (kid, created_at, body) VALUES ($1, $2, $3)")
+            .bind(&b.signing_key.kid)
+            .bind(b.signing_key.created_at)
+            .bind(&b.signing_key.body)
+            .execute(&mut *tx)
+            .await
+            .map_err(backend)?;
         tx.commit().await.map_err(backend)
     }
 

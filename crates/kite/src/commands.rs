@@ -571,7 +571,14 @@ async fn role(cmd: RoleCmd, client: &mut Client, format: Format, query: Option<&
             sort_keys(flatten(client.call(Method::PUT, &format!("{}/roleDefinitions/{id}", authz(&sub_scope)), Some(&body)).await?))
         }
         RoleCmd::Definition(DefinitionCmd::Delete { name }) => {
-            client.call(Method::DELETE, &format!("{}/roleDefinitions/{name}", authz(&sub_scope)), None).await?;
+            let id = match uuid::Uuid::parse_str(&name) {
+                Ok(id) => id.to_string(),
+                Err(_) => {
+                    let found = client.call_with(Method::GET, &format!("{}/roleDefinitions", authz(&sub_scope)), &[("roleName", name.clone())], None).await?;
+                    found["value"][0]["name"].as_str().map(str::to_string).ok_or_else(|| anyhow!("role '{name}' not found"))?
+                }
+            };
+            client.call(Method::DELETE, &format!("{}/roleDefinitions/{id}", authz(&sub_scope)), None).await?;
             return Ok(ExitCode::SUCCESS);
         }
         RoleCmd::Assignment(AssignmentCmd::Create { role, assignee, scope, description }) => {

@@ -50,8 +50,10 @@ pub async fn bootstrap_case(store: impl Store) {
         subscription: Subscription { subscription_id: SUB, tenant_id: TENANT, display_name: "default".into() },
         admin_assignment: assignment(admin.principal_id, "Owner", &format!("/subscriptions/{SUB}")),
         admin,
+        signing_key: StoredKey { kid: "first".into(), created_at: 1, body: "{}".into() },
     };
     store.bootstrap(&b).await.unwrap();
+    assert_eq!(store.list_signing_keys().await.unwrap(), vec![b.signing_key.clone()]);
     let (tenant, subs) = store.tenant().await.unwrap().unwrap();
     assert_eq!(tenant.tenant_id, TENANT);
     assert_eq!(subs[0].subscription_id, SUB);

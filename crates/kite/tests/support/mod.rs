@@ -132,16 +132,22 @@ impl Cli {
     /// Signs in as the bootstrap admin.
     pub fn admin(home: &Path, server: &Server) -> Cli {
         let cli = Cli::new(home);
-        cli.run(&["login", "--credentials-file", server.credentials_file().to_str().unwrap()]).ok();
+        // The file names the URL of the first start; a restarted server may listen elsewhere.
+        cli.run(&["login", "--credentials-file", server.credentials_file().to_str().unwrap(), "--server", &server.url]).ok();
         cli
     }
 
     /// Signs in as a service principal with a secret.
     pub fn service_principal(home: &Path, server: &Server, app_id: &str, secret: &str) -> (Cli, Run) {
-        let cli = Cli::new(home);
         let tenant = server.credentials()["tenant"].as_str().unwrap().to_string();
+        Cli::service_principal_in(home, server, &tenant, app_id, secret)
+    }
+
+    /// As [`Cli::service_principal`], for a server that did not bootstrap the tenant itself.
+    pub fn service_principal_in(home: &Path, server: &Server, tenant: &str, app_id: &str, secret: &str) -> (Cli, Run) {
+        let cli = Cli::new(home);
         let run = cli.run(&[
-            "login", "--service-principal", "-u", app_id, "-p", secret, "--tenant", &tenant, "--server", &server.url,
+            "login", "--service-principal", "-u", app_id, "-p", secret, "--tenant", tenant, "--server", &server.url,
             "--ca-file", server.ca().to_str().unwrap(),
         ]);
         (cli, run)
