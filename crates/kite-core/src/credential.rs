@@ -94,10 +94,17 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 
 impl PasswordCredential {
     pub fn generate(now: OffsetDateTime, end: OffsetDateTime, display_name: Option<String>) -> NewSecret {
-        let mut raw = [0u8; 32];
-        rand::rng().fill_bytes(&mut raw);
+        // A secret that starts with '-' reads as a flag on every command line (`kite login -p -W…`);
+        // drawing again costs a fraction of a bit of the 256.
+        let body = loop {
+            let mut raw = [0u8; 32];
+            rand::rng().fill_bytes(&mut raw);
+            let body = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(raw);
+            if body.starts_with(|c: char| c.is_ascii_alphanumeric()) {
+                break body;
+            }
+        };
         // Entra secrets carry a '~' after a short prefix; keep that look so people recognise them.
-        let body = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(raw);
         let secret_text = format!("{}~{}", &body[..3], &body[3..]);
         let mut salt = [0u8; 16];
         rand::rng().fill_bytes(&mut salt);
@@ -186,6 +193,14 @@ mod tests {
         let err = secret_end_date(NOW, None, Some(datetime!(2028-03-01 00:00 UTC))).unwrap_err().to_string();
         assert!(err.contains("at most 24 months"), "{err}");
         assert!(secret_end_date(NOW, None, Some(datetime!(2025-01-01 00:00 UTC))).is_err());
+    }
+
+    #[test]
+    fn secrets_never_start_like_a_command_line_flag() {
+        for _ in 0..2000 {
+            let s = PasswordCredential::generate(NOW, datetime!(2027-01-01 0:00 UTC), None).secret_text;
+            assert!(s.starts_with(|c: char| c.is_ascii_alphanumeric()), "{s}");
+        }
     }
 
     #[test]

@@ -108,6 +108,18 @@ impl SqlStore {
         Ok(SqlStore { pool })
     }
 
+    /// One object by key, or `NotFound` with the caller's message.
+    async fn one<T: DeserializeOwned>(&self, sql: &str, keys: &[String], missing: impl FnOnce() -> String) -> Result<T> {
+        let mut q = sqlx::query(sql);
+        for k in keys {
+            q = q.bind(k.clone());
+        }
+        match q.fetch_optional(&self.pool).await.map_err(backend)? {
+            Some(r) => from_row(&r),
+            None => Err(Error::NotFound(missing())),
+        }
+    }
+
     async fn meta(&self, key: &str) -> Result<Option<String>> {
         let row = sqlx::query("SELECT value FROM meta WHERE key = $1").bind(key).fetch_optional(&self.pool).await.map_err(backend)?;
         row.map(|r| r.try_get::<String, _>("value").map_err(backend)).transpose()
@@ -205,16 +217,10 @@ impl Store for SqlStore {
     }
 
     async fn get_resource_group(&self, sub: &Uuid, name: &str) -> Result<ResourceGroup> {
-        let row = sqlx::query("SELECT body FROM resource_groups WHERE sub_id = $1 AND name_key = $2")
-            .bind(sub.to_string())
-            .bind(name.to_lowercase())
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(backend)?;
-        match row {
-            Some(r) => from_row(&r),
-            None => Err(Error::NotFound(format!("resource group '{name}' could not be found; list them with 'kite group list'"))),
-        }
+        self.one("SELECT body FROM resource_groups WHERE sub_id = $1 AND name_key = $2", &[sub.to_string(), name.to_lowercase()], || {
+            format!("resource group '{name}' could not be found; list them with 'kite group list'")
+        })
+        .await
     }
 
     async fn list_resource_groups(&self, sub: &Uuid) -> Result<Vec<ResourceGroup>> {
@@ -275,17 +281,10 @@ impl Store for SqlStore {
     }
 
     async fn get_identity(&self, sub: &Uuid, rg: &str, name: &str) -> Result<ManagedIdentity> {
-        let row = sqlx::query("SELECT body FROM identities WHERE id_key = $1")
-            .bind(identity_key(sub, rg, name))
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(backend)?;
-        match row {
-            Some(r) => from_row(&r),
-            None => Err(Error::NotFound(format!(
-                "identity '{name}' was not found in resource group '{rg}'; list them with 'kite identity list -g {rg}'"
-            ))),
-        }
+        self.one("SELECT body FROM identities WHERE id_key = $1", &[identity_key(sub, rg, name)], || {
+            format!("identity '{name}' was not found in resource group '{rg}'; list them with 'kite identity list -g {rg}'")
+        })
+        .await
     }
 
     async fn list_identities(&self, sub: &Uuid, rg: Option<&str>) -> Result<Vec<ManagedIdentity>> {
@@ -315,15 +314,7 @@ impl Store for SqlStore {
     }
 
     async fn get_principal(&self, object_id: &Uuid) -> Result<Principal> {
-        let row = sqlx::query("SELECT body FROM principals WHERE object_id = $1")
-            .bind(object_id.to_string())
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(backend)?;
-        match row {
-            Some(r) => from_row(&r),
-            None => Err(Error::NotFound(format!("principal {object_id} does not exist"))),
-        }
+        self.one("SELECT body FROM principals WHERE object_id = $1", &[object_id.to_string()], || format!("principal {object_id} does not exist")).await
     }
 
     async fn find_principals(&self, needle: &str) -> Result<Vec<Principal>> {
@@ -346,15 +337,10 @@ impl Store for SqlStore {
     }
 
     async fn get_application(&self, app_id: &Uuid) -> Result<Application> {
-        let row = sqlx::query("SELECT body FROM applications WHERE app_id = $1")
-            .bind(app_id.to_string())
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(backend)?;
-        match row {
-            Some(r) => from_row(&r),
-            None => Err(Error::NotFound(format!("application {app_id} does not exist; list them with 'kite ad sp list'"))),
-        }
+        self.one("SELECT body FROM applications WHERE app_id = $1", &[app_id.to_string()], || {
+            format!("application {app_id} does not exist; list them with 'kite ad sp list'")
+        })
+        .await
     }
 
     async fn list_applications(&self) -> Result<Vec<Application>> {

@@ -238,12 +238,8 @@ pub enum AssignmentCmd {
         description: Option<String>,
     },
     List {
-        #[arg(long)]
-        assignee: Option<String>,
-        #[arg(long)]
-        role: Option<String>,
         #[command(flatten)]
-        scope: ScopeArgs,
+        filter: AssignmentFilterArgs,
         /// Assignments at every scope, not only the subscription.
         #[arg(long)]
         all: bool,
@@ -255,13 +251,36 @@ pub enum AssignmentCmd {
         /// Assignment IDs (…/providers/Microsoft.Authorization/roleAssignments/{name}).
         #[arg(long, num_args = 1..)]
         ids: Vec<String>,
-        #[arg(long)]
-        assignee: Option<String>,
-        #[arg(long)]
-        role: Option<String>,
         #[command(flatten)]
-        scope: ScopeArgs,
+        filter: AssignmentFilterArgs,
     },
+}
+
+#[derive(Args)]
+pub struct AssignmentFilterArgs {
+    #[arg(long)]
+    assignee: Option<String>,
+    #[arg(long)]
+    role: Option<String>,
+    #[command(flatten)]
+    scope: ScopeArgs,
+}
+
+impl AssignmentFilterArgs {
+    /// Query parameters of a role-assignment listing; `atScope` when a scope is given.
+    async fn query(&self, client: &mut Client, at_scope: bool) -> Result<Vec<(&'static str, String)>> {
+        let mut q = Vec::new();
+        if at_scope {
+            q.push(("atScope", "true".to_string()));
+        }
+        if let Some(a) = &self.assignee {
+            q.push(("principalId", principal_id(client, a).await?));
+        }
+        if let Some(r) = &self.role {
+            q.push(("role", r.clone()));
+        }
+        Ok(q)
+    }
 }
 
 fn print(value: Value, format: Format, query: Option<&str>) -> Result<ExitCode> {
@@ -588,34 +607,20 @@ async fn role(cmd: RoleCmd, client: &mut Client, format: Format, query: Option<&
             let name = uuid::Uuid::new_v4();
             sort_keys(flatten(client.call(Method::PUT, &format!("{}/roleAssignments/{name}", authz(&scope)), Some(&body)).await?))
         }
-        RoleCmd::Assignment(AssignmentCmd::List { assignee, role, scope, all, include_inherited }) => {
-            let scope = scope.resolve(client)?;
-            let mut q = vec![("all", all.to_string()), ("includeInherited", include_inherited.to_string())];
-            if let Some(a) = assignee {
-                q.push(("principalId", principal_id(client, &a).await?));
-            }
-            if let Some(r) = role {
-                q.push(("role", r));
-            }
-            if scope.is_some() {
-                q.push(("atScope", "true".into()));
-            }
+        RoleCmd::Assignment(AssignmentCmd::List { filter, all, include_inherited }) => {
+            let scope = filter.scope.resolve(client)?;
+            let mut q = filter.query(client, scope.is_some()).await?;
+            q.extend([("all", all.to_string()), ("includeInherited", include_inherited.to_string())]);
             let at = scope.unwrap_or(sub_scope);
             let list = list_of(client.call_with(Method::GET, &format!("{}/roleAssignments", authz(&at)), &q, None).await?, |a| sort_keys(flatten(a)));
             return print_as(list, format, query, Some("[].{Principal: principalName, Role: roleDefinitionName, Scope: scope}"));
         }
-        RoleCmd::Assignment(AssignmentCmd::Delete { ids, assignee, role, scope }) => {
+        RoleCmd::Assignment(AssignmentCmd::Delete { ids, filter }) => {
             let targets = if !ids.is_empty() {
                 ids
             } else {
-                let scope = scope.required(client)?;
-                let mut q = vec![("atScope", "true".to_string())];
-                if let Some(a) = assignee {
-                    q.push(("principalId", principal_id(client, &a).await?));
-                }
-                if let Some(r) = role {
-                    q.push(("role", r));
-                }
+                let scope = filter.scope.required(client)?;
+                let q = filter.query(client, true).await?;
                 let found = client.call_with(Method::GET, &format!("{}/roleAssignments", authz(&scope)), &q, None).await?;
                 let ids: Vec<String> = list_of(found, |a| a["id"].clone()).as_array().into_iter().flatten().filter_map(|v| v.as_str().map(str::to_string)).collect();
                 if ids.is_empty() {

@@ -43,6 +43,10 @@ fn a_contributor_cannot_grant_roles_until_given_user_access_administrator_and_is
     assert_eq!(granted["principalId"], kubelet_id);
     assert_eq!(granted["roleDefinitionId"], format!("/subscriptions/{sub}/providers/Microsoft.Authorization/roleDefinitions/f1a07417-d97a-45cb-824c-7a7467783830"));
     admin.run(&["role", "assignment", "create", "--role", "Managed Identity Operator", "--assignee", kubelet_id, "-g", "aks-rg"]).fails_with(&["RoleAssignmentExists"]);
+    // Removing by id, as az takes it.
+    let id = granted["id"].as_str().unwrap();
+    deployer.run(&["role", "assignment", "delete", "--ids", id]).ok();
+    assert!(admin.run(&["role", "assignment", "list", "--assignee", kubelet_id, "--all"]).ok().as_array().unwrap().is_empty());
     // Still nothing at the sibling group.
     deployer.run(&["role", "assignment", "create", "--role", "Reader", "--assignee", kubelet_id, "-g", "other-rg"]).fails_with(&["AuthorizationFailed"]);
 }

@@ -68,6 +68,12 @@ fn groups_and_identities_behave_like_az() {
     assert!(cli.run(&["identity", "list", "-o", "jsonc"]).ok_text().contains("\u{1b}["));
     cli.run(&["identity", "list", "--query", "[?"]).fails_with(&["invalid --query"]);
 
+    cli.run(&["identity", "create", "-g", "myResourceGroup", "-n", "short-lived-identity"]).ok();
+    cli.run(&["identity", "delete", "-g", "myResourceGroup", "-n", "short-lived-identity"]).ok();
+    cli.run(&["identity", "delete", "-g", "myResourceGroup", "-n", "short-lived-identity"]).fails_with(&["ResourceNotFound"]);
+    cli.run(&["group", "create", "-n", "second", "-l", "japaneast", "--tags", "env=dev"]).ok();
+    let groups = cli.run(&["group", "list", "--query", "[].{name:name, env:tags.env}"]).ok();
+    assert_eq!(groups, serde_json::json!([{"env": null, "name": "myResourceGroup"}, {"env": "dev", "name": "second"}]));
     cli.run(&["identity", "show", "-g", "myResourceGroup", "-n", "nope"]).fails_with(&["ResourceNotFound", "nope"]);
     cli.run(&["identity", "create", "-g", "missing-rg", "-n", "x-identity"]).fails_with(&["ResourceGroupNotFound", "kite group create"]);
     cli.run(&["identity", "create", "-g", "myResourceGroup", "-n", "bad name"]).fails_with(&["invalid identity name"]);
