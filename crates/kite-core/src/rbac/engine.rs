@@ -7,7 +7,7 @@
 //! grows with the depth of the scope, not with the number of assignments.
 
 use std::collections::HashMap;
-use std::sync::LazyLock;
+use std::sync::{Arc, LazyLock, RwLock};
 
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -73,12 +73,37 @@ static LEAST_PRIVILEGED_FIRST: LazyLock<Vec<&'static RoleDefinition>> = LazyLock
     roles
 });
 
+/// Which built-in roles (indices into [`LEAST_PRIVILEGED_FIRST`]) grant an action, by `kind` and
+/// lower-cased action. Built-in roles never change, so this is a pure function worth remembering:
+/// without it every denial would glob-match the action against every built-in permission.
+static GRANTING_BUILTINS: LazyLock<RwLock<HashMap<(ActionKind, String), Arc<[usize]>>>> = LazyLock::new(Default::default);
+
+/// Bound on remembered actions; past it the memo starts afresh (actions are few in practice).
+const MEMO_LIMIT: usize = 16_384;
+
+fn granting_builtins(action: &str, kind: ActionKind) -> Arc<[usize]> {
+    let key = (kind, action.to_ascii_lowercase());
+    if let Some(hit) = GRANTING_BUILTINS.read().ok().and_then(|m| m.get(&key).cloned()) {
+        return hit;
+    }
+    let found: Arc<[usize]> = LEAST_PRIVILEGED_FIRST
+        .iter()
+        .enumerate()
+        .filter(|(_, r)| matches!(r.coverage(action, kind), Coverage::Granted { .. }))
+        .map(|(i, _)| i)
+        .collect();
+    if let Ok(mut memo) = GRANTING_BUILTINS.write() {
+        if memo.len() >= MEMO_LIMIT {
+            memo.clear();
+        }
+        memo.insert(key, found.clone());
+    }
+    found
+}
+
 /// The least-privileged built-in role that grants `action` at `scope`, if any does.
 pub fn least_privileged_builtin(action: &str, kind: ActionKind, scope: &Scope) -> Option<&'static RoleDefinition> {
-    LEAST_PRIVILEGED_FIRST
-        .iter()
-        .copied()
-        .find(|r| r.is_assignable_at(scope) && matches!(r.coverage(action, kind), Coverage::Granted { .. }))
+    granting_builtins(action, kind).iter().map(|&i| LEAST_PRIVILEGED_FIRST[i]).find(|r| r.is_assignable_at(scope))
 }
 
 pub fn evaluate(view: &impl AccessView, req: &AccessRequest<'_>) -> Decision {

@@ -58,7 +58,7 @@ pub fn builtin_roles() -> &'static [RoleDefinition] {
 }
 
 /// What an action is checked against: control-plane `actions` or data-plane `dataActions`.
-#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq, Hash)]
 pub enum ActionKind {
     Action,
     DataAction,
