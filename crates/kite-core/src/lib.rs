@@ -4,6 +4,7 @@
 
 pub mod credential;
 pub mod directory;
+pub mod federation;
 pub mod rbac;
 pub mod scope;
 pub mod suggest;

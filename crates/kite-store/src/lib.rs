@@ -13,6 +13,7 @@ mod sql;
 
 use async_trait::async_trait;
 use kite_core::directory::{Application, ManagedIdentity, Principal, ResourceGroup, Subscription, Tenant};
+use kite_core::federation::FederatedCredential;
 use kite_core::rbac::{RoleAssignment, RoleDefinition};
 use kite_core::Scope;
 use serde::{Deserialize, Serialize};
@@ -138,6 +139,12 @@ pub trait Store: Send + Sync + 'static {
     async fn list_role_assignments(&self, filter: &AssignmentFilter) -> Result<Vec<RoleAssignment>>;
     /// The principal's assignments at `scope` and every scope above it: what a check needs.
     async fn assignments_on_chain(&self, principal: &Uuid, scope: &Scope) -> Result<Vec<RoleAssignment>>;
+
+    /// Adds a federated credential to the app or identity whose client id is `owner`; at most
+    /// [`kite_core::federation::MAX_PER_OWNER`], names unique per owner (case-insensitive).
+    async fn create_federated_credential(&self, owner: &Uuid, fic: &FederatedCredential) -> Result<()>;
+    async fn list_federated_credentials(&self, owner: &Uuid) -> Result<Vec<FederatedCredential>>;
+    async fn delete_federated_credential(&self, owner: &Uuid, name: &str) -> Result<()>;
 
     async fn add_signing_key(&self, key: &StoredKey) -> Result<()>;
     async fn list_signing_keys(&self) -> Result<Vec<StoredKey>>;

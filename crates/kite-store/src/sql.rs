@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use kite_core::directory::{Application, ManagedIdentity, Principal, ResourceGroup, Subscription, Tenant};
+use kite_core::federation::{FederatedCredential, MAX_PER_OWNER};
 use kite_core::rbac::{RoleAssignment, RoleDefinition};
 use kite_core::scope::ScopeLevel;
 use kite_core::Scope;
@@ -21,7 +22,10 @@ use crate::{AppUpdate, AssignmentFilter, Bootstrap, Error, GroupDeletion, Result
 #[derive(Debug)]
 struct Embedded;
 
-const MIGRATIONS: &[(i64, &str, &str)] = &[(1, "initial", include_str!("../migrations/0001_initial.sql"))];
+const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (1, "initial", include_str!("../migrations/0001_initial.sql")),
+    (2, "federated credentials", include_str!("../migrations/0002_federated_credentials.sql")),
+];
 
 impl MigrationSource<'static> for Embedded {
     fn resolve(self) -> futures_core::future::BoxFuture<'static, Result<Vec<Migration>, sqlx::error::BoxDynError>> {
@@ -169,10 +173,11 @@ async fn insert_assignment(tx: &mut Tx<'_>, a: &RoleAssignment) -> Result<()> {
     Ok(())
 }
 
-/// Removes a principal and everything assigned to it.
-async fn delete_principal(tx: &mut Tx<'_>, object_id: &Uuid) -> Result<u64> {
+/// Removes a principal, its federated credentials and everything assigned to it.
+async fn delete_principal(tx: &mut Tx<'_>, object_id: &Uuid, app_id: &Uuid) -> Result<u64> {
     let id = object_id.to_string();
     sqlx::query("DELETE FROM principals WHERE object_id = $1").bind(&id).execute(&mut **tx).await.map_err(backend)?;
+    sqlx::query("DELETE FROM federated_credentials WHERE owner_id = $1").bind(app_id.to_string()).execute(&mut **tx).await.map_err(backend)?;
     let r = sqlx::query("DELETE FROM role_assignments WHERE principal_id = $1").bind(&id).execute(&mut **tx).await.map_err(backend)?;
     Ok(r.rows_affected())
 }
@@ -253,7 +258,7 @@ impl Store for SqlStore {
         let identities: Vec<ManagedIdentity> = rows(&ids)?;
         let mut deletion = GroupDeletion { identities: identities.len() as u64, role_assignments: 0 };
         for mi in &identities {
-            deletion.role_assignments += delete_principal(&mut tx, &mi.principal_id).await?;
+            deletion.role_assignments += delete_principal(&mut tx, &mi.principal_id, &mi.client_id).await?;
         }
         sqlx::query("DELETE FROM identities WHERE sub_id = $1 AND rg_key = $2").bind(&s).bind(&n).execute(&mut *tx).await.map_err(backend)?;
         let r = sqlx::query("DELETE FROM role_assignments WHERE rg_key = $1")
@@ -309,7 +314,7 @@ impl Store for SqlStore {
         };
         let mi: ManagedIdentity = from_row(&row)?;
         sqlx::query("DELETE FROM identities WHERE id_key = $1").bind(&key).execute(&mut *tx).await.map_err(backend)?;
-        delete_principal(&mut tx, &mi.principal_id).await?;
+        delete_principal(&mut tx, &mi.principal_id, &mi.client_id).await?;
         tx.commit().await.map_err(backend)
     }
 
@@ -385,7 +390,7 @@ impl Store for SqlStore {
         if r.rows_affected() == 0 {
             return Err(Error::NotFound(format!("application {app_id} does not exist")));
         }
-        delete_principal(&mut tx, &app.principal_id).await?;
+        delete_principal(&mut tx, &app.principal_id, &app.app_id).await?;
         tx.commit().await.map_err(backend)
     }
 
@@ -469,6 +474,50 @@ impl Store for SqlStore {
         }
         let r = q.fetch_all(&self.pool).await.map_err(backend)?;
         rows(&r)
+    }
+
+    async fn create_federated_credential(&self, owner: &Uuid, fic: &FederatedCredential) -> Result<()> {
+        let mut tx = self.pool.begin().await.map_err(backend)?;
+        let existing = sqlx::query("SELECT name_key FROM federated_credentials WHERE owner_id = $1")
+            .bind(owner.to_string())
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(backend)?;
+        if existing.len() >= MAX_PER_OWNER {
+            return Err(Error::Conflict(format!(
+                "{owner} already has {MAX_PER_OWNER} federated credentials, the most Entra allows; delete one first"
+            )));
+        }
+        sqlx::query("INSERT INTO federated_credentials (owner_id, name_key, body) VALUES ($1, $2, $3)")
+            .bind(owner.to_string())
+            .bind(fic.name.to_lowercase())
+            .bind(to_json(fic)?)
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| conflict_or_backend(e, || format!("a federated credential named '{}' already exists", fic.name)))?;
+        tx.commit().await.map_err(backend)
+    }
+
+    async fn list_federated_credentials(&self, owner: &Uuid) -> Result<Vec<FederatedCredential>> {
+        let r = sqlx::query("SELECT body FROM federated_credentials WHERE owner_id = $1 ORDER BY name_key")
+            .bind(owner.to_string())
+            .fetch_all(&self.pool)
+            .await
+            .map_err(backend)?;
+        rows(&r)
+    }
+
+    async fn delete_federated_credential(&self, owner: &Uuid, name: &str) -> Result<()> {
+        let r = sqlx::query("DELETE FROM federated_credentials WHERE owner_id = $1 AND name_key = $2")
+            .bind(owner.to_string())
+            .bind(name.to_lowercase())
+            .execute(&self.pool)
+            .await
+            .map_err(backend)?;
+        if r.rows_affected() == 0 {
+            return Err(Error::NotFound(format!("federated credential '{name}' does not exist")));
+        }
+        Ok(())
     }
 
     async fn add_signing_key(&self, key: &StoredKey) -> Result<()> {

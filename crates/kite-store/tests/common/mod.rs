@@ -234,6 +234,26 @@ pub async fn signing_keys_round_trip(store: impl Store) {
     assert!(matches!(store.delete_signing_key("k1").await, Err(Error::NotFound(_))));
 }
 
+pub async fn federated_credentials_are_per_owner_capped_and_go_with_their_identity(store: impl Store) {
+    use kite_core::federation::{FederatedCredential, MAX_PER_OWNER};
+    let rg = group("rg");
+    store.create_resource_group(&rg).await.unwrap();
+    let mi = ManagedIdentity::new(&rg, "workload", None, TENANT).unwrap();
+    store.create_identity(&mi).await.unwrap();
+    let fic = |n: usize| FederatedCredential::new(&format!("fic-{n:02}"), "https://issuer.example", &format!("system:serviceaccount:ns:sa{n}"), vec![], None).unwrap();
+    for n in 0..MAX_PER_OWNER {
+        store.create_federated_credential(&mi.client_id, &fic(n)).await.unwrap();
+    }
+    assert!(matches!(store.create_federated_credential(&mi.client_id, &fic(99)).await, Err(Error::Conflict(m)) if m.contains("at most") || m.contains("most Entra")));
+    assert!(matches!(store.create_federated_credential(&mi.client_id, &fic(0)).await, Err(Error::Conflict(_))));
+    assert_eq!(store.list_federated_credentials(&mi.client_id).await.unwrap().len(), MAX_PER_OWNER);
+    assert!(store.list_federated_credentials(&Uuid::new_v4()).await.unwrap().is_empty());
+    store.delete_federated_credential(&mi.client_id, "FIC-00").await.unwrap();
+    assert!(matches!(store.delete_federated_credential(&mi.client_id, "fic-00").await, Err(Error::NotFound(_))));
+    store.delete_identity(&SUB, "rg", "workload").await.unwrap();
+    assert!(store.list_federated_credentials(&mi.client_id).await.unwrap().is_empty(), "an identity's credentials go with it");
+}
+
 #[macro_export]
 macro_rules! conformance_tests {
     ($make:path) => {
@@ -241,7 +261,8 @@ macro_rules! conformance_tests {
             deleting_a_group_takes_its_identities_and_assignments_but_nothing_else,
             identities_are_found_by_client_id_object_id_and_name, a_failed_multi_row_write_leaves_nothing_behind,
             concurrent_application_updates_all_land, role_assignments_filter_like_az,
-            custom_roles_cannot_be_deleted_while_assigned, signing_keys_round_trip);
+            custom_roles_cannot_be_deleted_while_assigned, signing_keys_round_trip,
+            federated_credentials_are_per_owner_capped_and_go_with_their_identity);
     };
     (@cases $make:path; $($case:ident),*) => {
         $(

@@ -1,0 +1,136 @@
+//! Federated identity credentials: trust in tokens from an external issuer (a Kubernetes cluster's
+//! service-account issuer, GitHub Actions, …) for an app or a user-assigned identity, matched as
+//! Entra ID matches them: issuer and subject exactly (case-sensitive), audience among the listed.
+
+use serde::{Deserialize, Serialize};
+
+use crate::{Error, Result};
+
+/// Entra's default audience for workload identity federation.
+pub const DEFAULT_AUDIENCE: &str = "api://AzureADTokenExchange";
+/// Entra allows at most this many federated credentials per app or identity.
+pub const MAX_PER_OWNER: usize = 20;
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct FederatedCredential {
+    pub name: String,
+    pub issuer: String,
+    pub subject: String,
+    pub audiences: Vec<String>,
+    #[serde(default)]
+    pub description: Option<String>,
+}
+
+impl FederatedCredential {
+    pub fn new(name: &str, issuer: &str, subject: &str, audiences: Vec<String>, description: Option<String>) -> Result<Self> {
+        let name_ok = (3..=120).contains(&name.len())
+            && name.chars().next().is_some_and(|c| c.is_ascii_alphanumeric())
+            && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+        if !name_ok {
+            return Err(Error::InvalidArgument(format!(
+                "invalid federated credential name '{name}': use 3-120 letters, digits, '-' or '_', starting with a letter or digit"
+            )));
+        }
+        let https = issuer.starts_with("https://");
+        let loopback_http = ["http://127.0.0.1", "http://localhost", "http://[::1]"].iter().any(|p| issuer.starts_with(p));
+        if !(https || loopback_http) || issuer.len() > 600 || issuer.contains(char::is_whitespace) {
+            return Err(Error::InvalidArgument(format!(
+                "invalid issuer '{issuer}': give the issuer's https URL exactly as its tokens carry it in 'iss' \
+                 (for AKS: az aks show --query oidcIssuerProfile.issuerUrl)"
+            )));
+        }
+        if subject.trim().is_empty() || subject.len() > 600 {
+            return Err(Error::InvalidArgument(
+                "invalid subject: give the token's 'sub' exactly, e.g. system:serviceaccount:<namespace>:<service-account>".into(),
+            ));
+        }
+        let audiences = if audiences.is_empty() { vec![DEFAULT_AUDIENCE.to_string()] } else { audiences };
+        if audiences.len() != 1 || audiences[0].trim().is_empty() {
+            return Err(Error::InvalidArgument(format!("give exactly one audience (Entra's rule), usually {DEFAULT_AUDIENCE}")));
+        }
+        Ok(FederatedCredential { name: name.into(), issuer: issuer.into(), subject: subject.into(), audiences, description })
+    }
+}
+
+/// Why no federated credential accepts an assertion, with Entra's code.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FederationDenial {
+    pub code: u32,
+    pub message: String,
+}
+
+/// The credential that accepts an assertion with these claims, or Entra's refusal explaining the
+/// closest miss (a trailing slash on the issuer is the classic one).
+pub fn match_assertion<'a>(credentials: &'a [FederatedCredential], iss: &str, sub: &str, aud: &[String]) -> Result<&'a FederatedCredential, FederationDenial> {
+    let shown = format!("Assertion Issuer: '{iss}'. Assertion Subject: '{sub}'. Assertion Audience: '{}'.", aud.join(","));
+    let by_issuer: Vec<&FederatedCredential> = credentials.iter().filter(|c| c.issuer == iss).collect();
+    if by_issuer.is_empty() {
+        let near = credentials
+            .iter()
+            .find(|c| c.issuer.trim_end_matches('/').eq_ignore_ascii_case(iss.trim_end_matches('/')))
+            .map(|c| format!(" The credential '{}' has issuer '{}', which differs only by case or a trailing slash: issuers must match exactly.", c.name, c.issuer))
+            .unwrap_or_default();
+        return Err(FederationDenial { code: 70021, message: format!("No matching federated identity record found for presented assertion. {shown}{near}") });
+    }
+    let Some(by_subject) = by_issuer.iter().copied().find(|c| c.subject == sub) else {
+        let registered: Vec<String> = by_issuer.iter().map(|c| format!("'{}' ({})", c.subject, c.name)).collect();
+        return Err(FederationDenial {
+            code: 70021,
+            message: format!(
+                "No matching federated identity record found for presented assertion. {shown} Subjects registered for this issuer: {}.",
+                registered.join(", ")
+            ),
+        });
+    };
+    if !by_subject.audiences.iter().any(|a| aud.contains(a)) {
+        return Err(FederationDenial {
+            code: 700212,
+            message: format!(
+                "No matching federated identity record found for presented assertion audience '{}'. The credential '{}' expects '{}'.",
+                aud.join(","),
+                by_subject.name,
+                by_subject.audiences.join(",")
+            ),
+        });
+    }
+    Ok(by_subject)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fic() -> FederatedCredential {
+        FederatedCredential::new("kubernetes-app", "https://oidc.example.com/cluster1", "system:serviceaccount:default:app", vec![], None).unwrap()
+    }
+
+    #[test]
+    fn exact_issuer_subject_and_default_audience_match() {
+        let creds = [fic()];
+        let aud = vec![DEFAULT_AUDIENCE.to_string()];
+        assert_eq!(match_assertion(&creds, "https://oidc.example.com/cluster1", "system:serviceaccount:default:app", &aud).unwrap().name, "kubernetes-app");
+    }
+
+    #[test]
+    fn a_trailing_slash_or_another_subject_is_aadsts70021_with_the_reason() {
+        let creds = [fic()];
+        let aud = vec![DEFAULT_AUDIENCE.to_string()];
+        let d = match_assertion(&creds, "https://oidc.example.com/cluster1/", "system:serviceaccount:default:app", &aud).unwrap_err();
+        assert_eq!(d.code, 70021);
+        assert!(d.message.contains("trailing slash"), "{}", d.message);
+        let d = match_assertion(&creds, "https://oidc.example.com/cluster1", "system:serviceaccount:default:other", &aud).unwrap_err();
+        assert!(d.message.contains("'system:serviceaccount:default:app' (kubernetes-app)"), "{}", d.message);
+        let d = match_assertion(&creds, "https://oidc.example.com/cluster1", "system:serviceaccount:default:app", &["other".into()]).unwrap_err();
+        assert_eq!(d.code, 700212);
+    }
+
+    #[test]
+    fn bad_definitions_are_refused() {
+        assert!(FederatedCredential::new("x", "https://a", "s", vec![], None).is_err());
+        assert!(FederatedCredential::new("good-name", "http://evil.example.com", "s", vec![], None).is_err());
+        assert!(FederatedCredential::new("good-name", "https://a", " ", vec![], None).is_err());
+        assert!(FederatedCredential::new("good-name", "https://a", "s", vec!["a".into(), "b".into()], None).is_err());
+        assert!(FederatedCredential::new("good-name", "http://127.0.0.1:8080/issuer", "s", vec![], None).is_ok());
+    }
+}
