@@ -149,6 +149,19 @@ pub struct CertificateCredential {
 }
 
 impl CertificateCredential {
+    /// The RSA modulus and exponent of the certificate's public key (big-endian), which verify
+    /// client assertions signed with its private key.
+    pub fn rsa_public_key(&self) -> Result<(Vec<u8>, Vec<u8>)> {
+        let bad = |why: String| Error::InvalidArgument(format!("certificate {}: {why}", self.thumbprint));
+        let (_, pem) = x509_parser::pem::parse_x509_pem(self.pem.as_bytes()).map_err(|e| bad(e.to_string()))?;
+        let cert = pem.parse_x509().map_err(|e| bad(e.to_string()))?;
+        match cert.public_key().parsed() {
+            Ok(x509_parser::public_key::PublicKey::RSA(rsa)) => Ok((rsa.modulus.to_vec(), rsa.exponent.to_vec())),
+            Ok(_) => Err(bad("only RSA certificates can sign client assertions".into())),
+            Err(e) => Err(bad(e.to_string())),
+        }
+    }
+
     /// Reads one PEM certificate, refusing anything that is not a certificate or is already expired.
     pub fn from_pem(pem_text: &str, now: OffsetDateTime) -> Result<CertificateCredential> {
         let bad = |why: String| Error::InvalidArgument(format!("invalid certificate: {why}; give a PEM file ('-----BEGIN CERTIFICATE-----')"));

@@ -4,6 +4,8 @@
 //! certificate so the JWKS can carry `x5c`/`x5t` like Entra's. Verification pins the algorithm
 //! to RS256 and looks the key up by `kid`, so `alg: none` or HS256-with-the-public-key tokens fail.
 
+pub mod assertion;
+
 use std::collections::HashMap;
 
 use base64::Engine;
