@@ -149,6 +149,17 @@ pub struct CertificateCredential {
 }
 
 impl CertificateCredential {
+    /// base64url SHA-1 and SHA-256 of the DER certificate: what a client assertion's `x5t` and
+    /// `x5t#S256` headers carry.
+    pub fn header_thumbprints(&self) -> (String, String) {
+        let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        let der = hex::decode(&self.thumbprint).unwrap_or_default();
+        let sha256 = x509_parser::pem::parse_x509_pem(self.pem.as_bytes())
+            .map(|(_, pem)| b64.encode(Sha256::digest(&pem.contents)))
+            .unwrap_or_default();
+        (b64.encode(der), sha256)
+    }
+
     /// The RSA modulus and exponent of the certificate's public key (big-endian), which verify
     /// client assertions signed with its private key.
     pub fn rsa_public_key(&self) -> Result<(Vec<u8>, Vec<u8>)> {

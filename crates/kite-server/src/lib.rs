@@ -6,6 +6,8 @@ pub mod api;
 pub mod auth;
 pub mod bootstrap;
 pub mod error;
+pub mod issuers;
+pub mod keys;
 pub mod state;
 pub mod tls;
 pub mod token;
@@ -44,6 +46,10 @@ pub struct Config {
     /// Extra DNS names or IPs for the server certificate.
     pub tls_names: Vec<String>,
     pub token_lifetime_secs: i64,
+    /// CA certificates to trust when fetching external issuers' keys.
+    pub issuer_cas: Vec<PathBuf>,
+    /// Extra time a superseded signing key stays published after its last token expired (clock skew).
+    pub key_retire_grace_secs: i64,
 }
 
 async fn subscriptions(State(state): State<AppState>, _caller: Caller) -> Json<Value> {
@@ -87,6 +93,11 @@ pub fn app(state: AppState) -> Router {
         .route("/subscriptions/{sub}/resourceGroups/{rg}", get(groups::get).put(groups::put).delete(groups::delete))
         .route(&format!("/subscriptions/{{sub}}/resourceGroups/{{rg}}/{MI}"), get(identities::list_in_group))
         .route(&format!("/subscriptions/{{sub}}/resourceGroups/{{rg}}/{MI}/{{name}}"), get(identities::get).put(identities::put).delete(identities::delete))
+        .route(&format!("/subscriptions/{{sub}}/resourceGroups/{{rg}}/{MI}/{{name}}/federatedIdentityCredentials"), get(identities::list_fics))
+        .route(
+            &format!("/subscriptions/{{sub}}/resourceGroups/{{rg}}/{MI}/{{name}}/federatedIdentityCredentials/{{fic}}"),
+            get(identities::get_fic).put(identities::put_fic).delete(identities::delete_fic),
+        )
         .route(&format!("/subscriptions/{{sub}}/{MI}"), get(identities::list_in_subscription))
         .route("/v1.0/servicePrincipals", get(directory::list))
         .route("/v1.0/servicePrincipals/createForRbac", post(directory::create_for_rbac))
@@ -94,7 +105,11 @@ pub fn app(state: AppState) -> Router {
         .route("/v1.0/applications/{id}/resetCredentials", post(directory::reset))
         .route("/v1.0/applications/{id}/credentials", get(directory::list_credentials))
         .route("/v1.0/applications/{id}/credentials/{key_id}", axum::routing::delete(directory::delete_credential))
+        .route("/v1.0/applications/{id}/federatedIdentityCredentials", get(directory::list_fics).post(directory::create_fic))
+        .route("/v1.0/applications/{id}/federatedIdentityCredentials/{name}", axum::routing::delete(directory::delete_fic))
         .route("/v1.0/principals/resolve", get(directory::resolve))
+        .route("/kite/signingKeys", get(keys::list))
+        .route("/kite/signingKeys/rotate", post(keys::rotate))
         .fallback(authorization::dispatch)
         .layer(middleware::from_fn(access_log))
         .with_state(state)
@@ -103,7 +118,8 @@ pub fn app(state: AppState) -> Router {
 /// ARM treats path keywords case-insensitively (`resourcegroups` in identity IDs, `resourceGroups`
 /// elsewhere); the router matches one spelling, so keywords are rewritten to it before routing.
 fn canonical_path(path: &str) -> String {
-    const WORDS: [&str; 5] = ["subscriptions", "resourceGroups", "providers", "Microsoft.ManagedIdentity", "userAssignedIdentities"];
+    const WORDS: [&str; 6] =
+        ["subscriptions", "resourceGroups", "providers", "Microsoft.ManagedIdentity", "userAssignedIdentities", "federatedIdentityCredentials"];
     path.split('/')
         .map(|seg| WORDS.iter().find(|w| w.eq_ignore_ascii_case(seg)).copied().unwrap_or(seg))
         .collect::<Vec<_>>()
@@ -166,7 +182,10 @@ pub async fn serve(config: Config) -> Result<()> {
         subscriptions: boot.subscriptions,
         public_url: public_url.clone(),
         token_lifetime_secs: config.token_lifetime_secs,
+        issuers: Arc::new(issuers::IssuerKeys::new(&config.issuer_cas)?),
+        key_retire_grace_secs: config.key_retire_grace_secs,
     };
+    keys::spawn_reloader(state.clone());
     let service = tower::util::MapRequestLayer::new(rewrite).layer(app(state));
     println!("kite: listening on {public_url}");
     tracing::info!(%public_url, database = if database_url.starts_with("postgres") { "postgres" } else { "sqlite" }, "kite serving");

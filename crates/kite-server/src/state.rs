@@ -19,6 +19,9 @@ pub struct AppState {
     /// How clients reach this server, e.g. `https://127.0.0.1:8443`; issuers and endpoints derive from it.
     pub public_url: String,
     pub token_lifetime_secs: i64,
+    /// Keys of external issuers trusted through federated credentials.
+    pub issuers: Arc<crate::issuers::IssuerKeys>,
+    pub key_retire_grace_secs: i64,
 }
 
 /// Audiences kite's management API accepts: Azure's management resource IDs (so unmodified Azure

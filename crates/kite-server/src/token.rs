@@ -5,6 +5,9 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::{Form, Json};
+use kite_core::directory::{Application, PrincipalKind};
+use kite_core::federation::match_assertion;
+use kite_token::assertion::{self, AssertionError, Unverified};
 use kite_token::AccessClaims;
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -47,12 +50,22 @@ pub struct TokenForm {
     grant_type: Option<String>,
     client_id: Option<String>,
     client_secret: Option<String>,
+    client_assertion: Option<String>,
+    client_assertion_type: Option<String>,
     scope: Option<String>,
     resource: Option<String>,
 }
 
+const JWT_BEARER: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
+/// Clock skew tolerated on assertions' time claims.
+const LEEWAY_SECS: i64 = 300;
+
 fn missing(param: &str) -> OAuthError {
     OAuthError::new(StatusCode::BAD_REQUEST, "invalid_request", 900144, format!("The request body must contain the following parameter: '{param}'."))
+}
+
+fn invalid_client(code: u32, description: String) -> OAuthError {
+    OAuthError::new(StatusCode::UNAUTHORIZED, "invalid_client", code, description)
 }
 
 /// Which endpoint was called: v2 takes `scope=<resource>/.default`, v1 takes `resource=`.
@@ -62,6 +75,94 @@ enum Version {
     V2,
 }
 
+fn time_error(e: AssertionError) -> OAuthError {
+    invalid_client(700024, format!("Client assertion is not within its valid time range: {e}"))
+}
+
+/// A client secret, checked against the app's stored salted hashes.
+fn secret_grant(app: &Application, client_id: &str, secret: &str, now: OffsetDateTime) -> Result<(), OAuthError> {
+    match app.password_credentials.iter().find(|c| c.matches(secret)) {
+        None => Err(invalid_client(
+            7000215,
+            format!("Invalid client secret provided. Ensure the secret being sent in the request is the client secret value, not the client secret ID, for a secret added to app '{client_id}'."),
+        )),
+        Some(c) if c.is_expired(now) => {
+            tracing::warn!(app = %app.app_id, key = %c.key_id, expired = %c.end_date_time, "token refused: client secret expired");
+            Err(invalid_client(
+                7000222,
+                format!("The provided client secret keys for app '{client_id}' are expired. Create new keys for your app with 'kite ad sp credential reset --id {client_id}', or consider using certificate credentials for added security."),
+            ))
+        }
+        Some(_) => Ok(()),
+    }
+}
+
+/// A client assertion the app signed with the private key of a certificate it uploaded.
+fn certificate_grant(state: &AppState, app: &Application, client_id: &str, raw: &str, claims: &Unverified, now: OffsetDateTime) -> Result<(), OAuthError> {
+    let (x5t, x5t256) = (claims.header.x5t.clone(), claims.header.x5t_s256.clone());
+    let presented = x5t.clone().or(x5t256.clone()).unwrap_or_else(|| "(none: put the certificate's thumbprint in the x5t header)".into());
+    let cert = app
+        .key_credentials
+        .iter()
+        .find(|c| {
+            let (sha1, sha256) = c.header_thumbprints();
+            x5t.as_deref().is_some_and(|t| t.trim_end_matches('=') == sha1) || x5t256.as_deref().is_some_and(|t| t.trim_end_matches('=') == sha256)
+        })
+        .ok_or_else(|| {
+            invalid_client(
+                700027,
+                format!("The certificate with identifier used to sign the client assertion is not registered on application. [Reason - The key was not found., Thumbprint of key used by client: '{presented}'. List the app's certificates with 'kite ad sp credential list --id {client_id} --cert']"),
+            )
+        })?;
+    if now >= cert.end_date_time {
+        return Err(invalid_client(700027, format!("The certificate {} registered on application '{client_id}' expired on {}; upload a current one", cert.thumbprint, cert.end_date_time)));
+    }
+    if claims.str_claim("sub") != Some(client_id) {
+        return Err(invalid_client(700027, format!("Client assertion 'sub' must equal the client id '{client_id}'.")));
+    }
+    let endpoints = [
+        format!("{}/{}/oauth2/v2.0/token", state.public_url, state.tenant.tenant_id),
+        format!("{}/{}/oauth2/token", state.public_url, state.tenant.tenant_id),
+        state.issuer_v2(),
+    ];
+    let aud = claims.audiences();
+    if !aud.iter().any(|a| endpoints.contains(a)) {
+        return Err(invalid_client(700027, format!("Client assertion audience {aud:?} is invalid: it must be the token endpoint '{}'.", endpoints[0])));
+    }
+    let (n, e) = cert.rsa_public_key().map_err(|e| invalid_client(700027, e.to_string()))?;
+    assertion::verify_with_rsa(raw, &n, &e).map_err(|e| invalid_client(700027, format!("Client assertion failed signature validation. [Reason - {e}]")))?;
+    assertion::check_time(&claims.claims, now.unix_timestamp(), LEEWAY_SECS).map_err(time_error)
+}
+
+/// A token from an external issuer, trusted through one of the client's federated credentials.
+async fn federated_grant(state: &AppState, client_id: &Uuid, raw: &str, claims: &Unverified, now: OffsetDateTime) -> Result<(), OAuthError> {
+    let iss = claims.str_claim("iss").ok_or_else(|| invalid_client(50027, "JWT token is invalid or malformed: it has no 'iss' claim.".into()))?;
+    let sub = claims.str_claim("sub").unwrap_or_default();
+    let fics = state.store.list_federated_credentials(client_id).await.map_err(server_error)?;
+    match_assertion(&fics, iss, sub, &claims.audiences()).map_err(|d| {
+        tracing::info!(client = %client_id, iss, sub, "federated assertion refused: {}", d.message);
+        OAuthError::new(StatusCode::BAD_REQUEST, "invalid_request", d.code, d.message)
+    })?;
+    let verified = if iss == state.issuer_v2() {
+        assertion::verify_with_jwks(raw, state.keys().jwks())
+    } else {
+        let jwks = state.issuers.jwks(iss, claims.header.kid.as_deref()).await.map_err(|e| {
+            OAuthError::new(StatusCode::BAD_REQUEST, "invalid_request", 50166, format!("Request to External OIDC endpoint failed: {e}"))
+        })?;
+        assertion::verify_with_jwks(raw, &jwks)
+    };
+    verified.map_err(|e| invalid_client(50013, format!("Assertion failed signature validation. [Reason - {e}]")))?;
+    assertion::check_time(&claims.claims, now.unix_timestamp(), LEEWAY_SECS).map_err(time_error)
+}
+
+fn server_error(e: impl std::fmt::Display) -> OAuthError {
+    tracing::error!("token endpoint: {e}");
+    OAuthError::new(StatusCode::INTERNAL_SERVER_ERROR, "server_error", 50000, "There was an error issuing a token.")
+}
+
+/// Owns client authentication for every grant, so none can skip a shared step: the tenant, the
+/// grant type, the client, then exactly one credential (secret, certificate assertion or
+/// federated assertion).
 async fn issue(state: &AppState, tenant: &str, form: TokenForm, version: Version) -> Result<Value, OAuthError> {
     if tenant != state.tenant.tenant_id.to_string() {
         return Err(OAuthError::new(
@@ -99,30 +200,29 @@ async fn issue(state: &AppState, tenant: &str, form: TokenForm, version: Version
         )
     };
     let app_id = Uuid::parse_str(client_id).map_err(|_| unknown())?;
-    let app = state.store.get_application(&app_id).await.map_err(|_| unknown())?;
-    let secret = form.client_secret.as_deref().ok_or_else(|| {
-        OAuthError::new(StatusCode::UNAUTHORIZED, "invalid_client", 7000218, "The request body must contain the following parameter: 'client_assertion' or 'client_secret'.")
-    })?;
+    let principal = state.store.find_principals(client_id).await.map_err(server_error)?.into_iter().find(|p| p.app_id == app_id).ok_or_else(unknown)?;
+    let app = match principal.service_principal_type {
+        PrincipalKind::Application => Some(state.store.get_application(&app_id).await.map_err(|_| unknown())?),
+        PrincipalKind::ManagedIdentity => None,
+    };
     let now = state.now();
-    match app.password_credentials.iter().find(|c| c.matches(secret)) {
-        None => {
-            return Err(OAuthError::new(
-                StatusCode::UNAUTHORIZED,
-                "invalid_client",
-                7000215,
-                format!("Invalid client secret provided. Ensure the secret being sent in the request is the client secret value, not the client secret ID, for a secret added to app '{client_id}'."),
-            ))
+    match (form.client_secret.as_deref(), form.client_assertion.as_deref()) {
+        (Some(secret), None) => match &app {
+            Some(app) => secret_grant(app, client_id, secret, now)?,
+            None => return Err(invalid_client(7000215, format!("'{client_id}' is a managed identity: it has no client secrets. Use a federated credential (client_assertion)."))),
+        },
+        (None, Some(raw)) => {
+            if form.client_assertion_type.as_deref() != Some(JWT_BEARER) {
+                return Err(OAuthError::new(StatusCode::BAD_REQUEST, "invalid_request", 900144, format!("The request body must contain the following parameter: 'client_assertion_type' = '{JWT_BEARER}'.")));
+            }
+            let claims = assertion::peek(raw).map_err(|e| invalid_client(50027, format!("JWT token is invalid or malformed: {e}")))?;
+            match (&app, claims.str_claim("iss") == Some(client_id)) {
+                (Some(app), true) => certificate_grant(state, app, client_id, raw, &claims, now)?,
+                _ => federated_grant(state, &app_id, raw, &claims, now).await?,
+            }
         }
-        Some(c) if c.is_expired(now) => {
-            tracing::warn!(app = %app.app_id, key = %c.key_id, expired = %c.end_date_time, "token refused: client secret expired");
-            return Err(OAuthError::new(
-                StatusCode::UNAUTHORIZED,
-                "invalid_client",
-                7000222,
-                format!("The provided client secret keys for app '{client_id}' are expired. Visit the Azure portal to create new keys for your app: 'kite ad sp credential reset --id {client_id}', or consider using certificate credentials for added security."),
-            ));
-        }
-        Some(_) => {}
+        (Some(_), Some(_)) => return Err(OAuthError::new(StatusCode::BAD_REQUEST, "invalid_request", 90023, "Give either client_secret or client_assertion, not both.")),
+        (None, None) => return Err(invalid_client(7000218, "The request body must contain the following parameter: 'client_assertion' or 'client_secret'.".into())),
     }
     let iat = now.unix_timestamp();
     let lifetime = state.token_lifetime_secs;
@@ -133,17 +233,14 @@ async fn issue(state: &AppState, tenant: &str, form: TokenForm, version: Version
         nbf: iat,
         exp: iat + lifetime,
         tid: state.tenant.tenant_id.to_string(),
-        oid: app.principal_id.to_string(),
-        sub: app.principal_id.to_string(),
-        appid: app.app_id.to_string(),
-        azp: app.app_id.to_string(),
+        oid: principal.object_id.to_string(),
+        sub: principal.object_id.to_string(),
+        appid: principal.app_id.to_string(),
+        azp: principal.app_id.to_string(),
         idtyp: "app".into(),
         ver: if version == Version::V2 { "2.0".into() } else { "1.0".into() },
     };
-    let token = state.keys().sign(&claims).map_err(|e| {
-        tracing::error!("signing failed: {e}");
-        OAuthError::new(StatusCode::INTERNAL_SERVER_ERROR, "server_error", 50000, "There was an error issuing a token.")
-    })?;
+    let token = state.keys().sign(&claims).map_err(server_error)?;
     let mut body = json!({"token_type": "Bearer", "expires_in": lifetime, "ext_expires_in": lifetime, "access_token": token});
     if version == Version::V1 {
         body["expires_on"] = json!((iat + lifetime).to_string());

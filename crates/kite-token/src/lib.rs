@@ -6,10 +6,12 @@
 
 pub mod assertion;
 
+pub use jsonwebtoken::jwk::JwkSet;
+
 use std::collections::HashMap;
 
 use base64::Engine;
-use jsonwebtoken::jwk::{Jwk, JwkSet};
+use jsonwebtoken::jwk::Jwk;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
 use sha1::Digest;
@@ -62,6 +64,18 @@ impl SigningKey {
 /// base64url SHA-1 of a DER certificate (JWK `x5t`).
 pub fn thumbprint(der: &[u8]) -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(sha1::Sha1::digest(der))
+}
+
+/// Keys that may be deleted: superseded (a newer key exists) longer ago than any token signed with
+/// them can live, plus `grace` for clock skew. The newest key is never retired.
+pub fn retired(keys: &[SigningKey], now_unix: i64, token_lifetime: i64, grace: i64) -> Vec<String> {
+    let mut by_age: Vec<&SigningKey> = keys.iter().collect();
+    by_age.sort_by_key(|k| (k.created_at, k.kid.clone()));
+    by_age
+        .windows(2)
+        .filter(|pair| now_unix > pair[1].created_at + token_lifetime + grace)
+        .map(|pair| pair[0].kid.clone())
+        .collect()
 }
 
 /// The claims of a kite access token, named as Entra ID v2 names them.
@@ -196,6 +210,15 @@ mod tests {
         assert!(both.verify(&token, &aud, "https://kite/t/v2.0", now).is_ok());
         let only_new = KeySet::new(&[k2]).unwrap();
         assert!(only_new.verify(&token, &aud, "https://kite/t/v2.0", now).unwrap_err().to_string().contains("not (or no longer) published"));
+    }
+
+    #[test]
+    fn a_key_is_retired_only_once_every_token_it_signed_has_expired() {
+        let k = |kid: &str, created_at| SigningKey { kid: kid.into(), created_at, private_key_pem: String::new(), certificate_pem: String::new(), certificate_der_b64: String::new() };
+        let keys = [k("old", 0), k("new", 1000)];
+        assert!(retired(&keys, 1000 + 3600 + 300, 3600, 300).is_empty());
+        assert_eq!(retired(&keys, 1000 + 3600 + 301, 3600, 300), vec!["old".to_string()]);
+        assert!(retired(&keys[1..], 1_000_000, 3600, 300).is_empty(), "the signing key stays");
     }
 
     #[test]

@@ -40,6 +40,14 @@ pub struct LoginArgs {
 }
 
 #[derive(Subcommand)]
+pub enum KeysCmd {
+    /// The published signing keys, which one signs, and when superseded ones retire.
+    List,
+    /// Add a key that signs from now on; older keys stay published until their tokens have expired.
+    Rotate,
+}
+
+#[derive(Subcommand)]
 pub enum AccountCmd {
     /// The subscription in use.
     Show,
@@ -99,12 +107,87 @@ pub enum IdentityCmd {
         #[arg(short = 'n', long)]
         name: String,
     },
+    /// Trust tokens of an external issuer (a cluster's service accounts) for this identity.
+    #[command(subcommand)]
+    FederatedCredential(IdentityFicCmd),
+}
+
+#[derive(Args)]
+pub struct IdentityRef {
+    #[arg(long)]
+    identity_name: String,
+    #[arg(short = 'g', long)]
+    resource_group: String,
+}
+
+#[derive(Subcommand)]
+pub enum IdentityFicCmd {
+    Create {
+        #[arg(short = 'n', long)]
+        name: String,
+        #[command(flatten)]
+        identity: IdentityRef,
+        /// The issuer URL exactly as its tokens carry it in `iss`.
+        #[arg(long)]
+        issuer: String,
+        /// The token's `sub`, e.g. system:serviceaccount:NAMESPACE:SERVICE_ACCOUNT.
+        #[arg(long)]
+        subject: String,
+        /// Default: api://AzureADTokenExchange.
+        #[arg(long, num_args = 1..)]
+        audiences: Vec<String>,
+    },
+    List {
+        #[command(flatten)]
+        identity: IdentityRef,
+    },
+    Show {
+        #[arg(short = 'n', long)]
+        name: String,
+        #[command(flatten)]
+        identity: IdentityRef,
+    },
+    Delete {
+        #[arg(short = 'n', long)]
+        name: String,
+        #[command(flatten)]
+        identity: IdentityRef,
+    },
 }
 
 #[derive(Subcommand)]
 pub enum AdCmd {
     #[command(subcommand)]
     Sp(SpCmd),
+    #[command(subcommand)]
+    App(AppCmd),
+}
+
+#[derive(Subcommand)]
+pub enum AppCmd {
+    #[command(subcommand)]
+    FederatedCredential(AppFicCmd),
+}
+
+#[derive(Subcommand)]
+pub enum AppFicCmd {
+    /// --parameters: JSON (inline, a file or @file) with name, issuer, subject, audiences, description.
+    Create {
+        #[arg(long)]
+        id: String,
+        #[arg(long)]
+        parameters: String,
+    },
+    List {
+        #[arg(long)]
+        id: String,
+    },
+    Delete {
+        #[arg(long)]
+        id: String,
+        #[arg(long)]
+        federated_credential_id: String,
+    },
 }
 
 #[derive(Args, Default)]
@@ -403,7 +486,16 @@ pub async fn run(command: Command, home: &Path, format: Format, query: Option<&s
         Command::Group(cmd) => group(cmd, &mut Client::load(home)?, format, query).await,
         Command::Identity(cmd) => identity(cmd, &mut Client::load(home)?, format, query).await,
         Command::Ad(AdCmd::Sp(cmd)) => sp(cmd, &mut Client::load(home)?, format, query).await,
+        Command::Ad(AdCmd::App(AppCmd::FederatedCredential(cmd))) => app_fic(cmd, &mut Client::load(home)?, format, query).await,
         Command::Role(cmd) => role(cmd, &mut Client::load(home)?, format, query).await,
+        Command::Keys(cmd) => {
+            let mut client = Client::load(home)?;
+            let v = match cmd {
+                KeysCmd::List => client.call(Method::GET, "/kite/signingKeys", None).await?,
+                KeysCmd::Rotate => client.call(Method::POST, "/kite/signingKeys/rotate", None).await?,
+            };
+            print(list_of(v, |k| k), format, query)
+        }
         Command::Serve(_) => unreachable!("serve is handled in main"),
     }
 }
@@ -518,6 +610,21 @@ async fn identity(cmd: IdentityCmd, client: &mut Client, format: Format, query: 
             client.call(Method::DELETE, &path(&resource_group, &name), None).await?;
             return Ok(ExitCode::SUCCESS);
         }
+        IdentityCmd::FederatedCredential(cmd) => {
+            let fics = |i: &IdentityRef| format!("{}/federatedIdentityCredentials", path(&i.resource_group, &i.identity_name));
+            match cmd {
+                IdentityFicCmd::Create { name, identity, issuer, subject, audiences } => {
+                    let body = json!({"properties": {"issuer": issuer, "subject": subject, "audiences": audiences}});
+                    sort_keys(flatten(client.call(Method::PUT, &format!("{}/{name}", fics(&identity)), Some(&body)).await?))
+                }
+                IdentityFicCmd::List { identity } => list_of(client.call(Method::GET, &fics(&identity), None).await?, |f| sort_keys(flatten(f))),
+                IdentityFicCmd::Show { name, identity } => sort_keys(flatten(client.call(Method::GET, &format!("{}/{name}", fics(&identity)), None).await?)),
+                IdentityFicCmd::Delete { name, identity } => {
+                    client.call(Method::DELETE, &format!("{}/{name}", fics(&identity)), None).await?;
+                    return Ok(ExitCode::SUCCESS);
+                }
+            }
+        }
     };
     print(v, format, query)
 }
@@ -557,6 +664,21 @@ async fn sp(cmd: SpCmd, client: &mut Client, format: Format, query: Option<&str>
         }
         SpCmd::Credential(CredentialCmd::Delete { id, key_id }) => {
             client.call(Method::DELETE, &format!("/v1.0/applications/{id}/credentials/{key_id}"), None).await?;
+            return Ok(ExitCode::SUCCESS);
+        }
+    };
+    print(v, format, query)
+}
+
+async fn app_fic(cmd: AppFicCmd, client: &mut Client, format: Format, query: Option<&str>) -> Result<ExitCode> {
+    let v = match cmd {
+        AppFicCmd::Create { id, parameters } => {
+            let body: Value = serde_json::from_str(&read_arg(&parameters)?).context("--parameters is not valid JSON")?;
+            client.call(Method::POST, &format!("/v1.0/applications/{id}/federatedIdentityCredentials"), Some(&body)).await?
+        }
+        AppFicCmd::List { id } => list_of(client.call(Method::GET, &format!("/v1.0/applications/{id}/federatedIdentityCredentials"), None).await?, |f| f),
+        AppFicCmd::Delete { id, federated_credential_id } => {
+            client.call(Method::DELETE, &format!("/v1.0/applications/{id}/federatedIdentityCredentials/{federated_credential_id}"), None).await?;
             return Ok(ExitCode::SUCCESS);
         }
     };

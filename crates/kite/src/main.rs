@@ -50,6 +50,9 @@ pub enum Command {
     /// Role definitions, assignments and access checks.
     #[command(subcommand)]
     Role(commands::RoleCmd),
+    /// Token-signing keys: list, rotate.
+    #[command(subcommand)]
+    Keys(commands::KeysCmd),
 }
 
 #[derive(Args)]
@@ -72,6 +75,12 @@ pub struct ServeArgs {
     /// Lifetime of issued access tokens, in seconds.
     #[arg(long, default_value_t = 3600)]
     token_lifetime: i64,
+    /// CA certificate (PEM) to trust when fetching an external issuer's keys (repeatable).
+    #[arg(long = "issuer-ca-file")]
+    issuer_cas: Vec<PathBuf>,
+    /// Seconds a rotated-out signing key stays published after the last token it signed expired.
+    #[arg(long, default_value_t = 300)]
+    key_retire_grace: i64,
 }
 
 fn home(cli_home: Option<PathBuf>) -> PathBuf {
@@ -96,6 +105,8 @@ async fn main() -> ExitCode {
                 public_url: args.public_url,
                 tls_names: args.tls_names,
                 token_lifetime_secs: args.token_lifetime,
+                issuer_cas: args.issuer_cas,
+                key_retire_grace_secs: args.key_retire_grace,
             };
             kite_server::serve(config).await.map(|_| ExitCode::SUCCESS)
         }

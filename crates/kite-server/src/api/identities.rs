@@ -7,6 +7,7 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use axum::Json;
 use kite_core::directory::ManagedIdentity;
+use kite_core::federation::FederatedCredential;
 use kite_core::Scope;
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -110,5 +111,78 @@ pub async fn delete(State(state): State<AppState>, caller: Caller, Path((sub, rg
         kite_store::Error::NotFound(m) => ApiError::not_found("ResourceNotFound", m),
         other => other.into(),
     })?;
+    Ok(respond(StatusCode::OK, json!({})))
+}
+
+/// A federated credential as ARM shows it under its identity.
+pub fn render_fic(mi: &ManagedIdentity, fic: &FederatedCredential) -> Value {
+    json!({
+        "id": format!("{}/federatedIdentityCredentials/{}", mi.id(), fic.name),
+        "name": fic.name,
+        "type": format!("{TYPE}/federatedIdentityCredentials"),
+        "properties": {"issuer": fic.issuer, "subject": fic.subject, "audiences": fic.audiences},
+    })
+}
+
+#[derive(Deserialize)]
+pub struct FicProps {
+    issuer: String,
+    subject: String,
+    #[serde(default)]
+    audiences: Vec<String>,
+    #[serde(default)]
+    description: Option<String>,
+}
+
+#[derive(Deserialize)]
+pub struct FicBody {
+    properties: FicProps,
+}
+
+impl FicProps {
+    pub fn into_credential(self, name: &str) -> ApiResult<FederatedCredential> {
+        Ok(FederatedCredential::new(name, &self.issuer, &self.subject, self.audiences, self.description)?)
+    }
+}
+
+async fn identity_for_fic(state: &AppState, caller: &Caller, sub: &str, rg: &str, name: &str, verb: &str) -> ApiResult<ManagedIdentity> {
+    let sub = state.subscription(sub)?;
+    authorize(state, caller, &format!("{TYPE}/federatedIdentityCredentials/{verb}"), &scope_of(&sub, rg, name)?).await?;
+    state.store.get_identity(&sub, rg, name).await.map_err(|e| match e {
+        kite_store::Error::NotFound(m) => ApiError::not_found("ResourceNotFound", m),
+        other => other.into(),
+    })
+}
+
+pub async fn put_fic(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((sub, rg, name, fic)): Path<(String, String, String, String)>,
+    super::Body(body): super::Body<FicBody>,
+) -> ApiResult<Response> {
+    let mi = identity_for_fic(&state, &caller, &sub, &rg, &name, "write").await?;
+    let credential = body.properties.into_credential(&fic)?;
+    state.store.create_federated_credential(&mi.client_id, &credential).await?;
+    Ok(respond(StatusCode::CREATED, render_fic(&mi, &credential)))
+}
+
+pub async fn list_fics(State(state): State<AppState>, caller: Caller, Path((sub, rg, name)): Path<(String, String, String)>) -> ApiResult<Json<Value>> {
+    let mi = identity_for_fic(&state, &caller, &sub, &rg, &name, "read").await?;
+    let all = state.store.list_federated_credentials(&mi.client_id).await?;
+    Ok(Json(json!({"value": all.iter().map(|f| render_fic(&mi, f)).collect::<Vec<_>>()})))
+}
+
+pub async fn get_fic(State(state): State<AppState>, caller: Caller, Path((sub, rg, name, fic)): Path<(String, String, String, String)>) -> ApiResult<Json<Value>> {
+    let mi = identity_for_fic(&state, &caller, &sub, &rg, &name, "read").await?;
+    let all = state.store.list_federated_credentials(&mi.client_id).await?;
+    let found = all.iter().find(|f| f.name.eq_ignore_ascii_case(&fic)).ok_or_else(|| {
+        ApiError::not_found("ResourceNotFound", format!("federated credential '{fic}' does not exist on identity '{name}'"))
+    })?;
+    Ok(Json(render_fic(&mi, found)))
+}
+
+pub async fn delete_fic(State(state): State<AppState>, caller: Caller, Path((sub, rg, name, fic)): Path<(String, String, String, String)>) -> ApiResult<Response> {
+    let mi = identity_for_fic(&state, &caller, &sub, &rg, &name, "delete").await?;
+    state.store.delete_federated_credential(&mi.client_id, &fic).await?;
     Ok(respond(StatusCode::OK, json!({})))
 }

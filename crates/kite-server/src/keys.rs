@@ -1,0 +1,98 @@
+//! Signing-key lifecycle: rotation on request, and on every replica a periodic reload that picks up
+//! keys other replicas added and retires keys no unexpired token can need.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::Response;
+use axum::Json;
+use kite_core::Scope;
+use kite_store::StoredKey;
+use kite_token::{KeySet, SigningKey};
+use serde_json::{json, Value};
+
+use crate::api::respond;
+use crate::auth::{authorize, Caller};
+use crate::error::{ApiError, ApiResult};
+use crate::state::AppState;
+
+/// How often replicas re-read the key list.
+pub const RELOAD_EVERY: Duration = Duration::from_secs(5);
+
+fn internal(e: impl std::fmt::Display) -> ApiError {
+    ApiError::from(kite_store::Error::Backend(e.to_string()))
+}
+
+async fn stored_keys(state: &AppState) -> ApiResult<Vec<SigningKey>> {
+    let stored = state.store.list_signing_keys().await?;
+    stored.iter().map(|k| serde_json::from_str::<SigningKey>(&k.body).map_err(internal)).collect()
+}
+
+/// Re-reads the keys, deletes retired ones and swaps in the new set. Returns the keys in force.
+pub async fn reload(state: &AppState) -> ApiResult<Vec<SigningKey>> {
+    let mut keys = stored_keys(state).await?;
+    let now = state.now().unix_timestamp();
+    for kid in kite_token::retired(&keys, now, state.token_lifetime_secs, state.key_retire_grace_secs) {
+        match state.store.delete_signing_key(&kid).await {
+            Ok(()) => tracing::info!(%kid, "signing key retired: every token it signed has expired"),
+            Err(kite_store::Error::NotFound(_)) => {} // another replica was first
+            Err(e) => return Err(e.into()),
+        }
+        keys.retain(|k| k.kid != kid);
+    }
+    let set = KeySet::new(&keys).map_err(internal)?;
+    if let Ok(mut current) = state.keys.write() {
+        *current = Arc::new(set);
+    }
+    Ok(keys)
+}
+
+pub fn spawn_reloader(state: AppState) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(RELOAD_EVERY);
+        loop {
+            tick.tick().await;
+            if let Err(e) = reload(&state).await {
+                tracing::warn!("reloading signing keys failed: {}", e.message);
+            }
+        }
+    });
+}
+
+fn render(state: &AppState, keys: &[SigningKey]) -> Value {
+    let signing = state.keys().signing_kid().to_string();
+    let mut by_age: Vec<&SigningKey> = keys.iter().collect();
+    by_age.sort_by_key(|k| (k.created_at, k.kid.clone()));
+    let rows: Vec<Value> = by_age
+        .iter()
+        .enumerate()
+        .map(|(i, k)| {
+            let retires = by_age.get(i + 1).map(|next| next.created_at + state.token_lifetime_secs + state.key_retire_grace_secs);
+            json!({"kid": k.kid, "createdAt": k.created_at, "signing": k.kid == signing, "retiresAfter": retires})
+        })
+        .collect();
+    json!({ "value": rows })
+}
+
+async fn may_manage_keys(state: &AppState, caller: &Caller) -> ApiResult<()> {
+    authorize(state, caller, "Microsoft.Authorization/signingKeys/write", &Scope::subscription(&state.default_subscription())).await
+}
+
+pub async fn list(State(state): State<AppState>, caller: Caller) -> ApiResult<Json<Value>> {
+    may_manage_keys(&state, &caller).await?;
+    let keys = stored_keys(&state).await?;
+    Ok(Json(render(&state, &keys)))
+}
+
+/// Adds a new key that signs from now on; the old ones stay published until they retire.
+pub async fn rotate(State(state): State<AppState>, caller: Caller) -> ApiResult<Response> {
+    may_manage_keys(&state, &caller).await?;
+    let key = SigningKey::generate("kite token signing", state.now().unix_timestamp()).map_err(internal)?;
+    let body = serde_json::to_string(&key).map_err(internal)?;
+    state.store.add_signing_key(&StoredKey { kid: key.kid.clone(), created_at: key.created_at, body }).await?;
+    let keys = reload(&state).await?;
+    tracing::info!(kid = %key.kid, by = %caller.object_id, "signing key rotated");
+    Ok(respond(StatusCode::CREATED, render(&state, &keys)))
+}
