@@ -167,7 +167,11 @@ impl CertificateCredential {
         let (_, pem) = x509_parser::pem::parse_x509_pem(self.pem.as_bytes()).map_err(|e| bad(e.to_string()))?;
         let cert = pem.parse_x509().map_err(|e| bad(e.to_string()))?;
         match cert.public_key().parsed() {
-            Ok(x509_parser::public_key::PublicKey::RSA(rsa)) => Ok((rsa.modulus.to_vec(), rsa.exponent.to_vec())),
+            // DER integers carry a leading zero byte when the top bit is set; key material does not.
+            Ok(x509_parser::public_key::PublicKey::RSA(rsa)) => {
+                let unsigned = |b: &[u8]| b.iter().skip_while(|&&x| x == 0).copied().collect::<Vec<u8>>();
+                Ok((unsigned(rsa.modulus), unsigned(rsa.exponent)))
+            }
             Ok(_) => Err(bad("only RSA certificates can sign client assertions".into())),
             Err(e) => Err(bad(e.to_string())),
         }

@@ -76,7 +76,7 @@ enum Version {
 }
 
 fn time_error(e: AssertionError) -> OAuthError {
-    invalid_client(700024, format!("Client assertion is not within its valid time range: {e}"))
+    invalid_client(700024, format!("Client assertion is not within its valid time range: {}.", e.detail()))
 }
 
 /// A client secret, checked against the app's stored salted hashes.
@@ -130,7 +130,7 @@ fn certificate_grant(state: &AppState, app: &Application, client_id: &str, raw: 
         return Err(invalid_client(700027, format!("Client assertion audience {aud:?} is invalid: it must be the token endpoint '{}'.", endpoints[0])));
     }
     let (n, e) = cert.rsa_public_key().map_err(|e| invalid_client(700027, e.to_string()))?;
-    assertion::verify_with_rsa(raw, &n, &e).map_err(|e| invalid_client(700027, format!("Client assertion failed signature validation. [Reason - {e}]")))?;
+    assertion::verify_with_rsa(raw, &n, &e).map_err(|e| invalid_client(700027, format!("Client assertion failed signature validation. [Reason - {e}]", e = e.detail())))?;
     assertion::check_time(&claims.claims, now.unix_timestamp(), LEEWAY_SECS).map_err(time_error)
 }
 

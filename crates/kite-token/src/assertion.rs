@@ -22,6 +22,15 @@ pub enum AssertionError {
     Time(String),
 }
 
+impl AssertionError {
+    /// What went wrong, without the category sentence (for messages that state the category themselves).
+    pub fn detail(&self) -> &str {
+        match self {
+            AssertionError::Malformed(d) | AssertionError::Algorithm(d) | AssertionError::Signature(d) | AssertionError::NoKey(d) | AssertionError::Time(d) => d,
+        }
+    }
+}
+
 /// An assertion read but not yet trusted.
 pub struct Unverified {
     pub header: Header,
