@@ -4,6 +4,7 @@
 
 pub mod api;
 pub mod auth;
+pub mod clients;
 pub mod bootstrap;
 pub mod error;
 pub mod issuers;
@@ -144,6 +145,25 @@ fn is_loopback(addr: &SocketAddr) -> bool {
     addr.ip().is_loopback()
 }
 
+/// Bootstraps the store if it is new and builds the shared state; also returns where the admin
+/// credentials were written when this call created the tenant.
+pub async fn prepare(store: Arc<dyn Store>, config: &Config, public_url: &str, ca_file: Option<&std::path::Path>) -> Result<(AppState, Option<PathBuf>)> {
+    let boot = bootstrap::ensure_tenant(store.as_ref(), &config.home, public_url, ca_file).await?;
+    let keys = KeySet::new(&bootstrap::load_keys(store.as_ref()).await?)?;
+    let state = AppState {
+        store,
+        keys: Arc::new(RwLock::new(Arc::new(keys))),
+        tenant: boot.tenant,
+        subscriptions: boot.subscriptions,
+        public_url: public_url.to_string(),
+        token_lifetime_secs: config.token_lifetime_secs,
+        issuers: Arc::new(issuers::IssuerKeys::new(&config.issuer_cas)?),
+        key_retire_grace_secs: config.key_retire_grace_secs,
+        clients: Arc::default(),
+    };
+    Ok((state, boot.credentials_file))
+}
+
 pub async fn serve(config: Config) -> Result<()> {
     std::fs::create_dir_all(&config.home).with_context(|| format!("creating KITE_HOME {}", config.home.display()))?;
     // The database holds signing keys and credential hashes: only the owner may read KITE_HOME.
@@ -168,23 +188,12 @@ pub async fn serve(config: Config) -> Result<()> {
     let public_url = config.public_url.clone().unwrap_or_else(|| format!("{scheme}://{host}:{}", bound.port())).trim_end_matches('/').to_string();
 
     let tls = if config.insecure_http { None } else { Some(tls::ensure(&config.home, &config.tls_names)?) };
-    let boot = bootstrap::ensure_tenant(store.as_ref(), &config.home, &public_url, tls.as_ref().map(|t| t.ca_cert.as_path())).await?;
-    let keys = KeySet::new(&bootstrap::load_keys(store.as_ref()).await?)?;
-    if let Some(path) = &boot.credentials_file {
-        println!("kite: created tenant {} with subscription {}", boot.tenant.tenant_id, boot.subscriptions[0].subscription_id);
+    let (state, credentials_file) = prepare(store, &config, &public_url, tls.as_ref().map(|t| t.ca_cert.as_path())).await?;
+    if let Some(path) = &credentials_file {
+        println!("kite: created tenant {} with subscription {}", state.tenant.tenant_id, state.default_subscription());
         println!("kite: admin service principal credentials written to {} (readable only by you)", path.display());
         println!("kite: sign in with: kite login --credentials-file {}", path.display());
     }
-    let state = AppState {
-        store,
-        keys: Arc::new(RwLock::new(Arc::new(keys))),
-        tenant: boot.tenant,
-        subscriptions: boot.subscriptions,
-        public_url: public_url.clone(),
-        token_lifetime_secs: config.token_lifetime_secs,
-        issuers: Arc::new(issuers::IssuerKeys::new(&config.issuer_cas)?),
-        key_retire_grace_secs: config.key_retire_grace_secs,
-    };
     keys::spawn_reloader(state.clone());
     let service = tower::util::MapRequestLayer::new(rewrite).layer(app(state));
     println!("kite: listening on {public_url}");

@@ -22,6 +22,8 @@ pub struct AppState {
     /// Keys of external issuers trusted through federated credentials.
     pub issuers: Arc<crate::issuers::IssuerKeys>,
     pub key_retire_grace_secs: i64,
+    /// Token-endpoint client lookups; handlers that change clients call `clients.forget_all()`.
+    pub clients: Arc<crate::clients::ClientCache>,
 }
 
 /// Audiences kite's management API accepts: Azure's management resource IDs (so unmodified Azure

@@ -5,7 +5,7 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::{Form, Json};
-use kite_core::directory::{Application, PrincipalKind};
+use kite_core::directory::Application;
 use kite_core::federation::match_assertion;
 use kite_token::assertion::{self, AssertionError, Unverified};
 use kite_token::AccessClaims;
@@ -200,14 +200,11 @@ async fn issue(state: &AppState, tenant: &str, form: TokenForm, version: Version
         )
     };
     let app_id = Uuid::parse_str(client_id).map_err(|_| unknown())?;
-    let principal = state.store.find_principals(client_id).await.map_err(server_error)?.into_iter().find(|p| p.app_id == app_id).ok_or_else(unknown)?;
-    let app = match principal.service_principal_type {
-        PrincipalKind::Application => Some(state.store.get_application(&app_id).await.map_err(|_| unknown())?),
-        PrincipalKind::ManagedIdentity => None,
-    };
+    let client = state.clients.get(state.store.as_ref(), &app_id).await.map_err(server_error)?.ok_or_else(unknown)?;
+    let (principal, app) = (&client.principal, &client.app);
     let now = state.now();
     match (form.client_secret.as_deref(), form.client_assertion.as_deref()) {
-        (Some(secret), None) => match &app {
+        (Some(secret), None) => match app {
             Some(app) => secret_grant(app, client_id, secret, now)?,
             None => return Err(invalid_client(7000215, format!("'{client_id}' is a managed identity: it has no client secrets. Use a federated credential (client_assertion)."))),
         },
@@ -216,7 +213,7 @@ async fn issue(state: &AppState, tenant: &str, form: TokenForm, version: Version
                 return Err(OAuthError::new(StatusCode::BAD_REQUEST, "invalid_request", 900144, format!("The request body must contain the following parameter: 'client_assertion_type' = '{JWT_BEARER}'.")));
             }
             let claims = assertion::peek(raw).map_err(|e| invalid_client(50027, format!("JWT token is invalid or malformed: {e}")))?;
-            match (&app, claims.str_claim("iss") == Some(client_id)) {
+            match (app, claims.str_claim("iss") == Some(client_id)) {
                 (Some(app), true) => certificate_grant(state, app, client_id, raw, &claims, now)?,
                 _ => federated_grant(state, &app_id, raw, &claims, now).await?,
             }

@@ -216,6 +216,7 @@ pub async fn delete(State(state): State<AppState>, caller: Caller, Path(id): Pat
     }
     may_manage(&state, &caller, &app, "Microsoft.Directory/applications/delete").await?;
     state.store.delete_application(&app.app_id).await?;
+    state.clients.forget_all();
     Ok(respond(StatusCode::OK, json!({})))
 }
 
@@ -224,6 +225,7 @@ pub async fn reset(State(state): State<AppState>, caller: Caller, Path(id): Path
     may_manage(&state, &caller, &app, "Microsoft.Directory/applications/credentials/update").await?;
     let cred = new_credential(&req, state.now())?;
     let app = state.store.update_application(&app.app_id, &|a| Ok(apply(a, &cred, req.append))).await?;
+    state.clients.forget_all();
     tracing::info!(app = %app.app_id, by = %caller.object_id, append = req.append, "credentials reset");
     Ok(respond(StatusCode::OK, credential_answer(&app, state.tenant.tenant_id, &cred)))
 }
@@ -255,6 +257,7 @@ pub async fn delete_credential(State(state): State<AppState>, caller: Caller, Pa
             Ok(a)
         })
         .await?;
+    state.clients.forget_all();
     Ok(respond(StatusCode::OK, json!({"appId": app.app_id, "keyId": key_id})))
 }
 

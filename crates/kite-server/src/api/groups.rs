@@ -100,6 +100,7 @@ pub async fn delete(State(state): State<AppState>, caller: Caller, Path((sub, na
     let rg = existing(&state, &sub, &name).await?;
     authorize(&state, &caller, "Microsoft.Resources/subscriptions/resourceGroups/delete", &rg.scope()).await?;
     let gone = state.store.delete_resource_group(&sub, &name).await?;
+    state.clients.forget_all();
     tracing::info!(group = %rg.id(), identities = gone.identities, assignments = gone.role_assignments, "resource group deleted");
     Ok(respond(StatusCode::OK, json!({"id": rg.id(), "deleted": gone})))
 }
