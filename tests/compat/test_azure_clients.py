@@ -195,3 +195,38 @@ def test_tokens_verify_through_discovery_until_their_key_is_rotated_out(kite_fac
     assert not any(k["kid"] == old_kid for k in kite.cli("keys", "list")), "the old key should have retired"
     with pytest.raises(jwt.PyJWKClientError):
         verify(kite, first, verify_exp=False)
+
+
+def test_an_app_can_trust_a_cluster_through_an_app_federated_credential(kite, issuer, tmp_path):
+    app = sp(kite, "federated-app")
+    params = tmp_path / "fic.json"
+    params.write_text(json.dumps({"name": "github-main", "issuer": issuer.url, "subject": "repo:kite/kite:ref:refs/heads/main",
+                                  "audiences": ["api://AzureADTokenExchange"], "description": "CI"}))
+    kite.cli("ad", "app", "federated-credential", "create", "--id", app["appId"], "--parameters", f"@{params}")
+    assert [f["name"] for f in kite.cli("ad", "app", "federated-credential", "list", "--id", app["appId"])] == ["github-main"]
+    token_file = tmp_path / "token"
+    token_file.write_text(issuer.token("repo:kite/kite:ref:refs/heads/main"))
+    cred = WorkloadIdentityCredential(tenant_id=kite.tenant, client_id=app["appId"], token_file_path=str(token_file), authority=kite.url)
+    assert verify(kite, cred.get_token(MGMT).token)["appid"] == app["appId"]
+    kite.cli("ad", "app", "federated-credential", "delete", "--id", app["appId"], "--federated-credential-id", "github-main")
+    cred = WorkloadIdentityCredential(tenant_id=kite.tenant, client_id=app["appId"], token_file_path=str(token_file), authority=kite.url)
+    with pytest.raises(ClientAuthenticationError) as raised:
+        cred.get_token(MGMT)
+    assert "AADSTS70021" in str(raised.value)
+
+
+def test_the_v1_endpoint_takes_resource_and_answers_like_entra_v1(kite):
+    app = sp(kite, "v1-app")
+    form = {"grant_type": "client_credentials", "client_id": app["appId"], "client_secret": app["password"], "resource": "https://vault.azure.net"}
+    body = requests.post(f"{kite.url}/{kite.tenant}/oauth2/token", data=form, verify=kite.ca).json()
+    assert body["token_type"] == "Bearer" and body["resource"] == "https://vault.azure.net"
+    assert int(body["expires_on"]) > time.time() and isinstance(body["expires_in"], str)
+    v1 = requests.get(f"{kite.url}/{kite.tenant}/.well-known/openid-configuration", verify=kite.ca).json()
+    claims = jwt.decode(body["access_token"], options={"verify_signature": False})
+    assert claims["iss"] == v1["issuer"] and claims["ver"] == "1.0" and claims["aud"] == "https://vault.azure.net"
+    missing = requests.post(f"{kite.url}/{kite.tenant}/oauth2/v2.0/token", data={"client_id": app["appId"]}, verify=kite.ca).json()
+    assert missing["error"] == "invalid_request" and missing["error_codes"] == [900144]
+    other_tenant = requests.post(f"{kite.url}/common/oauth2/v2.0/token", data=form, verify=kite.ca).json()
+    assert other_tenant["error_codes"] == [90002]
+    unknown = requests.post(f"{kite.url}/{kite.tenant}/oauth2/token", data={**form, "client_id": "00000000-0000-0000-0000-000000000000"}, verify=kite.ca).json()
+    assert unknown["error_codes"] == [700016]
