@@ -91,6 +91,22 @@ impl std::fmt::Debug for StoredKey {
     }
 }
 
+/// The kinds of AWS-shaped objects kite keeps.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AwsKind {
+    Role,
+    OidcProvider,
+}
+
+impl AwsKind {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            AwsKind::Role => "role",
+            AwsKind::OidcProvider => "OpenIDConnectProvider",
+        }
+    }
+}
+
 /// A read-modify-write step for [`Store::update_application`].
 pub type AppUpdate<'a> = &'a (dyn Fn(Application) -> Result<Application> + Send + Sync);
 
@@ -145,6 +161,15 @@ pub trait Store: Send + Sync + 'static {
     async fn create_federated_credential(&self, owner: &Uuid, fic: &FederatedCredential) -> Result<()>;
     async fn list_federated_credentials(&self, owner: &Uuid) -> Result<Vec<FederatedCredential>>;
     async fn delete_federated_credential(&self, owner: &Uuid, name: &str) -> Result<()>;
+
+    /// AWS-shaped objects as JSON, keyed by ARN (case-insensitive); `Conflict` when the ARN exists.
+    async fn create_aws_object(&self, kind: AwsKind, key: &str, body: &serde_json::Value) -> Result<()>;
+    async fn get_aws_object(&self, kind: AwsKind, key: &str) -> Result<serde_json::Value>;
+    async fn list_aws_objects(&self, kind: AwsKind) -> Result<Vec<serde_json::Value>>;
+    async fn delete_aws_object(&self, kind: AwsKind, key: &str) -> Result<()>;
+
+    /// A server-wide setting written once: the first caller's `init` wins, every caller reads it.
+    async fn meta_get_or_init(&self, key: &str, init: &str) -> Result<String>;
 
     async fn add_signing_key(&self, key: &StoredKey) -> Result<()>;
     async fn list_signing_keys(&self) -> Result<Vec<StoredKey>>;

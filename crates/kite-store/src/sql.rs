@@ -16,7 +16,7 @@ use sqlx::migrate::{Migration, MigrationSource, MigrationType, Migrator};
 use sqlx::{AnyPool, Row};
 use uuid::Uuid;
 
-use crate::{AppUpdate, AssignmentFilter, Bootstrap, Error, GroupDeletion, Result, Store, StoredKey};
+use crate::{AppUpdate, AssignmentFilter, AwsKind, Bootstrap, Error, GroupDeletion, Result, Store, StoredKey};
 
 /// Migrations are compiled into the binary, so a single-file install needs nothing beside it.
 #[derive(Debug)]
@@ -25,6 +25,7 @@ struct Embedded;
 const MIGRATIONS: &[(i64, &str, &str)] = &[
     (1, "initial", include_str!("../migrations/0001_initial.sql")),
     (2, "federated credentials", include_str!("../migrations/0002_federated_credentials.sql")),
+    (3, "aws objects", include_str!("../migrations/0003_aws.sql")),
 ];
 
 impl MigrationSource<'static> for Embedded {
@@ -518,6 +519,51 @@ impl Store for SqlStore {
             return Err(Error::NotFound(format!("federated credential '{name}' does not exist")));
         }
         Ok(())
+    }
+
+    async fn create_aws_object(&self, kind: AwsKind, key: &str, body: &serde_json::Value) -> Result<()> {
+        sqlx::query("INSERT INTO aws_objects (kind, key, body) VALUES ($1, $2, $3)")
+            .bind(kind.as_str())
+            .bind(key.to_lowercase())
+            .bind(to_json(body)?)
+            .execute(&self.pool)
+            .await
+            .map_err(|e| conflict_or_backend(e, || format!("EntityAlreadyExists: {} '{key}' already exists", kind.as_str())))?;
+        Ok(())
+    }
+
+    async fn get_aws_object(&self, kind: AwsKind, key: &str) -> Result<serde_json::Value> {
+        self.one("SELECT body FROM aws_objects WHERE kind = $1 AND key = $2", &[kind.as_str().to_string(), key.to_lowercase()], || {
+            format!("NoSuchEntity: {} '{key}' cannot be found", kind.as_str())
+        })
+        .await
+    }
+
+    async fn list_aws_objects(&self, kind: AwsKind) -> Result<Vec<serde_json::Value>> {
+        let r = sqlx::query("SELECT body FROM aws_objects WHERE kind = $1 ORDER BY key").bind(kind.as_str()).fetch_all(&self.pool).await.map_err(backend)?;
+        rows(&r)
+    }
+
+    async fn delete_aws_object(&self, kind: AwsKind, key: &str) -> Result<()> {
+        let r = sqlx::query("DELETE FROM aws_objects WHERE kind = $1 AND key = $2")
+            .bind(kind.as_str())
+            .bind(key.to_lowercase())
+            .execute(&self.pool)
+            .await
+            .map_err(backend)?;
+        if r.rows_affected() == 0 {
+            return Err(Error::NotFound(format!("NoSuchEntity: {} '{key}' cannot be found", kind.as_str())));
+        }
+        Ok(())
+    }
+
+    async fn meta_get_or_init(&self, key: &str, init: &str) -> Result<String> {
+        match sqlx::query("INSERT INTO meta (key, value) VALUES ($1, $2)").bind(key).bind(init).execute(&self.pool).await {
+            Ok(_) => {}
+            Err(sqlx::Error::Database(db)) if db.is_unique_violation() => {}
+            Err(e) => return Err(backend(e)),
+        }
+        self.meta(key).await?.ok_or_else(|| Error::Backend(format!("meta '{key}' vanished")))
     }
 
     async fn add_signing_key(&self, key: &StoredKey) -> Result<()> {

@@ -254,6 +254,21 @@ pub async fn federated_credentials_are_per_owner_capped_and_go_with_their_identi
     assert!(store.list_federated_credentials(&mi.client_id).await.unwrap().is_empty(), "an identity's credentials go with it");
 }
 
+pub async fn aws_objects_and_write_once_settings(store: impl Store) {
+    use kite_store::AwsKind;
+    let arn = "arn:aws:iam::123456789012:role/App";
+    let body = serde_json::json!({"Arn": arn, "RoleName": "App"});
+    store.create_aws_object(AwsKind::Role, arn, &body).await.unwrap();
+    assert!(matches!(store.create_aws_object(AwsKind::Role, &arn.to_uppercase(), &body).await, Err(Error::Conflict(m)) if m.contains("EntityAlreadyExists")));
+    assert_eq!(store.get_aws_object(AwsKind::Role, arn).await.unwrap(), body);
+    assert!(matches!(store.get_aws_object(AwsKind::OidcProvider, arn).await, Err(Error::NotFound(m)) if m.contains("NoSuchEntity")));
+    assert_eq!(store.list_aws_objects(AwsKind::Role).await.unwrap(), vec![body]);
+    store.delete_aws_object(AwsKind::Role, arn).await.unwrap();
+    assert!(store.list_aws_objects(AwsKind::Role).await.unwrap().is_empty());
+    assert_eq!(store.meta_get_or_init("sts_master_key", "first").await.unwrap(), "first");
+    assert_eq!(store.meta_get_or_init("sts_master_key", "second").await.unwrap(), "first", "the first value written wins");
+}
+
 #[macro_export]
 macro_rules! conformance_tests {
     ($make:path) => {
@@ -262,7 +277,7 @@ macro_rules! conformance_tests {
             identities_are_found_by_client_id_object_id_and_name, a_failed_multi_row_write_leaves_nothing_behind,
             concurrent_application_updates_all_land, role_assignments_filter_like_az,
             custom_roles_cannot_be_deleted_while_assigned, signing_keys_round_trip,
-            federated_credentials_are_per_owner_capped_and_go_with_their_identity);
+            federated_credentials_are_per_owner_capped_and_go_with_their_identity, aws_objects_and_write_once_settings);
     };
     (@cases $make:path; $($case:ident),*) => {
         $(
