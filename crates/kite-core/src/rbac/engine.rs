@@ -76,7 +76,8 @@ static LEAST_PRIVILEGED_FIRST: LazyLock<Vec<&'static RoleDefinition>> = LazyLock
 /// Which built-in roles (indices into [`LEAST_PRIVILEGED_FIRST`]) grant an action, by `kind` and
 /// lower-cased action. Built-in roles never change, so this is a pure function worth remembering:
 /// without it every denial would glob-match the action against every built-in permission.
-static GRANTING_BUILTINS: LazyLock<RwLock<HashMap<(ActionKind, String), Arc<[usize]>>>> = LazyLock::new(Default::default);
+type GrantMemo = HashMap<(ActionKind, String), Arc<[usize]>>;
+static GRANTING_BUILTINS: LazyLock<RwLock<GrantMemo>> = LazyLock::new(Default::default);
 
 /// Bound on remembered actions; past it the memo starts afresh (actions are few in practice).
 const MEMO_LIMIT: usize = 16_384;

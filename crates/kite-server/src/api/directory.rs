@@ -173,7 +173,7 @@ pub async fn create_for_rbac(State(state): State<AppState>, caller: Caller, Body
     let cred = new_credential(&req.credential, now)?;
     app = apply(app, &cred, true);
     let mut assignments = Vec::new();
-    if req.role.is_some() != !req.scopes.is_empty() {
+    if req.role.is_some() == req.scopes.is_empty() {
         return Err(ApiError::bad_request("InvalidRequestContent", "give --role and --scopes together (or neither)"));
     }
     if let Some(role) = &req.role {
