@@ -58,7 +58,16 @@ impl IssuerKeys {
         }
         let discovery_url = format!("{}/.well-known/openid-configuration", issuer.trim_end_matches('/'));
         let get = |url: String| async move {
-            let resp = self.http.get(&url).send().await.map_err(|e| format!("GET {url}: {e}"))?;
+            let resp = self.http.get(&url).send().await.map_err(|e| {
+                // reqwest's top-level message hides the cause (a TLS or DNS failure); show the chain.
+                let mut msg = format!("GET {url}: {e}");
+                let mut source = std::error::Error::source(&e);
+                while let Some(s) = source {
+                    msg.push_str(&format!(": {s}"));
+                    source = s.source();
+                }
+                msg
+            })?;
             if !resp.status().is_success() {
                 return Err(format!("GET {url} answered {}", resp.status()));
             }

@@ -10,6 +10,7 @@ pub mod error;
 pub mod issuers;
 pub mod keys;
 pub mod state;
+pub mod sts;
 pub mod tls;
 pub mod token;
 
@@ -29,7 +30,7 @@ use kite_token::KeySet;
 use serde_json::{json, Value};
 use tower::Layer;
 
-use crate::api::{authorization, directory, groups, identities};
+use crate::api::{authorization, aws, directory, groups, identities};
 use crate::auth::Caller;
 use crate::error::ApiResult;
 use crate::state::AppState;
@@ -81,6 +82,7 @@ async fn access_log(request: Request, next: Next) -> Response {
 pub fn app(state: AppState) -> Router {
     const MI: &str = "providers/Microsoft.ManagedIdentity/userAssignedIdentities";
     Router::new()
+        .route("/", get(sts::endpoint).post(sts::endpoint))
         .route("/healthz", get(|| async { "ok" }))
         .route("/{tenant}/v2.0/.well-known/openid-configuration", get(token::discovery_v2))
         .route("/{tenant}/.well-known/openid-configuration", get(token::discovery_v1))
@@ -109,6 +111,9 @@ pub fn app(state: AppState) -> Router {
         .route("/v1.0/applications/{id}/federatedIdentityCredentials", get(directory::list_fics).post(directory::create_fic))
         .route("/v1.0/applications/{id}/federatedIdentityCredentials/{name}", axum::routing::delete(directory::delete_fic))
         .route("/v1.0/principals/resolve", get(directory::resolve))
+        .route("/kite/aws/oidcProviders", get(aws::list_providers).post(aws::create_provider).delete(aws::delete_provider))
+        .route("/kite/aws/roles", get(aws::list_roles).post(aws::create_role))
+        .route("/kite/aws/roles/{name}", get(aws::get_role).delete(aws::delete_role))
         .route("/kite/signingKeys", get(keys::list))
         .route("/kite/signingKeys/rotate", post(keys::rotate))
         .fallback(authorization::dispatch)

@@ -62,6 +62,12 @@ impl AppState {
         })
     }
 
+    /// The tenant's AWS-shaped account ID: 12 digits derived from the tenant ID, so every replica
+    /// agrees without storing it.
+    pub fn aws_account(&self) -> String {
+        format!("{:012}", self.tenant.tenant_id.as_u128() % 1_000_000_000_000)
+    }
+
     pub fn default_subscription(&self) -> Uuid {
         self.subscriptions.first().map(|s| s.subscription_id).unwrap_or_default()
     }

@@ -40,6 +40,106 @@ pub struct LoginArgs {
 }
 
 #[derive(Subcommand)]
+pub enum IamCmd {
+    /// OIDC identity providers whose tokens STS accepts (AssumeRoleWithWebIdentity).
+    #[command(subcommand)]
+    OidcProvider(OidcProviderCmd),
+    /// Roles with trust policies.
+    #[command(subcommand)]
+    Role(IamRoleCmd),
+}
+
+#[derive(Subcommand)]
+pub enum OidcProviderCmd {
+    Create {
+        /// The issuer URL (https://…), exactly as tokens carry it in `iss`.
+        #[arg(long)]
+        url: String,
+        /// Accepted audiences, e.g. sts.amazonaws.com.
+        #[arg(long, num_args = 1..)]
+        client_id_list: Vec<String>,
+        #[arg(long, num_args = 1..)]
+        thumbprint_list: Vec<String>,
+    },
+    List,
+    Delete {
+        #[arg(long)]
+        arn: String,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum IamRoleCmd {
+    Create {
+        #[arg(long)]
+        role_name: String,
+        /// The trust policy: file://path, @path, a path, or inline JSON.
+        #[arg(long, alias = "assume-role-policy-document")]
+        trust_policy: String,
+        #[arg(long)]
+        path: Option<String>,
+        #[arg(long)]
+        max_session_duration: Option<u32>,
+    },
+    List,
+    Show {
+        #[arg(long)]
+        role_name: String,
+    },
+    Delete {
+        #[arg(long)]
+        role_name: String,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum K8sCmd {
+    #[command(subcommand)]
+    Auth(K8sAuthCmd),
+}
+
+#[derive(Args)]
+pub struct RbacSource {
+    /// RBAC YAML files or directories (Roles, ClusterRoles, bindings; lists from `kubectl get -o yaml` work).
+    #[arg(long = "rbac", required = true, num_args = 1..)]
+    paths: Vec<PathBuf>,
+}
+
+#[derive(Subcommand)]
+pub enum K8sAuthCmd {
+    /// Like `kubectl auth can-i`: answers yes/no (exit 0/1); --explain says which binding and rule, or
+    /// when denied the subject's bindings and the smallest Role that would grant it.
+    CanI {
+        verb: String,
+        /// TYPE[.GROUP][/NAME] or a non-resource URL such as /healthz.
+        resource: String,
+        #[arg(short = 'n', long)]
+        namespace: Option<String>,
+        #[arg(short = 'A', long)]
+        all_namespaces: bool,
+        #[arg(long)]
+        subresource: Option<String>,
+        #[arg(long = "as")]
+        as_user: Option<String>,
+        #[arg(long = "as-group")]
+        as_groups: Vec<String>,
+        #[arg(long)]
+        explain: bool,
+        #[command(flatten)]
+        rbac: RbacSource,
+    },
+    /// Who may VERB RESOURCE in a namespace, and through which binding.
+    WhoCan {
+        verb: String,
+        resource: String,
+        #[arg(short = 'n', long, default_value = "default")]
+        namespace: String,
+        #[command(flatten)]
+        rbac: RbacSource,
+    },
+}
+
+#[derive(Subcommand)]
 pub enum KeysCmd {
     /// The published signing keys, which one signs, and when superseded ones retire.
     List,
@@ -459,7 +559,8 @@ async fn principal_id(client: &mut Client, assignee: &str) -> Result<String> {
     p["id"].as_str().map(str::to_string).ok_or_else(|| anyhow!("the server returned no object id for '{assignee}'"))
 }
 
-pub async fn run(command: Command, home: &Path, format: Format, query: Option<&str>) -> Result<ExitCode> {
+pub async fn run(command: Command, home: &Path, explicit_format: Option<Format>, query: Option<&str>) -> Result<ExitCode> {
+    let format = explicit_format.unwrap_or(Format::Json);
     match command {
         Command::Login(args) => login(args, home, format, query).await,
         Command::Logout => {
@@ -488,6 +589,8 @@ pub async fn run(command: Command, home: &Path, format: Format, query: Option<&s
         Command::Ad(AdCmd::Sp(cmd)) => sp(cmd, &mut Client::load(home)?, format, query).await,
         Command::Ad(AdCmd::App(AppCmd::FederatedCredential(cmd))) => app_fic(cmd, &mut Client::load(home)?, format, query).await,
         Command::Role(cmd) => role(cmd, &mut Client::load(home)?, format, query).await,
+        Command::Iam(cmd) => iam(cmd, &mut Client::load(home)?, format, query).await,
+        Command::K8s(K8sCmd::Auth(cmd)) => k8s_auth(cmd, explicit_format, query),
         Command::Keys(cmd) => {
             let mut client = Client::load(home)?;
             let v = match cmd {
@@ -683,6 +786,82 @@ async fn app_fic(cmd: AppFicCmd, client: &mut Client, format: Format, query: Opt
         }
     };
     print(v, format, query)
+}
+
+async fn iam(cmd: IamCmd, client: &mut Client, format: Format, query: Option<&str>) -> Result<ExitCode> {
+    let v = match cmd {
+        IamCmd::OidcProvider(OidcProviderCmd::Create { url, client_id_list, thumbprint_list }) => {
+            let body = json!({"Url": url, "ClientIDList": client_id_list, "ThumbprintList": thumbprint_list});
+            client.call(Method::POST, "/kite/aws/oidcProviders", Some(&body)).await?
+        }
+        IamCmd::OidcProvider(OidcProviderCmd::List) => client.call(Method::GET, "/kite/aws/oidcProviders", None).await?["OpenIDConnectProviderList"].take(),
+        IamCmd::OidcProvider(OidcProviderCmd::Delete { arn }) => {
+            client.call_with(Method::DELETE, "/kite/aws/oidcProviders", &[("arn", arn)], None).await?;
+            return Ok(ExitCode::SUCCESS);
+        }
+        IamCmd::Role(IamRoleCmd::Create { role_name, trust_policy, path, max_session_duration }) => {
+            let text = read_arg(trust_policy.strip_prefix("file://").unwrap_or(&trust_policy))?;
+            let policy: Value = serde_json::from_str(&text).context("the trust policy is not valid JSON")?;
+            let body = json!({"RoleName": role_name, "Path": path, "AssumeRolePolicyDocument": policy, "MaxSessionDuration": max_session_duration});
+            json!({"Role": client.call(Method::POST, "/kite/aws/roles", Some(&body)).await?})
+        }
+        IamCmd::Role(IamRoleCmd::List) => client.call(Method::GET, "/kite/aws/roles", None).await?,
+        IamCmd::Role(IamRoleCmd::Show { role_name }) => json!({"Role": client.call(Method::GET, &format!("/kite/aws/roles/{role_name}"), None).await?}),
+        IamCmd::Role(IamRoleCmd::Delete { role_name }) => {
+            client.call(Method::DELETE, &format!("/kite/aws/roles/{role_name}"), None).await?;
+            return Ok(ExitCode::SUCCESS);
+        }
+    };
+    print(v, format, query)
+}
+
+/// Kubernetes RBAC questions, answered offline from YAML with kite-k8s.
+fn k8s_auth(cmd: K8sAuthCmd, format: Option<Format>, query: Option<&str>) -> Result<ExitCode> {
+    let load = |src: &RbacSource| kite_k8s::RbacSnapshot::load(&src.paths).map_err(|e| anyhow!("{e}"));
+    match cmd {
+        K8sAuthCmd::CanI { verb, resource, namespace, all_namespaces, subresource, as_user, as_groups, explain, rbac } => {
+            let snapshot = load(&rbac)?;
+            let args = kite_k8s::CanIArgs { verb, resource, subresource, namespace, all_namespaces, as_user, as_groups, explain };
+            let decision = kite_k8s::can_i(&snapshot, &args).map_err(|e| anyhow!("{e}"))?;
+            let code = if decision.allowed { ExitCode::SUCCESS } else { ExitCode::from(1) };
+            match format {
+                Some(f) => {
+                    print(serde_json::to_value(&decision)?, f, query)?;
+                }
+                None => {
+                    println!("{}", if decision.allowed { "yes" } else { "no" });
+                    for w in &decision.warnings {
+                        eprintln!("Warning: {w}");
+                    }
+                    if explain {
+                        println!("{}", decision.reason);
+                        for c in &decision.bindings_considered {
+                            println!("  - {}", c.why);
+                        }
+                        if let Some(s) = &decision.suggestion {
+                            println!("The smallest grant that would allow it:\n{}", s.yaml);
+                        }
+                    }
+                }
+            }
+            Ok(code)
+        }
+        K8sAuthCmd::WhoCan { verb, resource, namespace, rbac } => {
+            let snapshot = load(&rbac)?;
+            let grants = kite_k8s::who_can(&snapshot, &verb, &resource, &namespace).map_err(|e| anyhow!("{e}"))?;
+            let rows: Vec<Value> = grants
+                .iter()
+                .map(|g| {
+                    let binding = match &g.binding.namespace {
+                        Some(ns) => format!("{:?}/{}/{}", g.binding.kind, ns, g.binding.name),
+                        None => format!("{:?}/{}", g.binding.kind, g.binding.name),
+                    };
+                    json!({"subject": g.subject.name, "kind": g.subject.kind, "binding": binding, "role": g.role.name})
+                })
+                .collect();
+            print(Value::Array(rows), format.unwrap_or(Format::Table), query)
+        }
+    }
 }
 
 fn authz(scope: &str) -> String {

@@ -17,9 +17,9 @@ pub struct Cli {
     /// Where kite keeps its database, TLS material and CLI profile.
     #[arg(long, global = true, env = "KITE_HOME")]
     home: Option<PathBuf>,
-    /// Output format.
-    #[arg(short = 'o', long, global = true, value_enum, default_value = "json")]
-    output: Format,
+    /// Output format (default json; `k8s auth can-i` answers yes/no like kubectl unless given).
+    #[arg(short = 'o', long, global = true, value_enum)]
+    output: Option<Format>,
     /// JMESPath query applied to the result, as in az.
     #[arg(long, global = true)]
     query: Option<String>,
@@ -50,6 +50,12 @@ pub enum Command {
     /// Role definitions, assignments and access checks.
     #[command(subcommand)]
     Role(commands::RoleCmd),
+    /// AWS-shaped IAM: OIDC providers and roles that kite's STS endpoint honours.
+    #[command(subcommand)]
+    Iam(commands::IamCmd),
+    /// Kubernetes: RBAC questions answered from RBAC YAML (`kubectl get … -o yaml` dumps).
+    #[command(subcommand)]
+    K8s(commands::K8sCmd),
     /// Token-signing keys: list, rotate.
     #[command(subcommand)]
     Keys(commands::KeysCmd),

@@ -3,6 +3,7 @@
 //! extract, authorize, one store call, render.
 
 pub mod authorization;
+pub mod aws;
 pub mod directory;
 pub mod groups;
 pub mod identities;

@@ -1,0 +1,143 @@
+//! The AWS-STS-shaped endpoint at `/` (what `AWS_ENDPOINT_URL_STS` points boto3 at): the Query
+//! API in a form body or query string, XML answers and errors exactly as STS writes them.
+//! `AssumeRoleWithWebIdentity` is unsigned (the web identity token is the credential);
+//! `GetCallerIdentity` must carry a valid SigV4 signature made with kite-issued credentials.
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, Method, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use kite_core::aws::arn::{Arn, Resource};
+use kite_core::aws::iam::{find_provider, TokenFacts};
+use kite_core::aws::sigv4::SignedRequest;
+use kite_core::aws::sts::{ErrorCode, SessionIssuer, StsError};
+use kite_core::aws::xml::{self, CallerIdentity};
+use kite_token::assertion;
+use serde_json::Value;
+
+use crate::api::aws::{providers, role_named};
+use crate::state::AppState;
+
+fn error(e: StsError, request_id: &str) -> Response {
+    let status = StatusCode::from_u16(e.code.http_status()).unwrap_or(StatusCode::BAD_REQUEST);
+    tracing::info!(code = e.code.as_str(), "sts refused: {}", e.message);
+    (status, [("content-type", "text/xml")], xml::error_response(e.code, &e.message, request_id)).into_response()
+}
+
+fn ok_xml(body: String) -> Response {
+    (StatusCode::OK, [("content-type", "text/xml")], body).into_response()
+}
+
+fn decode_pairs(raw: &str) -> Vec<(String, String)> {
+    url::form_urlencoded::parse(raw.as_bytes()).into_owned().collect()
+}
+
+fn internal(e: impl std::fmt::Display) -> StsError {
+    tracing::error!("sts: {e}");
+    StsError::new(ErrorCode::InternalFailure, "An internal error occurred.")
+}
+
+/// The session issuer, keyed by the tenant's STS master key (created once, shared by replicas).
+async fn issuer(state: &AppState) -> Result<SessionIssuer, StsError> {
+    use base64::Engine;
+    let fresh = {
+        let mut key = [0u8; 32];
+        aws_lc_rs::rand::fill(&mut key).map_err(|_| internal("no randomness"))?;
+        base64::engine::general_purpose::STANDARD.encode(key)
+    };
+    let stored = state.store.meta_get_or_init("sts_master_key", &fresh).await.map_err(internal)?;
+    let key = base64::engine::general_purpose::STANDARD.decode(stored).map_err(internal)?;
+    SessionIssuer::new(&key).map_err(internal)
+}
+
+async fn assume_role_with_web_identity(state: &AppState, params: &[(String, String)]) -> Result<Response, StsError> {
+    let get = |k: &str| params.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
+    let need = |k: &str| get(k).ok_or_else(|| StsError::new(ErrorCode::ValidationError, format!("1 validation error detected: Value null at '{}' failed to satisfy constraint: Member must not be null", lower_first(k))));
+    let (role_arn, session_name, token) = (need("RoleArn")?, need("RoleSessionName")?, need("WebIdentityToken")?);
+    let duration = match get("DurationSeconds") {
+        Some(d) => Some(d.parse::<u32>().map_err(|_| StsError::new(ErrorCode::ValidationError, format!("DurationSeconds '{d}' is not a number of seconds")))?),
+        None => None,
+    };
+    let arn = Arn::parse_role(role_arn).map_err(|e| StsError::new(ErrorCode::ValidationError, e.to_string()))?;
+    let Resource::Role { name, .. } = arn.resource() else {
+        return Err(StsError::new(ErrorCode::ValidationError, format!("'{role_arn}' is not a role ARN")));
+    };
+    let not_authorized = || StsError::new(ErrorCode::AccessDenied, format!("Not authorized to perform sts:AssumeRoleWithWebIdentity: role {role_arn} does not exist (kite iam role list)"));
+    let role = role_named(state, name).await.map_err(|_| not_authorized())?;
+    if !role.arn.to_string().eq_ignore_ascii_case(&arn.to_string()) || arn.account() != state.aws_account() {
+        return Err(StsError::new(
+            ErrorCode::AccessDenied,
+            format!("Not authorized to perform sts:AssumeRoleWithWebIdentity: no role {role_arn}; did you mean {}?", role.arn),
+        ));
+    }
+
+    let claims = assertion::peek(token).map_err(|e| StsError::new(ErrorCode::InvalidIdentityToken, e.detail().to_string()))?;
+    let iss = claims.str_claim("iss").ok_or_else(|| StsError::new(ErrorCode::InvalidIdentityToken, "The web identity token has no 'iss' claim."))?.to_string();
+    let all = providers(state).await.map_err(|e| internal(e.message))?;
+    let provider = find_provider(&all, &iss)?;
+    let verified = if iss == state.issuer_v2() {
+        assertion::verify_with_jwks(token, state.keys().jwks())
+    } else {
+        let jwks = state.issuers.jwks(&iss, claims.header.kid.as_deref()).await.map_err(|e| {
+            StsError::new(ErrorCode::InvalidIdentityToken, format!("Couldn't retrieve verification key from your identity provider: {e}"))
+        })?;
+        assertion::verify_with_jwks(token, &jwks)
+    };
+    verified.map_err(|e| StsError::new(ErrorCode::InvalidIdentityToken, format!("The web identity token's signature is invalid: {}", e.detail())))?;
+    let now = state.now();
+    assertion::check_time(&claims.claims, now.unix_timestamp(), 0)
+        .map_err(|e| StsError::new(ErrorCode::ExpiredTokenException, format!("Token expired: {}", e.detail())))?;
+    let facts = TokenFacts {
+        iss,
+        sub: claims.str_claim("sub").unwrap_or_default().to_string(),
+        aud: claims.audiences(),
+        azp: claims.str_claim("azp").map(str::to_string),
+        amr: claims.claims.get("amr").and_then(Value::as_array).map(|a| a.iter().filter_map(Value::as_str).map(str::to_string).collect()).unwrap_or_default(),
+    };
+    let (credentials, session) = issuer(state).await?.assume_role_with_web_identity(&role, session_name, provider, &facts, duration, now)?;
+    tracing::info!(role = %role.arn, session = session_name, subject = %facts.sub, "sts: role assumed with web identity");
+    Ok(ok_xml(xml::assume_role_with_web_identity_response(&credentials, &session, &uuid::Uuid::new_v4().to_string())))
+}
+
+async fn get_caller_identity(state: &AppState, request: &SignedRequest, wants_json: bool, request_id: &str) -> Result<Response, StsError> {
+    let (_, session) = issuer(state).await?.authenticate(request, state.now())?;
+    let id = CallerIdentity::of_session(&session);
+    Ok(if wants_json {
+        (StatusCode::OK, [("content-type", "application/json")], xml::get_caller_identity_json(&id, request_id)).into_response()
+    } else {
+        ok_xml(xml::get_caller_identity_response(&id, request_id))
+    })
+}
+
+fn lower_first(s: &str) -> String {
+    let mut c = s.chars();
+    c.next().map(|f| f.to_lowercase().collect::<String>() + c.as_str()).unwrap_or_default()
+}
+
+pub async fn endpoint(State(state): State<AppState>, method: Method, uri: Uri, headers: HeaderMap, body: Bytes) -> Response {
+    let request_id = uuid::Uuid::new_v4().to_string();
+    let query = decode_pairs(uri.query().unwrap_or(""));
+    let is_form = headers.get("content-type").and_then(|v| v.to_str().ok()).is_some_and(|c| c.starts_with("application/x-www-form-urlencoded"));
+    let mut params = query.clone();
+    if is_form {
+        params.extend(decode_pairs(&String::from_utf8_lossy(&body)));
+    }
+    let action = params.iter().find(|(k, _)| k == "Action").map(|(_, v)| v.clone());
+    let result = match action.as_deref() {
+        Some("AssumeRoleWithWebIdentity") => assume_role_with_web_identity(&state, &params).await,
+        Some("GetCallerIdentity") => {
+            let request = SignedRequest {
+                method: method.to_string(),
+                path: uri.path().to_string(),
+                query,
+                headers: headers.iter().map(|(k, v)| (k.to_string(), String::from_utf8_lossy(v.as_bytes()).into_owned())).collect(),
+                body: body.to_vec(),
+            };
+            let wants_json = headers.get("accept").and_then(|v| v.to_str().ok()).is_some_and(|a| a.contains("application/json"));
+            get_caller_identity(&state, &request, wants_json, &request_id).await
+        }
+        Some(other) => Err(StsError::new(ErrorCode::ValidationError, format!("Action '{other}' is not supported by kite's STS: use AssumeRoleWithWebIdentity or GetCallerIdentity"))),
+        None => Err(StsError::new(ErrorCode::ValidationError, "Missing 'Action' parameter (e.g. Action=GetCallerIdentity&Version=2011-06-15)")),
+    };
+    result.unwrap_or_else(|e| error(e, &request_id))
+}
