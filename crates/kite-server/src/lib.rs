@@ -8,6 +8,7 @@ pub mod clients;
 pub mod bootstrap;
 pub mod error;
 pub mod issuers;
+pub mod k8s;
 pub mod keys;
 pub mod state;
 pub mod sts;
@@ -52,6 +53,8 @@ pub struct Config {
     pub issuer_cas: Vec<PathBuf>,
     /// Extra time a superseded signing key stays published after its last token expired (clock skew).
     pub key_retire_grace_secs: i64,
+    /// RBAC YAML files or directories for the SubjectAccessReview webhook (`POST /authorize`).
+    pub k8s_rbac: Vec<PathBuf>,
 }
 
 async fn subscriptions(State(state): State<AppState>, _caller: Caller) -> Json<Value> {
@@ -84,6 +87,7 @@ pub fn app(state: AppState) -> Router {
     Router::new()
         .route("/", get(sts::endpoint).post(sts::endpoint))
         .route("/healthz", get(|| async { "ok" }))
+        .route("/authorize", post(k8s::authorize))
         .route("/{tenant}/v2.0/.well-known/openid-configuration", get(token::discovery_v2))
         .route("/{tenant}/.well-known/openid-configuration", get(token::discovery_v1))
         .route("/{tenant}/discovery/v2.0/keys", get(token::jwks))
@@ -165,6 +169,7 @@ pub async fn prepare(store: Arc<dyn Store>, config: &Config, public_url: &str, c
         issuers: Arc::new(issuers::IssuerKeys::new(&config.issuer_cas)?),
         key_retire_grace_secs: config.key_retire_grace_secs,
         clients: Arc::default(),
+        k8s: Arc::new(k8s::K8sPolicy::new(config.k8s_rbac.clone())?),
     };
     Ok((state, boot.credentials_file))
 }
@@ -200,6 +205,7 @@ pub async fn serve(config: Config) -> Result<()> {
         println!("kite: sign in with: kite login --credentials-file {}", path.display());
     }
     keys::spawn_reloader(state.clone());
+    k8s::spawn_reloader(state.k8s.clone());
     let service = tower::util::MapRequestLayer::new(rewrite).layer(app(state));
     println!("kite: listening on {public_url}");
     tracing::info!(%public_url, database = if database_url.starts_with("postgres") { "postgres" } else { "sqlite" }, "kite serving");

@@ -24,6 +24,8 @@ pub struct AppState {
     pub key_retire_grace_secs: i64,
     /// Token-endpoint client lookups; handlers that change clients call `clients.forget_all()`.
     pub clients: Arc<crate::clients::ClientCache>,
+    /// Kubernetes policy for the webhooks.
+    pub k8s: Arc<crate::k8s::K8sPolicy>,
 }
 
 /// Audiences kite's management API accepts: Azure's management resource IDs (so unmodified Azure

@@ -87,6 +87,9 @@ pub struct ServeArgs {
     /// Seconds a rotated-out signing key stays published after the last token it signed expired.
     #[arg(long, default_value_t = 300)]
     key_retire_grace: i64,
+    /// Kubernetes RBAC YAML (files or directories) for the SubjectAccessReview webhook, re-read as it changes.
+    #[arg(long = "k8s-rbac")]
+    k8s_rbac: Vec<PathBuf>,
 }
 
 fn home(cli_home: Option<PathBuf>) -> PathBuf {
@@ -113,6 +116,7 @@ async fn main() -> ExitCode {
                 token_lifetime_secs: args.token_lifetime,
                 issuer_cas: args.issuer_cas,
                 key_retire_grace_secs: args.key_retire_grace,
+                k8s_rbac: args.k8s_rbac,
             };
             kite_server::serve(config).await.map(|_| ExitCode::SUCCESS)
         }
