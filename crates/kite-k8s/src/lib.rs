@@ -14,6 +14,7 @@
 
 mod aggregate;
 pub mod authorizer;
+pub mod awsauth;
 pub mod cani;
 mod load;
 pub mod rules;

@@ -55,6 +55,8 @@ fn main() -> anyhow::Result<()> {
             issuer_cas: Vec::new(),
             key_retire_grace_secs: 300,
             k8s_rbac: Vec::new(),
+            eks_cluster: None,
+            aws_auth: None,
         };
         let (state, creds) = prepare(store, &config, "https://127.0.0.1:8443", None).await?;
         let creds: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(creds.expect("fresh store bootstraps"))?)?;

@@ -1,6 +1,8 @@
 //! Kubernetes webhooks: `POST /authorize` answers SubjectAccessReviews with kite-k8s's RBAC engine
-//! over RBAC YAML the server re-reads as it changes. A file that stops parsing is refused and
-//! the last good objects stay in force (a typo must not lock a cluster out).
+//! over RBAC YAML; `POST /authenticate` answers TokenReviews for `aws eks get-token` tokens,
+//! verified against kite's own STS and mapped through `aws-auth`. Both files are re-read as they
+//! change; one that stops parsing or validating is refused and the last good one stays in force
+//! (a typo must not lock a cluster out, the upstream authenticator's trap).
 
 use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
@@ -10,6 +12,9 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use kite_core::aws::sigv4;
+use kite_k8s::awsauth::{self, AwsAuth, AwsAuthStore};
+use kite_k8s::k8s_openapi::api::authentication::v1::{TokenReview, TokenReviewStatus, UserInfo};
 use kite_k8s::k8s_openapi::api::authorization::v1::{SubjectAccessReview, SubjectAccessReviewStatus};
 use kite_k8s::RbacSnapshot;
 
@@ -22,17 +27,47 @@ pub const RELOAD_EVERY: Duration = Duration::from_secs(5);
 pub struct K8sPolicy {
     pub rbac_paths: Vec<PathBuf>,
     rbac: RwLock<Option<Arc<RbacSnapshot>>>,
+    /// The EKS-shaped cluster name tokens must be signed for (`x-k8s-aws-id`).
+    pub cluster_id: Option<String>,
+    pub aws_auth_path: Option<PathBuf>,
+    aws_auth: RwLock<AwsAuthStore>,
 }
 
 impl K8sPolicy {
-    pub fn new(rbac_paths: Vec<PathBuf>) -> anyhow::Result<K8sPolicy> {
-        let policy = K8sPolicy { rbac_paths, ..Default::default() };
+    pub fn new(rbac_paths: Vec<PathBuf>, cluster_id: Option<String>, aws_auth_path: Option<PathBuf>) -> anyhow::Result<K8sPolicy> {
+        let policy = K8sPolicy { rbac_paths, cluster_id, aws_auth_path, ..Default::default() };
+        // Bad files at start-up are configuration errors worth stopping for.
         if !policy.rbac_paths.is_empty() {
-            // A bad file at start-up is a configuration error worth stopping for.
             let snap = RbacSnapshot::load(&policy.rbac_paths).map_err(|e| anyhow::anyhow!("--k8s-rbac: {e}"))?;
             policy.set_rbac(snap);
         }
+        if let Some(path) = &policy.aws_auth_path {
+            let text = std::fs::read_to_string(path).map_err(|e| anyhow::anyhow!("--aws-auth {}: {e}", path.display()))?;
+            if let Ok(mut store) = policy.aws_auth.write() {
+                store.apply(&text).map_err(|report| anyhow::anyhow!("--aws-auth {} is refused:\n{report}", path.display()))?;
+            }
+        }
         Ok(policy)
+    }
+
+    pub fn aws_auth(&self) -> AwsAuth {
+        self.aws_auth.read().map(|s| s.current().clone()).unwrap_or_default()
+    }
+
+    fn reload_aws_auth(&self) {
+        let Some(path) = &self.aws_auth_path else { return };
+        let text = match std::fs::read_to_string(path) {
+            Ok(t) => t,
+            Err(e) => return tracing::warn!("aws-auth not reloaded from {}: {e}; the last good mapping stays in force", path.display()),
+        };
+        let Ok(mut store) = self.aws_auth.write() else { return };
+        if *store.current() == AwsAuth::from_configmap_yaml(&text).unwrap_or_default() {
+            return;
+        }
+        match store.apply(&text) {
+            Ok(report) => tracing::info!(warnings = report.warnings.len(), "aws-auth reloaded from {}{}", path.display(), if report.warnings.is_empty() { String::new() } else { format!(":\n{report}") }),
+            Err(report) => tracing::warn!("aws-auth in {} refused, the last good mapping stays in force:\n{report}", path.display()),
+        }
     }
 
     fn set_rbac(&self, snap: RbacSnapshot) {
@@ -45,8 +80,9 @@ impl K8sPolicy {
         self.rbac.read().ok().and_then(|r| r.clone())
     }
 
-    /// Re-reads the RBAC files; on error keeps what it had and says why.
+    /// Re-reads the files; on error keeps what it had and says why.
     pub fn reload(&self) {
+        self.reload_aws_auth();
         if self.rbac_paths.is_empty() {
             return;
         }
@@ -87,4 +123,52 @@ pub async fn authorize(State(state): State<AppState>, Json(sar): Json<SubjectAcc
             (StatusCode::OK, Json(sar)).into_response()
         }
     }
+}
+
+/// Who an `aws eks get-token` token belongs to, or why it is refused (the rule that failed, the ARN
+/// seen and the closest aws-auth entry) — the upstream authenticator answers a bare "Unauthorized".
+async fn identify(state: &AppState, token: &str) -> Result<UserInfo, String> {
+    let cluster = state.k8s.cluster_id.as_deref().ok_or("kite serves no EKS-shaped cluster: start it with --eks-cluster NAME")?;
+    if !token.starts_with(sigv4::EKS_TOKEN_PREFIX) {
+        return Err(format!("only {}… tokens (aws eks get-token) are accepted here", sigv4::EKS_TOKEN_PREFIX));
+    }
+    let request = sigv4::eks_token_request(token, cluster).map_err(|e| e.to_string())?;
+    let ours = state.public_url.split("://").nth(1).unwrap_or_default().to_ascii_lowercase();
+    let host = request.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case("host")).map(|(_, v)| v.to_ascii_lowercase()).unwrap_or_default();
+    if host != ours {
+        return Err(format!("the token was presigned for STS at '{host}', not this kite ('{ours}'): set AWS_ENDPOINT_URL_STS={}", state.public_url));
+    }
+    let issuer = crate::sts::issuer(state).await.map_err(|e| e.to_string())?;
+    let (_, session) = issuer.authenticate(&request, state.now()).map_err(|e| e.to_string())?;
+    let arn = session.assumed_role_arn.to_string();
+    let id = awsauth::map(&state.k8s.aws_auth(), &arn, &session.access_key_id, Some(&session.session_name)).map_err(|miss| miss.to_string())?;
+    let extra = [
+        ("arn", arn.clone()),
+        ("canonicalArn", id.canonical_arn.clone()),
+        ("sessionName", session.session_name.clone()),
+        ("accessKeyId", session.access_key_id.clone()),
+        ("principalId", session.assumed_role_id()),
+    ];
+    Ok(UserInfo {
+        username: Some(id.username),
+        uid: Some(format!("aws-iam-authenticator:{}:{}", session.account(), session.role_id)),
+        groups: Some(id.groups),
+        extra: Some(extra.into_iter().map(|(k, v)| (k.to_string(), vec![v])).collect()),
+    })
+}
+
+/// The authentication webhook (`authentication.k8s.io/v1` TokenReview in, the same out with status).
+pub async fn authenticate(State(state): State<AppState>, Json(mut review): Json<TokenReview>) -> Json<TokenReview> {
+    let token = review.spec.token.clone();
+    review.status = Some(match identify(&state, token.trim()).await {
+        Ok(user) => {
+            tracing::info!(username = user.username.as_deref().unwrap_or(""), "token review: authenticated");
+            TokenReviewStatus { authenticated: Some(true), user: Some(user), ..Default::default() }
+        }
+        Err(reason) => {
+            tracing::info!("token review refused: {reason}");
+            TokenReviewStatus { authenticated: Some(false), error: Some(reason), ..Default::default() }
+        }
+    });
+    Json(review)
 }

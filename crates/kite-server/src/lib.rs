@@ -55,6 +55,10 @@ pub struct Config {
     pub key_retire_grace_secs: i64,
     /// RBAC YAML files or directories for the SubjectAccessReview webhook (`POST /authorize`).
     pub k8s_rbac: Vec<PathBuf>,
+    /// The EKS-shaped cluster name `aws eks get-token` tokens must name, for `POST /authenticate`.
+    pub eks_cluster: Option<String>,
+    /// The `aws-auth` ConfigMap (YAML file) that maps IAM identities to Kubernetes users and groups.
+    pub aws_auth: Option<PathBuf>,
 }
 
 async fn subscriptions(State(state): State<AppState>, _caller: Caller) -> Json<Value> {
@@ -88,6 +92,7 @@ pub fn app(state: AppState) -> Router {
         .route("/", get(sts::endpoint).post(sts::endpoint))
         .route("/healthz", get(|| async { "ok" }))
         .route("/authorize", post(k8s::authorize))
+        .route("/authenticate", post(k8s::authenticate))
         .route("/{tenant}/v2.0/.well-known/openid-configuration", get(token::discovery_v2))
         .route("/{tenant}/.well-known/openid-configuration", get(token::discovery_v1))
         .route("/{tenant}/discovery/v2.0/keys", get(token::jwks))
@@ -169,7 +174,7 @@ pub async fn prepare(store: Arc<dyn Store>, config: &Config, public_url: &str, c
         issuers: Arc::new(issuers::IssuerKeys::new(&config.issuer_cas)?),
         key_retire_grace_secs: config.key_retire_grace_secs,
         clients: Arc::default(),
-        k8s: Arc::new(k8s::K8sPolicy::new(config.k8s_rbac.clone())?),
+        k8s: Arc::new(k8s::K8sPolicy::new(config.k8s_rbac.clone(), config.eks_cluster.clone(), config.aws_auth.clone())?),
     };
     Ok((state, boot.credentials_file))
 }

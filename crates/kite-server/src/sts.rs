@@ -38,7 +38,7 @@ fn internal(e: impl std::fmt::Display) -> StsError {
 }
 
 /// The session issuer, keyed by the tenant's STS master key (created once, shared by replicas).
-async fn issuer(state: &AppState) -> Result<SessionIssuer, StsError> {
+pub async fn issuer(state: &AppState) -> Result<SessionIssuer, StsError> {
     use base64::Engine;
     let fresh = {
         let mut key = [0u8; 32];

@@ -90,6 +90,12 @@ pub struct ServeArgs {
     /// Kubernetes RBAC YAML (files or directories) for the SubjectAccessReview webhook, re-read as it changes.
     #[arg(long = "k8s-rbac")]
     k8s_rbac: Vec<PathBuf>,
+    /// Cluster name that `aws eks get-token` tokens must be made for (TokenReview webhook at /authenticate).
+    #[arg(long)]
+    eks_cluster: Option<String>,
+    /// The aws-auth ConfigMap (YAML) mapping IAM roles/users to Kubernetes users and groups; re-read as it changes.
+    #[arg(long)]
+    aws_auth: Option<PathBuf>,
 }
 
 fn home(cli_home: Option<PathBuf>) -> PathBuf {
@@ -117,6 +123,8 @@ async fn main() -> ExitCode {
                 issuer_cas: args.issuer_cas,
                 key_retire_grace_secs: args.key_retire_grace,
                 k8s_rbac: args.k8s_rbac,
+                eks_cluster: args.eks_cluster,
+                aws_auth: args.aws_auth,
             };
             kite_server::serve(config).await.map(|_| ExitCode::SUCCESS)
         }

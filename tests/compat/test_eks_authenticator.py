@@ -1,0 +1,90 @@
+"""awscli's `aws eks get-token` against kite's STS, and kite's TokenReview webhook mapping the
+token through aws-auth, as aws-iam-authenticator would for a real EKS cluster (seed 004)."""
+import base64
+import json
+import os
+import subprocess
+import sys
+import time
+
+import boto3
+import pytest
+import requests
+
+from issuer import Issuer
+
+SA = "system:serviceaccount:default:deployer"
+AWS = os.path.join(os.path.dirname(sys.executable), "aws")
+
+
+def aws_auth(path, role_arn):
+    mapping = [{"rolearn": role_arn, "username": "deployer:{{SessionName}}", "groups": ["eks-console-dashboard-full-access-group"]}]
+    path.write_text(
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: aws-auth\n  namespace: kube-system\ndata:\n  mapRoles: |\n"
+        + "".join("    " + line + "\n" for line in json.dumps(mapping, indent=2).splitlines())
+    )
+
+
+@pytest.fixture
+def eks(tmp_path, kite_factory):
+    issuer = Issuer(tmp_path)
+    auth_file = tmp_path / "aws-auth.yaml"
+    auth_file.write_text("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: aws-auth\n  namespace: kube-system\ndata: {}\n")
+    kite = kite_factory("--issuer-ca-file", str(issuer.ca_file), "--eks-cluster", "prod", "--aws-auth", str(auth_file))
+    provider = kite.cli("iam", "oidc-provider", "create", "--url", issuer.url, "--client-id-list", "sts.amazonaws.com")
+    policy = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {"Federated": provider["Arn"]},
+              "Action": "sts:AssumeRoleWithWebIdentity"}]}
+    (tmp_path / "trust.json").write_text(json.dumps(policy))
+    role = kite.cli("iam", "role", "create", "--role-name", "eks6248", "--trust-policy", f"file://{tmp_path / 'trust.json'}")["Role"]
+    sts = boto3.client("sts", endpoint_url=kite.url, region_name="us-east-1", verify=kite.ca, aws_access_key_id="x", aws_secret_access_key="x")
+    creds = sts.assume_role_with_web_identity(RoleArn=role["Arn"], RoleSessionName="ci@example.com",
+                                              WebIdentityToken=issuer.token(SA, aud="sts.amazonaws.com"))["Credentials"]
+    yield kite, creds, role, auth_file
+    issuer.close()
+
+
+def get_token(kite, creds, cluster="prod", secret=None):
+    env = {**os.environ, "AWS_ACCESS_KEY_ID": creds["AccessKeyId"], "AWS_SECRET_ACCESS_KEY": secret or creds["SecretAccessKey"],
+           "AWS_SESSION_TOKEN": creds["SessionToken"], "AWS_DEFAULT_REGION": "us-east-1", "AWS_ENDPOINT_URL_STS": kite.url,
+           "AWS_CA_BUNDLE": kite.ca, "AWS_CONFIG_FILE": os.devnull, "AWS_SHARED_CREDENTIALS_FILE": os.devnull}
+    out = subprocess.run([AWS, "eks", "get-token", "--cluster-name", cluster], env=env, capture_output=True, text=True, check=True)
+    return json.loads(out.stdout)["status"]["token"]
+
+
+def review(kite, token):
+    body = {"apiVersion": "authentication.k8s.io/v1", "kind": "TokenReview", "spec": {"token": token}}
+    return requests.post(f"{kite.url}/authenticate", json=body, verify=kite.ca).json()["status"]
+
+
+def test_seed_004_a_token_is_refused_until_aws_auth_maps_its_role_then_maps_to_user_and_group(eks):
+    kite, creds, role, auth_file = eks
+    token = get_token(kite, creds)
+    status = review(kite, token)
+    assert status.get("authenticated") is not True
+    assert role["Arn"] in status["error"], status  # the refusal names the ARN it saw
+
+    aws_auth(auth_file, role["Arn"])
+    time.sleep(6)  # the server re-reads aws-auth
+    status = review(kite, token)
+    assert status["authenticated"] is True, status
+    assert status["user"]["username"] == "deployer:ci-example.com"  # {{SessionName}} turns '@' into '-'
+    assert status["user"]["groups"] == ["eks-console-dashboard-full-access-group"]
+    assert status["user"]["extra"]["canonicalArn"] == [role["Arn"]]
+    assert status["user"]["extra"]["sessionName"] == ["ci@example.com"]
+
+
+def test_tokens_for_another_cluster_tampered_or_signed_wrongly_are_refused_with_the_rule(eks):
+    kite, creds, role, auth_file = eks
+    aws_auth(auth_file, role["Arn"])
+    time.sleep(6)
+    other = review(kite, get_token(kite, creds, cluster="staging"))
+    assert other.get("authenticated") is not True and "SignatureDoesNotMatch" in other["error"], other
+
+    token = get_token(kite, creds)
+    url = base64.urlsafe_b64decode(token.removeprefix("k8s-aws-v1.") + "==").decode()
+    tampered = "k8s-aws-v1." + base64.urlsafe_b64encode((url + "&Extra=1").encode()).decode().rstrip("=")
+    assert "Extra" in review(kite, tampered)["error"]
+
+    wrong = review(kite, get_token(kite, creds, secret="x" * 40))
+    assert "SignatureDoesNotMatch" in wrong["error"]
+    assert review(kite, "not-a-token")["error"]
