@@ -3,6 +3,7 @@ token through aws-auth, as aws-iam-authenticator would for a real EKS cluster (s
 import base64
 import json
 import os
+import pathlib
 import subprocess
 import sys
 import time
@@ -11,6 +12,7 @@ import boto3
 import pytest
 import requests
 
+import conftest
 from issuer import Issuer
 
 SA = "system:serviceaccount:default:deployer"
@@ -63,7 +65,11 @@ def test_seed_004_a_token_is_refused_until_aws_auth_maps_its_role_then_maps_to_u
     assert status.get("authenticated") is not True
     assert role["Arn"] in status["error"], status  # the refusal names the ARN it saw
 
-    aws_auth(auth_file, role["Arn"])
+    # eksctl's fix, through kite: map the role, the way seed 004 maps user 6248.
+    kite.cli("eks", "iamidentitymapping", "create", "--cluster", "prod", "--aws-auth", str(auth_file), "--arn", role["Arn"],
+             "--username", "deployer:{{SessionName}}", "--group", "eks-console-dashboard-full-access-group")
+    rows = kite.cli("eks", "iamidentitymapping", "list", "--cluster", "prod", "--aws-auth", str(auth_file))
+    assert [r["arn"] for r in rows] == [role["Arn"]]
     time.sleep(6)  # the server re-reads aws-auth
     status = review(kite, token)
     assert status["authenticated"] is True, status
@@ -71,6 +77,17 @@ def test_seed_004_a_token_is_refused_until_aws_auth_maps_its_role_then_maps_to_u
     assert status["user"]["groups"] == ["eks-console-dashboard-full-access-group"]
     assert status["user"]["extra"]["canonicalArn"] == [role["Arn"]]
     assert status["user"]["extra"]["sessionName"] == ["ci@example.com"]
+
+    # And the user the token maps to may now get pods, through its group's binding.
+    rbac = str(pathlib.Path(__file__).resolve().parents[2] / "crates/kite-k8s/tests/fixtures/eks")
+    out = subprocess.run([conftest.BIN, "k8s", "auth", "can-i", "get", "pods", "-n", "kube-system", "--as", status["user"]["username"],
+                          *sum((["--as-group", g] for g in status["user"]["groups"]), []), "--rbac", rbac], capture_output=True, text=True)
+    assert (out.returncode, out.stdout.strip()) == (0, "yes"), out.stderr
+
+    # A typo in aws-auth is refused as a whole: the mapping in force stays, nobody is locked out.
+    auth_file.write_text(auth_file.read_text().replace("rolearn", "rolearm"))
+    time.sleep(6)
+    assert review(kite, token)["authenticated"] is True
 
 
 def test_tokens_for_another_cluster_tampered_or_signed_wrongly_are_refused_with_the_rule(eks):
@@ -88,3 +105,26 @@ def test_tokens_for_another_cluster_tampered_or_signed_wrongly_are_refused_with_
     wrong = review(kite, get_token(kite, creds, secret="x" * 40))
     assert "SignatureDoesNotMatch" in wrong["error"]
     assert review(kite, "not-a-token")["error"]
+
+
+def test_access_entries_map_callers_in_api_mode(tmp_path, kite_factory):
+    issuer = Issuer(tmp_path)
+    entries = tmp_path / "access-entries.json"
+    entries.write_text("[]")
+    kite = kite_factory("--issuer-ca-file", str(issuer.ca_file), "--eks-cluster", "prod", "--access-entries", str(entries),
+                        "--authentication-mode", "API")
+    provider = kite.cli("iam", "oidc-provider", "create", "--url", issuer.url, "--client-id-list", "sts.amazonaws.com")
+    policy = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {"Federated": provider["Arn"]}, "Action": "sts:AssumeRoleWithWebIdentity"}]}
+    (tmp_path / "trust.json").write_text(json.dumps(policy))
+    role = kite.cli("iam", "role", "create", "--role-name", "viewer", "--trust-policy", f"file://{tmp_path / 'trust.json'}")["Role"]
+    sts = boto3.client("sts", endpoint_url=kite.url, region_name="us-east-1", verify=kite.ca, aws_access_key_id="x", aws_secret_access_key="x")
+    creds = sts.assume_role_with_web_identity(RoleArn=role["Arn"], RoleSessionName="alice", WebIdentityToken=issuer.token(SA, aud="sts.amazonaws.com"))["Credentials"]
+    token = get_token(kite, creds)
+    assert review(kite, token).get("authenticated") is not True
+    kite.cli("eks", "access-entry", "create", "--cluster", "prod", "--access-entries", str(entries), "--principal-arn", role["Arn"],
+             "--kubernetes-groups", "viewers", "--policy-arn", "arn:aws:eks::aws:cluster-access-policy/AmazonEKSViewPolicy", "--namespaces", "default")
+    time.sleep(6)
+    status = review(kite, token)
+    assert status["authenticated"] is True, status
+    assert status["user"]["groups"] == ["viewers"]
+    issuer.close()

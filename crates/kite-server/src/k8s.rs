@@ -13,7 +13,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use kite_core::aws::sigv4;
-use kite_k8s::awsauth::{self, AwsAuth, AwsAuthStore};
+use kite_k8s::awsauth::{self, AccessEntry, AuthenticationMode, AwsAuth, AwsAuthStore};
 use kite_k8s::k8s_openapi::api::authentication::v1::{TokenReview, TokenReviewStatus, UserInfo};
 use kite_k8s::k8s_openapi::api::authorization::v1::{SubjectAccessReview, SubjectAccessReviewStatus};
 use kite_k8s::RbacSnapshot;
@@ -31,11 +31,42 @@ pub struct K8sPolicy {
     pub cluster_id: Option<String>,
     pub aws_auth_path: Option<PathBuf>,
     aws_auth: RwLock<AwsAuthStore>,
+    /// Which mappings identify callers, as EKS's `accessConfig.authenticationMode`.
+    pub mode: Option<AuthenticationMode>,
+    pub access_entries_path: Option<PathBuf>,
+    access_entries: RwLock<Vec<AccessEntry>>,
+}
+
+/// Where the webhooks' inputs come from.
+pub struct Sources {
+    pub rbac: Vec<PathBuf>,
+    pub cluster_id: Option<String>,
+    pub aws_auth: Option<PathBuf>,
+    pub access_entries: Option<PathBuf>,
+    pub mode: AuthenticationMode,
+}
+
+fn read_entries(path: &std::path::Path) -> Result<Vec<AccessEntry>, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    serde_json::from_str(&text).map_err(|e| format!("{} is not an access entries file: {e}", path.display()))
 }
 
 impl K8sPolicy {
-    pub fn new(rbac_paths: Vec<PathBuf>, cluster_id: Option<String>, aws_auth_path: Option<PathBuf>) -> anyhow::Result<K8sPolicy> {
-        let policy = K8sPolicy { rbac_paths, cluster_id, aws_auth_path, ..Default::default() };
+    pub fn new(src: Sources) -> anyhow::Result<K8sPolicy> {
+        let policy = K8sPolicy {
+            rbac_paths: src.rbac,
+            cluster_id: src.cluster_id,
+            aws_auth_path: src.aws_auth,
+            mode: Some(src.mode),
+            access_entries_path: src.access_entries,
+            ..Default::default()
+        };
+        if let Some(path) = &policy.access_entries_path {
+            let entries = read_entries(path).map_err(|e| anyhow::anyhow!("--access-entries {e}"))?;
+            if let Ok(mut current) = policy.access_entries.write() {
+                *current = entries;
+            }
+        }
         // Bad files at start-up are configuration errors worth stopping for.
         if !policy.rbac_paths.is_empty() {
             let snap = RbacSnapshot::load(&policy.rbac_paths).map_err(|e| anyhow::anyhow!("--k8s-rbac: {e}"))?;
@@ -80,9 +111,22 @@ impl K8sPolicy {
         self.rbac.read().ok().and_then(|r| r.clone())
     }
 
+    fn reload_access_entries(&self) {
+        let Some(path) = &self.access_entries_path else { return };
+        match read_entries(path) {
+            Ok(entries) => {
+                if let Ok(mut current) = self.access_entries.write() {
+                    *current = entries;
+                }
+            }
+            Err(e) => tracing::warn!("access entries not reloaded, the last good ones stay in force: {e}"),
+        }
+    }
+
     /// Re-reads the files; on error keeps what it had and says why.
     pub fn reload(&self) {
         self.reload_aws_auth();
+        self.reload_access_entries();
         if self.rbac_paths.is_empty() {
             return;
         }
@@ -141,7 +185,10 @@ async fn identify(state: &AppState, token: &str) -> Result<UserInfo, String> {
     let issuer = crate::sts::issuer(state).await.map_err(|e| e.to_string())?;
     let (_, session) = issuer.authenticate(&request, state.now()).map_err(|e| e.to_string())?;
     let arn = session.assumed_role_arn.to_string();
-    let id = awsauth::map(&state.k8s.aws_auth(), &arn, &session.access_key_id, Some(&session.session_name)).map_err(|miss| miss.to_string())?;
+    let entries = state.k8s.access_entries.read().map(|e| e.clone()).unwrap_or_default();
+    let mode = state.k8s.mode.unwrap_or(AuthenticationMode::ConfigMap);
+    let id = awsauth::resolve(mode, &entries, &state.k8s.aws_auth(), &arn, &session.access_key_id, Some(&session.session_name))
+        .map_err(|miss| miss.to_string())?;
     let extra = [
         ("arn", arn.clone()),
         ("canonicalArn", id.canonical_arn.clone()),

@@ -59,6 +59,9 @@ pub struct Config {
     pub eks_cluster: Option<String>,
     /// The `aws-auth` ConfigMap (YAML file) that maps IAM identities to Kubernetes users and groups.
     pub aws_auth: Option<PathBuf>,
+    /// EKS access entries (JSON file), consulted in the API and API_AND_CONFIG_MAP modes.
+    pub access_entries: Option<PathBuf>,
+    pub authentication_mode: kite_k8s::awsauth::AuthenticationMode,
 }
 
 async fn subscriptions(State(state): State<AppState>, _caller: Caller) -> Json<Value> {
@@ -174,7 +177,13 @@ pub async fn prepare(store: Arc<dyn Store>, config: &Config, public_url: &str, c
         issuers: Arc::new(issuers::IssuerKeys::new(&config.issuer_cas)?),
         key_retire_grace_secs: config.key_retire_grace_secs,
         clients: Arc::default(),
-        k8s: Arc::new(k8s::K8sPolicy::new(config.k8s_rbac.clone(), config.eks_cluster.clone(), config.aws_auth.clone())?),
+        k8s: Arc::new(k8s::K8sPolicy::new(k8s::Sources {
+            rbac: config.k8s_rbac.clone(),
+            cluster_id: config.eks_cluster.clone(),
+            aws_auth: config.aws_auth.clone(),
+            access_entries: config.access_entries.clone(),
+            mode: config.authentication_mode,
+        })?),
     };
     Ok((state, boot.credentials_file))
 }

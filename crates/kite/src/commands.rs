@@ -140,6 +140,91 @@ pub enum K8sAuthCmd {
 }
 
 #[derive(Subcommand)]
+pub enum EksCmd {
+    /// aws-auth ConfigMap entries, as eksctl manages them.
+    #[command(subcommand)]
+    Iamidentitymapping(IdentityMappingCmd),
+    /// EKS access entries (the API authentication mode's mapping).
+    #[command(subcommand)]
+    AccessEntry(AccessEntryCmd),
+}
+
+#[derive(Args)]
+pub struct AwsAuthFile {
+    #[arg(long)]
+    cluster: String,
+    /// The aws-auth ConfigMap YAML to read and rewrite (what `kite serve --aws-auth` reads).
+    #[arg(long = "aws-auth", env = "KITE_AWS_AUTH")]
+    aws_auth: PathBuf,
+}
+
+#[derive(Subcommand)]
+pub enum IdentityMappingCmd {
+    Create {
+        #[command(flatten)]
+        file: AwsAuthFile,
+        #[arg(long)]
+        arn: String,
+        #[arg(long)]
+        username: String,
+        #[arg(long = "group")]
+        groups: Vec<String>,
+    },
+    List {
+        #[command(flatten)]
+        file: AwsAuthFile,
+    },
+    Delete {
+        #[command(flatten)]
+        file: AwsAuthFile,
+        #[arg(long)]
+        arn: String,
+        /// Remove every entry for the ARN, not just the first.
+        #[arg(long)]
+        all: bool,
+    },
+}
+
+#[derive(Args)]
+pub struct AccessEntriesFile {
+    #[arg(long)]
+    cluster: String,
+    /// The access entries file (JSON) `kite serve --access-entries` reads.
+    #[arg(long = "access-entries", env = "KITE_ACCESS_ENTRIES")]
+    access_entries: PathBuf,
+}
+
+#[derive(Subcommand)]
+pub enum AccessEntryCmd {
+    Create {
+        #[command(flatten)]
+        file: AccessEntriesFile,
+        #[arg(long)]
+        principal_arn: String,
+        #[arg(long, num_args = 1..)]
+        kubernetes_groups: Vec<String>,
+        #[arg(long)]
+        username: Option<String>,
+        /// e.g. arn:aws:eks::aws:cluster-access-policy/AmazonEKSViewPolicy
+        #[arg(long)]
+        policy_arn: Option<String>,
+        /// With --policy-arn: namespaces to scope it to (cluster-wide when absent).
+        #[arg(long, num_args = 1..)]
+        namespaces: Vec<String>,
+    },
+    List {
+        #[command(flatten)]
+        file: AccessEntriesFile,
+    },
+    Delete {
+        #[command(flatten)]
+        file: AccessEntriesFile,
+        #[arg(long)]
+        principal_arn: String,
+    },
+}
+
+#[derive(Subcommand)]
 pub enum KeysCmd {
     /// The published signing keys, which one signs, and when superseded ones retire.
     List,
@@ -591,6 +676,7 @@ pub async fn run(command: Command, home: &Path, explicit_format: Option<Format>,
         Command::Role(cmd) => role(cmd, &mut Client::load(home)?, format, query).await,
         Command::Iam(cmd) => iam(cmd, &mut Client::load(home)?, format, query).await,
         Command::K8s(K8sCmd::Auth(cmd)) => k8s_auth(cmd, explicit_format, query),
+        Command::Eks(cmd) => eks(cmd, format, query),
         Command::Keys(cmd) => {
             let mut client = Client::load(home)?;
             let v = match cmd {
@@ -809,6 +895,83 @@ async fn iam(cmd: IamCmd, client: &mut Client, format: Format, query: Option<&st
         IamCmd::Role(IamRoleCmd::Show { role_name }) => json!({"Role": client.call(Method::GET, &format!("/kite/aws/roles/{role_name}"), None).await?}),
         IamCmd::Role(IamRoleCmd::Delete { role_name }) => {
             client.call(Method::DELETE, &format!("/kite/aws/roles/{role_name}"), None).await?;
+            return Ok(ExitCode::SUCCESS);
+        }
+    };
+    print(v, format, query)
+}
+
+/// Replaces a file in one step (write aside, then rename), so a reader never sees half of it.
+fn replace_file(path: &Path, contents: &str) -> Result<()> {
+    let tmp = path.with_extension("kite-tmp");
+    std::fs::write(&tmp, contents).with_context(|| format!("writing {}", tmp.display()))?;
+    std::fs::rename(&tmp, path).with_context(|| format!("replacing {}", path.display()))
+}
+
+fn eks(cmd: EksCmd, format: Format, query: Option<&str>) -> Result<ExitCode> {
+    use kite_k8s::awsauth::{self, AccessEntry, AccessPolicyAssociation, AccessScope, AwsAuth};
+    let read_auth = |f: &AwsAuthFile| -> Result<AwsAuth> {
+        match std::fs::read_to_string(&f.aws_auth) {
+            Ok(text) => AwsAuth::from_configmap_yaml(&text).map_err(|report| anyhow!("{} is not a valid aws-auth ConfigMap:\n{report}", f.aws_auth.display())),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(AwsAuth::default()),
+            Err(e) => Err(anyhow!("reading {}: {e}", f.aws_auth.display())),
+        }
+    };
+    let read_entries = |f: &AccessEntriesFile| -> Result<Vec<AccessEntry>> {
+        match std::fs::read_to_string(&f.access_entries) {
+            Ok(text) => serde_json::from_str(&text).with_context(|| format!("{} is not an access entries file", f.access_entries.display())),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
+            Err(e) => Err(anyhow!("reading {}: {e}", f.access_entries.display())),
+        }
+    };
+    let v = match cmd {
+        EksCmd::Iamidentitymapping(IdentityMappingCmd::Create { file, arn, username, groups }) => {
+            let mut auth = read_auth(&file)?;
+            let warnings = awsauth::create_mapping(&mut auth, &arn, &username, &groups).map_err(|e| anyhow!("{e}"))?;
+            for w in &warnings {
+                eprintln!("Warning: {w}");
+            }
+            replace_file(&file.aws_auth, &auth.to_configmap_yaml().map_err(|e| anyhow!("{e}"))?)?;
+            eprintln!("adding identity \"{arn}\" to auth ConfigMap for cluster \"{}\"", file.cluster);
+            serde_json::to_value(awsauth::list(&auth))?
+        }
+        EksCmd::Iamidentitymapping(IdentityMappingCmd::List { file }) => serde_json::to_value(awsauth::list(&read_auth(&file)?))?,
+        EksCmd::Iamidentitymapping(IdentityMappingCmd::Delete { file, arn, all }) => {
+            let mut auth = read_auth(&file)?;
+            let removed = awsauth::delete_mapping(&mut auth, &arn, all).map_err(|e| anyhow!("{e}"))?;
+            replace_file(&file.aws_auth, &auth.to_configmap_yaml().map_err(|e| anyhow!("{e}"))?)?;
+            eprintln!("removed {removed} mapping(s) for \"{arn}\" from cluster \"{}\"", file.cluster);
+            return Ok(ExitCode::SUCCESS);
+        }
+        EksCmd::AccessEntry(AccessEntryCmd::Create { file, principal_arn, kubernetes_groups, username, policy_arn, namespaces }) => {
+            let mut entries = read_entries(&file)?;
+            kite_core::aws::arn::Arn::parse(&principal_arn).map_err(|e| anyhow!("{e}"))?;
+            if entries.iter().any(|e| e.principal_arn.eq_ignore_ascii_case(&principal_arn)) {
+                bail!("ResourceInUseException: an access entry for {principal_arn} already exists in cluster {}", file.cluster);
+            }
+            let policies = match policy_arn {
+                Some(p) => {
+                    let scope = if namespaces.is_empty() { AccessScope::Cluster } else { AccessScope::Namespaces(namespaces) };
+                    let assoc = AccessPolicyAssociation { policy_arn: p, scope };
+                    awsauth::permission_of(&assoc).map_err(|e| anyhow!("{e}"))?;
+                    vec![assoc]
+                }
+                None => Vec::new(),
+            };
+            let entry = AccessEntry { principal_arn, kubernetes_groups, username, policies };
+            entries.push(entry.clone());
+            replace_file(&file.access_entries, &serde_json::to_string_pretty(&entries)?)?;
+            serde_json::to_value(entry)?
+        }
+        EksCmd::AccessEntry(AccessEntryCmd::List { file }) => serde_json::to_value(read_entries(&file)?)?,
+        EksCmd::AccessEntry(AccessEntryCmd::Delete { file, principal_arn }) => {
+            let mut entries = read_entries(&file)?;
+            let before = entries.len();
+            entries.retain(|e| !e.principal_arn.eq_ignore_ascii_case(&principal_arn));
+            if entries.len() == before {
+                bail!("ResourceNotFoundException: no access entry for {principal_arn} in cluster {}", file.cluster);
+            }
+            replace_file(&file.access_entries, &serde_json::to_string_pretty(&entries)?)?;
             return Ok(ExitCode::SUCCESS);
         }
     };

@@ -56,6 +56,9 @@ pub enum Command {
     /// Kubernetes: RBAC questions answered from RBAC YAML (`kubectl get … -o yaml` dumps).
     #[command(subcommand)]
     K8s(commands::K8sCmd),
+    /// EKS-shaped cluster access: aws-auth identity mappings and access entries (files `kite serve` reads).
+    #[command(subcommand)]
+    Eks(commands::EksCmd),
     /// Token-signing keys: list, rotate.
     #[command(subcommand)]
     Keys(commands::KeysCmd),
@@ -96,6 +99,12 @@ pub struct ServeArgs {
     /// The aws-auth ConfigMap (YAML) mapping IAM roles/users to Kubernetes users and groups; re-read as it changes.
     #[arg(long)]
     aws_auth: Option<PathBuf>,
+    /// EKS access entries (JSON, as `kite eks access-entry` writes them); re-read as they change.
+    #[arg(long)]
+    access_entries: Option<PathBuf>,
+    /// CONFIG_MAP, API_AND_CONFIG_MAP or API, as EKS's authentication modes.
+    #[arg(long, default_value = "CONFIG_MAP")]
+    authentication_mode: kite_k8s::awsauth::AuthenticationMode,
 }
 
 fn home(cli_home: Option<PathBuf>) -> PathBuf {
@@ -125,6 +134,8 @@ async fn main() -> ExitCode {
                 k8s_rbac: args.k8s_rbac,
                 eks_cluster: args.eks_cluster,
                 aws_auth: args.aws_auth,
+                access_entries: args.access_entries,
+                authentication_mode: args.authentication_mode,
             };
             kite_server::serve(config).await.map(|_| ExitCode::SUCCESS)
         }
