@@ -184,6 +184,7 @@ pub async fn prepare(store: Arc<dyn Store>, config: &Config, public_url: &str, c
             access_entries: config.access_entries.clone(),
             mode: config.authentication_mode,
         })?),
+        sts_issuer: Arc::default(),
     };
     Ok((state, boot.credentials_file))
 }

@@ -26,6 +26,8 @@ pub struct AppState {
     pub clients: Arc<crate::clients::ClientCache>,
     /// Kubernetes policy for the webhooks.
     pub k8s: Arc<crate::k8s::K8sPolicy>,
+    /// STS session issuer, loaded on first use.
+    pub sts_issuer: Arc<tokio::sync::OnceCell<Arc<kite_core::aws::SessionIssuer>>>,
 }
 
 /// Audiences kite's management API accepts: Azure's management resource IDs (so unmodified Azure

@@ -37,17 +37,24 @@ fn internal(e: impl std::fmt::Display) -> StsError {
     StsError::new(ErrorCode::InternalFailure, "An internal error occurred.")
 }
 
-/// The session issuer, keyed by the tenant's STS master key (created once, shared by replicas).
-pub async fn issuer(state: &AppState) -> Result<SessionIssuer, StsError> {
-    use base64::Engine;
-    let fresh = {
-        let mut key = [0u8; 32];
-        aws_lc_rs::rand::fill(&mut key).map_err(|_| internal("no randomness"))?;
-        base64::engine::general_purpose::STANDARD.encode(key)
-    };
-    let stored = state.store.meta_get_or_init("sts_master_key", &fresh).await.map_err(internal)?;
-    let key = base64::engine::general_purpose::STANDARD.decode(stored).map_err(internal)?;
-    SessionIssuer::new(&key).map_err(internal)
+/// The session issuer, keyed by the tenant's STS master key (created once in the store, shared by
+/// replicas) and kept for the life of the process: it is on every STS and TokenReview call.
+pub async fn issuer(state: &AppState) -> Result<std::sync::Arc<SessionIssuer>, StsError> {
+    state
+        .sts_issuer
+        .get_or_try_init(|| async {
+            use base64::Engine;
+            let fresh = {
+                let mut key = [0u8; 32];
+                aws_lc_rs::rand::fill(&mut key).map_err(|_| internal("no randomness"))?;
+                base64::engine::general_purpose::STANDARD.encode(key)
+            };
+            let stored = state.store.meta_get_or_init("sts_master_key", &fresh).await.map_err(internal)?;
+            let key = base64::engine::general_purpose::STANDARD.decode(stored).map_err(internal)?;
+            Ok(std::sync::Arc::new(SessionIssuer::new(&key).map_err(internal)?))
+        })
+        .await
+        .cloned()
 }
 
 async fn assume_role_with_web_identity(state: &AppState, params: &[(String, String)]) -> Result<Response, StsError> {
