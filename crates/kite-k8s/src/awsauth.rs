@@ -1238,14 +1238,7 @@ impl fmt::Display for MapMiss {
 impl std::error::Error for MapMiss {}
 
 fn resource_kind(r: &Resource) -> &'static str {
-    match r {
-        Resource::Root => "the account root",
-        Resource::Role { .. } => "a role",
-        Resource::User { .. } => "an IAM user",
-        Resource::OidcProvider { .. } => "an OIDC provider",
-        Resource::AssumedRole { .. } => "a role session",
-        Resource::FederatedUser { .. } => "a federated user",
-    }
+    r.describe()
 }
 
 fn resource_name(r: &Resource) -> Option<&str> {

@@ -297,6 +297,13 @@ impl Arn {
     }
 }
 
+impl Resource {
+    /// What kind of principal or object this is, in words ("a role session").
+    pub fn describe(&self) -> &'static str {
+        describe(self)
+    }
+}
+
 fn describe(r: &Resource) -> &'static str {
     match r {
         Resource::Root => "the account root",
