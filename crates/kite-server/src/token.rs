@@ -5,7 +5,7 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::{Form, Json};
-use kite_core::directory::Application;
+use kite_core::directory::{Application, Principal};
 use kite_core::federation::match_assertion;
 use kite_token::assertion::{self, AssertionError, Unverified};
 use kite_token::AccessClaims;
@@ -221,11 +221,17 @@ async fn issue(state: &AppState, tenant: &str, form: TokenForm, version: Version
         (Some(_), Some(_)) => return Err(OAuthError::new(StatusCode::BAD_REQUEST, "invalid_request", 90023, "Give either client_secret or client_assertion, not both.")),
         (None, None) => return Err(invalid_client(7000218, "The request body must contain the following parameter: 'client_assertion' or 'client_secret'.".into())),
     }
-    let iat = now.unix_timestamp();
+    mint(state, principal, resource, version == Version::V2)
+}
+
+/// Signs an access token for `principal` and answers in the token endpoint's shape: v2 with numeric
+/// lifetimes, v1 (also what IMDS returns) with string lifetimes, `expires_on`, `not_before`, `resource`.
+pub fn mint(state: &AppState, principal: &Principal, resource: &str, v2: bool) -> Result<Value, OAuthError> {
+    let iat = state.now().unix_timestamp();
     let lifetime = state.token_lifetime_secs;
     let claims = AccessClaims {
         aud: resource.to_string(),
-        iss: if version == Version::V2 { state.issuer_v2() } else { state.issuer_v1() },
+        iss: if v2 { state.issuer_v2() } else { state.issuer_v1() },
         iat,
         nbf: iat,
         exp: iat + lifetime,
@@ -235,11 +241,11 @@ async fn issue(state: &AppState, tenant: &str, form: TokenForm, version: Version
         appid: principal.app_id.to_string(),
         azp: principal.app_id.to_string(),
         idtyp: "app".into(),
-        ver: if version == Version::V2 { "2.0".into() } else { "1.0".into() },
+        ver: if v2 { "2.0".into() } else { "1.0".into() },
     };
     let token = state.keys().sign(&claims).map_err(server_error)?;
     let mut body = json!({"token_type": "Bearer", "expires_in": lifetime, "ext_expires_in": lifetime, "access_token": token});
-    if version == Version::V1 {
+    if !v2 {
         body["expires_on"] = json!((iat + lifetime).to_string());
         body["not_before"] = json!(iat.to_string());
         body["resource"] = json!(resource);

@@ -1,0 +1,293 @@
+//! aad-pod-identity's objects (`aadpodidentity.k8s.io/v1`, field names verbatim so the YAML users
+//! already have applies unchanged) and the node agent's decision: which identity a pod calling the
+//! IMDS endpoint from a given IP may have. Managed mode: bindings are matched directly, as NMI does
+//! when MIC is not running.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use k8s_openapi::api::core::v1::Pod;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::{Error, Result};
+
+/// The pod label whose value selects bindings.
+pub const BINDING_LABEL: &str = "aadpodidbinding";
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+pub struct ObjectMeta {
+    pub name: String,
+    #[serde(default = "default_namespace")]
+    pub namespace: String,
+}
+
+fn default_namespace() -> String {
+    "default".into()
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+pub struct SecretReference {
+    #[serde(default)]
+    pub name: String,
+    #[serde(default)]
+    pub namespace: String,
+}
+
+/// `AzureIdentity.spec`: `type` 0 = user-assigned managed identity, 1 = service principal with a
+/// secret, 2 = service principal with a certificate.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+pub struct AzureIdentitySpec {
+    #[serde(rename = "type", default)]
+    pub kind: i64,
+    #[serde(rename = "resourceID", default)]
+    pub resource_id: String,
+    #[serde(rename = "clientID", default)]
+    pub client_id: String,
+    #[serde(rename = "clientPassword", default)]
+    pub client_password: Option<SecretReference>,
+    #[serde(rename = "tenantID", default)]
+    pub tenant_id: String,
+    #[serde(rename = "auxiliaryTenantIDs", default)]
+    pub auxiliary_tenant_ids: Vec<String>,
+    #[serde(rename = "adResourceID", default)]
+    pub ad_resource_id: String,
+    #[serde(rename = "adEndpoint", default)]
+    pub ad_endpoint: String,
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+pub struct AzureIdentity {
+    pub metadata: ObjectMeta,
+    pub spec: AzureIdentitySpec,
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+pub struct AzureIdentityBindingSpec {
+    #[serde(rename = "azureIdentity", default)]
+    pub azure_identity: String,
+    #[serde(default)]
+    pub selector: String,
+    #[serde(default)]
+    pub weight: i64,
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+pub struct AzureIdentityBinding {
+    pub metadata: ObjectMeta,
+    pub spec: AzureIdentityBindingSpec,
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+pub struct AzurePodIdentityExceptionSpec {
+    #[serde(rename = "podLabels", default)]
+    pub pod_labels: BTreeMap<String, String>,
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+pub struct AzurePodIdentityException {
+    pub metadata: ObjectMeta,
+    pub spec: AzurePodIdentityExceptionSpec,
+}
+
+/// What the node agent sees: pods and the aad-pod-identity objects.
+#[derive(Clone, Debug, Default)]
+pub struct ClusterState {
+    pub pods: Vec<Pod>,
+    pub identities: Vec<AzureIdentity>,
+    pub bindings: Vec<AzureIdentityBinding>,
+    pub exceptions: Vec<AzurePodIdentityException>,
+}
+
+impl ClusterState {
+    /// Reads multi-document YAML files (or directories of them); other kinds are ignored.
+    pub fn load(paths: &[impl AsRef<Path>]) -> Result<ClusterState> {
+        let mut state = ClusterState::default();
+        for p in paths {
+            state.read_path(p.as_ref())?;
+        }
+        Ok(state)
+    }
+
+    fn read_path(&mut self, path: &Path) -> Result<()> {
+        let io = |source| Error::Io { path: path.to_path_buf(), source };
+        if path.is_dir() {
+            let mut entries: Vec<_> = std::fs::read_dir(path).map_err(io)?.filter_map(|e| e.ok()).map(|e| e.path()).collect();
+            entries.sort();
+            for e in entries {
+                let ext = e.extension().and_then(|x| x.to_str()).unwrap_or_default();
+                if e.is_dir() || ["yaml", "yml", "json"].contains(&ext) {
+                    self.read_path(&e)?;
+                }
+            }
+            return Ok(());
+        }
+        let text = std::fs::read_to_string(path).map_err(io)?;
+        self.read_yaml(&text, &path.display().to_string())
+    }
+
+    pub fn read_yaml(&mut self, text: &str, origin: &str) -> Result<()> {
+        for (i, doc) in serde_yaml_ng::Deserializer::from_str(text).enumerate() {
+            let bad = |message: String| Error::Document { file: origin.to_string(), document: i + 1, message };
+            let value = Value::deserialize(doc).map_err(|e| bad(format!("not valid YAML: {e}")))?;
+            let items = match value.get("kind").and_then(Value::as_str) {
+                Some(k) if k.ends_with("List") => value.get("items").and_then(Value::as_array).cloned().unwrap_or_default(),
+                _ => vec![value],
+            };
+            for item in items {
+                let kind = item.get("kind").and_then(Value::as_str).unwrap_or_default().to_string();
+                let parse = |what: &str| bad(format!("{kind}: invalid {what}"));
+                match kind.as_str() {
+                    "Pod" => self.pods.push(serde_json::from_value(item).map_err(|e| parse(&e.to_string()))?),
+                    "AzureIdentity" => self.identities.push(serde_json::from_value(item).map_err(|e| parse(&e.to_string()))?),
+                    "AzureIdentityBinding" => self.bindings.push(serde_json::from_value(item).map_err(|e| parse(&e.to_string()))?),
+                    "AzurePodIdentityException" => self.exceptions.push(serde_json::from_value(item).map_err(|e| parse(&e.to_string()))?),
+                    _ => {}
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// How a request names one identity among several: `client_id`, `object_id` or a resource ID.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Selector {
+    pub client_id: Option<String>,
+    pub resource_id: Option<String>,
+}
+
+/// The node agent's answer for a caller.
+#[derive(Clone, Debug, PartialEq)]
+pub enum PodDecision {
+    /// The pod may have this identity.
+    Identity { pod: String, namespace: String, identity: AzureIdentity },
+    /// The pod is excepted: its request goes to the real IMDS untouched.
+    Excepted { pod: String, namespace: String, exception: String },
+    /// Refused, with a message naming the pod and what is missing.
+    Refused { message: String },
+}
+
+fn pod_name(p: &Pod) -> (String, String) {
+    (p.metadata.name.clone().unwrap_or_default(), p.metadata.namespace.clone().unwrap_or_else(default_namespace))
+}
+
+/// Which identity the pod at `ip` may have, as NMI decides it.
+pub fn decide(state: &ClusterState, ip: &str, selector: &Selector) -> PodDecision {
+    let candidates: Vec<&Pod> = state
+        .pods
+        .iter()
+        .filter(|p| p.status.as_ref().and_then(|s| s.pod_ip.as_deref()) == Some(ip))
+        .filter(|p| matches!(p.status.as_ref().and_then(|s| s.phase.as_deref()), Some("Running") | Some("Pending") | None))
+        .collect();
+    let pod = match candidates.as_slice() {
+        [one] => *one,
+        [] => return PodDecision::Refused { message: format!("no running pod has IP {ip}; the caller is not a pod kite knows (is the pod list current?)") },
+        many => {
+            let names: Vec<String> = many.iter().map(|p| { let (n, ns) = pod_name(p); format!("{ns}/{n}") }).collect();
+            return PodDecision::Refused { message: format!("{} pods have IP {ip} ({}); exactly one must", many.len(), names.join(", ")) };
+        }
+    };
+    let (name, namespace) = pod_name(pod);
+    let labels = pod.metadata.labels.clone().unwrap_or_default();
+    if let Some(ex) = state.exceptions.iter().filter(|e| e.metadata.namespace == namespace).find(|e| e.spec.pod_labels.iter().any(|(k, v)| labels.get(k) == Some(v))) {
+        return PodDecision::Excepted { pod: name, namespace, exception: ex.metadata.name.clone() };
+    }
+    let Some(label) = labels.get(BINDING_LABEL) else {
+        return PodDecision::Refused { message: format!("pod {namespace}/{name} has no '{BINDING_LABEL}' label, so no AzureIdentityBinding selects it; add the label with a binding's selector value") };
+    };
+    let bound: Vec<&AzureIdentity> = state
+        .bindings
+        .iter()
+        .filter(|b| b.metadata.namespace == namespace && b.spec.selector == *label)
+        .filter_map(|b| state.identities.iter().find(|i| i.metadata.namespace == namespace && i.metadata.name == b.spec.azure_identity))
+        .collect();
+    if bound.is_empty() {
+        let selectors: Vec<&str> = state.bindings.iter().filter(|b| b.metadata.namespace == namespace).map(|b| b.spec.selector.as_str()).collect();
+        return PodDecision::Refused {
+            message: format!(
+                "pod {namespace}/{name} has {BINDING_LABEL}={label} but no AzureIdentityBinding in namespace {namespace} with that selector names an existing AzureIdentity (selectors there: {selectors:?})"
+            ),
+        };
+    }
+    let chosen = match (&selector.client_id, &selector.resource_id) {
+        (Some(c), _) => bound.iter().find(|i| i.spec.client_id.eq_ignore_ascii_case(c)),
+        (None, Some(r)) => bound.iter().find(|i| i.spec.resource_id.eq_ignore_ascii_case(r)),
+        (None, None) => bound.first(),
+    };
+    match chosen {
+        Some(identity) => PodDecision::Identity { pod: name, namespace, identity: (*identity).clone() },
+        None => {
+            let have: Vec<String> = bound.iter().map(|i| format!("{} (clientID {})", i.metadata.name, i.spec.client_id)).collect();
+            PodDecision::Refused { message: format!("pod {namespace}/{name} is not bound to the requested identity; it is bound to: {}", have.join(", ")) }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const WORLD: &str = r#"
+apiVersion: aadpodidentity.k8s.io/v1
+kind: AzureIdentity
+metadata: {name: app-identity, namespace: demo}
+spec: {type: 0, resourceID: /subscriptions/s/resourcegroups/rg/providers/Microsoft.ManagedIdentity/userAssignedIdentities/app, clientID: 11111111-1111-1111-1111-111111111111}
+---
+apiVersion: aadpodidentity.k8s.io/v1
+kind: AzureIdentityBinding
+metadata: {name: app-binding, namespace: demo}
+spec: {azureIdentity: app-identity, selector: app}
+---
+apiVersion: aadpodidentity.k8s.io/v1
+kind: AzurePodIdentityException
+metadata: {name: kube-system-exception, namespace: kube-system}
+spec: {podLabels: {"kubernetes.azure.com/managedby": aks}}
+---
+apiVersion: v1
+kind: List
+items:
+- apiVersion: v1
+  kind: Pod
+  metadata: {name: web, namespace: demo, labels: {aadpodidbinding: app}}
+  status: {podIP: 10.244.0.5, phase: Running}
+- apiVersion: v1
+  kind: Pod
+  metadata: {name: other, namespace: demo, labels: {app: other}}
+  status: {podIP: 10.244.0.6, phase: Running}
+- apiVersion: v1
+  kind: Pod
+  metadata: {name: coredns, namespace: kube-system, labels: {"kubernetes.azure.com/managedby": aks}}
+  status: {podIP: 10.244.0.7, phase: Running}
+"#;
+
+    fn world() -> ClusterState {
+        let mut s = ClusterState::default();
+        s.read_yaml(WORLD, "world.yaml").unwrap();
+        s
+    }
+
+    #[test]
+    fn a_labelled_pod_gets_its_bound_identity_and_others_are_refused_with_the_reason() {
+        let s = world();
+        match decide(&s, "10.244.0.5", &Selector::default()) {
+            PodDecision::Identity { pod, identity, .. } => {
+                assert_eq!(pod, "web");
+                assert_eq!(identity.spec.client_id, "11111111-1111-1111-1111-111111111111");
+            }
+            other => panic!("{other:?}"),
+        }
+        let PodDecision::Refused { message } = decide(&s, "10.244.0.6", &Selector::default()) else { panic!() };
+        assert!(message.contains("demo/other") && message.contains("aadpodidbinding"), "{message}");
+        let PodDecision::Refused { message } = decide(&s, "10.9.9.9", &Selector::default()) else { panic!() };
+        assert!(message.contains("10.9.9.9"));
+        let wrong = Selector { client_id: Some("22222222-2222-2222-2222-222222222222".into()), resource_id: None };
+        let PodDecision::Refused { message } = decide(&s, "10.244.0.5", &wrong) else { panic!() };
+        assert!(message.contains("app-identity (clientID 11111111"), "{message}");
+    }
+
+    #[test]
+    fn excepted_pods_go_to_the_real_imds() {
+        assert!(matches!(decide(&world(), "10.244.0.7", &Selector::default()), PodDecision::Excepted { .. }));
+    }
+}
