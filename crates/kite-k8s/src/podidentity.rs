@@ -161,7 +161,7 @@ pub struct Selector {
 #[derive(Clone, Debug, PartialEq)]
 pub enum PodDecision {
     /// The pod may have this identity.
-    Identity { pod: String, namespace: String, identity: AzureIdentity },
+    Identity { pod: String, namespace: String, identity: Box<AzureIdentity> },
     /// The pod is excepted: its request goes to the real IMDS untouched.
     Excepted { pod: String, namespace: String, exception: String },
     /// Refused, with a message naming the pod and what is missing.
@@ -216,7 +216,7 @@ pub fn decide(state: &ClusterState, ip: &str, selector: &Selector) -> PodDecisio
         (None, None) => bound.first(),
     };
     match chosen {
-        Some(identity) => PodDecision::Identity { pod: name, namespace, identity: (*identity).clone() },
+        Some(identity) => PodDecision::Identity { pod: name, namespace, identity: Box::new((*identity).clone()) },
         None => {
             let have: Vec<String> = bound.iter().map(|i| format!("{} (clientID {})", i.metadata.name, i.spec.client_id)).collect();
             PodDecision::Refused { message: format!("pod {namespace}/{name} is not bound to the requested identity; it is bound to: {}", have.join(", ")) }

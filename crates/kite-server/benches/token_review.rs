@@ -93,5 +93,6 @@ fn config(home: &std::path::Path, url: &str, aws_auth: Option<std::path::PathBuf
         aws_auth,
         access_entries: None,
         authentication_mode: kite_k8s::awsauth::AuthenticationMode::ConfigMap,
+        pod_identity: Vec::new(),
     }
 }

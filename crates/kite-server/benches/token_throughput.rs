@@ -59,6 +59,7 @@ fn main() -> anyhow::Result<()> {
             aws_auth: None,
             access_entries: None,
             authentication_mode: kite_k8s::awsauth::AuthenticationMode::ConfigMap,
+            pod_identity: Vec::new(),
         };
         let (state, creds) = prepare(store, &config, "https://127.0.0.1:8443", None).await?;
         let creds: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(creds.expect("fresh store bootstraps"))?)?;

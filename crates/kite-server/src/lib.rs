@@ -10,6 +10,7 @@ pub mod error;
 pub mod issuers;
 pub mod k8s;
 pub mod keys;
+pub mod nmi;
 pub mod state;
 pub mod sts;
 pub mod tls;
@@ -62,6 +63,8 @@ pub struct Config {
     /// EKS access entries (JSON file), consulted in the API and API_AND_CONFIG_MAP modes.
     pub access_entries: Option<PathBuf>,
     pub authentication_mode: kite_k8s::awsauth::AuthenticationMode,
+    /// Kubernetes YAML (Pods with status.podIP, aad-pod-identity objects) for the IMDS endpoint.
+    pub pod_identity: Vec<PathBuf>,
 }
 
 async fn subscriptions(State(state): State<AppState>, _caller: Caller) -> Json<Value> {
@@ -96,6 +99,7 @@ pub fn app(state: AppState) -> Router {
         .route("/healthz", get(|| async { "ok" }))
         .route("/authorize", post(k8s::authorize))
         .route("/authenticate", post(k8s::authenticate))
+        .route("/metadata/identity/oauth2/token", get(nmi::token))
         .route("/{tenant}/v2.0/.well-known/openid-configuration", get(token::discovery_v2))
         .route("/{tenant}/.well-known/openid-configuration", get(token::discovery_v1))
         .route("/{tenant}/discovery/v2.0/keys", get(token::jwks))
@@ -139,7 +143,14 @@ fn canonical_path(path: &str) -> String {
     const WORDS: [&str; 6] =
         ["subscriptions", "resourceGroups", "providers", "Microsoft.ManagedIdentity", "userAssignedIdentities", "federatedIdentityCredentials"];
     path.split('/')
-        .map(|seg| WORDS.iter().find(|w| w.eq_ignore_ascii_case(seg)).copied().unwrap_or(seg))
+        .enumerate()
+        .map(|(i, seg)| match WORDS.iter().find(|w| w.eq_ignore_ascii_case(seg)) {
+            Some(w) => *w,
+            // NMI matches IMDS's `/metadata/…` case-insensitively; only as the first segment, so a
+            // resource named "Metadata" keeps its spelling.
+            None if i == 1 && seg.eq_ignore_ascii_case("metadata") => "metadata",
+            None => seg,
+        })
         .collect::<Vec<_>>()
         .join("/")
 }
@@ -185,6 +196,7 @@ pub async fn prepare(store: Arc<dyn Store>, config: &Config, public_url: &str, c
             mode: config.authentication_mode,
         })?),
         sts_issuer: Arc::default(),
+        nmi: Arc::new(nmi::NodeAgent::new(config.pod_identity.clone())?),
     };
     Ok((state, boot.credentials_file))
 }
@@ -221,7 +233,10 @@ pub async fn serve(config: Config) -> Result<()> {
     }
     keys::spawn_reloader(state.clone());
     k8s::spawn_reloader(state.k8s.clone());
-    let service = tower::util::MapRequestLayer::new(rewrite).layer(app(state));
+    nmi::spawn_reloader(state.nmi.clone());
+    // The outer router only carries the caller's address (the node agent finds pods by it) to the
+    // rewritten inner one.
+    let service = Router::new().fallback_service(tower::util::MapRequestLayer::new(rewrite).layer(app(state)));
     println!("kite: listening on {public_url}");
     tracing::info!(%public_url, database = if database_url.starts_with("postgres") { "postgres" } else { "sqlite" }, "kite serving");
 
@@ -231,7 +246,7 @@ pub async fn serve(config: Config) -> Result<()> {
         shutdown_signal().await;
         shutdown.graceful_shutdown(Some(std::time::Duration::from_secs(10)));
     });
-    let make = tower::make::Shared::new(service);
+    let make = service.into_make_service_with_connect_info::<SocketAddr>();
     match tls {
         Some(files) => {
             let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
@@ -269,5 +284,7 @@ mod tests {
             canonical_path("/SUBSCRIPTIONS/abc/resourcegroups/MyRG/providers/microsoft.managedidentity/USERASSIGNEDIDENTITIES/Id"),
             "/subscriptions/abc/resourceGroups/MyRG/providers/Microsoft.ManagedIdentity/userAssignedIdentities/Id"
         );
+        assert_eq!(canonical_path("/Metadata/identity/oauth2/token"), "/metadata/identity/oauth2/token");
+        assert_eq!(canonical_path("/subscriptions/a/resourceGroups/Metadata"), "/subscriptions/a/resourceGroups/Metadata");
     }
 }

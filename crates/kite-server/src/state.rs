@@ -28,6 +28,8 @@ pub struct AppState {
     pub k8s: Arc<crate::k8s::K8sPolicy>,
     /// STS session issuer, loaded on first use.
     pub sts_issuer: Arc<tokio::sync::OnceCell<Arc<kite_core::aws::SessionIssuer>>>,
+    /// The node agent's cluster state and token cache.
+    pub nmi: Arc<crate::nmi::NodeAgent>,
 }
 
 /// Audiences kite's management API accepts: Azure's management resource IDs (so unmodified Azure

@@ -105,6 +105,10 @@ pub struct ServeArgs {
     /// CONFIG_MAP, API_AND_CONFIG_MAP or API, as EKS's authentication modes.
     #[arg(long, default_value = "CONFIG_MAP")]
     authentication_mode: kite_k8s::awsauth::AuthenticationMode,
+    /// Kubernetes YAML (Pods with status.podIP, AzureIdentity, AzureIdentityBinding, AzurePodIdentityException)
+    /// for the node agent's IMDS endpoint; re-read as it changes.
+    #[arg(long = "pod-identity-dir")]
+    pod_identity: Vec<PathBuf>,
 }
 
 fn home(cli_home: Option<PathBuf>) -> PathBuf {
@@ -136,6 +140,7 @@ async fn main() -> ExitCode {
                 aws_auth: args.aws_auth,
                 access_entries: args.access_entries,
                 authentication_mode: args.authentication_mode,
+                pod_identity: args.pod_identity,
             };
             kite_server::serve(config).await.map(|_| ExitCode::SUCCESS)
         }

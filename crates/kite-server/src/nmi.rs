@@ -1,0 +1,144 @@
+//! The node agent's IMDS-compatible endpoint (`GET /metadata/identity/oauth2/token`), answered
+//! for pods found by the caller's source IP in the cluster state (a directory of Kubernetes YAML,
+//! re-read as it changes). Tokens are cached per (identity, resource) until five minutes before
+//! they expire, so a busy pod costs one signature an hour.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, RwLock};
+
+use axum::extract::connect_info::ConnectInfo;
+use axum::extract::{Query, Request, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use kite_core::directory::PrincipalKind;
+use kite_k8s::podidentity::{decide, ClusterState, PodDecision, Selector};
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use crate::state::AppState;
+
+/// Cluster state for the node agent, and its token cache.
+#[derive(Default)]
+pub struct NodeAgent {
+    pub paths: Vec<PathBuf>,
+    cluster: RwLock<ClusterState>,
+    cache: Mutex<HashMap<(String, String), (i64, Value)>>,
+}
+
+impl NodeAgent {
+    pub fn new(paths: Vec<PathBuf>) -> anyhow::Result<NodeAgent> {
+        let agent = NodeAgent { paths, ..Default::default() };
+        if !agent.paths.is_empty() {
+            let state = ClusterState::load(&agent.paths).map_err(|e| anyhow::anyhow!("--pod-identity-dir: {e}"))?;
+            if let Ok(mut c) = agent.cluster.write() {
+                *c = state;
+            }
+        }
+        Ok(agent)
+    }
+
+    /// Re-reads the cluster state; a file that stops parsing leaves the last good state in force.
+    pub fn reload(&self) {
+        if self.paths.is_empty() {
+            return;
+        }
+        match ClusterState::load(&self.paths) {
+            Ok(state) => {
+                if let Ok(mut c) = self.cluster.write() {
+                    *c = state;
+                }
+            }
+            Err(e) => tracing::warn!("pod identity state not reloaded, the last good one stays in force: {e}"),
+        }
+    }
+}
+
+#[derive(Deserialize, Default)]
+pub struct ImdsQuery {
+    resource: Option<String>,
+    client_id: Option<String>,
+    object_id: Option<String>,
+    msi_res_id: Option<String>,
+    mi_res_id: Option<String>,
+    resource_id: Option<String>,
+}
+
+fn imds_error(status: StatusCode, description: impl Into<String>) -> Response {
+    (status, Json(json!({"error": "invalid_request", "error_description": description.into()}))).into_response()
+}
+
+pub async fn token(State(state): State<AppState>, Query(q): Query<ImdsQuery>, request: Request) -> Response {
+    let metadata = request.headers().get("metadata").and_then(|v| v.to_str().ok());
+    if !metadata.is_some_and(|v| v.eq_ignore_ascii_case("true")) {
+        return imds_error(StatusCode::BAD_REQUEST, "Required metadata header not specified");
+    }
+    let Some(resource) = q.resource.as_deref().map(|r| r.trim_end_matches("/.default").to_string()).filter(|r| !r.is_empty()) else {
+        return imds_error(StatusCode::BAD_REQUEST, "Required query variable 'resource' is missing");
+    };
+    let Some(ConnectInfo(addr)) = request.extensions().get::<ConnectInfo<SocketAddr>>().cloned() else {
+        return imds_error(StatusCode::INTERNAL_SERVER_ERROR, "the caller's address is unknown");
+    };
+    let selector = Selector {
+        client_id: q.client_id.clone().or(q.object_id.clone()),
+        resource_id: q.mi_res_id.clone().or(q.msi_res_id.clone()).or(q.resource_id.clone()),
+    };
+    let decision = match state.nmi.cluster.read() {
+        Ok(cluster) => decide(&cluster, &addr.ip().to_string(), &selector),
+        Err(_) => return imds_error(StatusCode::INTERNAL_SERVER_ERROR, "cluster state unavailable"),
+    };
+    let (pod, namespace, identity) = match decision {
+        PodDecision::Identity { pod, namespace, identity } => (pod, namespace, identity),
+        // 403, not 404: azure-identity retries 404s for a minute before giving up.
+        PodDecision::Refused { message } => return imds_error(StatusCode::FORBIDDEN, message),
+        PodDecision::Excepted { pod, namespace, exception } => {
+            return imds_error(
+                StatusCode::BAD_GATEWAY,
+                format!("pod {namespace}/{pod} is excepted by AzurePodIdentityException {exception}: its calls belong to the node's IMDS, which kite does not proxy"),
+            )
+        }
+    };
+    if identity.spec.kind != 0 {
+        return imds_error(StatusCode::BAD_REQUEST, format!("AzureIdentity {} has type {}; kite's node agent serves type 0 (user-assigned managed identity) so far", identity.metadata.name, identity.spec.kind));
+    }
+    let key = (identity.spec.client_id.to_lowercase(), resource.clone());
+    let now = state.now().unix_timestamp();
+    if let Some((expires_on, body)) = state.nmi.cache.lock().ok().and_then(|c| c.get(&key).cloned()) {
+        if expires_on - now > 300 {
+            return Json(body).into_response();
+        }
+    }
+    let principal = match state.store.find_principals(&identity.spec.client_id).await {
+        Ok(found) => found.into_iter().find(|p| p.app_id.to_string().eq_ignore_ascii_case(&identity.spec.client_id) && p.service_principal_type == PrincipalKind::ManagedIdentity),
+        Err(e) => return imds_error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    };
+    let Some(principal) = principal else {
+        return imds_error(
+            StatusCode::BAD_REQUEST,
+            format!("AzureIdentity {}/{} names clientID {}, which is no managed identity kite knows ('kite identity list')", namespace, identity.metadata.name, identity.spec.client_id),
+        );
+    };
+    let mut body = match crate::token::mint(&state, &principal, &resource, false) {
+        Ok(b) => b,
+        Err(e) => return (e.status, Json(e.body(state.now(), &state.public_url))).into_response(),
+    };
+    body["client_id"] = json!(principal.app_id);
+    let expires_on = body["expires_on"].as_str().and_then(|s| s.parse::<i64>().ok()).unwrap_or(now);
+    if let Ok(mut c) = state.nmi.cache.lock() {
+        c.insert(key, (expires_on, body.clone()));
+    }
+    tracing::info!(pod = %pod, namespace = %namespace, identity = %identity.metadata.name, "imds token issued");
+    Json(body).into_response()
+}
+
+pub fn spawn_reloader(agent: Arc<NodeAgent>) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(crate::k8s::RELOAD_EVERY);
+        loop {
+            tick.tick().await;
+            agent.reload();
+        }
+    });
+}
