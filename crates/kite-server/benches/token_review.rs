@@ -12,9 +12,11 @@ use axum::http::Request;
 use base64::Engine;
 use kite_core::aws::sigv4::{self, presign, SignedRequest, Signer};
 use kite_core::aws::{OidcProvider, Role, TokenFacts};
-use kite_server::{app, prepare, Config};
+use kite_server::{app, prepare};
 use kite_store::{SqlStore, Store};
 use tower::ServiceExt;
+
+mod support;
 
 const MEASURE: Duration = Duration::from_secs(4);
 
@@ -26,7 +28,7 @@ fn main() -> anyhow::Result<()> {
         let store: Arc<dyn Store> = Arc::new(SqlStore::connect(&url).await?);
         let aws_auth = dir.path().join("aws-auth.yaml");
         let public = "https://127.0.0.1:8443";
-        let (probe, _) = prepare(store.clone(), &config(dir.path(), &url, None), public, None).await?;
+        let (probe, _) = prepare(store.clone(), &support::config(dir.path(), &url, Some("prod"), None), public, None).await?;
         let account = probe.aws_account();
         let role = Role::new(&account, "bench", None, serde_json::json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {"Federated": "arn:aws:iam::123456789012:oidc-provider/issuer.example"}, "Action": "sts:AssumeRoleWithWebIdentity"}]}), None, time::OffsetDateTime::now_utc())
             .map_err(|e| anyhow::anyhow!("{e}"))?;
@@ -34,7 +36,7 @@ fn main() -> anyhow::Result<()> {
             &aws_auth,
             format!("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: aws-auth\n  namespace: kube-system\ndata:\n  mapRoles: |\n    - rolearn: {}\n      username: bench:{{{{SessionName}}}}\n      groups:\n        - readers\n", role.arn),
         )?;
-        let (state, _) = prepare(store, &config(dir.path(), &url, Some(aws_auth)), public, None).await?;
+        let (state, _) = prepare(store, &support::config(dir.path(), &url, Some("prod"), Some(aws_auth)), public, None).await?;
         let provider = OidcProvider::new(&account, "https://issuer.example", vec!["sts.amazonaws.com".into()], vec![]).map_err(|e| anyhow::anyhow!("{e}"))?;
         let facts = TokenFacts { iss: "https://issuer.example".into(), sub: "s".into(), aud: vec!["sts.amazonaws.com".into()], ..Default::default() };
         let issuer = kite_server::sts::issuer(&state).await.map_err(|e| anyhow::anyhow!("{e}"))?;
@@ -75,24 +77,4 @@ fn main() -> anyhow::Result<()> {
         println!("TokenReview (aws eks get-token token, aws-auth mapping), 1 core: {rate:>8.0} reviews/s ({:.1} µs each)", 1e6 / rate);
         Ok(())
     })
-}
-
-fn config(home: &std::path::Path, url: &str, aws_auth: Option<std::path::PathBuf>) -> Config {
-    Config {
-        home: home.to_path_buf(),
-        database_url: Some(url.into()),
-        listen: "127.0.0.1:0".parse().expect("socket address"),
-        insecure_http: true,
-        public_url: None,
-        tls_names: Vec::new(),
-        token_lifetime_secs: 3600,
-        issuer_cas: Vec::new(),
-        key_retire_grace_secs: 300,
-        k8s_rbac: Vec::new(),
-        eks_cluster: Some("prod".into()),
-        aws_auth,
-        access_entries: None,
-        authentication_mode: kite_k8s::awsauth::AuthenticationMode::ConfigMap,
-        pod_identity: Vec::new(),
-    }
 }

@@ -12,10 +12,12 @@ use std::time::{Duration, Instant};
 
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
-use kite_server::{app, prepare, Config};
+use kite_server::{app, prepare};
 use kite_store::{SqlStore, Store};
 use kite_token::AccessClaims;
 use tower::ServiceExt;
+
+mod support;
 
 const WARMUP: Duration = Duration::from_secs(1);
 const MEASURE: Duration = Duration::from_secs(4);
@@ -44,23 +46,7 @@ fn main() -> anyhow::Result<()> {
         let dir = tempfile::tempdir()?;
         let url = format!("sqlite://{}", dir.path().join("kite.db").display());
         let store: Arc<dyn Store> = Arc::new(SqlStore::connect(&url).await?);
-        let config = Config {
-            home: dir.path().to_path_buf(),
-            database_url: Some(url),
-            listen: "127.0.0.1:0".parse()?,
-            insecure_http: true,
-            public_url: None,
-            tls_names: Vec::new(),
-            token_lifetime_secs: 3600,
-            issuer_cas: Vec::new(),
-            key_retire_grace_secs: 300,
-            k8s_rbac: Vec::new(),
-            eks_cluster: None,
-            aws_auth: None,
-            access_entries: None,
-            authentication_mode: kite_k8s::awsauth::AuthenticationMode::ConfigMap,
-            pod_identity: Vec::new(),
-        };
+        let config = support::config(dir.path(), &url, None, None);
         let (state, creds) = prepare(store, &config, "https://127.0.0.1:8443", None).await?;
         let creds: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(creds.expect("fresh store bootstraps"))?)?;
         let (tenant, app_id, secret) = (creds["tenant"].as_str().unwrap_or_default(), creds["appId"].as_str().unwrap_or_default(), creds["password"].as_str().unwrap_or_default());

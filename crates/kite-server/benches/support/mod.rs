@@ -1,0 +1,25 @@
+//! What the benches share: a server configuration over a throw-away SQLite file.
+
+use std::path::{Path, PathBuf};
+
+use kite_server::Config;
+
+pub fn config(home: &Path, database_url: &str, eks_cluster: Option<&str>, aws_auth: Option<PathBuf>) -> Config {
+    Config {
+        home: home.to_path_buf(),
+        database_url: Some(database_url.into()),
+        listen: "127.0.0.1:0".parse().expect("socket address"),
+        insecure_http: true,
+        public_url: None,
+        tls_names: Vec::new(),
+        token_lifetime_secs: 3600,
+        issuer_cas: Vec::new(),
+        key_retire_grace_secs: 300,
+        k8s_rbac: Vec::new(),
+        eks_cluster: eks_cluster.map(str::to_string),
+        aws_auth,
+        access_entries: None,
+        authentication_mode: kite_k8s::awsauth::AuthenticationMode::ConfigMap,
+        pod_identity: Vec::new(),
+    }
+}
