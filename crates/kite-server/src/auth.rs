@@ -54,6 +54,25 @@ pub async fn decide(state: &AppState, principal: Uuid, action: &str, kind: Actio
     Ok(evaluate(&snapshot, &AccessRequest { principal_id: principal, action, kind, scope }))
 }
 
+/// Everything a principal holds, for filtering a listing in memory: one read, however many items.
+pub struct CallerAccess {
+    principal: Uuid,
+    snapshot: Snapshot,
+}
+
+impl CallerAccess {
+    pub async fn load(state: &AppState, caller: &Caller) -> ApiResult<CallerAccess> {
+        let filter = kite_store::AssignmentFilter { principal_id: Some(caller.object_id), all: true, ..Default::default() };
+        let assignments = state.store.list_role_assignments(&filter).await?;
+        let custom = state.store.list_role_definitions().await?;
+        Ok(CallerAccess { principal: caller.object_id, snapshot: Snapshot::new(custom, assignments) })
+    }
+
+    pub fn allows(&self, action: &str, scope: &Scope) -> bool {
+        evaluate(&self.snapshot, &AccessRequest { principal_id: self.principal, action, kind: ActionKind::Action, scope }).allowed
+    }
+}
+
 /// Allows the call or answers 403 `AuthorizationFailed` with the engine's explanation.
 pub async fn authorize(state: &AppState, caller: &Caller, action: &str, scope: &Scope) -> ApiResult<()> {
     let decision = decide(state, caller.object_id, action, ActionKind::Action, scope).await?;

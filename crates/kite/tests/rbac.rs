@@ -25,6 +25,11 @@ fn a_contributor_cannot_grant_roles_until_given_user_access_administrator_and_is
 
     // Contributor on the group: may create identities there, not in the sibling group, and may not assign roles.
     deployer.run(&["identity", "create", "-g", "aks-rg", "-n", "workload"]).ok();
+    admin.run(&["identity", "create", "-g", "other-rg", "-n", "elsewhere"]).ok();
+    // Listings show only what the caller may read.
+    assert_eq!(deployer.run(&["group", "list", "--query", "[].name"]).ok(), serde_json::json!(["aks-rg"]));
+    assert_eq!(deployer.run(&["identity", "list", "--query", "[].name"]).ok(), serde_json::json!(["aks-agentpool", "workload"]));
+    assert_eq!(admin.run(&["identity", "list", "--query", "length(@)"]).ok(), serde_json::json!(3));
     deployer.run(&["identity", "create", "-g", "other-rg", "-n", "workload"]).fails_with(&["AuthorizationFailed", "userAssignedIdentities/write", "has no role assignment"]);
     let refused = deployer.run(&["role", "assignment", "create", "--role", "Managed Identity Operator", "--assignee", kubelet_id, "-g", "aks-rg"]);
     refused.fails_with(&[

@@ -13,7 +13,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::{groups, respond};
-use crate::auth::{authorize, Caller};
+use crate::auth::{authorize, Caller, CallerAccess};
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
 
@@ -95,9 +95,10 @@ pub async fn list_in_group(State(state): State<AppState>, caller: Caller, Path((
 
 pub async fn list_in_subscription(State(state): State<AppState>, caller: Caller, Path(sub): Path<String>) -> ApiResult<Json<Value>> {
     let sub = state.subscription(&sub)?;
+    let access = CallerAccess::load(&state, &caller).await?;
     let mut visible = Vec::new();
     for mi in state.store.list_identities(&sub, None).await? {
-        if authorize(&state, &caller, &format!("{TYPE}/read"), &scope_of(&sub, &mi.resource_group, &mi.name)?).await.is_ok() {
+        if access.allows(&format!("{TYPE}/read"), &scope_of(&sub, &mi.resource_group, &mi.name)?) {
             visible.push(render(&mi));
         }
     }
