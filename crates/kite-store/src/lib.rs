@@ -151,6 +151,7 @@ pub trait Store: Send + Sync + 'static {
 
     /// `Conflict` when the principal already holds the role at that scope.
     async fn create_role_assignment(&self, a: &RoleAssignment) -> Result<()>;
+    async fn get_role_assignment(&self, name: &Uuid) -> Result<RoleAssignment>;
     async fn delete_role_assignment(&self, name: &Uuid) -> Result<RoleAssignment>;
     async fn list_role_assignments(&self, filter: &AssignmentFilter) -> Result<Vec<RoleAssignment>>;
     /// The principal's assignments at `scope` and every scope above it: what a check needs.

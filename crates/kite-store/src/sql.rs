@@ -436,6 +436,10 @@ impl Store for SqlStore {
         tx.commit().await.map_err(backend)
     }
 
+    async fn get_role_assignment(&self, name: &Uuid) -> Result<RoleAssignment> {
+        self.one("SELECT body FROM role_assignments WHERE name = $1", &[name.to_string()], || format!("role assignment {name} does not exist")).await
+    }
+
     async fn delete_role_assignment(&self, name: &Uuid) -> Result<RoleAssignment> {
         let mut tx = self.pool.begin().await.map_err(backend)?;
         let row = sqlx::query("SELECT body FROM role_assignments WHERE name = $1").bind(name.to_string()).fetch_optional(&mut *tx).await.map_err(backend)?;

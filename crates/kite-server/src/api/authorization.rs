@@ -262,8 +262,10 @@ async fn put_assignment(state: &AppState, caller: &Caller, scope: Scope, name: &
 
 async fn delete_assignment(state: &AppState, caller: &Caller, name: &str) -> ApiResult<Response> {
     let name = Uuid::parse_str(name).map_err(|_| ApiError::bad_request("InvalidRoleAssignmentId", format!("'{name}' is not a role assignment name (a GUID)")))?;
-    let all = state.store.list_role_assignments(&AssignmentFilter { all: true, ..Default::default() }).await?;
-    let a = all.into_iter().find(|a| a.name == name).ok_or_else(|| ApiError::not_found("RoleAssignmentNotFound", format!("Role assignment {name} does not exist")))?;
+    let a = state.store.get_role_assignment(&name).await.map_err(|e| match e {
+        kite_store::Error::NotFound(_) => ApiError::not_found("RoleAssignmentNotFound", format!("Role assignment {name} does not exist")),
+        other => other.into(),
+    })?;
     authorize(state, caller, "Microsoft.Authorization/roleAssignments/delete", &a.scope).await?;
     let a = state.store.delete_role_assignment(&name).await?;
     Ok(respond(StatusCode::OK, render_assignment(state, &a, &all_roles(state).await?).await))

@@ -197,7 +197,9 @@ pub async fn role_assignments_filter_like_az(store: impl Store) {
     assert_eq!(chain, vec![at_sub.clone(), at_rg.clone()]);
     assert!(store.assignments_on_chain(&p, &Scope::parse(&rg_scope("rg2")).unwrap()).await.unwrap() == vec![at_sub.clone()]);
 
+    assert_eq!(store.get_role_assignment(&at_rg.name).await.unwrap(), at_rg);
     assert_eq!(store.delete_role_assignment(&at_rg.name).await.unwrap(), at_rg);
+    assert!(matches!(store.get_role_assignment(&at_rg.name).await, Err(Error::NotFound(_))));
     assert!(matches!(store.delete_role_assignment(&at_rg.name).await, Err(Error::NotFound(_))));
 }
 
