@@ -19,6 +19,7 @@ use kite_k8s::k8s_openapi::api::authorization::v1::{SubjectAccessReview, Subject
 use kite_k8s::RbacSnapshot;
 
 use crate::state::AppState;
+use crate::watch::Watched;
 
 pub const RELOAD_EVERY: Duration = Duration::from_secs(5);
 
@@ -35,6 +36,7 @@ pub struct K8sPolicy {
     pub mode: Option<AuthenticationMode>,
     pub access_entries_path: Option<PathBuf>,
     access_entries: RwLock<Vec<AccessEntry>>,
+    watched: [Watched; 3],
 }
 
 /// Where the webhooks' inputs come from.
@@ -87,14 +89,14 @@ impl K8sPolicy {
 
     fn reload_aws_auth(&self) {
         let Some(path) = &self.aws_auth_path else { return };
+        if !self.watched[0].changed(std::slice::from_ref(path)) {
+            return;
+        }
         let text = match std::fs::read_to_string(path) {
             Ok(t) => t,
             Err(e) => return tracing::warn!("aws-auth not reloaded from {}: {e}; the last good mapping stays in force", path.display()),
         };
         let Ok(mut store) = self.aws_auth.write() else { return };
-        if *store.current() == AwsAuth::from_configmap_yaml(&text).unwrap_or_default() {
-            return;
-        }
         match store.apply(&text) {
             Ok(report) => tracing::info!(warnings = report.warnings.len(), "aws-auth reloaded from {}{}", path.display(), if report.warnings.is_empty() { String::new() } else { format!(":\n{report}") }),
             Err(report) => tracing::warn!("aws-auth in {} refused, the last good mapping stays in force:\n{report}", path.display()),
@@ -113,6 +115,9 @@ impl K8sPolicy {
 
     fn reload_access_entries(&self) {
         let Some(path) = &self.access_entries_path else { return };
+        if !self.watched[1].changed(std::slice::from_ref(path)) {
+            return;
+        }
         match read_entries(path) {
             Ok(entries) => {
                 if let Ok(mut current) = self.access_entries.write() {
@@ -127,7 +132,7 @@ impl K8sPolicy {
     pub fn reload(&self) {
         self.reload_aws_auth();
         self.reload_access_entries();
-        if self.rbac_paths.is_empty() {
+        if self.rbac_paths.is_empty() || !self.watched[2].changed(&self.rbac_paths) {
             return;
         }
         match RbacSnapshot::load(&self.rbac_paths) {

@@ -14,6 +14,7 @@ pub mod nmi;
 pub mod state;
 pub mod sts;
 pub mod tls;
+pub mod watch;
 pub mod token;
 
 use std::net::SocketAddr;

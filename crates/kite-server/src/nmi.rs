@@ -26,6 +26,7 @@ pub struct NodeAgent {
     pub paths: Vec<PathBuf>,
     cluster: RwLock<ClusterState>,
     cache: Mutex<HashMap<(String, String), (i64, Value)>>,
+    watched: crate::watch::Watched,
 }
 
 impl NodeAgent {
@@ -42,7 +43,7 @@ impl NodeAgent {
 
     /// Re-reads the cluster state; a file that stops parsing leaves the last good state in force.
     pub fn reload(&self) {
-        if self.paths.is_empty() {
+        if self.paths.is_empty() || !self.watched.changed(&self.paths) {
             return;
         }
         match ClusterState::load(&self.paths) {
