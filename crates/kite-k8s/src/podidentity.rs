@@ -135,16 +135,23 @@ impl ClusterState {
                 _ => vec![value],
             };
             for item in items {
-                let kind = item.get("kind").and_then(Value::as_str).unwrap_or_default().to_string();
-                let parse = |what: &str| bad(format!("{kind}: invalid {what}"));
-                match kind.as_str() {
-                    "Pod" => self.pods.push(serde_json::from_value(item).map_err(|e| parse(&e.to_string()))?),
-                    "AzureIdentity" => self.identities.push(serde_json::from_value(item).map_err(|e| parse(&e.to_string()))?),
-                    "AzureIdentityBinding" => self.bindings.push(serde_json::from_value(item).map_err(|e| parse(&e.to_string()))?),
-                    "AzurePodIdentityException" => self.exceptions.push(serde_json::from_value(item).map_err(|e| parse(&e.to_string()))?),
-                    _ => {}
-                }
+                self.add(item).map_err(bad)?;
             }
+        }
+        Ok(())
+    }
+
+    /// Adds one object (a Pod or an aad-pod-identity object, as JSON); other kinds are ignored.
+    /// Both sources use this: the YAML directory, and the live cluster's watchers.
+    pub fn add(&mut self, item: Value) -> std::result::Result<(), String> {
+        let kind = item.get("kind").and_then(Value::as_str).unwrap_or_default().to_string();
+        let parse = |e: serde_json::Error| format!("{kind}: invalid {e}");
+        match kind.as_str() {
+            "Pod" => self.pods.push(serde_json::from_value(item).map_err(parse)?),
+            "AzureIdentity" => self.identities.push(serde_json::from_value(item).map_err(parse)?),
+            "AzureIdentityBinding" => self.bindings.push(serde_json::from_value(item).map_err(parse)?),
+            "AzurePodIdentityException" => self.exceptions.push(serde_json::from_value(item).map_err(parse)?),
+            _ => {}
         }
         Ok(())
     }
