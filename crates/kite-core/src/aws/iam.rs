@@ -773,7 +773,7 @@ fn service_statement(st: &Value, service: &str, action: &str, context: &[(String
             let expected = condition_values(expected).unwrap_or_default();
             let actual = context.iter().find(|(k, _)| k.eq_ignore_ascii_case(key)).map(|(_, v)| v.as_slice());
             if !condition_holds(op, &expected, actual) {
-                let seen = actual.map(|v| quote_list(v)).unwrap_or_else(|| "absent".into());
+                let seen = actual.map(quote_list).unwrap_or_else(|| "absent".into());
                 return Err(format!("has condition {op_name} \"{key}\" expecting {} but the request's value is {seen}", quote_list(&expected)));
             }
         }
