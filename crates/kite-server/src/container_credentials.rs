@@ -25,6 +25,16 @@ use serde_json::{json, Value};
 use crate::api::aws::role_named;
 use crate::state::AppState;
 
+/// Refuses at start-up a `--cluster-issuer` whose keys kite could never fetch.
+pub fn check_issuer(issuer: &str) -> anyhow::Result<()> {
+    if !crate::issuers::allowed(issuer) {
+        anyhow::bail!(
+            "--cluster-issuer '{issuer}' is not an https URL: give the issuer exactly as the cluster's tokens carry it in 'iss' (plain http only on loopback)"
+        );
+    }
+    Ok(())
+}
+
 /// The agent's routes, to mount on the main router and on a plain-http agent listener alike.
 pub fn routes() -> Router<AppState> {
     Router::new().route("/v1/credentials", get(credentials))
@@ -89,7 +99,7 @@ async fn issue(state: &AppState, headers: &HeaderMap) -> Result<Value, Refusal> 
         .issuers
         .jwks(issuer, claims.header.kid.as_deref())
         .await
-        .map_err(|e| Refusal::internal(format!("cannot fetch the keys of cluster issuer {issuer}: {e}")))?;
+        .map_err(|e| Refusal::new(StatusCode::SERVICE_UNAVAILABLE, "ServiceUnavailableException", format!("cannot verify the token: the keys of cluster issuer {issuer} are unavailable ({e})")))?;
     assertion::verify_with_jwks(token, &jwks).map_err(|e| Refusal::bad_token(format!("the token's signature is invalid: {}", e.detail())))?;
     let now = state.now();
     assertion::check_time(&claims.claims, now.unix_timestamp(), 0)

@@ -183,6 +183,9 @@ fn is_loopback(addr: &SocketAddr) -> bool {
 /// Bootstraps the store if it is new and builds the shared state; also returns where the admin
 /// credentials were written when this call created the tenant.
 pub async fn prepare(store: Arc<dyn Store>, config: &Config, public_url: &str, ca_file: Option<&std::path::Path>) -> Result<(AppState, Option<PathBuf>)> {
+    if let Some(issuer) = &config.cluster_issuer {
+        container_credentials::check_issuer(issuer)?;
+    }
     let boot = bootstrap::ensure_tenant(store.as_ref(), &config.home, public_url, ca_file).await?;
     let keys = KeySet::new(&bootstrap::load_keys(store.as_ref()).await?)?;
     let state = AppState {

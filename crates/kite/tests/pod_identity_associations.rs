@@ -144,4 +144,12 @@ fn a_server_without_a_cluster_issuer_says_how_to_configure_one() {
     let (status, body) = credentials(&server, Some("x.y.z"));
     assert_eq!(status, 503);
     assert!(body.contains("--eks-cluster NAME --cluster-issuer URL"), "{body}");
+
+    let refused = std::process::Command::new(support::BIN)
+        .args(["serve", "--listen", "127.0.0.1:0", "--eks-cluster", "prod", "--cluster-issuer", "http://oidc.example.com"])
+        .env("KITE_HOME", dir.path().join("other"))
+        .output()
+        .unwrap();
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("--cluster-issuer 'http://oidc.example.com' is not an https URL"));
 }

@@ -266,9 +266,11 @@ mod tests {
         assert!(assoc(&scoped("default")).is_ok());
         let e = assoc(&scoped("payments")).unwrap_err().to_string();
         assert!(e.contains("aws:RequestTag/kubernetes-namespace") && e.contains("\"default\""), "{e}");
-        let mut deny = role(eks_trust());
-        deny.trust_policy["Statement"].as_array_mut().unwrap().push(json!({"Effect": "Deny", "Principal": "*", "Action": "sts:TagSession"}));
-        assert!(assoc(&deny).unwrap_err().to_string().contains("explicitly denies sts:TagSession"));
+        for everyone in [json!("*"), json!({"AWS": "*"})] {
+            let mut deny = role(eks_trust());
+            deny.trust_policy["Statement"].as_array_mut().unwrap().push(json!({"Effect": "Deny", "Principal": everyone, "Action": "sts:TagSession"}));
+            assert!(assoc(&deny).unwrap_err().to_string().contains("explicitly denies sts:TagSession"), "{everyone}");
+        }
     }
 
     #[test]

@@ -759,7 +759,8 @@ fn service_statement(st: &Value, service: &str, action: &str, context: &[(String
         _ => return Err("has no Principal (NotPrincipal does not name a service)".into()),
     };
     let services: Vec<&str> = principal.get("Service").and_then(strings).unwrap_or_default();
-    if principal != "*" && !services.contains(&service) {
+    let everyone = principal == "*" || principal.get("AWS").and_then(strings).is_some_and(|a| a.contains(&"*"));
+    if !everyone && !services.contains(&service) {
         return Err(format!("trusts {principal} rather than {{\"Service\": \"{service}\"}}"));
     }
     let Some(conditions) = st.get("Condition").and_then(Value::as_object) else {
