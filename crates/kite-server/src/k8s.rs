@@ -187,23 +187,22 @@ async fn identify(state: &AppState, token: &str) -> Result<UserInfo, String> {
     if host != ours {
         return Err(format!("the token was presigned for STS at '{host}', not this kite ('{ours}'): set AWS_ENDPOINT_URL_STS={}", state.public_url));
     }
-    let issuer = crate::sts::issuer(state).await.map_err(|e| e.to_string())?;
-    let (_, session) = issuer.authenticate(&request, state.now()).map_err(|e| e.to_string())?;
-    let arn = session.assumed_role_arn.to_string();
+    let caller = crate::sts::authenticate(state, &request).await.map_err(|e| e.to_string())?;
+    let arn = caller.arn().to_string();
     let entries = state.k8s.access_entries.read().map(|e| e.clone()).unwrap_or_default();
     let mode = state.k8s.mode.unwrap_or(AuthenticationMode::ConfigMap);
-    let id = awsauth::resolve(mode, &entries, &state.k8s.aws_auth(), &arn, &session.access_key_id, Some(&session.session_name))
+    let id = awsauth::resolve(mode, &entries, &state.k8s.aws_auth(), &arn, caller.access_key_id(), caller.session_name())
         .map_err(|miss| miss.to_string())?;
     let extra = [
         ("arn", arn.clone()),
         ("canonicalArn", id.canonical_arn.clone()),
-        ("sessionName", session.session_name.clone()),
-        ("accessKeyId", session.access_key_id.clone()),
-        ("principalId", session.assumed_role_id()),
+        ("sessionName", caller.session_name().unwrap_or_default().to_string()),
+        ("accessKeyId", caller.access_key_id().to_string()),
+        ("principalId", caller.user_id()),
     ];
     Ok(UserInfo {
         username: Some(id.username),
-        uid: Some(format!("aws-iam-authenticator:{}:{}", session.account(), session.role_id)),
+        uid: Some(format!("aws-iam-authenticator:{}:{}", caller.arn().account(), caller.stable_id())),
         groups: Some(id.groups),
         extra: Some(extra.into_iter().map(|(k, v)| (k.to_string(), vec![v])).collect()),
     })

@@ -33,7 +33,7 @@ use kite_token::KeySet;
 use serde_json::{json, Value};
 use tower::Layer;
 
-use crate::api::{authorization, aws, directory, groups, identities};
+use crate::api::{authorization, aws, aws_users, directory, groups, identities};
 use crate::auth::Caller;
 use crate::error::ApiResult;
 use crate::state::AppState;
@@ -131,6 +131,10 @@ pub fn app(state: AppState) -> Router {
         .route("/kite/aws/oidcProviders", get(aws::list_providers).post(aws::create_provider).delete(aws::delete_provider))
         .route("/kite/aws/roles", get(aws::list_roles).post(aws::create_role))
         .route("/kite/aws/roles/{name}", get(aws::get_role).delete(aws::delete_role))
+        .route("/kite/aws/users", get(aws_users::list_users).post(aws_users::create_user))
+        .route("/kite/aws/users/{name}", get(aws_users::get_user).delete(aws_users::delete_user))
+        .route("/kite/aws/users/{name}/accessKeys", get(aws_users::list_keys).post(aws_users::create_key))
+        .route("/kite/aws/accessKeys/{key}", axum::routing::patch(aws_users::update_key).delete(aws_users::delete_key))
         .route("/kite/signingKeys", get(keys::list))
         .route("/kite/signingKeys/rotate", post(keys::rotate))
         .fallback(authorization::dispatch)
