@@ -174,3 +174,43 @@ def test_access_entries_map_callers_in_api_mode(tmp_path, kite_factory):
     assert status["authenticated"] is True, status
     assert status["user"]["groups"] == ["viewers"]
     issuer.close()
+
+
+def token_signed_minutes_ago(kite, key, minutes, monkeypatch):
+    """A token made by awscli's own TokenGenerator (what `aws eks get-token` runs), with botocore's
+    signing clock set back: botocore.auth reads the time through get_current_datetime."""
+    import datetime
+
+    import botocore.auth
+    import botocore.session
+    from awscli.customizations.eks.get_token import STSClientFactory, TokenGenerator
+
+    signed_at = datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(minutes=minutes)
+    monkeypatch.setattr(botocore.auth, "get_current_datetime", lambda remove_tzinfo=True: signed_at.replace(tzinfo=None) if remove_tzinfo else signed_at)
+    for name, value in {"AWS_ACCESS_KEY_ID": key["AccessKeyId"], "AWS_SECRET_ACCESS_KEY": key["SecretAccessKey"],
+                        "AWS_ENDPOINT_URL_STS": kite.url, "AWS_CA_BUNDLE": kite.ca, "AWS_CONFIG_FILE": os.devnull,
+                        "AWS_SHARED_CREDENTIALS_FILE": os.devnull}.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("AWS_SESSION_TOKEN", raising=False)
+    sts = STSClientFactory(botocore.session.get_session()).get_sts_client(region_name="us-east-1")
+    token = TokenGenerator(sts).get_token("prod")
+    url = base64.urlsafe_b64decode(token.removeprefix("k8s-aws-v1.") + "==").decode()
+    assert f"X-Amz-Date={signed_at.strftime('%Y%m%dT%H%M')}" in url, url  # the patch reached the signer
+    return token
+
+
+def test_a_get_token_token_is_accepted_for_15_minutes_after_signing_and_refused_after(eks, monkeypatch):
+    kite, _, _, auth_file = eks
+    user = kite.cli("iam", "user", "create", "--user-name", "kubectl-cache")["User"]
+    key = kite.cli("iam", "access-key", "create", "--user-name", "kubectl-cache")["AccessKey"]
+    kite.cli("eks", "iamidentitymapping", "create", "--cluster", "prod", "--aws-auth", str(auth_file), "--arn", user["Arn"],
+             "--username", "cached", "--group", "viewers")
+    time.sleep(6)
+
+    fresh_enough = review(kite, token_signed_minutes_ago(kite, key, 14, monkeypatch))
+    assert fresh_enough["authenticated"] is True, fresh_enough
+    assert fresh_enough["user"]["username"] == "cached"
+
+    stale = review(kite, token_signed_minutes_ago(kite, key, 16, monkeypatch))
+    assert stale.get("authenticated") is not True
+    assert "Signature expired" in stale["error"] and "valid for 900 seconds" in stale["error"], stale
