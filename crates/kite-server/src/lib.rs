@@ -5,6 +5,7 @@
 pub mod api;
 pub mod auth;
 pub mod clients;
+pub mod entra_review;
 pub mod bootstrap;
 pub mod error;
 pub mod issuers;
@@ -64,6 +65,10 @@ pub struct Config {
     /// EKS access entries (JSON file), consulted in the API and API_AND_CONFIG_MAP modes.
     pub access_entries: Option<PathBuf>,
     pub authentication_mode: kite_k8s::awsauth::AuthenticationMode,
+    /// The audience kite-issued access tokens must carry to pass `POST /authenticate`.
+    pub entra_audience: Option<String>,
+    /// Maps those tokens' principals to Kubernetes users and groups (YAML); without it, username = oid.
+    pub entra_mapping: Option<PathBuf>,
     /// Kubernetes YAML (Pods with status.podIP, aad-pod-identity objects) for the IMDS endpoint.
     pub pod_identity: Vec<PathBuf>,
 }
@@ -199,6 +204,8 @@ pub async fn prepare(store: Arc<dyn Store>, config: &Config, public_url: &str, c
             aws_auth: config.aws_auth.clone(),
             access_entries: config.access_entries.clone(),
             mode: config.authentication_mode,
+            entra_audience: config.entra_audience.clone(),
+            entra_mapping: config.entra_mapping.clone(),
         })?),
         sts_issuer: Arc::default(),
         nmi: Arc::new(nmi::NodeAgent::new(config.pod_identity.clone())?),
