@@ -159,13 +159,17 @@ pub async fn endpoint(State(state): State<AppState>, method: Method, uri: Uri, h
     let result = match action.as_deref() {
         Some("AssumeRoleWithWebIdentity") => assume_role_with_web_identity(&state, &params).await,
         Some("GetCallerIdentity") => {
-            let request = SignedRequest {
+            let mut request = SignedRequest {
                 method: method.to_string(),
                 path: uri.path().to_string(),
                 query,
                 headers: headers.iter().map(|(k, v)| (k.to_string(), String::from_utf8_lossy(v.as_bytes()).into_owned())).collect(),
                 body: body.to_vec(),
             };
+            // HTTP/2 carries the host as :authority, which clients sign as `host`.
+            if let (None, Some(authority)) = (request.header("host"), uri.authority()) {
+                request.headers.push(("host".into(), authority.to_string()));
+            }
             let wants_json = headers.get("accept").and_then(|v| v.to_str().ok()).is_some_and(|a| a.contains("application/json"));
             get_caller_identity(&state, &request, wants_json, &request_id).await
         }
