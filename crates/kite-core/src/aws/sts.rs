@@ -2,7 +2,8 @@
 //!
 //! Security-sensitive. Everything derives from one master key held by the server:
 //! - the secret access key of a session is `base64(HMAC-SHA256(K_secret, access_key_id))` cut to
-//!   AWS's 40 characters, so it can be recomputed from the access key ID on every request;
+//!   AWS's 40 characters, so it can be recomputed from the access key ID on every request (IAM
+//!   users' long-term `AKIA…` keys derive theirs the same way; only their ID and status are stored);
 //! - the session token is the session's facts in JSON, sealed with `HMAC-SHA256(K_token, payload)`,
 //!   so whoever presents it can be trusted for exactly those facts until `exp`.
 //!
