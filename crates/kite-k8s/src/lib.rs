@@ -16,6 +16,7 @@ mod aggregate;
 pub mod authorizer;
 pub mod awsauth;
 pub mod cani;
+pub mod entra;
 pub mod podidentity;
 mod load;
 pub mod rules;

@@ -1,6 +1,7 @@
 //! Kubernetes webhooks: `POST /authorize` answers SubjectAccessReviews with kite-k8s's RBAC engine
 //! over RBAC YAML; `POST /authenticate` answers TokenReviews for `aws eks get-token` tokens,
-//! verified against kite's own STS and mapped through `aws-auth`. Both files are re-read as they
+//! verified against kite's own STS and mapped through `aws-auth`, and for kite-issued access tokens
+//! (see `entra_review`). Both files are re-read as they
 //! change; one that stops parsing or validating is refused and the last good one stays in force
 //! (a typo must not lock a cluster out, the upstream authenticator's trap).
 
@@ -37,6 +38,8 @@ pub struct K8sPolicy {
     pub access_entries_path: Option<PathBuf>,
     access_entries: RwLock<Vec<AccessEntry>>,
     watched: [Watched; 3],
+    /// Kite-issued access tokens, when `--entra-audience` is set.
+    pub entra: Option<crate::entra_review::EntraReview>,
 }
 
 /// Where the webhooks' inputs come from.
@@ -46,6 +49,8 @@ pub struct Sources {
     pub aws_auth: Option<PathBuf>,
     pub access_entries: Option<PathBuf>,
     pub mode: AuthenticationMode,
+    pub entra_audience: Option<String>,
+    pub entra_mapping: Option<PathBuf>,
 }
 
 fn read_entries(path: &std::path::Path) -> Result<Vec<AccessEntry>, String> {
@@ -61,6 +66,7 @@ impl K8sPolicy {
             aws_auth_path: src.aws_auth,
             mode: Some(src.mode),
             access_entries_path: src.access_entries,
+            entra: src.entra_audience.map(|aud| crate::entra_review::EntraReview::new(aud, src.entra_mapping)).transpose()?,
             ..Default::default()
         };
         if let Some(path) = &policy.access_entries_path {
@@ -132,6 +138,9 @@ impl K8sPolicy {
     pub fn reload(&self) {
         self.reload_aws_auth();
         self.reload_access_entries();
+        if let Some(entra) = &self.entra {
+            entra.reload();
+        }
         if self.rbac_paths.is_empty() || !self.watched[2].changed(&self.rbac_paths) {
             return;
         }
@@ -174,36 +183,42 @@ pub async fn authorize(State(state): State<AppState>, Json(sar): Json<SubjectAcc
     }
 }
 
-/// Who an `aws eks get-token` token belongs to, or why it is refused (the rule that failed, the ARN
-/// seen and the closest aws-auth entry) — the upstream authenticator answers a bare "Unauthorized".
+/// Who a token belongs to, or why it is refused. `aws eks get-token` tokens: the rule that failed,
+/// the ARN seen and the closest aws-auth entry (the upstream authenticator answers a bare
+/// "Unauthorized"); anything else is taken for a kite-issued access token.
 async fn identify(state: &AppState, token: &str) -> Result<UserInfo, String> {
-    let cluster = state.k8s.cluster_id.as_deref().ok_or("kite serves no EKS-shaped cluster: start it with --eks-cluster NAME")?;
     if !token.starts_with(sigv4::EKS_TOKEN_PREFIX) {
-        return Err(format!("only {}… tokens (aws eks get-token) are accepted here", sigv4::EKS_TOKEN_PREFIX));
+        return match &state.k8s.entra {
+            Some(entra) => entra.identify(state, token),
+            None => Err(format!(
+                "only {}… tokens (aws eks get-token) are accepted here; start kite with --entra-audience AUD to accept kite-issued access tokens",
+                sigv4::EKS_TOKEN_PREFIX
+            )),
+        };
     }
+    let cluster = state.k8s.cluster_id.as_deref().ok_or("kite serves no EKS-shaped cluster: start it with --eks-cluster NAME")?;
     let request = sigv4::eks_token_request(token, cluster).map_err(|e| e.to_string())?;
     let ours = state.public_url.split("://").nth(1).unwrap_or_default().to_ascii_lowercase();
     let host = request.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case("host")).map(|(_, v)| v.to_ascii_lowercase()).unwrap_or_default();
     if host != ours {
         return Err(format!("the token was presigned for STS at '{host}', not this kite ('{ours}'): set AWS_ENDPOINT_URL_STS={}", state.public_url));
     }
-    let issuer = crate::sts::issuer(state).await.map_err(|e| e.to_string())?;
-    let (_, session) = issuer.authenticate(&request, state.now()).map_err(|e| e.to_string())?;
-    let arn = session.assumed_role_arn.to_string();
+    let caller = crate::sts::authenticate(state, &request).await.map_err(|e| e.to_string())?;
+    let arn = caller.arn().to_string();
     let entries = state.k8s.access_entries.read().map(|e| e.clone()).unwrap_or_default();
     let mode = state.k8s.mode.unwrap_or(AuthenticationMode::ConfigMap);
-    let id = awsauth::resolve(mode, &entries, &state.k8s.aws_auth(), &arn, &session.access_key_id, Some(&session.session_name))
+    let id = awsauth::resolve(mode, &entries, &state.k8s.aws_auth(), &arn, caller.access_key_id(), caller.session_name())
         .map_err(|miss| miss.to_string())?;
     let extra = [
         ("arn", arn.clone()),
         ("canonicalArn", id.canonical_arn.clone()),
-        ("sessionName", session.session_name.clone()),
-        ("accessKeyId", session.access_key_id.clone()),
-        ("principalId", session.assumed_role_id()),
+        ("sessionName", caller.session_name().unwrap_or_default().to_string()),
+        ("accessKeyId", caller.access_key_id().to_string()),
+        ("principalId", caller.user_id()),
     ];
     Ok(UserInfo {
         username: Some(id.username),
-        uid: Some(format!("aws-iam-authenticator:{}:{}", session.account(), session.role_id)),
+        uid: Some(format!("aws-iam-authenticator:{}:{}", caller.arn().account(), caller.stable_id())),
         groups: Some(id.groups),
         extra: Some(extra.into_iter().map(|(k, v)| (k.to_string(), vec![v])).collect()),
     })

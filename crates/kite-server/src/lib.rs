@@ -6,6 +6,7 @@ pub mod api;
 pub mod auth;
 pub mod clients;
 pub mod container_credentials;
+pub mod entra_review;
 pub mod bootstrap;
 pub mod error;
 pub mod issuers;
@@ -34,7 +35,7 @@ use kite_token::KeySet;
 use serde_json::{json, Value};
 use tower::Layer;
 
-use crate::api::{authorization, aws, directory, eks, groups, identities};
+use crate::api::{authorization, aws, aws_users, directory, eks, groups, identities};
 use crate::auth::Caller;
 use crate::error::ApiResult;
 use crate::state::AppState;
@@ -65,6 +66,10 @@ pub struct Config {
     /// EKS access entries (JSON file), consulted in the API and API_AND_CONFIG_MAP modes.
     pub access_entries: Option<PathBuf>,
     pub authentication_mode: kite_k8s::awsauth::AuthenticationMode,
+    /// The audience kite-issued access tokens must carry to pass `POST /authenticate`.
+    pub entra_audience: Option<String>,
+    /// Maps those tokens' principals to Kubernetes users and groups (YAML); without it, username = oid.
+    pub entra_mapping: Option<PathBuf>,
     /// Kubernetes YAML (Pods with status.podIP, aad-pod-identity objects) for the IMDS endpoint.
     pub pod_identity: Vec<PathBuf>,
     /// The `--eks-cluster`'s service-account issuer, whose tokens `GET /v1/credentials` accepts.
@@ -137,6 +142,10 @@ pub fn app(state: AppState) -> Router {
         .route("/kite/eks/clusters/{cluster}/pod-identity-associations", get(eks::list).post(eks::create))
         .route("/kite/eks/clusters/{cluster}/pod-identity-associations/{id}", get(eks::show).delete(eks::delete))
         .merge(container_credentials::routes())
+        .route("/kite/aws/users", get(aws_users::list_users).post(aws_users::create_user))
+        .route("/kite/aws/users/{name}", get(aws_users::get_user).delete(aws_users::delete_user))
+        .route("/kite/aws/users/{name}/accessKeys", get(aws_users::list_keys).post(aws_users::create_key))
+        .route("/kite/aws/accessKeys/{key}", axum::routing::patch(aws_users::update_key).delete(aws_users::delete_key))
         .route("/kite/signingKeys", get(keys::list))
         .route("/kite/signingKeys/rotate", post(keys::rotate))
         .fallback(authorization::dispatch)
@@ -204,6 +213,8 @@ pub async fn prepare(store: Arc<dyn Store>, config: &Config, public_url: &str, c
             aws_auth: config.aws_auth.clone(),
             access_entries: config.access_entries.clone(),
             mode: config.authentication_mode,
+            entra_audience: config.entra_audience.clone(),
+            entra_mapping: config.entra_mapping.clone(),
         })?),
         sts_issuer: Arc::default(),
         nmi: Arc::new(nmi::NodeAgent::new(config.pod_identity.clone())?),

@@ -9,8 +9,9 @@ use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use kite_core::aws::arn::{Arn, Resource};
 use kite_core::aws::iam::{find_provider, TokenFacts};
-use kite_core::aws::sigv4::SignedRequest;
-use kite_core::aws::sts::{ErrorCode, SessionIssuer, StsError};
+use kite_core::aws::sigv4::{self, SignedRequest};
+use kite_core::aws::sts::{ErrorCode, SessionIssuer, StsCaller, StsError};
+use kite_core::aws::user::is_user_access_key_id;
 use kite_core::aws::xml::{self, CallerIdentity};
 use kite_token::assertion;
 use serde_json::Value;
@@ -106,9 +107,34 @@ async fn assume_role_with_web_identity(state: &AppState, params: &[(String, Stri
     Ok(ok_xml(xml::assume_role_with_web_identity_response(&credentials, &session, &uuid::Uuid::new_v4().to_string())))
 }
 
+/// `None` for NotFound, so a missing key or user is the caller's error, not the server's.
+fn found<T>(r: kite_store::Result<T>) -> Result<Option<T>, StsError> {
+    match r {
+        Ok(v) => Ok(Some(v)),
+        Err(kite_store::Error::NotFound(_)) => Ok(None),
+        Err(e) => Err(internal(e)),
+    }
+}
+
+/// Who signed `request`. An IAM user's key is looked up in the store on every call, so deleting or
+/// deactivating it takes effect at once; any other key ID must be a stateless role session.
+pub async fn authenticate(state: &AppState, request: &SignedRequest) -> Result<StsCaller, StsError> {
+    let issuer = issuer(state).await?;
+    match sigv4::claimed_access_key_id(request) {
+        Some(akid) if is_user_access_key_id(&akid) => {
+            let key = found(state.store.get_access_key(&akid).await)?;
+            let user = match &key {
+                Some(k) => found(state.store.get_iam_user(&k.user_name).await)?,
+                None => None,
+            };
+            issuer.authenticate_user(request, state.now(), &akid, key.as_ref().zip(user.as_ref()))
+        }
+        _ => issuer.authenticate(request, state.now()).map(|(_, session)| StsCaller::Session(session)),
+    }
+}
+
 async fn get_caller_identity(state: &AppState, request: &SignedRequest, wants_json: bool, request_id: &str) -> Result<Response, StsError> {
-    let (_, session) = issuer(state).await?.authenticate(request, state.now())?;
-    let id = CallerIdentity::of_session(&session);
+    let id = CallerIdentity::of_caller(&authenticate(state, request).await?);
     Ok(if wants_json {
         (StatusCode::OK, [("content-type", "application/json")], xml::get_caller_identity_json(&id, request_id)).into_response()
     } else {
@@ -133,13 +159,17 @@ pub async fn endpoint(State(state): State<AppState>, method: Method, uri: Uri, h
     let result = match action.as_deref() {
         Some("AssumeRoleWithWebIdentity") => assume_role_with_web_identity(&state, &params).await,
         Some("GetCallerIdentity") => {
-            let request = SignedRequest {
+            let mut request = SignedRequest {
                 method: method.to_string(),
                 path: uri.path().to_string(),
                 query,
                 headers: headers.iter().map(|(k, v)| (k.to_string(), String::from_utf8_lossy(v.as_bytes()).into_owned())).collect(),
                 body: body.to_vec(),
             };
+            // HTTP/2 carries the host as :authority, which clients sign as `host`.
+            if let (None, Some(authority)) = (request.header("host"), uri.authority()) {
+                request.headers.push(("host".into(), authority.to_string()));
+            }
             let wants_json = headers.get("accept").and_then(|v| v.to_str().ok()).is_some_and(|a| a.contains("application/json"));
             get_caller_identity(&state, &request, wants_json, &request_id).await
         }

@@ -13,6 +13,7 @@ mod sql;
 
 use async_trait::async_trait;
 use kite_core::aws::eks::PodIdentityAssociation;
+use kite_core::aws::user::{AccessKey, KeyStatus, User};
 use kite_core::directory::{Application, ManagedIdentity, Principal, ResourceGroup, Subscription, Tenant};
 use kite_core::federation::FederatedCredential;
 use kite_core::rbac::{RoleAssignment, RoleDefinition};
@@ -178,6 +179,20 @@ pub trait Store: Send + Sync + 'static {
     async fn list_pod_identity_associations(&self, cluster: &str, namespace: Option<&str>, service_account: Option<&str>) -> Result<Vec<PodIdentityAssociation>>;
     /// Deletes the association and returns what it was.
     async fn delete_pod_identity_association(&self, cluster: &str, id: &str) -> Result<PodIdentityAssociation>;
+    /// IAM users, named case-insensitively as IAM does; `Conflict` when the name is taken.
+    async fn create_iam_user(&self, user: &User) -> Result<()>;
+    async fn get_iam_user(&self, name: &str) -> Result<User>;
+    async fn list_iam_users(&self) -> Result<Vec<User>>;
+    /// `Conflict` (IAM's DeleteConflict) while the user still has access keys, so no key is dropped unseen.
+    async fn delete_iam_user(&self, name: &str) -> Result<User>;
+    /// Adds a key to an existing user (`NotFound` otherwise), at most
+    /// [`kite_core::aws::user::MAX_ACCESS_KEYS_PER_USER`] per user (`Conflict` beyond).
+    async fn create_access_key(&self, key: &AccessKey) -> Result<()>;
+    async fn get_access_key(&self, access_key_id: &str) -> Result<AccessKey>;
+    /// The user's keys; `NotFound` when there is no such user.
+    async fn list_access_keys(&self, user_name: &str) -> Result<Vec<AccessKey>>;
+    async fn update_access_key_status(&self, access_key_id: &str, status: KeyStatus) -> Result<AccessKey>;
+    async fn delete_access_key(&self, access_key_id: &str) -> Result<AccessKey>;
 
     /// A server-wide setting written once: the first caller's `init` wins, every caller reads it.
     async fn meta_get_or_init(&self, key: &str, init: &str) -> Result<String>;

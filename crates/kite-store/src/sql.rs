@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use kite_core::aws::eks::PodIdentityAssociation;
+use kite_core::aws::user::{AccessKey, KeyStatus, User, MAX_ACCESS_KEYS_PER_USER};
 use kite_core::directory::{Application, ManagedIdentity, Principal, ResourceGroup, Subscription, Tenant};
 use kite_core::federation::{FederatedCredential, MAX_PER_OWNER};
 use kite_core::rbac::{RoleAssignment, RoleDefinition};
@@ -28,6 +29,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (2, "federated credentials", include_str!("../migrations/0002_federated_credentials.sql")),
     (3, "aws objects", include_str!("../migrations/0003_aws.sql")),
     (5, "pod identity associations", include_str!("../migrations/0005_pod_identity_associations.sql")),
+    (6, "iam users", include_str!("../migrations/0006_iam_users.sql")),
 ];
 
 impl MigrationSource<'static> for Embedded {
@@ -622,6 +624,110 @@ impl Store for SqlStore {
         Ok(a)
     }
 
+    async fn create_iam_user(&self, user: &User) -> Result<()> {
+        sqlx::query("INSERT INTO iam_users (name_key, body) VALUES ($1, $2)")
+            .bind(user.user_name.to_lowercase())
+            .bind(to_json(user)?)
+            .execute(&self.pool)
+            .await
+            .map_err(|e| conflict_or_backend(e, || format!("EntityAlreadyExists: User with name {} already exists.", user.user_name)))?;
+        Ok(())
+    }
+
+    async fn get_iam_user(&self, name: &str) -> Result<User> {
+        self.one("SELECT body FROM iam_users WHERE name_key = $1", &[name.to_lowercase()], || no_such_user(name)).await
+    }
+
+    async fn list_iam_users(&self) -> Result<Vec<User>> {
+        let r = sqlx::query("SELECT body FROM iam_users ORDER BY name_key").fetch_all(&self.pool).await.map_err(backend)?;
+        rows(&r)
+    }
+
+    async fn delete_iam_user(&self, name: &str) -> Result<User> {
+        let mut tx = self.pool.begin().await.map_err(backend)?;
+        let key = name.to_lowercase();
+        let user: User = match sqlx::query("SELECT body FROM iam_users WHERE name_key = $1").bind(&key).fetch_optional(&mut *tx).await.map_err(backend)? {
+            Some(row) => from_row(&row)?,
+            None => return Err(Error::NotFound(no_such_user(name))),
+        };
+        let keys = sqlx::query("SELECT access_key_id FROM iam_access_keys WHERE user_key = $1 ORDER BY access_key_id")
+            .bind(&key)
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(backend)?;
+        if !keys.is_empty() {
+            let ids = keys.iter().map(|r| r.try_get::<String, _>("access_key_id").map_err(backend)).collect::<Result<Vec<_>>>()?;
+            return Err(Error::Conflict(format!(
+                "DeleteConflict: Cannot delete entity, must delete access keys first: user {name} still has {} (kite iam access-key delete --user-name {name} --access-key-id ID)",
+                ids.join(", ")
+            )));
+        }
+        sqlx::query("DELETE FROM iam_users WHERE name_key = $1").bind(&key).execute(&mut *tx).await.map_err(backend)?;
+        tx.commit().await.map_err(backend)?;
+        Ok(user)
+    }
+
+    async fn create_access_key(&self, key: &AccessKey) -> Result<()> {
+        let mut tx = self.pool.begin().await.map_err(backend)?;
+        let user = key.user_name.to_lowercase();
+        if sqlx::query("SELECT name_key FROM iam_users WHERE name_key = $1").bind(&user).fetch_optional(&mut *tx).await.map_err(backend)?.is_none() {
+            return Err(Error::NotFound(no_such_user(&key.user_name)));
+        }
+        let existing = sqlx::query("SELECT access_key_id FROM iam_access_keys WHERE user_key = $1").bind(&user).fetch_all(&mut *tx).await.map_err(backend)?;
+        if existing.len() >= MAX_ACCESS_KEYS_PER_USER {
+            return Err(Error::Conflict(format!(
+                "LimitExceeded: Cannot exceed quota for AccessKeysPerUser: {MAX_ACCESS_KEYS_PER_USER}; delete one of {}'s keys first",
+                key.user_name
+            )));
+        }
+        sqlx::query("INSERT INTO iam_access_keys (access_key_id, user_key, body) VALUES ($1, $2, $3)")
+            .bind(&key.access_key_id)
+            .bind(&user)
+            .bind(to_json(key)?)
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| conflict_or_backend(e, || format!("access key {} already exists", key.access_key_id)))?;
+        tx.commit().await.map_err(backend)
+    }
+
+    async fn get_access_key(&self, access_key_id: &str) -> Result<AccessKey> {
+        self.one("SELECT body FROM iam_access_keys WHERE access_key_id = $1", &[access_key_id.to_string()], || no_such_key(access_key_id)).await
+    }
+
+    async fn list_access_keys(&self, user_name: &str) -> Result<Vec<AccessKey>> {
+        self.get_iam_user(user_name).await?;
+        let r = sqlx::query("SELECT body FROM iam_access_keys WHERE user_key = $1 ORDER BY access_key_id")
+            .bind(user_name.to_lowercase())
+            .fetch_all(&self.pool)
+            .await
+            .map_err(backend)?;
+        rows(&r)
+    }
+
+    async fn update_access_key_status(&self, access_key_id: &str, status: KeyStatus) -> Result<AccessKey> {
+        let mut key = self.get_access_key(access_key_id).await?;
+        key.status = status;
+        let r = sqlx::query("UPDATE iam_access_keys SET body = $1 WHERE access_key_id = $2")
+            .bind(to_json(&key)?)
+            .bind(access_key_id)
+            .execute(&self.pool)
+            .await
+            .map_err(backend)?;
+        if r.rows_affected() == 0 {
+            return Err(Error::NotFound(no_such_key(access_key_id)));
+        }
+        Ok(key)
+    }
+
+    async fn delete_access_key(&self, access_key_id: &str) -> Result<AccessKey> {
+        let key = self.get_access_key(access_key_id).await?;
+        let r = sqlx::query("DELETE FROM iam_access_keys WHERE access_key_id = $1").bind(access_key_id).execute(&self.pool).await.map_err(backend)?;
+        if r.rows_affected() == 0 {
+            return Err(Error::NotFound(no_such_key(access_key_id)));
+        }
+        Ok(key)
+    }
+
     async fn meta_get_or_init(&self, key: &str, init: &str) -> Result<String> {
         match sqlx::query("INSERT INTO meta (key, value) VALUES ($1, $2)").bind(key).bind(init).execute(&self.pool).await {
             Ok(_) => {}
@@ -662,6 +768,14 @@ impl Store for SqlStore {
         }
         Ok(())
     }
+}
+
+fn no_such_user(name: &str) -> String {
+    format!("NoSuchEntity: The user with name {name} cannot be found (kite iam user list)")
+}
+
+fn no_such_key(access_key_id: &str) -> String {
+    format!("NoSuchEntity: The Access Key with id {access_key_id} cannot be found")
 }
 
 async fn insert_application(tx: &mut Tx<'_>, app: &Application) -> Result<()> {

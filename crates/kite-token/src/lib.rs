@@ -143,6 +143,18 @@ impl KeySet {
 
     /// Verifies signature (RS256 only, key by `kid`), `exp`/`nbf` at `now` with no leeway, `aud` and `iss`.
     pub fn verify(&self, token: &str, audiences: &[&str], issuer: &str, now_unix: i64) -> Result<AccessClaims> {
+        let c = self.verify_ignoring_time(token, audiences, issuer)?;
+        if now_unix >= c.exp {
+            return Err(Error::Invalid(format!("the token expired at {} (unix time)", c.exp)));
+        }
+        if now_unix < c.nbf {
+            return Err(Error::Invalid("the token is not valid yet".into()));
+        }
+        Ok(c)
+    }
+
+    /// [`KeySet::verify`] without the time checks, for callers that explain expiry in their own words.
+    pub fn verify_ignoring_time(&self, token: &str, audiences: &[&str], issuer: &str) -> Result<AccessClaims> {
         let header = jsonwebtoken::decode_header(token).map_err(|e| Error::Invalid(format!("malformed token: {e}")))?;
         if header.alg != Algorithm::RS256 {
             return Err(Error::Invalid(format!("algorithm {:?} is not accepted; kite signs with RS256", header.alg)));
@@ -158,14 +170,7 @@ impl KeySet {
         v.leeway = 0;
         v.set_required_spec_claims(&["exp", "nbf", "aud", "iss"]);
         let data = jsonwebtoken::decode::<AccessClaims>(token, key, &v).map_err(|e| Error::Invalid(e.to_string()))?;
-        let c = data.claims;
-        if now_unix >= c.exp {
-            return Err(Error::Invalid(format!("the token expired at {} (unix time)", c.exp)));
-        }
-        if now_unix < c.nbf {
-            return Err(Error::Invalid("the token is not valid yet".into()));
-        }
-        Ok(c)
+        Ok(data.claims)
     }
 }
 

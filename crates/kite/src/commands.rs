@@ -47,6 +47,61 @@ pub enum IamCmd {
     /// Roles with trust policies.
     #[command(subcommand)]
     Role(IamRoleCmd),
+    /// IAM users: people or tools that sign with long-term access keys.
+    #[command(subcommand)]
+    User(IamUserCmd),
+    /// A user's long-term access keys (at most 2; the secret is printed once, at creation).
+    #[command(subcommand)]
+    AccessKey(AccessKeyCmd),
+}
+
+#[derive(Subcommand)]
+pub enum IamUserCmd {
+    Create {
+        #[arg(long)]
+        user_name: String,
+        #[arg(long)]
+        path: Option<String>,
+    },
+    List,
+    Show {
+        #[arg(long)]
+        user_name: String,
+    },
+    /// Refused while the user has access keys (delete them first), as in IAM.
+    Delete {
+        #[arg(long)]
+        user_name: String,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum AccessKeyCmd {
+    /// Prints AccessKeyId and SecretAccessKey; the secret cannot be shown again.
+    Create {
+        #[arg(long)]
+        user_name: String,
+    },
+    List {
+        #[arg(long)]
+        user_name: String,
+    },
+    /// Active keys sign; Inactive keys are refused until reactivated.
+    Update {
+        #[arg(long)]
+        access_key_id: String,
+        #[arg(long, value_parser = ["Active", "Inactive"])]
+        status: String,
+        #[arg(long)]
+        user_name: Option<String>,
+    },
+    /// The key stops working at once.
+    Delete {
+        #[arg(long)]
+        access_key_id: String,
+        #[arg(long)]
+        user_name: Option<String>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -899,6 +954,28 @@ async fn iam(cmd: IamCmd, client: &mut Client, format: Format, query: Option<&st
         IamCmd::Role(IamRoleCmd::Show { role_name }) => json!({"Role": client.call(Method::GET, &format!("/kite/aws/roles/{role_name}"), None).await?}),
         IamCmd::Role(IamRoleCmd::Delete { role_name }) => {
             client.call(Method::DELETE, &format!("/kite/aws/roles/{role_name}"), None).await?;
+            return Ok(ExitCode::SUCCESS);
+        }
+        IamCmd::User(IamUserCmd::Create { user_name, path }) => {
+            client.call(Method::POST, "/kite/aws/users", Some(&json!({"UserName": user_name, "Path": path}))).await?
+        }
+        IamCmd::User(IamUserCmd::List) => client.call(Method::GET, "/kite/aws/users", None).await?,
+        IamCmd::User(IamUserCmd::Show { user_name }) => client.call(Method::GET, &format!("/kite/aws/users/{user_name}"), None).await?,
+        IamCmd::User(IamUserCmd::Delete { user_name }) => {
+            client.call(Method::DELETE, &format!("/kite/aws/users/{user_name}"), None).await?;
+            return Ok(ExitCode::SUCCESS);
+        }
+        IamCmd::AccessKey(AccessKeyCmd::Create { user_name }) => {
+            client.call(Method::POST, &format!("/kite/aws/users/{user_name}/accessKeys"), None).await?
+        }
+        IamCmd::AccessKey(AccessKeyCmd::List { user_name }) => client.call(Method::GET, &format!("/kite/aws/users/{user_name}/accessKeys"), None).await?,
+        IamCmd::AccessKey(AccessKeyCmd::Update { access_key_id, status, user_name }) => {
+            let owner: Vec<(&str, String)> = user_name.into_iter().map(|u| ("UserName", u)).collect();
+            client.call_with(Method::PATCH, &format!("/kite/aws/accessKeys/{access_key_id}"), &owner, Some(&json!({"Status": status}))).await?
+        }
+        IamCmd::AccessKey(AccessKeyCmd::Delete { access_key_id, user_name }) => {
+            let owner: Vec<(&str, String)> = user_name.into_iter().map(|u| ("UserName", u)).collect();
+            client.call_with(Method::DELETE, &format!("/kite/aws/accessKeys/{access_key_id}"), &owner, None).await?;
             return Ok(ExitCode::SUCCESS);
         }
     };

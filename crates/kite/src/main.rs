@@ -107,6 +107,14 @@ pub struct ServeArgs {
     /// CONFIG_MAP, API_AND_CONFIG_MAP or API, as EKS's authentication modes.
     #[arg(long, default_value = "CONFIG_MAP")]
     authentication_mode: kite_k8s::awsauth::AuthenticationMode,
+    /// Accept kite-issued access tokens for this audience at /authenticate (e.g. AKS's server app ID
+    /// 6dae42f8-4368-4678-94ff-3960e28e3630); the username is the token's oid unless --entra-mapping says otherwise.
+    #[arg(long)]
+    entra_audience: Option<String>,
+    /// YAML mapping principals (objectId or appId) to a Kubernetes username and groups; only listed ones
+    /// authenticate. Re-read as it changes.
+    #[arg(long, requires = "entra_audience")]
+    entra_mapping: Option<PathBuf>,
     /// Kubernetes YAML (Pods with status.podIP, AzureIdentity, AzureIdentityBinding, AzurePodIdentityException)
     /// for the node agent's IMDS endpoint; re-read as it changes.
     #[arg(long = "pod-identity-dir")]
@@ -146,6 +154,8 @@ async fn main() -> ExitCode {
                 aws_auth: args.aws_auth,
                 access_entries: args.access_entries,
                 authentication_mode: args.authentication_mode,
+                entra_audience: args.entra_audience,
+                entra_mapping: args.entra_mapping,
                 pod_identity: args.pod_identity,
                 cluster_issuer: args.cluster_issuer,
             };

@@ -4,6 +4,7 @@
 //! - [`arn`]: ARNs of roles, users, OIDC providers and STS sessions; canonicalisation.
 //! - [`eks`]: EKS Pod Identity associations and the pod-to-role decision.
 //! - [`iam`]: roles, OIDC providers, and the web-identity trust-policy decision with its explanation.
+//! - [`user`]: IAM users and their long-term access keys (no secret stored).
 //! - [`sts`]: temporary credentials that need no storage (secrets derived, session tokens sealed).
 //! - [`sigv4`]: Signature Version 4 verification (header and presigned), canonicalised as botocore does.
 //! - [`xml`]: STS response and error documents (and the JSON form aws-iam-authenticator reads).
@@ -13,6 +14,7 @@ pub mod eks;
 pub mod iam;
 pub mod sigv4;
 pub mod sts;
+pub mod user;
 pub mod xml;
 
 pub use arn::{canonicalize, Arn, Resource};

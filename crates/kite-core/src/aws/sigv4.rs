@@ -288,6 +288,16 @@ struct Claimed<'a> {
     presigned: bool,
 }
 
+/// The access key ID a request says it is signed with, unverified: lets the caller find a stored
+/// key before calling [`verify`].
+pub fn claimed_access_key_id(req: &SignedRequest) -> Option<String> {
+    let credential = match req.header("authorization") {
+        Some(auth) => auth.split([' ', ',']).find_map(|part| part.trim().strip_prefix("Credential="))?,
+        None => req.query_values("X-Amz-Credential").into_iter().next()?,
+    };
+    credential.split('/').next().filter(|id| !id.is_empty()).map(str::to_string)
+}
+
 /// Verifies a request signed for kite's STS (service `sts`, any region).
 pub fn verify(req: &SignedRequest, now: OffsetDateTime, secret_for: impl Fn(&str) -> Option<String>) -> Result<Verified, SigV4Error> {
     verify_for_service(req, SERVICE, now, secret_for)

@@ -2,7 +2,8 @@
 //!
 //! Security-sensitive. Everything derives from one master key held by the server:
 //! - the secret access key of a session is `base64(HMAC-SHA256(K_secret, access_key_id))` cut to
-//!   AWS's 40 characters, so it can be recomputed from the access key ID on every request;
+//!   AWS's 40 characters, so it can be recomputed from the access key ID on every request (IAM
+//!   users' long-term `AKIA…` keys derive theirs the same way; only their ID and status are stored);
 //! - the session token is the session's facts in JSON, sealed with `HMAC-SHA256(K_token, payload)`,
 //!   so whoever presents it can be trusted for exactly those facts until `exp`.
 //!
@@ -22,6 +23,7 @@ use time::{Duration, OffsetDateTime};
 use super::arn::{validate_session_name, Arn, Resource};
 use super::iam::{evaluate_web_identity_trust, OidcProvider, Role, TokenFacts, MIN_SESSION_DURATION};
 use super::sigv4::{self, SignedRequest, Verified};
+use super::user::{is_user_access_key_id, AccessKey, KeyStatus, User};
 use crate::{Error, Result};
 
 /// Session tokens longer than this are refused before any decoding.
@@ -217,9 +219,16 @@ impl SessionIssuer {
     /// The secret access key of a session access key ID, or `None` for IDs kite never issues.
     /// Knowing an ID does not reveal its secret: that needs the master key.
     pub fn secret_for(&self, access_key_id: &str) -> Option<String> {
-        if !is_session_access_key_id(access_key_id) {
-            return None;
-        }
+        is_session_access_key_id(access_key_id).then(|| self.derive_secret(access_key_id)).flatten()
+    }
+
+    /// The secret of an IAM user's long-term key (`AKIA…`), derived the same way from its ID, so
+    /// kite stores no secret for it. Shown once at creation; recomputed on every signed request.
+    pub fn user_key_secret(&self, key: &AccessKey) -> Option<String> {
+        is_user_access_key_id(&key.access_key_id).then(|| self.derive_secret(&key.access_key_id)).flatten()
+    }
+
+    fn derive_secret(&self, access_key_id: &str) -> Option<String> {
         let mac = hmac_sha256(&self.secret_key, access_key_id.as_bytes())?;
         let mut secret = STANDARD.encode(mac);
         secret.truncate(40);
@@ -380,6 +389,74 @@ impl SessionIssuer {
         }
         Ok((verified, session))
     }
+
+    /// Authenticates a request signed with an IAM user's long-term key `access_key_id`. `stored`
+    /// is what the store holds for that key and its owner (`None` when either is gone: a deleted
+    /// key or user stops working at once). An inactive key is refused, and so is a session token,
+    /// which long-term keys never carry.
+    pub fn authenticate_user(&self, req: &SignedRequest, now: OffsetDateTime, access_key_id: &str, stored: Option<(&AccessKey, &User)>) -> Result<StsCaller, StsError> {
+        let invalid = |why: String| StsError::new(ErrorCode::InvalidClientTokenId, format!("The security token included in the request is invalid: {why}"));
+        let Some((key, user)) = stored else {
+            return Err(invalid(format!("access key {access_key_id} does not exist (deleted, or never issued by this kite; kite iam access-key list --user-name NAME)")));
+        };
+        if key.status != KeyStatus::Active {
+            return Err(invalid(format!("access key {access_key_id} of user {} is {}", user.user_name, key.status)));
+        }
+        let verified = sigv4::verify(req, now, |akid| if akid == key.access_key_id { self.user_key_secret(key) } else { None })
+            .map_err(|e| StsError::new(e.code(), e.to_string()))?;
+        if verified.security_token.is_some() {
+            return Err(invalid("long-term access keys sign without a session token; unset AWS_SESSION_TOKEN".into()));
+        }
+        Ok(StsCaller::User { user: user.clone(), access_key_id: key.access_key_id.clone() })
+    }
+}
+
+/// Who signed an STS request: a role session (stateless `ASIA…` credentials) or an IAM user (a
+/// stored `AKIA…` key).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum StsCaller {
+    Session(Session),
+    User { user: User, access_key_id: String },
+}
+
+impl StsCaller {
+    /// The caller's ARN as GetCallerIdentity reports it (assumed-role ARN for a session).
+    pub fn arn(&self) -> &Arn {
+        match self {
+            StsCaller::Session(s) => &s.assumed_role_arn,
+            StsCaller::User { user, .. } => &user.arn,
+        }
+    }
+
+    /// GetCallerIdentity's `UserId`: `ROLEID:session` or the user's `AIDA…` ID.
+    pub fn user_id(&self) -> String {
+        match self {
+            StsCaller::Session(s) => s.assumed_role_id(),
+            StsCaller::User { user, .. } => user.user_id.clone(),
+        }
+    }
+
+    /// The role's or user's unique ID, the part aws-iam-authenticator puts in a TokenReview `uid`.
+    pub fn stable_id(&self) -> &str {
+        match self {
+            StsCaller::Session(s) => &s.role_id,
+            StsCaller::User { user, .. } => &user.user_id,
+        }
+    }
+
+    pub fn access_key_id(&self) -> &str {
+        match self {
+            StsCaller::Session(s) => &s.access_key_id,
+            StsCaller::User { access_key_id, .. } => access_key_id,
+        }
+    }
+
+    pub fn session_name(&self) -> Option<&str> {
+        match self {
+            StsCaller::Session(s) => Some(&s.session_name),
+            StsCaller::User { .. } => None,
+        }
+    }
 }
 
 fn check_session_name(name: &str) -> Result<(), StsError> {
@@ -418,6 +495,7 @@ fn check_duration(requested: Option<u32>, role: &Role) -> Result<u32, StsError> 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::aws::xml;
     use serde_json::json;
     use time::macros::datetime;
 
@@ -534,6 +612,48 @@ mod tests {
         f.aud = vec!["nope".into()];
         let e = issuer().assume_role_with_web_identity(&role(None), "s1", &provider(), &f, None, NOW).unwrap_err();
         assert_eq!(e.code, ErrorCode::InvalidIdentityToken);
+    }
+
+    fn signed_by(akid: &str, secret: &str, token: Option<&str>) -> SignedRequest {
+        let mut req = SignedRequest {
+            method: "POST".into(),
+            path: "/".into(),
+            headers: vec![("Host".into(), "kite.test".into()), ("Content-Type".into(), "application/x-www-form-urlencoded; charset=utf-8".into())],
+            body: b"Action=GetCallerIdentity&Version=2011-06-15".to_vec(),
+            ..Default::default()
+        };
+        let signer = sigv4::Signer { access_key_id: akid, secret_access_key: secret, session_token: token, region: "us-east-1", service: "sts" };
+        sigv4::sign(&mut req, &signer, NOW);
+        req
+    }
+
+    #[test]
+    fn a_user_key_signs_with_its_derived_secret_until_it_is_gone_or_inactive() {
+        let user = User::new("123456789012", "6248", None, NOW).unwrap();
+        let key = AccessKey::new(&user, NOW);
+        let secret = issuer().user_key_secret(&key).unwrap();
+        assert_eq!(secret.len(), 40);
+        assert_ne!(SessionIssuer::new(&[8u8; 32]).unwrap().user_key_secret(&key), Some(secret.clone()), "the secret depends on the master key");
+        assert_eq!(issuer().secret_for(&key.access_key_id), None, "a user key is not a session key");
+
+        let req = signed_by(&key.access_key_id, &secret, None);
+        assert_eq!(sigv4::claimed_access_key_id(&req).as_deref(), Some(key.access_key_id.as_str()));
+        let who = issuer().authenticate_user(&req, NOW, &key.access_key_id, Some((&key, &user))).unwrap();
+        let id = xml::CallerIdentity::of_caller(&who);
+        assert_eq!((id.arn.as_str(), id.user_id.as_str(), id.account.as_str()), ("arn:aws:iam::123456789012:user/6248", user.user_id.as_str(), "123456789012"));
+        assert_eq!((who.session_name(), who.stable_id(), who.access_key_id()), (None, user.user_id.as_str(), key.access_key_id.as_str()));
+
+        let gone = issuer().authenticate_user(&req, NOW, &key.access_key_id, None).unwrap_err();
+        assert_eq!(gone.code, ErrorCode::InvalidClientTokenId);
+        assert!(gone.message.contains("does not exist"), "{}", gone.message);
+        let off = AccessKey { status: KeyStatus::Inactive, ..key.clone() };
+        let e = issuer().authenticate_user(&req, NOW, &key.access_key_id, Some((&off, &user))).unwrap_err();
+        assert!(e.message.contains("is Inactive"), "{}", e.message);
+        let wrong = signed_by(&key.access_key_id, &"x".repeat(40), None);
+        assert_eq!(issuer().authenticate_user(&wrong, NOW, &key.access_key_id, Some((&key, &user))).unwrap_err().code, ErrorCode::SignatureDoesNotMatch);
+        let with_token = signed_by(&key.access_key_id, &secret, Some("tok"));
+        let e = issuer().authenticate_user(&with_token, NOW, &key.access_key_id, Some((&key, &user))).unwrap_err();
+        assert!(e.message.contains("AWS_SESSION_TOKEN"), "{}", e.message);
     }
 
     #[test]

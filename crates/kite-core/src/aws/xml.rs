@@ -6,7 +6,7 @@ use quick_xml::escape::escape;
 use serde_json::json;
 use time::OffsetDateTime;
 
-use super::sts::{Credentials, ErrorCode, Session};
+use super::sts::{Credentials, ErrorCode, Session, StsCaller};
 
 /// The namespace of every STS response.
 pub const NAMESPACE: &str = "https://sts.amazonaws.com/doc/2011-06-15/";
@@ -29,6 +29,10 @@ pub struct CallerIdentity {
 impl CallerIdentity {
     pub fn of_session(s: &Session) -> CallerIdentity {
         CallerIdentity { arn: s.assumed_role_arn.to_string(), user_id: s.assumed_role_id(), account: s.account().to_string() }
+    }
+
+    pub fn of_caller(s: &StsCaller) -> CallerIdentity {
+        CallerIdentity { arn: s.arn().to_string(), user_id: s.user_id(), account: s.arn().account().to_string() }
     }
 }
 

@@ -20,6 +20,8 @@ pub fn config(home: &Path, database_url: &str, eks_cluster: Option<&str>, aws_au
         aws_auth,
         access_entries: None,
         authentication_mode: kite_k8s::awsauth::AuthenticationMode::ConfigMap,
+        entra_audience: None,
+        entra_mapping: None,
         pod_identity: Vec::new(),
         cluster_issuer: None,
     }

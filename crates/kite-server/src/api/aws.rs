@@ -16,7 +16,7 @@ use crate::auth::{authorize, Caller};
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
 
-fn rfc3339(t: &time::OffsetDateTime) -> String {
+pub(crate) fn rfc3339(t: &time::OffsetDateTime) -> String {
     t.format(&time::format_description::well_known::Rfc3339).unwrap_or_default()
 }
 
@@ -29,7 +29,7 @@ pub fn render_provider(p: &OidcProvider) -> Value {
     json!({"Arn": p.arn.to_string(), "Url": p.url, "ClientIDList": p.client_ids, "ThumbprintList": p.thumbprints})
 }
 
-async fn may(state: &AppState, caller: &Caller, verb: &str) -> ApiResult<()> {
+pub(crate) async fn may(state: &AppState, caller: &Caller, verb: &str) -> ApiResult<()> {
     authorize(state, caller, &format!("Kite.Aws/iam/{verb}"), &Scope::subscription(&state.default_subscription())).await
 }
 
@@ -37,7 +37,7 @@ fn decode<T: serde::de::DeserializeOwned>(v: Value) -> ApiResult<T> {
     serde_json::from_value(v).map_err(|e| ApiError::from(kite_store::Error::Backend(format!("stored IAM object does not parse: {e}"))))
 }
 
-fn iam_error(e: kite_store::Error) -> ApiError {
+pub(crate) fn iam_error(e: kite_store::Error) -> ApiError {
     match e {
         kite_store::Error::NotFound(m) => ApiError::not_found("NoSuchEntity", m),
         kite_store::Error::Conflict(m) => ApiError::new(StatusCode::CONFLICT, "EntityAlreadyExists", m),

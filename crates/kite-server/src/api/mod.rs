@@ -4,6 +4,7 @@
 
 pub mod authorization;
 pub mod aws;
+pub mod aws_users;
 pub mod directory;
 pub mod eks;
 pub mod groups;

@@ -300,6 +300,41 @@ pub async fn pod_identity_associations_are_one_per_service_account_per_cluster(s
     store.create_pod_identity_association(&new("prod", "default", "app")).await.unwrap();
 }
 
+pub async fn iam_users_and_access_keys(store: impl Store) {
+    use kite_core::aws::user::{AccessKey, KeyStatus, User};
+    let user = User::new("123456789012", "6248", None, NOW).unwrap();
+    store.create_iam_user(&user).await.unwrap();
+    let twin = User::new("123456789012", "6248", None, NOW).unwrap();
+    assert!(matches!(store.create_iam_user(&twin).await, Err(Error::Conflict(m)) if m.contains("EntityAlreadyExists")));
+    assert_eq!(store.get_iam_user("6248").await.unwrap(), user);
+    assert_eq!(store.list_iam_users().await.unwrap(), vec![user.clone()]);
+
+    let (k1, k2, k3) = (AccessKey::new(&user, NOW), AccessKey::new(&user, NOW), AccessKey::new(&user, NOW));
+    store.create_access_key(&k1).await.unwrap();
+    store.create_access_key(&k2).await.unwrap();
+    assert!(matches!(store.create_access_key(&k3).await, Err(Error::Conflict(m)) if m.contains("LimitExceeded")), "two keys per user, as IAM");
+    let stranger = User::new("123456789012", "nobody", None, NOW).unwrap();
+    assert!(matches!(store.create_access_key(&AccessKey::new(&stranger, NOW)).await, Err(Error::NotFound(_))));
+    let mut both = vec![k1.clone(), k2.clone()];
+    both.sort_by(|a, b| a.access_key_id.cmp(&b.access_key_id));
+    assert_eq!(store.list_access_keys("6248").await.unwrap(), both);
+    assert!(matches!(store.list_access_keys("nobody").await, Err(Error::NotFound(_))));
+
+    let off = store.update_access_key_status(&k1.access_key_id, KeyStatus::Inactive).await.unwrap();
+    assert_eq!(off.status, KeyStatus::Inactive);
+    assert_eq!(store.get_access_key(&k1.access_key_id).await.unwrap().status, KeyStatus::Inactive);
+
+    // A user with keys cannot be deleted (nothing vanishes by accident); once they are gone it can.
+    assert!(matches!(store.delete_iam_user("6248").await, Err(Error::Conflict(m)) if m.contains(&k2.access_key_id)));
+    assert_eq!(store.get_iam_user("6248").await.unwrap(), user, "a refused delete changes nothing");
+    store.delete_access_key(&k1.access_key_id).await.unwrap();
+    store.delete_access_key(&k2.access_key_id).await.unwrap();
+    assert!(matches!(store.get_access_key(&k2.access_key_id).await, Err(Error::NotFound(_))));
+    assert!(matches!(store.delete_access_key(&k2.access_key_id).await, Err(Error::NotFound(_))));
+    assert_eq!(store.delete_iam_user("6248").await.unwrap(), user);
+    assert!(matches!(store.get_iam_user("6248").await, Err(Error::NotFound(m)) if m.contains("NoSuchEntity")));
+}
+
 #[macro_export]
 macro_rules! conformance_tests {
     ($make:path) => {
@@ -309,7 +344,8 @@ macro_rules! conformance_tests {
             concurrent_application_updates_all_land, role_assignments_filter_like_az,
             custom_roles_cannot_be_deleted_while_assigned, signing_keys_round_trip,
             federated_credentials_are_per_owner_capped_and_go_with_their_identity, aws_objects_and_write_once_settings,
-            pod_identity_associations_are_one_per_service_account_per_cluster);
+            pod_identity_associations_are_one_per_service_account_per_cluster,
+            iam_users_and_access_keys);
     };
     (@cases $make:path; $($case:ident),*) => {
         $(

@@ -1,0 +1,112 @@
+//! TokenReviews for kite-issued (Entra-shaped) access tokens, as AKS's managed AAD answers them:
+//! the token must be signed by one of kite's published keys, issued by this kite's tenant, for the
+//! cluster's audience (e.g. AKS's server app ID `6dae42f8-4368-4678-94ff-3960e28e3630`), and
+//! unexpired; its principal is then named through `kite_k8s::entra`. Security-sensitive: claims
+//! are only believed after the signature checks out, except the issuer, which is read first so a
+//! foreign token is refused as foreign rather than as signed by an unknown key.
+
+use std::path::PathBuf;
+use std::sync::{Arc, RwLock};
+
+use kite_k8s::entra::{default_identity, EntraMapping, TokenPrincipal};
+use kite_k8s::k8s_openapi::api::authentication::v1::UserInfo;
+use kite_token::assertion;
+use time::OffsetDateTime;
+
+use crate::state::AppState;
+use crate::watch::Watched;
+
+/// What `/authenticate` needs to accept kite-issued tokens.
+pub struct EntraReview {
+    /// The `aud` tokens must carry.
+    pub audience: String,
+    mapping_path: Option<PathBuf>,
+    mapping: RwLock<Option<Arc<EntraMapping>>>,
+    watched: Watched,
+}
+
+fn read_mapping(path: &std::path::Path) -> Result<EntraMapping, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    EntraMapping::parse(&text).map_err(|e| format!("{} is refused:\n{e}", path.display()))
+}
+
+fn rfc3339(unix: i64) -> String {
+    OffsetDateTime::from_unix_timestamp(unix).ok().and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok()).unwrap_or_else(|| unix.to_string())
+}
+
+impl EntraReview {
+    /// A mapping file that cannot be read or validated at start-up is a configuration error.
+    pub fn new(audience: String, mapping_path: Option<PathBuf>) -> anyhow::Result<EntraReview> {
+        let review = EntraReview { audience, mapping: RwLock::new(None), watched: Watched::default(), mapping_path };
+        if let Some(path) = &review.mapping_path {
+            let mapping = read_mapping(path).map_err(|e| anyhow::anyhow!("--entra-mapping {e}"))?;
+            review.watched.changed(std::slice::from_ref(path));
+            review.set(mapping);
+        }
+        Ok(review)
+    }
+
+    fn set(&self, mapping: EntraMapping) {
+        if let Ok(mut m) = self.mapping.write() {
+            *m = Some(Arc::new(mapping));
+        }
+    }
+
+    /// Re-reads the mapping when it changed; a broken one is logged and the last good one stays.
+    pub fn reload(&self) {
+        let Some(path) = &self.mapping_path else { return };
+        if !self.watched.changed(std::slice::from_ref(path)) {
+            return;
+        }
+        match read_mapping(path) {
+            Ok(mapping) => {
+                tracing::info!("Entra mapping reloaded from {}", path.display());
+                self.set(mapping);
+            }
+            Err(e) => tracing::warn!("Entra mapping not reloaded, the last good one stays in force: {e}"),
+        }
+    }
+
+    /// Who a kite-issued access token belongs to, or why it is refused.
+    pub fn identify(&self, state: &AppState, token: &str) -> Result<UserInfo, String> {
+        let peeked = assertion::peek(token).map_err(|e| format!("the token is neither an `aws eks get-token` token nor a JWT access token: {}", e.detail()))?;
+        let (v2, v1) = (state.issuer_v2(), state.issuer_v1());
+        let iss = peeked.str_claim("iss").unwrap_or_default();
+        if iss != v2 && iss != v1 {
+            return Err(format!("the token's issuer '{iss}' is not this kite ('{v2}' or '{v1}'): only kite-issued access tokens are accepted"));
+        }
+        // The signature first (with the token's own audience), so nothing below trusts forged claims.
+        let aud = peeked.audiences();
+        let auds: Vec<&str> = aud.iter().map(String::as_str).collect();
+        let claims = state.keys().verify_ignoring_time(token, &auds, iss).map_err(|e| format!("the token does not verify with kite's published keys: {e}"))?;
+        if claims.aud != self.audience {
+            return Err(format!(
+                "the token is for audience '{}', but this cluster accepts '{}': request it with scope {}/.default (kubelogin --server-id {})",
+                claims.aud, self.audience, self.audience, self.audience
+            ));
+        }
+        let now = state.now().unix_timestamp();
+        if now >= claims.exp {
+            return Err(format!("the token expired at {} ({} seconds ago): get a new one", rfc3339(claims.exp), now - claims.exp));
+        }
+        if now < claims.nbf {
+            return Err(format!("the token is not valid before {}", rfc3339(claims.nbf)));
+        }
+        if claims.tid != state.tenant.tenant_id.to_string() {
+            return Err(format!("the token is from tenant {}, not this kite's {}", claims.tid, state.tenant.tenant_id));
+        }
+        let principal = TokenPrincipal { oid: &claims.oid, appid: &claims.appid };
+        let mapping = self.mapping.read().ok().and_then(|m| m.clone());
+        let id = match (&mapping, &self.mapping_path) {
+            (Some(m), Some(path)) => m.map(principal).map_err(|e| format!("{e} ({})", path.display()))?,
+            _ => default_identity(principal),
+        };
+        let extra = [("oid", claims.oid.clone()), ("appid", claims.appid.clone()), ("tid", claims.tid.clone())];
+        Ok(UserInfo {
+            username: Some(id.username),
+            uid: Some(claims.oid.clone()),
+            groups: Some(id.groups),
+            extra: Some(extra.into_iter().map(|(k, v)| (k.to_string(), vec![v])).collect()),
+        })
+    }
+}

@@ -1,0 +1,165 @@
+//! End to end: who `POST /authenticate` says a token belongs to. IAM users with static keys made
+//! by the CLI sign STS calls and EKS tokens (as botocore would, with kite-core's signer); kite-issued
+//! access tokens from the token endpoint are mapped as AKS maps Entra tokens. The Python suite in
+//! tests/compat drives the same paths with awscli, boto3 and azure-identity.
+mod support;
+
+use std::process::Command;
+
+use base64::Engine;
+use kite_core::aws::sigv4::{self, SignedRequest, Signer};
+use serde_json::{json, Value};
+use support::{Cli, Server};
+
+const AKS_SERVER_APP: &str = "6dae42f8-4368-4678-94ff-3960e28e3630";
+
+fn curl_text(server: &Server, args: &[&str], path: &str) -> String {
+    let out = Command::new("curl").args(["-s", "--cacert", server.ca().to_str().unwrap()]).args(args).arg(format!("{}{path}", server.url)).output().unwrap();
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn curl(server: &Server, args: &[&str], path: &str) -> Value {
+    let text = curl_text(server, args, path);
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}: {text}"))
+}
+
+fn review(server: &Server, token: &str) -> Value {
+    let body = json!({"apiVersion": "authentication.k8s.io/v1", "kind": "TokenReview", "spec": {"token": token}});
+    curl(server, &["-H", "content-type: application/json", "-d", &body.to_string()], "/authenticate")["status"].clone()
+}
+
+fn host(server: &Server) -> String {
+    server.url.split("://").nth(1).unwrap().to_string()
+}
+
+/// GetCallerIdentity signed with the key, sent over HTTPS (JSON when it succeeds, STS's XML error otherwise).
+fn get_caller_identity(server: &Server, akid: &str, secret: &str) -> String {
+    let mut req = SignedRequest {
+        method: "POST".into(),
+        path: "/".into(),
+        headers: vec![("Host".into(), host(server)), ("Content-Type".into(), "application/x-www-form-urlencoded".into())],
+        body: b"Action=GetCallerIdentity&Version=2011-06-15".to_vec(),
+        ..Default::default()
+    };
+    let signer = Signer { access_key_id: akid, secret_access_key: secret, session_token: None, region: "us-east-1", service: "sts" };
+    sigv4::sign(&mut req, &signer, time::OffsetDateTime::now_utc());
+    let mut args: Vec<String> = vec!["-H".into(), "Accept: application/json".into()];
+    for (k, v) in req.headers.iter().filter(|(k, _)| k != "Host") {
+        args.extend(["-H".into(), format!("{k}: {v}")]);
+    }
+    args.extend(["--data-binary".into(), String::from_utf8(req.body).unwrap()]);
+    curl_text(server, &args.iter().map(String::as_str).collect::<Vec<_>>(), "/")
+}
+
+/// What `aws eks get-token` makes: a presigned GetCallerIdentity URL with x-k8s-aws-id signed.
+fn eks_token(server: &Server, cluster: &str, akid: &str, secret: &str) -> String {
+    let mut req = SignedRequest {
+        method: "GET".into(),
+        path: "/".into(),
+        query: vec![("Action".into(), "GetCallerIdentity".into()), ("Version".into(), "2011-06-15".into())],
+        headers: vec![("host".into(), host(server)), ("x-k8s-aws-id".into(), cluster.into())],
+        ..Default::default()
+    };
+    let signer = Signer { access_key_id: akid, secret_access_key: secret, session_token: None, region: "us-east-1", service: "sts" };
+    sigv4::presign(&mut req, &signer, time::OffsetDateTime::now_utc(), 60);
+    let query: Vec<String> = req.query.iter().map(|(k, v)| format!("{}={}", sigv4::uri_encode(k, false), sigv4::uri_encode(v, false))).collect();
+    let url = format!("{}/?{}", server.url, query.join("&"));
+    format!("{}{}", sigv4::EKS_TOKEN_PREFIX, base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(url))
+}
+
+#[test]
+fn an_iam_users_static_key_is_who_sts_and_the_authenticator_say_until_it_is_deactivated_or_deleted() {
+    let dir = tempfile::tempdir().unwrap();
+    let auth = dir.path().join("aws-auth.yaml");
+    std::fs::write(&auth, "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: aws-auth\n  namespace: kube-system\ndata: {}\n").unwrap();
+    let server = Server::start(&dir.path().join("srv"), &["--eks-cluster", "prod", "--aws-auth", auth.to_str().unwrap()]);
+    let cli = Cli::admin(&dir.path().join("cli"), &server);
+
+    let user = cli.run(&["iam", "user", "create", "--user-name", "6248"]).ok()["User"].clone();
+    cli.run(&["iam", "user", "create", "--user-name", "6248"]).fails_with(&["EntityAlreadyExists"]);
+    cli.run(&["iam", "user", "create", "--user-name", "has space"]).fails_with(&["invalid user name"]);
+    let arn = user["Arn"].as_str().unwrap();
+    assert!(arn.starts_with("arn:aws:iam::") && arn.ends_with(":user/6248"), "{arn}");
+    let key = cli.run(&["iam", "access-key", "create", "--user-name", "6248"]).ok()["AccessKey"].clone();
+    let (akid, secret) = (key["AccessKeyId"].as_str().unwrap(), key["SecretAccessKey"].as_str().unwrap());
+    cli.run(&["iam", "access-key", "create", "--user-name", "6248"]).ok();
+    cli.run(&["iam", "access-key", "create", "--user-name", "6248"]).fails_with(&["LimitExceeded"]);
+    cli.run(&["iam", "access-key", "create", "--user-name", "nobody"]).fails_with(&["NoSuchEntity", "nobody"]);
+    let listed = cli.run(&["iam", "access-key", "list", "--user-name", "6248", "--query", "AccessKeyMetadata[].SecretAccessKey"]).ok();
+    assert_eq!(listed, json!([]), "no secret is ever listed");
+
+    let me: Value = serde_json::from_str(&get_caller_identity(&server, akid, secret)).unwrap();
+    let result = &me["GetCallerIdentityResponse"]["GetCallerIdentityResult"];
+    assert_eq!((&result["Arn"], &result["UserId"]), (&user["Arn"], &user["UserId"]), "{me}");
+    let wrong = get_caller_identity(&server, akid, &"x".repeat(40));
+    assert!(wrong.contains("<Code>SignatureDoesNotMatch</Code>"), "{wrong}");
+
+    let token = eks_token(&server, "prod", akid, secret);
+    let refused = review(&server, &token);
+    assert_ne!(refused["authenticated"], true);
+    assert!(refused["error"].as_str().unwrap().contains(arn), "{refused}");
+    cli.run(&["eks", "iamidentitymapping", "create", "--cluster", "prod", "--aws-auth", auth.to_str().unwrap(), "--arn", arn, "--username", "6248", "--group", "eks-console-dashboard-full-access-group"]).ok();
+    std::thread::sleep(std::time::Duration::from_secs(6));
+    let ok = review(&server, &token);
+    assert_eq!(ok["authenticated"], true, "{ok}");
+    assert_eq!((&ok["user"]["username"], &ok["user"]["groups"]), (&json!("6248"), &json!(["eks-console-dashboard-full-access-group"])));
+    assert_eq!(ok["user"]["extra"]["canonicalArn"], json!([arn]));
+
+    // Deactivated: refused at once, saying so; reactivated: back.
+    cli.run(&["iam", "access-key", "update", "--access-key-id", akid, "--status", "Inactive"]).ok();
+    assert!(review(&server, &token)["error"].as_str().unwrap().contains("is Inactive"));
+    cli.run(&["iam", "access-key", "update", "--access-key-id", akid, "--status", "Active", "--user-name", "6248"]).ok();
+    assert_eq!(review(&server, &token)["authenticated"], true);
+
+    cli.run(&["iam", "user", "delete", "--user-name", "6248"]).fails_with(&["DeleteConflict", akid]);
+    cli.run(&["iam", "access-key", "delete", "--access-key-id", akid, "--user-name", "someone-else"]).fails_with(&["belongs to 6248"]);
+    cli.run(&["iam", "access-key", "delete", "--access-key-id", akid]).ok();
+    let gone = review(&server, &token);
+    assert!(gone["error"].as_str().unwrap().contains("does not exist"), "{gone}");
+    assert!(get_caller_identity(&server, akid, secret).contains("<Code>InvalidClientTokenId</Code>"));
+}
+
+fn access_token(server: &Server, app: &Value, scope: &str) -> String {
+    let tenant = server.credentials()["tenant"].as_str().unwrap().to_string();
+    let (id, secret, scope) = (format!("client_id={}", app["appId"].as_str().unwrap()), format!("client_secret={}", app["password"].as_str().unwrap()), format!("scope={scope}"));
+    let form = ["-d", "grant_type=client_credentials", "--data-urlencode", &id, "--data-urlencode", &secret, "--data-urlencode", &scope];
+    let answer = curl(server, &form, &format!("/{tenant}/oauth2/v2.0/token"));
+    answer["access_token"].as_str().unwrap_or_else(|| panic!("{answer}")).to_string()
+}
+
+#[test]
+fn kite_issued_access_tokens_for_the_cluster_audience_are_mapped_through_the_entra_mapping() {
+    let dir = tempfile::tempdir().unwrap();
+    let mapping = dir.path().join("entra.yaml");
+    let server_home = dir.path().join("srv");
+    // The mapping names an app created below, so start with an empty one and rewrite it.
+    std::fs::write(&mapping, "principals: []\n").unwrap();
+    let server = Server::start(&server_home, &["--entra-audience", AKS_SERVER_APP, "--entra-mapping", mapping.to_str().unwrap()]);
+    let cli = Cli::admin(&dir.path().join("cli"), &server);
+    let app = cli.run(&["ad", "sp", "create-for-rbac", "--name", "aks-ci"]).ok();
+    let oid = cli.run(&["ad", "sp", "show", "--id", app["appId"].as_str().unwrap()]).ok()["id"].as_str().unwrap().to_string();
+
+    let token = access_token(&server, &app, &format!("{AKS_SERVER_APP}/.default"));
+    let refused = review(&server, &token);
+    assert!(refused["error"].as_str().unwrap().contains(&format!("no mapping for oid {oid}")), "{refused}");
+
+    std::fs::write(&mapping, format!("principals:\n- appId: {}\n  groups: [ci]\n", app["appId"].as_str().unwrap())).unwrap();
+    std::thread::sleep(std::time::Duration::from_secs(6));
+    let ok = review(&server, &token);
+    assert_eq!(ok["authenticated"], true, "{ok}");
+    assert_eq!((&ok["user"]["username"], &ok["user"]["groups"]), (&json!(oid), &json!(["ci"])), "the username defaults to the object ID");
+
+    let mgmt = review(&server, &access_token(&server, &app, "https://management.azure.com/.default"));
+    assert!(mgmt["error"].as_str().unwrap().contains(&format!("this cluster accepts '{AKS_SERVER_APP}'")), "{mgmt}");
+    assert!(server.log_text().contains("token review refused: the token is for audience 'https://management.azure.com'"), "refusals are logged");
+
+    // A bad mapping at start-up stops the server with the reason.
+    std::fs::write(&mapping, "principals:\n- username: x\n").unwrap();
+    let out = Command::new(support::BIN)
+        .args(["serve", "--listen", "127.0.0.1:0", "--entra-audience", AKS_SERVER_APP, "--entra-mapping", mapping.to_str().unwrap()])
+        .env("KITE_HOME", dir.path().join("srv2"))
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("names neither objectId nor appId"), "{}", String::from_utf8_lossy(&out.stderr));
+}
