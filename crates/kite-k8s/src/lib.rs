@@ -16,6 +16,8 @@ mod aggregate;
 pub mod authorizer;
 pub mod awsauth;
 pub mod cani;
+pub mod crds;
+pub mod mic;
 pub mod podidentity;
 mod load;
 pub mod rules;
