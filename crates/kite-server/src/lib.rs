@@ -10,6 +10,7 @@ pub mod error;
 pub mod issuers;
 pub mod k8s;
 pub mod keys;
+pub mod mic;
 pub mod nmi;
 pub mod state;
 pub mod sts;
@@ -66,6 +67,10 @@ pub struct Config {
     pub authentication_mode: kite_k8s::awsauth::AuthenticationMode,
     /// Kubernetes YAML (Pods with status.podIP, aad-pod-identity objects) for the IMDS endpoint.
     pub pod_identity: Vec<PathBuf>,
+    /// Managed (the AKS add-on) or standard (the controller assigns identities to nodes).
+    pub pod_identity_mode: kite_k8s::mic::ControllerMode,
+    /// Standard mode: the kubelet identity's client ID, whose role assignments the controller checks.
+    pub cluster_identity: Option<String>,
 }
 
 async fn subscriptions(State(state): State<AppState>, _caller: Caller) -> Json<Value> {
@@ -197,7 +202,7 @@ pub async fn prepare(store: Arc<dyn Store>, config: &Config, public_url: &str, c
             mode: config.authentication_mode,
         })?),
         sts_issuer: Arc::default(),
-        nmi: Arc::new(nmi::NodeAgent::new(config.pod_identity.clone())?),
+        nmi: Arc::new(nmi::NodeAgent::new(config.pod_identity.clone())?.with_mode(config.pod_identity_mode)),
     };
     Ok((state, boot.credentials_file))
 }
@@ -235,6 +240,7 @@ pub async fn serve(config: Config) -> Result<()> {
     keys::spawn_reloader(state.clone());
     k8s::spawn_reloader(state.k8s.clone());
     nmi::spawn_reloader(state.nmi.clone());
+    mic::spawn(&state, &config.pod_identity, config.pod_identity_mode, config.cluster_identity.as_deref())?;
     // The outer router only carries the caller's address (the node agent finds pods by it) to the
     // rewritten inner one.
     let service = Router::new().fallback_service(tower::util::MapRequestLayer::new(rewrite).layer(app(state)));

@@ -3,6 +3,7 @@
 mod client;
 mod commands;
 mod output;
+mod podidentity;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -109,6 +110,13 @@ pub struct ServeArgs {
     /// for the node agent's IMDS endpoint; re-read as it changes.
     #[arg(long = "pod-identity-dir")]
     pod_identity: Vec<PathBuf>,
+    /// managed (the AKS add-on: no node assignment) or standard (the controller assigns identities to
+    /// nodes once the cluster identity holds the roles for it, and the agent waits for that).
+    #[arg(long, default_value = "managed")]
+    pod_identity_mode: kite_k8s::mic::ControllerMode,
+    /// Standard mode: the client ID of the cluster's kubelet identity, whose role assignments the controller checks.
+    #[arg(long)]
+    cluster_identity: Option<String>,
 }
 
 fn home(cli_home: Option<PathBuf>) -> PathBuf {
@@ -141,6 +149,8 @@ async fn main() -> ExitCode {
                 access_entries: args.access_entries,
                 authentication_mode: args.authentication_mode,
                 pod_identity: args.pod_identity,
+                pod_identity_mode: args.pod_identity_mode,
+                cluster_identity: args.cluster_identity,
             };
             kite_server::serve(config).await.map(|_| ExitCode::SUCCESS)
         }
