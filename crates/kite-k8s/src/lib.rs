@@ -17,6 +17,8 @@ pub mod authorizer;
 pub mod awsauth;
 pub mod cani;
 pub mod entra;
+pub mod crds;
+pub mod mic;
 pub mod podidentity;
 mod load;
 pub mod rules;

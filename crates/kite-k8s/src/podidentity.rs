@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::api::core::v1::{Node, Pod};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -44,15 +44,17 @@ pub struct AzureIdentitySpec {
     pub resource_id: String,
     #[serde(rename = "clientID", default)]
     pub client_id: String,
-    #[serde(rename = "clientPassword", default)]
+    // Absent fields stay absent when written back (in AzureAssignedIdentity's azureIdentityRef):
+    // the CRD schema refuses `clientPassword: null`.
+    #[serde(rename = "clientPassword", default, skip_serializing_if = "Option::is_none")]
     pub client_password: Option<SecretReference>,
-    #[serde(rename = "tenantID", default)]
+    #[serde(rename = "tenantID", default, skip_serializing_if = "String::is_empty")]
     pub tenant_id: String,
-    #[serde(rename = "auxiliaryTenantIDs", default)]
+    #[serde(rename = "auxiliaryTenantIDs", default, skip_serializing_if = "Vec::is_empty")]
     pub auxiliary_tenant_ids: Vec<String>,
-    #[serde(rename = "adResourceID", default)]
+    #[serde(rename = "adResourceID", default, skip_serializing_if = "String::is_empty")]
     pub ad_resource_id: String,
-    #[serde(rename = "adEndpoint", default)]
+    #[serde(rename = "adEndpoint", default, skip_serializing_if = "String::is_empty")]
     pub ad_endpoint: String,
 }
 
@@ -90,13 +92,16 @@ pub struct AzurePodIdentityException {
     pub spec: AzurePodIdentityExceptionSpec,
 }
 
-/// What the node agent sees: pods and the aad-pod-identity objects.
+/// What the node agent and the controller see: pods, nodes and the aad-pod-identity objects.
 #[derive(Clone, Debug, Default)]
 pub struct ClusterState {
     pub pods: Vec<Pod>,
+    pub nodes: Vec<Node>,
     pub identities: Vec<AzureIdentity>,
     pub bindings: Vec<AzureIdentityBinding>,
     pub exceptions: Vec<AzurePodIdentityException>,
+    /// The controller's output, read back like any other object.
+    pub assigned: Vec<crate::mic::AzureAssignedIdentity>,
 }
 
 impl ClusterState {
@@ -141,13 +146,15 @@ impl ClusterState {
         Ok(())
     }
 
-    /// Adds one object (a Pod or an aad-pod-identity object, as JSON); other kinds are ignored.
+    /// Adds one object (a Pod, a Node or an aad-pod-identity object, as JSON); other kinds are ignored.
     /// Both sources use this: the YAML directory, and the live cluster's watchers.
     pub fn add(&mut self, item: Value) -> std::result::Result<(), String> {
         let kind = item.get("kind").and_then(Value::as_str).unwrap_or_default().to_string();
         let parse = |e: serde_json::Error| format!("{kind}: invalid {e}");
         match kind.as_str() {
             "Pod" => self.pods.push(serde_json::from_value(item).map_err(parse)?),
+            "Node" => self.nodes.push(serde_json::from_value(item).map_err(parse)?),
+            "AzureAssignedIdentity" => self.assigned.push(serde_json::from_value(item).map_err(parse)?),
             "AzureIdentity" => self.identities.push(serde_json::from_value(item).map_err(parse)?),
             "AzureIdentityBinding" => self.bindings.push(serde_json::from_value(item).map_err(parse)?),
             "AzurePodIdentityException" => self.exceptions.push(serde_json::from_value(item).map_err(parse)?),
@@ -175,7 +182,7 @@ pub enum PodDecision {
     Refused { message: String },
 }
 
-fn pod_name(p: &Pod) -> (String, String) {
+pub(crate) fn pod_name(p: &Pod) -> (String, String) {
     (p.metadata.name.clone().unwrap_or_default(), p.metadata.namespace.clone().unwrap_or_else(default_namespace))
 }
 

@@ -12,6 +12,7 @@ pub mod error;
 pub mod issuers;
 pub mod k8s;
 pub mod keys;
+pub mod mic;
 pub mod nmi;
 pub mod state;
 pub mod sts;
@@ -74,6 +75,10 @@ pub struct Config {
     pub pod_identity: Vec<PathBuf>,
     /// The `--eks-cluster`'s service-account issuer, whose tokens `GET /v1/credentials` accepts.
     pub cluster_issuer: Option<String>,
+    /// Managed (the AKS add-on) or standard (the controller assigns identities to nodes).
+    pub pod_identity_mode: kite_k8s::mic::ControllerMode,
+    /// Standard mode: the kubelet identity's client ID, whose role assignments the controller checks.
+    pub cluster_identity: Option<String>,
 }
 
 async fn subscriptions(State(state): State<AppState>, _caller: Caller) -> Json<Value> {
@@ -217,7 +222,7 @@ pub async fn prepare(store: Arc<dyn Store>, config: &Config, public_url: &str, c
             entra_mapping: config.entra_mapping.clone(),
         })?),
         sts_issuer: Arc::default(),
-        nmi: Arc::new(nmi::NodeAgent::new(config.pod_identity.clone())?),
+        nmi: Arc::new(nmi::NodeAgent::new(config.pod_identity.clone())?.with_mode(config.pod_identity_mode)),
         cluster_issuer: config.cluster_issuer.clone(),
     };
     Ok((state, boot.credentials_file))
@@ -256,6 +261,7 @@ pub async fn serve(config: Config) -> Result<()> {
     keys::spawn_reloader(state.clone());
     k8s::spawn_reloader(state.k8s.clone());
     nmi::spawn_reloader(state.nmi.clone());
+    mic::spawn(&state, &config.pod_identity, config.pod_identity_mode, config.cluster_identity.as_deref())?;
     // The outer router only carries the caller's address (the node agent finds pods by it) to the
     // rewritten inner one.
     let service = Router::new().fallback_service(tower::util::MapRequestLayer::new(rewrite).layer(app(state)));

@@ -14,6 +14,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use kite_core::directory::PrincipalKind;
+use kite_k8s::mic::{require_assigned, ControllerMode};
 use kite_k8s::podidentity::{decide, ClusterState, PodDecision, Selector};
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -27,6 +28,8 @@ pub struct NodeAgent {
     cluster: RwLock<ClusterState>,
     cache: Mutex<HashMap<(String, String), (i64, Value)>>,
     watched: crate::watch::Watched,
+    /// Standard mode serves a pod only once its AzureAssignedIdentity is Assigned.
+    mode: ControllerMode,
 }
 
 impl NodeAgent {
@@ -39,6 +42,10 @@ impl NodeAgent {
             }
         }
         Ok(agent)
+    }
+
+    pub fn with_mode(self, mode: ControllerMode) -> NodeAgent {
+        NodeAgent { mode, ..self }
     }
 
     /// Re-reads the cluster state; a file that stops parsing leaves the last good state in force.
@@ -87,7 +94,10 @@ pub async fn token(State(state): State<AppState>, Query(q): Query<ImdsQuery>, re
         resource_id: q.mi_res_id.clone().or(q.msi_res_id.clone()).or(q.resource_id.clone()),
     };
     let decision = match state.nmi.cluster.read() {
-        Ok(cluster) => decide(&cluster, &addr.ip().to_string(), &selector),
+        Ok(cluster) => match (decide(&cluster, &addr.ip().to_string(), &selector), state.nmi.mode) {
+            (decision, ControllerMode::Standard) => require_assigned(&cluster, decision),
+            (decision, ControllerMode::Managed) => decision,
+        },
         Err(_) => return imds_error(StatusCode::INTERNAL_SERVER_ERROR, "cluster state unavailable"),
     };
     let (pod, namespace, identity) = match decision {

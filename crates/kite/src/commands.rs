@@ -151,6 +151,17 @@ pub enum IamRoleCmd {
 pub enum K8sCmd {
     #[command(subcommand)]
     Auth(K8sAuthCmd),
+    /// aad-pod-identity's CustomResourceDefinitions (aadpodidentity.k8s.io/v1), ready for `kubectl apply -f -` (YAML; -o json too).
+    Crds,
+    /// Like `kubectl get azureassignedidentities`, from a pod identity directory (what `kite serve --pod-identity-dir` writes).
+    Get {
+        resource: String,
+        /// The pod identity directory (or YAML files).
+        #[arg(long, required = true, num_args = 1..)]
+        dir: Vec<PathBuf>,
+        #[arg(short = 'n', long)]
+        namespace: Option<String>,
+    },
 }
 
 #[derive(Args)]
@@ -735,6 +746,8 @@ pub async fn run(command: Command, home: &Path, explicit_format: Option<Format>,
         Command::Iam(cmd) => iam(cmd, &mut Client::load(home)?, format, query).await,
         Command::K8s(K8sCmd::Auth(cmd)) => k8s_auth(cmd, explicit_format, query),
         Command::Eks(EksCmd::PodIdentityAssociation(cmd)) => print(crate::pod_identity::run(cmd, &mut Client::load(home)?).await?, format, query),
+        Command::K8s(K8sCmd::Crds) => crate::podidentity::crds(explicit_format, query),
+        Command::K8s(K8sCmd::Get { resource, dir, namespace }) => crate::podidentity::get(&resource, &dir, namespace.as_deref(), explicit_format, query),
         Command::Eks(cmd) => eks(cmd, format, query),
         Command::Keys(cmd) => {
             let mut client = Client::load(home)?;

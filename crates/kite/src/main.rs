@@ -4,6 +4,7 @@ mod client;
 mod commands;
 mod output;
 mod pod_identity;
+mod podidentity;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -123,6 +124,13 @@ pub struct ServeArgs {
     /// (audience pods.eks.amazonaws.com) and answers with their pod identity association's role.
     #[arg(long, requires = "eks_cluster")]
     cluster_issuer: Option<String>,
+    /// managed (the AKS add-on: no node assignment) or standard (the controller assigns identities to
+    /// nodes once the cluster identity holds the roles for it, and the agent waits for that).
+    #[arg(long, default_value = "managed")]
+    pod_identity_mode: kite_k8s::mic::ControllerMode,
+    /// Standard mode: the client ID of the cluster's kubelet identity, whose role assignments the controller checks.
+    #[arg(long)]
+    cluster_identity: Option<String>,
 }
 
 fn home(cli_home: Option<PathBuf>) -> PathBuf {
@@ -158,6 +166,8 @@ async fn main() -> ExitCode {
                 entra_mapping: args.entra_mapping,
                 pod_identity: args.pod_identity,
                 cluster_issuer: args.cluster_issuer,
+                pod_identity_mode: args.pod_identity_mode,
+                cluster_identity: args.cluster_identity,
             };
             kite_server::serve(config).await.map(|_| ExitCode::SUCCESS)
         }
