@@ -215,7 +215,7 @@ pub enum EksCmd {
     AccessEntry(AccessEntryCmd),
     /// EKS Pod Identity associations (namespace + service account → IAM role), kept by the server.
     #[command(subcommand)]
-    PodIdentityAssociation(crate::pod_identity::PodIdentityCmd),
+    PodIdentityAssociation(crate::eks_pod_identity::PodIdentityCmd),
 }
 
 #[derive(Args)]
@@ -745,7 +745,7 @@ pub async fn run(command: Command, home: &Path, explicit_format: Option<Format>,
         Command::Role(cmd) => role(cmd, &mut Client::load(home)?, format, query).await,
         Command::Iam(cmd) => iam(cmd, &mut Client::load(home)?, format, query).await,
         Command::K8s(K8sCmd::Auth(cmd)) => k8s_auth(cmd, explicit_format, query),
-        Command::Eks(EksCmd::PodIdentityAssociation(cmd)) => print(crate::pod_identity::run(cmd, &mut Client::load(home)?).await?, format, query),
+        Command::Eks(EksCmd::PodIdentityAssociation(cmd)) => print(crate::eks_pod_identity::run(cmd, &mut Client::load(home)?).await?, format, query),
         Command::K8s(K8sCmd::Crds) => crate::podidentity::crds(explicit_format, query),
         Command::K8s(K8sCmd::Get { resource, dir, namespace }) => crate::podidentity::get(&resource, &dir, namespace.as_deref(), explicit_format, query),
         Command::Eks(cmd) => eks(cmd, format, query),

@@ -3,7 +3,7 @@
 mod client;
 mod commands;
 mod output;
-mod pod_identity;
+mod eks_pod_identity;
 mod podidentity;
 
 use std::path::PathBuf;
