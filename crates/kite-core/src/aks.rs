@@ -146,6 +146,7 @@ pub struct ClusterWrite {
 }
 
 /// The control-plane identity a request asks for, with what it names already looked up.
+#[derive(Clone)]
 pub enum IdentityChoice {
     SystemAssigned,
     UserAssigned(ManagedIdentity),
@@ -326,7 +327,7 @@ pub fn plan_create(group: &ResourceGroup, spec: ClusterSpec, tenant_id: Uuid, no
 }
 
 /// What `aks update` (an ARM PUT on an existing cluster) asks to change; `None` leaves a part as it is.
-#[derive(Default)]
+#[derive(Clone, Default)]
 pub struct ClusterUpdate {
     pub location: Option<String>,
     pub node_resource_group: Option<String>,

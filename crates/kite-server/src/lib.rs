@@ -33,7 +33,7 @@ use kite_token::KeySet;
 use serde_json::{json, Value};
 use tower::Layer;
 
-use crate::api::{authorization, aws, directory, groups, identities};
+use crate::api::{aks, authorization, aws, directory, groups, identities};
 use crate::auth::Caller;
 use crate::error::ApiResult;
 use crate::state::AppState;
@@ -95,6 +95,7 @@ async fn access_log(request: Request, next: Next) -> Response {
 
 pub fn app(state: AppState) -> Router {
     const MI: &str = "providers/Microsoft.ManagedIdentity/userAssignedIdentities";
+    const AKS: &str = "providers/Microsoft.ContainerService/managedClusters";
     Router::new()
         .route("/", get(sts::endpoint).post(sts::endpoint))
         .route("/healthz", get(|| async { "ok" }))
@@ -119,6 +120,10 @@ pub fn app(state: AppState) -> Router {
             get(identities::get_fic).put(identities::put_fic).delete(identities::delete_fic),
         )
         .route(&format!("/subscriptions/{{sub}}/{MI}"), get(identities::list_in_subscription))
+        .route(&format!("/subscriptions/{{sub}}/resourceGroups/{{rg}}/{AKS}"), get(aks::list_in_group))
+        .route(&format!("/subscriptions/{{sub}}/resourceGroups/{{rg}}/{AKS}/{{name}}"), get(aks::get).put(aks::put).delete(aks::delete))
+        .route(&format!("/subscriptions/{{sub}}/resourceGroups/{{rg}}/{AKS}/{{name}}/resetServicePrincipalProfile"), post(aks::reset_service_principal_profile))
+        .route(&format!("/subscriptions/{{sub}}/{AKS}"), get(aks::list_in_subscription))
         .route("/v1.0/servicePrincipals", get(directory::list))
         .route("/v1.0/servicePrincipals/createForRbac", post(directory::create_for_rbac))
         .route("/v1.0/servicePrincipals/{id}", get(directory::show).delete(directory::delete))
@@ -141,8 +146,10 @@ pub fn app(state: AppState) -> Router {
 /// ARM treats path keywords case-insensitively (`resourcegroups` in identity IDs, `resourceGroups`
 /// elsewhere); the router matches one spelling, so keywords are rewritten to it before routing.
 fn canonical_path(path: &str) -> String {
-    const WORDS: [&str; 6] =
-        ["subscriptions", "resourceGroups", "providers", "Microsoft.ManagedIdentity", "userAssignedIdentities", "federatedIdentityCredentials"];
+    const WORDS: [&str; 8] = [
+        "subscriptions", "resourceGroups", "providers", "Microsoft.ManagedIdentity", "userAssignedIdentities", "federatedIdentityCredentials",
+        "Microsoft.ContainerService", "managedClusters",
+    ];
     path.split('/')
         .enumerate()
         .map(|(i, seg)| match WORDS.iter().find(|w| w.eq_ignore_ascii_case(seg)) {
