@@ -1,5 +1,6 @@
 //! `kite`: the server (`kite serve`) and an az-like CLI that is a client of its API.
 
+mod aks;
 mod client;
 mod commands;
 mod output;
@@ -59,6 +60,9 @@ pub enum Command {
     /// EKS-shaped cluster access: aws-auth identity mappings and access entries (files `kite serve` reads).
     #[command(subcommand)]
     Eks(commands::EksCmd),
+    /// AKS-shaped clusters: their identities, node resource group and pod identities.
+    #[command(subcommand)]
+    Aks(aks::AksCmd),
     /// Token-signing keys: list, rotate.
     #[command(subcommand)]
     Keys(commands::KeysCmd),
