@@ -292,6 +292,10 @@ mod tests {
             canonical_path("/SUBSCRIPTIONS/abc/resourcegroups/MyRG/providers/microsoft.managedidentity/USERASSIGNEDIDENTITIES/Id"),
             "/subscriptions/abc/resourceGroups/MyRG/providers/Microsoft.ManagedIdentity/userAssignedIdentities/Id"
         );
+        assert_eq!(
+            canonical_path("/subscriptions/abc/resourcegroups/rg/providers/microsoft.containerservice/MANAGEDCLUSTERS/c"),
+            "/subscriptions/abc/resourceGroups/rg/providers/Microsoft.ContainerService/managedClusters/c"
+        );
         assert_eq!(canonical_path("/Metadata/identity/oauth2/token"), "/metadata/identity/oauth2/token");
         assert_eq!(canonical_path("/subscriptions/a/resourceGroups/Metadata"), "/subscriptions/a/resourceGroups/Metadata");
     }

@@ -200,7 +200,18 @@ pub async fn run(cmd: AksCmd, client: &mut Client, format: Format, query: Option
                     "podIdentityProfile": {"enabled": enable_pod_identity},
                 },
             });
-            identity_view(client.call(Method::PUT, &cluster_path(client, &cluster.resource_group, &cluster.name)?, Some(&body)).await?)
+            let path = cluster_path(client, &cluster.resource_group, &cluster.name)?;
+            // A PUT on an existing cluster updates it (and would reset what this create does not
+            // restate), so create refuses to touch one, as az does. Any error reading it is left
+            // to the PUT to report (a caller may write clusters without being allowed to read them).
+            if client.call(Method::GET, &path, None).await.is_ok() {
+                bail!(
+                    "The cluster '{}' under resource group '{}' already exists; change it with 'kite aks update', or pick another name",
+                    cluster.name,
+                    cluster.resource_group
+                );
+            }
+            identity_view(client.call(Method::PUT, &path, Some(&body)).await?)
         }
         AksCmd::Show { cluster } => identity_view(client.call(Method::GET, &cluster_path(client, &cluster.resource_group, &cluster.name)?, None).await?),
         AksCmd::List { resource_group } => {

@@ -35,6 +35,7 @@ fn a_managed_identity_cluster_comes_with_its_node_group_identities_and_contribut
     assert_eq!(aks["identity"]["userAssignedIdentities"], Value::Null);
     assert_eq!(aks["identity"]["tenantId"], server.credentials()["tenant"]);
     // Seed 002: the check that a cluster uses a managed identity.
+    cli.run(&["aks", "create", "-g", "myResourceGroup", "-n", "myManagedCluster"]).fails_with(&["already exists", "kite aks update"]);
     let sp = cli.run(&["aks", "show", "-g", "myResourceGroup", "-n", "myManagedCluster", "--query", "servicePrincipalProfile"]).ok();
     assert_eq!(sp, json!({"clientId": "msi"}));
 
@@ -79,6 +80,7 @@ fn a_managed_identity_cluster_comes_with_its_node_group_identities_and_contribut
     assert_eq!(names, json!(["myManagedCluster", "own"]));
     assert_eq!(cli.run(&["aks", "list", "-g", "myResourceGroup", "--query", "length(@)"]).ok(), json!(2));
 
+    cli.run(&["group", "delete", "-n", "MC_myResourceGroup_myManagedCluster_westus2", "--yes"]).fails_with(&["ResourceGroupManagedByCluster", "kite aks delete"]);
     // Deleting the cluster takes its node group, the kubelet identity and the system identity's assignments.
     cli.run(&["aks", "delete", "-g", "myResourceGroup", "-n", "myManagedCluster", "--yes"]).ok();
     cli.run(&["group", "show", "-n", "MC_myResourceGroup_myManagedCluster_westus2"]).fails_with(&["ResourceGroupNotFound"]);

@@ -72,7 +72,7 @@ fn scope_of(sub: &Uuid, rg: &str, name: &str) -> ApiResult<Scope> {
     Ok(Scope::parse(&format!("/subscriptions/{sub}/resourceGroups/{rg}/providers/{TYPE}/{name}"))?)
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct IdentityBody {
     #[serde(rename = "type")]
