@@ -17,7 +17,8 @@ pub const TYPE: &str = "Microsoft.ContainerService/managedClusters";
 pub const MSI: &str = "msi";
 /// Contributor: AKS gives it to the control-plane identity on the node resource group.
 pub const CONTRIBUTOR: Uuid = Uuid::from_u128(0xb24988ac_6180_42a0_ab88_20f7382dd24c);
-/// Managed Identity Operator: `az aks pod-identity add` gives it on the pod's identity to the cluster identity.
+/// Managed Identity Operator: the control plane gets it on a kubelet identity it is given, and
+/// `az aks pod-identity add` gives it to the cluster identity on the pod's identity.
 pub const MANAGED_IDENTITY_OPERATOR: Uuid = Uuid::from_u128(0xf1a07417_d97a_45cb_824c_7a7467783830);
 
 /// Azure's own text (the AKS resource provider's, as az prints it).
@@ -246,7 +247,8 @@ fn system_assigned(cluster_id: &str, name: &str, tenant_id: Uuid) -> (ControlPla
 
 /// The managed-identity part of a cluster (create, or migration from a service principal): the
 /// control-plane identity with Contributor on the node resource group, and a kubelet identity
-/// (`{cluster}-agentpool` in the node resource group unless one is given).
+/// (`{cluster}-agentpool` in the node resource group, or the given one, on which the control plane
+/// then holds Managed Identity Operator).
 fn managed_identities(
     w: &mut ClusterWrite,
     control_plane: IdentityChoice,
@@ -268,7 +270,12 @@ fn managed_identities(
         }
     };
     let kubelet = match kubelet {
-        Some(mi) => mi,
+        Some(mi) => {
+            // The control plane acts for the kubelet identity it was given; az grants this before it creates the cluster.
+            let scope = Scope::parse(&mi.id())?;
+            w.assignments.push(assignment(w.cluster.control_plane.object_id(), MANAGED_IDENTITY_OPERATOR, scope, now, by));
+            mi
+        }
         None => {
             let mi = ManagedIdentity::new(node_group, &format!("{}-agentpool", w.cluster.name), Some(&w.cluster.location), w.cluster.tenant_id)?;
             w.identities.push(mi.clone());
@@ -458,6 +465,13 @@ mod tests {
     }
 
     #[test]
+    fn role_ids_are_the_built_in_roles() {
+        let id = |name: &str| crate::rbac::builtin_roles().iter().find(|r| r.role_name == name).map(|r| r.name);
+        assert_eq!(id("Contributor"), Some(CONTRIBUTOR));
+        assert_eq!(id("Managed Identity Operator"), Some(MANAGED_IDENTITY_OPERATOR));
+    }
+
+    #[test]
     fn a_managed_identity_cluster_brings_its_node_group_identities_and_contributor() {
         let w = plan_create(&group(), spec(IdentityChoice::SystemAssigned), Uuid::from_u128(9), NOW, None).unwrap();
         let node = w.node_group.as_ref().unwrap();
@@ -483,7 +497,9 @@ mod tests {
         let w = plan_create(&group(), s, Uuid::nil(), NOW, None).unwrap();
         assert!(w.identities.is_empty(), "no agentpool identity when one is given");
         assert_eq!(w.cluster.kubelet, Some(IdentityRef::from(&kubelet)));
-        assert_eq!(w.assignments[0].principal_id, own.principal_id);
+        let held: Vec<(Uuid, Uuid, String)> = w.assignments.iter().map(|a| (a.principal_id, a.role_definition_id, a.scope.key().to_string())).collect();
+        let node = format!("/subscriptions/{}/resourcegroups/mc_myresourcegroup_mymanagedcluster_westus2", Uuid::from_u128(7));
+        assert_eq!(held, vec![(own.principal_id, MANAGED_IDENTITY_OPERATOR, kubelet.id().to_lowercase()), (own.principal_id, CONTRIBUTOR, node)]);
         let mut s = spec(IdentityChoice::SystemAssigned);
         (s.network_plugin, s.enable_pod_identity) = (Some(NetworkPlugin::Kubenet), true);
         assert_eq!(plan_create(&group(), s, Uuid::nil(), NOW, None).unwrap_err(), Error::InvalidArgument(KUBENET_POD_IDENTITY.into()));

@@ -74,7 +74,14 @@ fn a_managed_identity_cluster_comes_with_its_node_group_identities_and_contribut
     assert_eq!(own["identityProfile"]["kubeletidentity"]["resourceId"], kubelet_mi["id"]);
     assert_eq!(own["networkProfile"]["networkPlugin"], "azure");
     cli.run(&["identity", "show", "-g", "own-nodes", "-n", "own-agentpool"]).fails_with(&["ResourceNotFound"]);
-    assert_eq!(roles_of(&cli, s(&mi["principalId"])), vec![("Contributor".to_string(), format!("/subscriptions/{sub}/resourcegroups/own-nodes"))]);
+    // az's create gives the control plane Managed Identity Operator on the kubelet identity it brings.
+    let mut held = roles_of(&cli, s(&mi["principalId"]));
+    held.sort();
+    let expected = vec![
+        ("Contributor".to_string(), format!("/subscriptions/{sub}/resourcegroups/own-nodes")),
+        ("Managed Identity Operator".to_string(), s(&kubelet_mi["id"]).to_lowercase()),
+    ];
+    assert_eq!(held, expected);
 
     let names = cli.run(&["aks", "list", "--query", "[].name"]).ok();
     assert_eq!(names, json!(["myManagedCluster", "own"]));
