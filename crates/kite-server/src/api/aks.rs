@@ -168,6 +168,12 @@ async fn assignable_identity(state: &AppState, caller: &Caller, id: &str) -> Api
 async fn identity_choice(state: &AppState, caller: &Caller, body: &ClusterBody) -> ApiResult<Option<IdentityChoice>> {
     if let Some(sp) = &body.properties.service_principal_profile {
         if let (Some(secret), false) = (&sp.secret, sp.client_id == MSI) {
+            if body.identity.as_ref().is_some_and(|i| !i.kind.eq_ignore_ascii_case("none")) {
+                return Err(ApiError::bad_request(
+                    "InvalidIdentity",
+                    "a cluster uses a service principal or a managed identity, not both: drop servicePrincipalProfile.secret or identity",
+                ));
+            }
             let app_id = Uuid::parse_str(&sp.client_id).map_err(|_| {
                 ApiError::bad_request("InvalidServicePrincipalProfile", format!("servicePrincipalProfile.clientId '{}' is not an appId (a GUID) or 'msi'", sp.client_id))
             })?;
