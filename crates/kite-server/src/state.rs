@@ -30,6 +30,8 @@ pub struct AppState {
     pub sts_issuer: Arc<tokio::sync::OnceCell<Arc<kite_core::aws::SessionIssuer>>>,
     /// The node agent's cluster state and token cache.
     pub nmi: Arc<crate::nmi::NodeAgent>,
+    /// The EKS cluster's service-account issuer, for the container-credentials endpoint.
+    pub cluster_issuer: Option<String>,
 }
 
 /// Audiences kite's management API accepts: Azure's management resource IDs (so unmodified Azure

@@ -4,6 +4,7 @@ mod aks;
 mod client;
 mod commands;
 mod output;
+mod pod_identity;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -57,7 +58,8 @@ pub enum Command {
     /// Kubernetes: RBAC questions answered from RBAC YAML (`kubectl get … -o yaml` dumps).
     #[command(subcommand)]
     K8s(commands::K8sCmd),
-    /// EKS-shaped cluster access: aws-auth identity mappings and access entries (files `kite serve` reads).
+    /// EKS-shaped cluster access: aws-auth identity mappings and access entries (files `kite serve` reads),
+    /// and pod identity associations.
     #[command(subcommand)]
     Eks(commands::EksCmd),
     /// AKS-shaped clusters: their identities, node resource group and pod identities.
@@ -113,6 +115,10 @@ pub struct ServeArgs {
     /// for the node agent's IMDS endpoint; re-read as it changes.
     #[arg(long = "pod-identity-dir")]
     pod_identity: Vec<PathBuf>,
+    /// The --eks-cluster's service-account issuer URL: GET /v1/credentials accepts pods' tokens it signed
+    /// (audience pods.eks.amazonaws.com) and answers with their pod identity association's role.
+    #[arg(long, requires = "eks_cluster")]
+    cluster_issuer: Option<String>,
 }
 
 fn home(cli_home: Option<PathBuf>) -> PathBuf {
@@ -145,6 +151,7 @@ async fn main() -> ExitCode {
                 access_entries: args.access_entries,
                 authentication_mode: args.authentication_mode,
                 pod_identity: args.pod_identity,
+                cluster_issuer: args.cluster_issuer,
             };
             kite_server::serve(config).await.map(|_| ExitCode::SUCCESS)
         }

@@ -6,6 +6,7 @@ pub mod aks;
 pub mod authorization;
 pub mod aws;
 pub mod directory;
+pub mod eks;
 pub mod groups;
 pub mod identities;
 
