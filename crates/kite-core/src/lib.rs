@@ -2,6 +2,7 @@
 //! definitions and the RBAC decision engine. No I/O here: callers read the clock and the store at
 //! the edge and pass what they read in, so every decision can be tested without a socket.
 
+pub mod aks;
 pub mod aws;
 pub mod credential;
 pub mod directory;

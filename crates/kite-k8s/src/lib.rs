@@ -13,6 +13,7 @@
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
 mod aggregate;
+pub mod aksaddon;
 pub mod authorizer;
 pub mod awsauth;
 pub mod cani;

@@ -36,7 +36,7 @@ use kite_token::KeySet;
 use serde_json::{json, Value};
 use tower::Layer;
 
-use crate::api::{authorization, aws, aws_users, directory, eks, groups, identities};
+use crate::api::{aks, authorization, aws, aws_users, directory, eks, groups, identities};
 use crate::auth::Caller;
 use crate::error::ApiResult;
 use crate::state::AppState;
@@ -108,6 +108,7 @@ async fn access_log(request: Request, next: Next) -> Response {
 
 pub fn app(state: AppState) -> Router {
     const MI: &str = "providers/Microsoft.ManagedIdentity/userAssignedIdentities";
+    const AKS: &str = "providers/Microsoft.ContainerService/managedClusters";
     Router::new()
         .route("/", get(sts::endpoint).post(sts::endpoint))
         .route("/healthz", get(|| async { "ok" }))
@@ -132,6 +133,10 @@ pub fn app(state: AppState) -> Router {
             get(identities::get_fic).put(identities::put_fic).delete(identities::delete_fic),
         )
         .route(&format!("/subscriptions/{{sub}}/{MI}"), get(identities::list_in_subscription))
+        .route(&format!("/subscriptions/{{sub}}/resourceGroups/{{rg}}/{AKS}"), get(aks::list_in_group))
+        .route(&format!("/subscriptions/{{sub}}/resourceGroups/{{rg}}/{AKS}/{{name}}"), get(aks::get).put(aks::put).delete(aks::delete))
+        .route(&format!("/subscriptions/{{sub}}/resourceGroups/{{rg}}/{AKS}/{{name}}/resetServicePrincipalProfile"), post(aks::reset_service_principal_profile))
+        .route(&format!("/subscriptions/{{sub}}/{AKS}"), get(aks::list_in_subscription))
         .route("/v1.0/servicePrincipals", get(directory::list))
         .route("/v1.0/servicePrincipals/createForRbac", post(directory::create_for_rbac))
         .route("/v1.0/servicePrincipals/{id}", get(directory::show).delete(directory::delete))
@@ -161,8 +166,10 @@ pub fn app(state: AppState) -> Router {
 /// ARM treats path keywords case-insensitively (`resourcegroups` in identity IDs, `resourceGroups`
 /// elsewhere); the router matches one spelling, so keywords are rewritten to it before routing.
 fn canonical_path(path: &str) -> String {
-    const WORDS: [&str; 6] =
-        ["subscriptions", "resourceGroups", "providers", "Microsoft.ManagedIdentity", "userAssignedIdentities", "federatedIdentityCredentials"];
+    const WORDS: [&str; 8] = [
+        "subscriptions", "resourceGroups", "providers", "Microsoft.ManagedIdentity", "userAssignedIdentities", "federatedIdentityCredentials",
+        "Microsoft.ContainerService", "managedClusters",
+    ];
     path.split('/')
         .enumerate()
         .map(|(i, seg)| match WORDS.iter().find(|w| w.eq_ignore_ascii_case(seg)) {
@@ -311,6 +318,10 @@ mod tests {
         assert_eq!(
             canonical_path("/SUBSCRIPTIONS/abc/resourcegroups/MyRG/providers/microsoft.managedidentity/USERASSIGNEDIDENTITIES/Id"),
             "/subscriptions/abc/resourceGroups/MyRG/providers/Microsoft.ManagedIdentity/userAssignedIdentities/Id"
+        );
+        assert_eq!(
+            canonical_path("/subscriptions/abc/resourcegroups/rg/providers/microsoft.containerservice/MANAGEDCLUSTERS/c"),
+            "/subscriptions/abc/resourceGroups/rg/providers/Microsoft.ContainerService/managedClusters/c"
         );
         assert_eq!(canonical_path("/Metadata/identity/oauth2/token"), "/metadata/identity/oauth2/token");
         assert_eq!(canonical_path("/subscriptions/a/resourceGroups/Metadata"), "/subscriptions/a/resourceGroups/Metadata");

@@ -12,6 +12,7 @@
 mod sql;
 
 use async_trait::async_trait;
+use kite_core::aks::{ClusterWrite, ManagedCluster};
 use kite_core::aws::eks::PodIdentityAssociation;
 use kite_core::aws::user::{AccessKey, KeyStatus, User};
 use kite_core::directory::{Application, ManagedIdentity, Principal, ResourceGroup, Subscription, Tenant};
@@ -79,6 +80,13 @@ pub struct GroupDeletion {
     pub role_assignments: u64,
 }
 
+impl GroupDeletion {
+    pub fn add(&mut self, other: GroupDeletion) {
+        self.identities += other.identities;
+        self.role_assignments += other.role_assignments;
+    }
+}
+
 /// A stored signing key; `body` (which holds the private key) is opaque to the store and never shown by `Debug`.
 #[derive(Clone, PartialEq, Eq)]
 pub struct StoredKey {
@@ -109,6 +117,9 @@ impl AwsKind {
     }
 }
 
+/// A read-modify-write step for [`Store::update_managed_cluster`]: the current cluster in, what to write out.
+pub type ClusterUpdate<'a> = &'a (dyn Fn(ManagedCluster) -> Result<ClusterWrite> + Send + Sync);
+
 /// A read-modify-write step for [`Store::update_application`].
 pub type AppUpdate<'a> = &'a (dyn Fn(Application) -> Result<Application> + Send + Sync);
 
@@ -122,8 +133,8 @@ pub trait Store: Send + Sync + 'static {
     async fn create_resource_group(&self, rg: &ResourceGroup) -> Result<()>;
     async fn get_resource_group(&self, sub: &Uuid, name: &str) -> Result<ResourceGroup>;
     async fn list_resource_groups(&self, sub: &Uuid) -> Result<Vec<ResourceGroup>>;
-    /// Deletes the group, the identities in it (and their principals and assignments) and every
-    /// role assignment at or below it.
+    /// Deletes the group, the identities in it (and their principals and assignments), every role
+    /// assignment at or below it, and the managed clusters in it as [`Store::delete_managed_cluster`] does.
     async fn delete_resource_group(&self, sub: &Uuid, name: &str) -> Result<GroupDeletion>;
 
     /// Creates the identity and its principal.
@@ -171,6 +182,17 @@ pub trait Store: Send + Sync + 'static {
     async fn list_aws_objects(&self, kind: AwsKind) -> Result<Vec<serde_json::Value>>;
     async fn delete_aws_object(&self, kind: AwsKind, key: &str) -> Result<()>;
 
+    /// Writes a new cluster with everything it brings (node resource group, identities, principals,
+    /// role assignments); `Conflict` when the cluster or its node resource group exists.
+    async fn create_managed_cluster(&self, w: &ClusterWrite) -> Result<()>;
+    async fn get_managed_cluster(&self, sub: &Uuid, rg: &str, name: &str) -> Result<ManagedCluster>;
+    async fn list_managed_clusters(&self, sub: &Uuid, rg: Option<&str>) -> Result<Vec<ManagedCluster>>;
+    /// Compare-and-swap read-modify-write; what the step adds is written in the same transaction,
+    /// and role assignments the principal already holds are kept.
+    async fn update_managed_cluster(&self, sub: &Uuid, rg: &str, name: &str, update: ClusterUpdate<'_>) -> Result<ManagedCluster>;
+    /// Deletes the cluster, its node resource group with everything in it, and its system-assigned
+    /// identity with that identity's role assignments.
+    async fn delete_managed_cluster(&self, sub: &Uuid, rg: &str, name: &str) -> Result<GroupDeletion>;
     /// EKS Pod Identity associations; `Conflict` when the (cluster, namespace, service account)
     /// already has one. Cluster names match case-insensitively, Kubernetes names exactly.
     async fn create_pod_identity_association(&self, a: &PodIdentityAssociation) -> Result<()>;

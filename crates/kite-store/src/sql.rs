@@ -4,6 +4,7 @@ use std::borrow::Cow;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use kite_core::aks::{ClusterWrite, ControlPlane, ManagedCluster};
 use kite_core::aws::eks::PodIdentityAssociation;
 use kite_core::aws::user::{AccessKey, KeyStatus, User, MAX_ACCESS_KEYS_PER_USER};
 use kite_core::directory::{Application, ManagedIdentity, Principal, ResourceGroup, Subscription, Tenant};
@@ -18,7 +19,7 @@ use sqlx::migrate::{Migration, MigrationSource, MigrationType, Migrator};
 use sqlx::{AnyPool, Row};
 use uuid::Uuid;
 
-use crate::{AppUpdate, AssignmentFilter, AwsKind, Bootstrap, Error, GroupDeletion, Result, Store, StoredKey};
+use crate::{AppUpdate, ClusterUpdate, AssignmentFilter, AwsKind, Bootstrap, Error, GroupDeletion, Result, Store, StoredKey};
 
 /// Migrations are compiled into the binary, so a single-file install needs nothing beside it.
 #[derive(Debug)]
@@ -28,6 +29,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (1, "initial", include_str!("../migrations/0001_initial.sql")),
     (2, "federated credentials", include_str!("../migrations/0002_federated_credentials.sql")),
     (3, "aws objects", include_str!("../migrations/0003_aws.sql")),
+    (4, "managed clusters", include_str!("../migrations/0004_managed_clusters.sql")),
     (5, "pod identity associations", include_str!("../migrations/0005_pod_identity_associations.sql")),
     (6, "iam users", include_str!("../migrations/0006_iam_users.sql")),
 ];
@@ -187,6 +189,102 @@ async fn delete_principal(tx: &mut Tx<'_>, object_id: &Uuid, app_id: &Uuid) -> R
     Ok(r.rows_affected())
 }
 
+async fn insert_group(tx: &mut Tx<'_>, rg: &ResourceGroup) -> Result<()> {
+    sqlx::query("INSERT INTO resource_groups (sub_id, name_key, body) VALUES ($1, $2, $3)")
+        .bind(rg.subscription_id.to_string())
+        .bind(rg.name.to_lowercase())
+        .bind(to_json(rg)?)
+        .execute(&mut **tx)
+        .await
+        .map_err(|e| conflict_or_backend(e, || format!("resource group '{}' already exists", rg.name)))?;
+    Ok(())
+}
+
+async fn insert_identity(tx: &mut Tx<'_>, mi: &ManagedIdentity) -> Result<()> {
+    sqlx::query("INSERT INTO identities (id_key, sub_id, rg_key, body) VALUES ($1, $2, $3, $4)")
+        .bind(identity_key(&mi.subscription_id, &mi.resource_group, &mi.name))
+        .bind(mi.subscription_id.to_string())
+        .bind(mi.resource_group.to_lowercase())
+        .bind(to_json(mi)?)
+        .execute(&mut **tx)
+        .await
+        .map_err(|e| conflict_or_backend(e, || format!("identity '{}' already exists in resource group '{}'", mi.name, mi.resource_group)))?;
+    insert_principal(tx, &mi.principal()).await
+}
+
+/// Deletes a group's identities (with their principals and assignments), every assignment at or
+/// below it, and the group itself; `None` when there is no such group.
+async fn delete_group_rows(tx: &mut Tx<'_>, sub: &str, name_key: &str) -> Result<Option<GroupDeletion>> {
+    let gone = sqlx::query("DELETE FROM resource_groups WHERE sub_id = $1 AND name_key = $2")
+        .bind(sub)
+        .bind(name_key)
+        .execute(&mut **tx)
+        .await
+        .map_err(backend)?;
+    if gone.rows_affected() == 0 {
+        return Ok(None);
+    }
+    let ids = sqlx::query("SELECT body FROM identities WHERE sub_id = $1 AND rg_key = $2")
+        .bind(sub)
+        .bind(name_key)
+        .fetch_all(&mut **tx)
+        .await
+        .map_err(backend)?;
+    let identities: Vec<ManagedIdentity> = rows(&ids)?;
+    let mut deletion = GroupDeletion { identities: identities.len() as u64, role_assignments: 0 };
+    for mi in &identities {
+        deletion.role_assignments += delete_principal(tx, &mi.principal_id, &mi.client_id).await?;
+    }
+    sqlx::query("DELETE FROM identities WHERE sub_id = $1 AND rg_key = $2").bind(sub).bind(name_key).execute(&mut **tx).await.map_err(backend)?;
+    let r = sqlx::query("DELETE FROM role_assignments WHERE rg_key = $1").bind(format!("{sub}/{name_key}")).execute(&mut **tx).await.map_err(backend)?;
+    deletion.role_assignments += r.rows_affected();
+    Ok(Some(deletion))
+}
+
+fn cluster_key(sub: &Uuid, rg: &str, name: &str) -> String {
+    format!("/subscriptions/{sub}/resourcegroups/{rg}/providers/{}/{name}", kite_core::aks::TYPE).to_lowercase()
+}
+
+/// A cluster's row and what it brought: its node resource group and its system-assigned identity.
+async fn delete_cluster_rows(tx: &mut Tx<'_>, c: &ManagedCluster) -> Result<GroupDeletion> {
+    sqlx::query("DELETE FROM managed_clusters WHERE id_key = $1")
+        .bind(cluster_key(&c.subscription_id, &c.resource_group, &c.name))
+        .execute(&mut **tx)
+        .await
+        .map_err(backend)?;
+    let mut deletion = delete_group_rows(tx, &c.subscription_id.to_string(), &c.node_resource_group.to_lowercase()).await?.unwrap_or_default();
+    if let ControlPlane::SystemAssigned { principal_id, client_id } = c.control_plane {
+        deletion.role_assignments += delete_principal(tx, &principal_id, &client_id).await?;
+    }
+    Ok(deletion)
+}
+
+/// Writes what a cluster change brings besides the cluster row.
+async fn write_cluster_objects(tx: &mut Tx<'_>, w: &ClusterWrite) -> Result<()> {
+    if let Some(g) = &w.node_group {
+        insert_group(tx, g).await?;
+    }
+    for mi in &w.identities {
+        insert_identity(tx, mi).await?;
+    }
+    for p in &w.principals {
+        insert_principal(tx, p).await?;
+    }
+    for a in &w.assignments {
+        let held = sqlx::query("SELECT name FROM role_assignments WHERE principal_id = $1 AND role_id = $2 AND scope_key = $3")
+            .bind(a.principal_id.to_string())
+            .bind(a.role_definition_id.to_string())
+            .bind(a.scope.key().to_string())
+            .fetch_optional(&mut **tx)
+            .await
+            .map_err(backend)?;
+        if held.is_none() {
+            insert_assignment(tx, a).await?;
+        }
+    }
+    Ok(())
+}
+
 #[async_trait]
 impl Store for SqlStore {
     async fn bootstrap(&self, b: &Bootstrap) -> Result<()> {
@@ -216,14 +314,9 @@ impl Store for SqlStore {
     }
 
     async fn create_resource_group(&self, rg: &ResourceGroup) -> Result<()> {
-        sqlx::query("INSERT INTO resource_groups (sub_id, name_key, body) VALUES ($1, $2, $3)")
-            .bind(rg.subscription_id.to_string())
-            .bind(rg.name.to_lowercase())
-            .bind(to_json(rg)?)
-            .execute(&self.pool)
-            .await
-            .map_err(|e| conflict_or_backend(e, || format!("resource group '{}' already exists", rg.name)))?;
-        Ok(())
+        let mut tx = self.pool.begin().await.map_err(backend)?;
+        insert_group(&mut tx, rg).await?;
+        tx.commit().await.map_err(backend)
     }
 
     async fn get_resource_group(&self, sub: &Uuid, name: &str) -> Result<ResourceGroup> {
@@ -245,48 +338,25 @@ impl Store for SqlStore {
     async fn delete_resource_group(&self, sub: &Uuid, name: &str) -> Result<GroupDeletion> {
         let mut tx = self.pool.begin().await.map_err(backend)?;
         let (s, n) = (sub.to_string(), name.to_lowercase());
-        let gone = sqlx::query("DELETE FROM resource_groups WHERE sub_id = $1 AND name_key = $2")
-            .bind(&s)
-            .bind(&n)
-            .execute(&mut *tx)
-            .await
-            .map_err(backend)?;
-        if gone.rows_affected() == 0 {
+        let Some(mut deletion) = delete_group_rows(&mut tx, &s, &n).await? else {
             return Err(Error::NotFound(format!("resource group '{name}' could not be found")));
-        }
-        let ids = sqlx::query("SELECT body FROM identities WHERE sub_id = $1 AND rg_key = $2")
+        };
+        let r = sqlx::query("SELECT body FROM managed_clusters WHERE sub_id = $1 AND rg_key = $2")
             .bind(&s)
             .bind(&n)
             .fetch_all(&mut *tx)
             .await
             .map_err(backend)?;
-        let identities: Vec<ManagedIdentity> = rows(&ids)?;
-        let mut deletion = GroupDeletion { identities: identities.len() as u64, role_assignments: 0 };
-        for mi in &identities {
-            deletion.role_assignments += delete_principal(&mut tx, &mi.principal_id, &mi.client_id).await?;
+        for cluster in rows::<ManagedCluster>(&r)? {
+            deletion.add(delete_cluster_rows(&mut tx, &cluster).await?);
         }
-        sqlx::query("DELETE FROM identities WHERE sub_id = $1 AND rg_key = $2").bind(&s).bind(&n).execute(&mut *tx).await.map_err(backend)?;
-        let r = sqlx::query("DELETE FROM role_assignments WHERE rg_key = $1")
-            .bind(format!("{s}/{n}"))
-            .execute(&mut *tx)
-            .await
-            .map_err(backend)?;
-        deletion.role_assignments += r.rows_affected();
         tx.commit().await.map_err(backend)?;
         Ok(deletion)
     }
 
     async fn create_identity(&self, mi: &ManagedIdentity) -> Result<()> {
         let mut tx = self.pool.begin().await.map_err(backend)?;
-        sqlx::query("INSERT INTO identities (id_key, sub_id, rg_key, body) VALUES ($1, $2, $3, $4)")
-            .bind(identity_key(&mi.subscription_id, &mi.resource_group, &mi.name))
-            .bind(mi.subscription_id.to_string())
-            .bind(mi.resource_group.to_lowercase())
-            .bind(to_json(mi)?)
-            .execute(&mut *tx)
-            .await
-            .map_err(|e| conflict_or_backend(e, || format!("identity '{}' already exists in resource group '{}'", mi.name, mi.resource_group)))?;
-        insert_principal(&mut tx, &mi.principal()).await?;
+        insert_identity(&mut tx, mi).await?;
         tx.commit().await.map_err(backend)
     }
 
@@ -726,6 +796,80 @@ impl Store for SqlStore {
             return Err(Error::NotFound(no_such_key(access_key_id)));
         }
         Ok(key)
+    }
+
+    async fn create_managed_cluster(&self, w: &ClusterWrite) -> Result<()> {
+        let c = &w.cluster;
+        let mut tx = self.pool.begin().await.map_err(backend)?;
+        sqlx::query("INSERT INTO managed_clusters (id_key, sub_id, rg_key, version, body) VALUES ($1, $2, $3, 0, $4)")
+            .bind(cluster_key(&c.subscription_id, &c.resource_group, &c.name))
+            .bind(c.subscription_id.to_string())
+            .bind(c.resource_group.to_lowercase())
+            .bind(to_json(c)?)
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| conflict_or_backend(e, || format!("managed cluster '{}' already exists in resource group '{}'", c.name, c.resource_group)))?;
+        write_cluster_objects(&mut tx, w).await?;
+        tx.commit().await.map_err(backend)
+    }
+
+    async fn get_managed_cluster(&self, sub: &Uuid, rg: &str, name: &str) -> Result<ManagedCluster> {
+        self.one("SELECT body FROM managed_clusters WHERE id_key = $1", &[cluster_key(sub, rg, name)], || {
+            format!("managed cluster '{name}' was not found in resource group '{rg}'; list them with 'kite aks list -g {rg}'")
+        })
+        .await
+    }
+
+    async fn list_managed_clusters(&self, sub: &Uuid, rg: Option<&str>) -> Result<Vec<ManagedCluster>> {
+        let r = match rg {
+            Some(rg) => sqlx::query("SELECT body FROM managed_clusters WHERE sub_id = $1 AND rg_key = $2 ORDER BY id_key")
+                .bind(sub.to_string())
+                .bind(rg.to_lowercase())
+                .fetch_all(&self.pool)
+                .await,
+            None => sqlx::query("SELECT body FROM managed_clusters WHERE sub_id = $1 ORDER BY id_key").bind(sub.to_string()).fetch_all(&self.pool).await,
+        }
+        .map_err(backend)?;
+        rows(&r)
+    }
+
+    async fn update_managed_cluster(&self, sub: &Uuid, rg: &str, name: &str, update: ClusterUpdate<'_>) -> Result<ManagedCluster> {
+        let key = cluster_key(sub, rg, name);
+        // Compare-and-swap on `version`: a concurrent writer makes us re-read and re-apply.
+        for _ in 0..8 {
+            let row = sqlx::query("SELECT version, body FROM managed_clusters WHERE id_key = $1").bind(&key).fetch_optional(&self.pool).await.map_err(backend)?;
+            let Some(row) = row else { return Err(Error::NotFound(format!("managed cluster '{name}' was not found in resource group '{rg}'"))) };
+            let version: i64 = row.try_get("version").map_err(backend)?;
+            let current: ManagedCluster = from_row(&row)?;
+            let w = update(current.clone())?;
+            if cluster_key(&w.cluster.subscription_id, &w.cluster.resource_group, &w.cluster.name) != key {
+                return Err(Error::Invalid("a cluster's subscription, resource group and name cannot change".into()));
+            }
+            let mut tx = self.pool.begin().await.map_err(backend)?;
+            let r = sqlx::query("UPDATE managed_clusters SET body = $1, version = $2 WHERE id_key = $3 AND version = $4")
+                .bind(to_json(&w.cluster)?)
+                .bind(version + 1)
+                .bind(&key)
+                .bind(version)
+                .execute(&mut *tx)
+                .await
+                .map_err(backend)?;
+            if r.rows_affected() == 1 {
+                write_cluster_objects(&mut tx, &w).await?;
+                tx.commit().await.map_err(backend)?;
+                return Ok(w.cluster);
+            }
+        }
+        Err(Error::Conflict(format!("managed cluster '{name}' is being changed concurrently; try again")))
+    }
+
+    async fn delete_managed_cluster(&self, sub: &Uuid, rg: &str, name: &str) -> Result<GroupDeletion> {
+        let mut tx = self.pool.begin().await.map_err(backend)?;
+        let row = sqlx::query("SELECT body FROM managed_clusters WHERE id_key = $1").bind(cluster_key(sub, rg, name)).fetch_optional(&mut *tx).await.map_err(backend)?;
+        let Some(row) = row else { return Err(Error::NotFound(format!("managed cluster '{name}' was not found in resource group '{rg}'"))) };
+        let deletion = delete_cluster_rows(&mut tx, &from_row(&row)?).await?;
+        tx.commit().await.map_err(backend)?;
+        Ok(deletion)
     }
 
     async fn meta_get_or_init(&self, key: &str, init: &str) -> Result<String> {

@@ -620,7 +620,7 @@ impl AssignmentFilterArgs {
     }
 }
 
-fn print(value: Value, format: Format, query: Option<&str>) -> Result<ExitCode> {
+pub(crate) fn print(value: Value, format: Format, query: Option<&str>) -> Result<ExitCode> {
     print_as(value, format, query, None)
 }
 
@@ -646,7 +646,7 @@ fn flatten(mut v: Value) -> Value {
     v
 }
 
-fn identity_view(v: Value) -> Value {
+pub(crate) fn identity_view(v: Value) -> Value {
     let mut v = flatten(v);
     if let Some(id) = v["id"].as_str() {
         let rg = id.split('/').skip_while(|s| !s.eq_ignore_ascii_case("resourcegroups")).nth(1).map(str::to_string);
@@ -663,7 +663,7 @@ fn sort_keys(v: Value) -> Value {
     }
 }
 
-fn list_of(v: Value, f: impl Fn(Value) -> Value) -> Value {
+pub(crate) fn list_of(v: Value, f: impl Fn(Value) -> Value) -> Value {
     Value::Array(match v.get("value") {
         Some(Value::Array(items)) => items.iter().cloned().map(f).collect(),
         _ => Vec::new(),
@@ -749,6 +749,7 @@ pub async fn run(command: Command, home: &Path, explicit_format: Option<Format>,
         Command::K8s(K8sCmd::Crds) => crate::podidentity::crds(explicit_format, query),
         Command::K8s(K8sCmd::Get { resource, dir, namespace }) => crate::podidentity::get(&resource, &dir, namespace.as_deref(), explicit_format, query),
         Command::Eks(cmd) => eks(cmd, format, query),
+        Command::Aks(cmd) => crate::aks::run(cmd, &mut Client::load(home)?, format, query).await,
         Command::Keys(cmd) => {
             let mut client = Client::load(home)?;
             let v = match cmd {
@@ -996,7 +997,7 @@ async fn iam(cmd: IamCmd, client: &mut Client, format: Format, query: Option<&st
 }
 
 /// Replaces a file in one step (write aside, then rename), so a reader never sees half of it.
-fn replace_file(path: &Path, contents: &str) -> Result<()> {
+pub(crate) fn replace_file(path: &Path, contents: &str) -> Result<()> {
     let tmp = path.with_extension("kite-tmp");
     std::fs::write(&tmp, contents).with_context(|| format!("writing {}", tmp.display()))?;
     std::fs::rename(&tmp, path).with_context(|| format!("replacing {}", path.display()))

@@ -1,5 +1,6 @@
 //! `kite`: the server (`kite serve`) and an az-like CLI that is a client of its API.
 
+mod aks;
 mod client;
 mod commands;
 mod output;
@@ -62,6 +63,9 @@ pub enum Command {
     /// and pod identity associations.
     #[command(subcommand)]
     Eks(commands::EksCmd),
+    /// AKS-shaped clusters: their identities, node resource group and pod identities.
+    #[command(subcommand)]
+    Aks(aks::AksCmd),
     /// Token-signing keys: list, rotate.
     #[command(subcommand)]
     Keys(commands::KeysCmd),

@@ -96,6 +96,14 @@ pub async fn delete(State(state): State<AppState>, caller: Caller, Path((sub, na
     let sub = state.subscription(&sub)?;
     let rg = existing(&state, &sub, &name).await?;
     authorize(&state, &caller, "Microsoft.Resources/subscriptions/resourceGroups/delete", &rg.scope()).await?;
+    // A node resource group lives and dies with its cluster; deleting it alone would leave the cluster broken.
+    if let Some(owner) = &rg.managed_by {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "ResourceGroupManagedByCluster",
+            format!("resource group '{}' is the node resource group of {owner}; delete that cluster with 'kite aks delete' and this group goes with it", rg.name),
+        ));
+    }
     let gone = state.store.delete_resource_group(&sub, &name).await?;
     state.clients.forget_all();
     tracing::info!(group = %rg.id(), identities = gone.identities, assignments = gone.role_assignments, "resource group deleted");

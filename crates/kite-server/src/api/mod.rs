@@ -2,6 +2,7 @@
 //! `/subscriptions/…`, and Graph-shaped directory objects under `/v1.0/…`. Handlers are thin:
 //! extract, authorize, one store call, render.
 
+pub mod aks;
 pub mod authorization;
 pub mod aws;
 pub mod aws_users;

@@ -271,6 +271,112 @@ pub async fn aws_objects_and_write_once_settings(store: impl Store) {
     assert_eq!(store.meta_get_or_init("sts_master_key", "second").await.unwrap(), "first", "the first value written wins");
 }
 
+fn all_assignments() -> AssignmentFilter {
+    AssignmentFilter { all: true, ..Default::default() }
+}
+
+fn cluster_spec(name: &str, identity: kite_core::aks::IdentityChoice) -> kite_core::aks::ClusterSpec {
+    kite_core::aks::ClusterSpec {
+        name: name.into(),
+        location: None,
+        identity,
+        kubelet: None,
+        network_plugin: Some(kite_core::aks::NetworkPlugin::Azure),
+        enable_pod_identity: true,
+        node_resource_group: None,
+    }
+}
+
+pub async fn managed_clusters_bring_their_node_group_and_identities_and_take_them_away(store: impl Store) {
+    use kite_core::aks::{plan_create, IdentityChoice};
+    let rg = group("rg");
+    store.create_resource_group(&rg).await.unwrap();
+    let w = plan_create(&rg, cluster_spec("aks", IdentityChoice::SystemAssigned), TENANT, NOW, None).unwrap();
+    store.create_managed_cluster(&w).await.unwrap();
+    assert!(matches!(store.create_managed_cluster(&w).await, Err(Error::Conflict(m)) if m.contains("already exists")));
+    assert_eq!(store.get_managed_cluster(&SUB, "RG", "AKS").await.unwrap(), w.cluster);
+    assert_eq!(store.list_managed_clusters(&SUB, Some("rg")).await.unwrap(), vec![w.cluster.clone()]);
+    assert_eq!(store.list_managed_clusters(&SUB, None).await.unwrap().len(), 1);
+    let node = store.get_resource_group(&SUB, "MC_rg_aks_japaneast").await.unwrap();
+    assert_eq!(node.managed_by, Some(w.cluster.id()));
+    let kubelet = store.get_identity(&SUB, "MC_rg_aks_japaneast", "aks-agentpool").await.unwrap();
+    let control_plane = w.cluster.control_plane.object_id();
+    assert_eq!(store.get_principal(&control_plane).await.unwrap().display_name, "aks");
+    let held = store.assignments_on_chain(&control_plane, &node.scope()).await.unwrap();
+    assert_eq!(held.iter().map(|a| a.role_definition_id).collect::<Vec<_>>(), vec![role("Contributor")]);
+    // A second cluster whose node group would collide is refused whole: no cluster row, no identities.
+    let mut clash = cluster_spec("other", IdentityChoice::SystemAssigned);
+    clash.node_resource_group = Some("MC_rg_aks_japaneast".into());
+    let clash = plan_create(&rg, clash, TENANT, NOW, None).unwrap();
+    assert!(matches!(store.create_managed_cluster(&clash).await, Err(Error::Conflict(_))));
+    assert!(matches!(store.get_managed_cluster(&SUB, "rg", "other").await, Err(Error::NotFound(_))));
+    assert!(matches!(store.get_principal(&clash.cluster.control_plane.object_id()).await, Err(Error::NotFound(_))));
+
+    let gone = store.delete_managed_cluster(&SUB, "rg", "aks").await.unwrap();
+    assert_eq!(gone, kite_store::GroupDeletion { identities: 1, role_assignments: 1 });
+    assert!(matches!(store.get_resource_group(&SUB, "MC_rg_aks_japaneast").await, Err(Error::NotFound(_))));
+    assert!(matches!(store.get_principal(&kubelet.principal_id).await, Err(Error::NotFound(_))));
+    assert!(matches!(store.get_principal(&control_plane).await, Err(Error::NotFound(_))));
+    assert!(store.list_role_assignments(&all_assignments()).await.unwrap().is_empty());
+    assert!(matches!(store.delete_managed_cluster(&SUB, "rg", "aks").await, Err(Error::NotFound(_))));
+    assert!(store.get_resource_group(&SUB, "rg").await.is_ok(), "the cluster's own group stays");
+
+    // Deleting the cluster's group takes the cluster with its node group.
+    let w = plan_create(&rg, cluster_spec("aks", IdentityChoice::SystemAssigned), TENANT, NOW, None).unwrap();
+    store.create_managed_cluster(&w).await.unwrap();
+    store.delete_resource_group(&SUB, "rg").await.unwrap();
+    assert!(store.list_managed_clusters(&SUB, None).await.unwrap().is_empty());
+    assert!(store.list_resource_groups(&SUB).await.unwrap().is_empty());
+    assert!(store.list_role_assignments(&all_assignments()).await.unwrap().is_empty());
+}
+
+pub async fn cluster_updates_are_compare_and_swap_and_write_what_they_bring(store: impl Store) {
+    use kite_core::aks::{plan_create, plan_update, ClusterUpdate, IdentityChoice, IdentityRef, PodIdentity};
+    let store = Arc::new(store);
+    let rg = group("rg");
+    store.create_resource_group(&rg).await.unwrap();
+    let mut app = Application::new("aks-sp", TENANT, None, NOW).unwrap();
+    let secret = PasswordCredential::generate(NOW, datetime!(2027-01-01 0:00 UTC), None);
+    app.password_credentials.push(secret.credential.clone());
+    store.create_application(&app, &[]).await.unwrap();
+    let sp = IdentityChoice::ServicePrincipal { app: app.clone(), secret: secret.secret_text.clone() };
+    store.create_managed_cluster(&plan_create(&rg, cluster_spec("aks", sp), TENANT, NOW, None).unwrap()).await.unwrap();
+
+    let migrated = store
+        .update_managed_cluster(&SUB, "rg", "aks", &|c| plan_update(&c, ClusterUpdate { identity: Some(IdentityChoice::SystemAssigned), ..Default::default() }, NOW, None).map_err(Into::into))
+        .await
+        .unwrap();
+    let system = migrated.control_plane.object_id();
+    assert!(store.get_principal(&system).await.is_ok());
+    assert!(store.get_identity(&SUB, "MC_rg_aks_japaneast", "aks-agentpool").await.is_ok());
+    let node = Scope::resource_group(&SUB, "MC_rg_aks_japaneast").unwrap();
+    assert_eq!(store.assignments_on_chain(&system, &node).await.unwrap().len(), 1);
+    assert_eq!(store.assignments_on_chain(&app.principal_id, &node).await.unwrap().len(), 1, "the service principal keeps its assignment");
+
+    let mi = ManagedIdentity::new(&rg, "pod-identity", None, TENANT).unwrap();
+    let mut tasks = Vec::new();
+    for i in 0..6 {
+        let (store, mi) = (store.clone(), mi.clone());
+        tasks.push(tokio::spawn(async move {
+            store
+                .update_managed_cluster(&SUB, "rg", "aks", &|mut c| {
+                    c.pod_identities.push(PodIdentity { name: format!("id-{i}"), namespace: "default".into(), identity: IdentityRef::from(&mi), binding_selector: None });
+                    let entries = c.pod_identities.clone();
+                    plan_update(&c, ClusterUpdate { pod_identity: Some((true, entries)), ..Default::default() }, NOW, None).map_err(Into::into)
+                })
+                .await
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap().unwrap();
+    }
+    assert_eq!(store.get_managed_cluster(&SUB, "rg", "aks").await.unwrap().pod_identities.len(), 6);
+    let refused = store.update_managed_cluster(&SUB, "rg", "aks", &|_| Err(Error::Invalid("no".into()))).await;
+    assert!(matches!(refused, Err(Error::Invalid(_))));
+    assert!(matches!(store.update_managed_cluster(&SUB, "rg", "nope", &|_| Err(Error::Invalid("no".into()))).await, Err(Error::NotFound(_))));
+    assert_eq!(store.get_managed_cluster(&SUB, "rg", "aks").await.unwrap().pod_identities.len(), 6);
+}
+
 pub async fn pod_identity_associations_are_one_per_service_account_per_cluster(store: impl Store) {
     use kite_core::aws::eks::PodIdentityAssociation;
     use kite_core::aws::iam::Role;
@@ -345,7 +451,9 @@ macro_rules! conformance_tests {
             custom_roles_cannot_be_deleted_while_assigned, signing_keys_round_trip,
             federated_credentials_are_per_owner_capped_and_go_with_their_identity, aws_objects_and_write_once_settings,
             pod_identity_associations_are_one_per_service_account_per_cluster,
-            iam_users_and_access_keys);
+            iam_users_and_access_keys,
+            managed_clusters_bring_their_node_group_and_identities_and_take_them_away,
+            cluster_updates_are_compare_and_swap_and_write_what_they_bring);
     };
     (@cases $make:path; $($case:ident),*) => {
         $(

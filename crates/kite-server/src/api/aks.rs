@@ -1,0 +1,359 @@
+//! `/subscriptions/{sub}/resourceGroups/{rg}/providers/Microsoft.ContainerService/managedClusters/{name}`:
+//! AKS-shaped clusters. A PUT creates a cluster (with its node resource group and identities, as
+//! kite-core plans it) or updates an existing one, as ARM's create-or-update does.
+
+use std::collections::BTreeMap;
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::Response;
+use axum::Json;
+use kite_core::aks::{
+    parse_identity_id, plan_create, plan_update, reset_service_principal, validate_cluster_name, ClusterSpec, ClusterUpdate, ControlPlane, IdentityChoice,
+    IdentityRef, ManagedCluster, NetworkPlugin, PodIdentity, MSI, TYPE,
+};
+use kite_core::directory::ManagedIdentity;
+use kite_core::Scope;
+use serde::Deserialize;
+use serde_json::{json, Value};
+use uuid::Uuid;
+
+use super::{groups, respond, Body};
+use crate::auth::{authorize, Caller, CallerAccess};
+use crate::error::{ApiError, ApiResult};
+use crate::state::AppState;
+
+fn render_ref(r: &IdentityRef) -> Value {
+    json!({"resourceId": r.resource_id, "clientId": r.client_id, "objectId": r.object_id})
+}
+
+/// A cluster as ARM returns it (az folds `properties` in when it prints).
+pub fn render(c: &ManagedCluster) -> Value {
+    let identity = match &c.control_plane {
+        ControlPlane::SystemAssigned { principal_id, .. } => {
+            json!({"type": "SystemAssigned", "principalId": principal_id, "tenantId": c.tenant_id, "userAssignedIdentities": null})
+        }
+        ControlPlane::UserAssigned(r) => json!({
+            "type": "UserAssigned", "principalId": null, "tenantId": null,
+            "userAssignedIdentities": {r.resource_id.clone(): {"clientId": r.client_id, "principalId": r.object_id}},
+        }),
+        ControlPlane::ServicePrincipal { .. } => Value::Null,
+    };
+    let sp_client_id = match &c.control_plane {
+        ControlPlane::ServicePrincipal { client_id, .. } => client_id.to_string(),
+        _ => MSI.to_string(),
+    };
+    let pods: Vec<Value> = c
+        .pod_identities
+        .iter()
+        .map(|p| {
+            json!({"name": p.name, "namespace": p.namespace, "identity": render_ref(&p.identity),
+                   "bindingSelector": p.binding_selector, "provisioningState": "Assigned"})
+        })
+        .collect();
+    json!({
+        "id": c.id(),
+        "name": c.name,
+        "type": TYPE,
+        "location": c.location,
+        "identity": identity,
+        "properties": {
+            "provisioningState": "Succeeded",
+            "nodeResourceGroup": c.node_resource_group,
+            "servicePrincipalProfile": {"clientId": sp_client_id},
+            "identityProfile": c.kubelet.as_ref().map(|k| json!({"kubeletidentity": render_ref(k)})),
+            "networkProfile": {"networkPlugin": c.network_plugin.as_str()},
+            "podIdentityProfile": {"enabled": c.pod_identity_enabled, "userAssignedIdentities": pods},
+        },
+    })
+}
+
+fn scope_of(sub: &Uuid, rg: &str, name: &str) -> ApiResult<Scope> {
+    Ok(Scope::parse(&format!("/subscriptions/{sub}/resourceGroups/{rg}/providers/{TYPE}/{name}"))?)
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct IdentityBody {
+    #[serde(rename = "type")]
+    kind: String,
+    #[serde(default)]
+    user_assigned_identities: BTreeMap<String, Value>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ServicePrincipalBody {
+    client_id: String,
+    #[serde(default)]
+    secret: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ResourceIdBody {
+    resource_id: String,
+}
+
+#[derive(Deserialize)]
+pub struct IdentityProfileBody {
+    kubeletidentity: ResourceIdBody,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NetworkProfileBody {
+    #[serde(default)]
+    network_plugin: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PodIdentityBody {
+    name: String,
+    namespace: String,
+    identity: ResourceIdBody,
+    #[serde(default)]
+    binding_selector: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PodIdentityProfileBody {
+    #[serde(default)]
+    enabled: bool,
+    #[serde(default)]
+    user_assigned_identities: Vec<PodIdentityBody>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct PropertiesBody {
+    #[serde(default)]
+    service_principal_profile: Option<ServicePrincipalBody>,
+    #[serde(default)]
+    identity_profile: Option<IdentityProfileBody>,
+    #[serde(default)]
+    node_resource_group: Option<String>,
+    #[serde(default)]
+    network_profile: Option<NetworkProfileBody>,
+    #[serde(default)]
+    pod_identity_profile: Option<PodIdentityProfileBody>,
+}
+
+#[derive(Deserialize)]
+pub struct ClusterBody {
+    #[serde(default)]
+    location: Option<String>,
+    #[serde(default)]
+    identity: Option<IdentityBody>,
+    #[serde(default)]
+    properties: PropertiesBody,
+}
+
+/// A user-assigned identity named by resource ID, which the caller must be allowed to assign (as ARM checks).
+async fn assignable_identity(state: &AppState, caller: &Caller, id: &str) -> ApiResult<ManagedIdentity> {
+    let (sub, rg, name) = parse_identity_id(id)?;
+    let sub = state.subscription(&sub.to_string())?;
+    let mi = state.store.get_identity(&sub, &rg, &name).await.map_err(|e| match e {
+        kite_store::Error::NotFound(m) => ApiError::bad_request("InvalidUserAssignedIdentity", m),
+        other => other.into(),
+    })?;
+    let scope = Scope::parse(&format!("/subscriptions/{sub}/resourceGroups/{rg}/providers/Microsoft.ManagedIdentity/userAssignedIdentities/{name}"))?;
+    authorize(state, caller, "Microsoft.ManagedIdentity/userAssignedIdentities/assign/action", &scope).await?;
+    Ok(mi)
+}
+
+/// The control-plane identity a body asks for; `None` when it names none (or only restates a managed identity).
+async fn identity_choice(state: &AppState, caller: &Caller, body: &ClusterBody) -> ApiResult<Option<IdentityChoice>> {
+    if let Some(sp) = &body.properties.service_principal_profile {
+        if let (Some(secret), false) = (&sp.secret, sp.client_id == MSI) {
+            if body.identity.as_ref().is_some_and(|i| !i.kind.eq_ignore_ascii_case("none")) {
+                return Err(ApiError::bad_request(
+                    "InvalidIdentity",
+                    "a cluster uses a service principal or a managed identity, not both: drop servicePrincipalProfile.secret or identity",
+                ));
+            }
+            let app_id = Uuid::parse_str(&sp.client_id).map_err(|_| {
+                ApiError::bad_request("InvalidServicePrincipalProfile", format!("servicePrincipalProfile.clientId '{}' is not an appId (a GUID) or 'msi'", sp.client_id))
+            })?;
+            let app = state.store.get_application(&app_id).await.map_err(|e| match e {
+                kite_store::Error::NotFound(_) => ApiError::bad_request(
+                    "ServicePrincipalNotFound",
+                    format!("Service principal clientID: {app_id} not found in Active Directory tenant {}; list them with 'kite ad sp list'", state.tenant.tenant_id),
+                ),
+                other => other.into(),
+            })?;
+            return Ok(Some(IdentityChoice::ServicePrincipal { app, secret: secret.clone() }));
+        }
+    }
+    let Some(identity) = &body.identity else { return Ok(None) };
+    match identity.kind.to_ascii_lowercase().as_str() {
+        "systemassigned" => Ok(Some(IdentityChoice::SystemAssigned)),
+        "userassigned" => {
+            let ids: Vec<&String> = identity.user_assigned_identities.keys().collect();
+            let [id] = ids.as_slice() else {
+                return Err(ApiError::bad_request(
+                    "InvalidIdentity",
+                    format!("a cluster takes exactly one user-assigned control-plane identity; {} given", ids.len()),
+                ));
+            };
+            Ok(Some(IdentityChoice::UserAssigned(assignable_identity(state, caller, id).await?)))
+        }
+        "none" => Ok(None),
+        other => Err(ApiError::bad_request("InvalidIdentityType", format!("identity type '{other}' is not one of SystemAssigned, UserAssigned"))),
+    }
+}
+
+async fn pod_identities(state: &AppState, entries: &[PodIdentityBody]) -> ApiResult<Vec<PodIdentity>> {
+    let mut out = Vec::new();
+    for e in entries {
+        let (sub, rg, name) = parse_identity_id(&e.identity.resource_id)?;
+        let mi = state.store.get_identity(&state.subscription(&sub.to_string())?, &rg, &name).await.map_err(|err| match err {
+            kite_store::Error::NotFound(m) => ApiError::bad_request("InvalidUserAssignedIdentity", format!("pod identity {}/{}: {m}", e.namespace, e.name)),
+            other => other.into(),
+        })?;
+        out.push(PodIdentity {
+            name: e.name.clone(),
+            namespace: e.namespace.clone(),
+            identity: IdentityRef::from(&mi),
+            binding_selector: e.binding_selector.clone().filter(|s| !s.is_empty()),
+        });
+    }
+    Ok(out)
+}
+
+fn not_found(e: kite_store::Error) -> ApiError {
+    match e {
+        kite_store::Error::NotFound(m) => ApiError::not_found("ResourceNotFound", m),
+        other => other.into(),
+    }
+}
+
+/// Creates the cluster, or updates it when it exists (ARM's create-or-update).
+pub async fn put(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((sub, rg, name)): Path<(String, String, String)>,
+    Body(body): Body<ClusterBody>,
+) -> ApiResult<Response> {
+    let sub = state.subscription(&sub)?;
+    validate_cluster_name(&name)?;
+    authorize(&state, &caller, &format!("{TYPE}/write"), &scope_of(&sub, &rg, &name)?).await?;
+    let group = groups::existing(&state, &sub, &rg).await?;
+    let identity = identity_choice(&state, &caller, &body).await?;
+    let kubelet = match &body.properties.identity_profile {
+        Some(p) => Some(assignable_identity(&state, &caller, &p.kubeletidentity.resource_id).await?),
+        None => None,
+    };
+    let network_plugin = body.properties.network_profile.as_ref().and_then(|n| n.network_plugin.as_deref()).map(NetworkPlugin::parse).transpose()?;
+    let pod_profile = match &body.properties.pod_identity_profile {
+        Some(p) => Some((p.enabled, pod_identities(&state, &p.user_assigned_identities).await?)),
+        None => None,
+    };
+    let (now, by) = (state.now(), Some(caller.object_id));
+    match state.store.get_managed_cluster(&sub, &rg, &name).await {
+        Err(kite_store::Error::NotFound(_)) => {
+            let (enable_pod_identity, pods) = pod_profile.unwrap_or_default();
+            let spec = ClusterSpec {
+                name: name.clone(),
+                location: body.location.clone(),
+                identity: identity.unwrap_or(IdentityChoice::SystemAssigned),
+                kubelet,
+                network_plugin,
+                enable_pod_identity,
+                node_resource_group: body.properties.node_resource_group.clone(),
+            };
+            let mut w = plan_create(&group, spec, state.tenant.tenant_id, now, by)?;
+            if !pods.is_empty() {
+                // Entries given at create are checked as any later change to them is.
+                let update = ClusterUpdate { pod_identity: Some((enable_pod_identity, pods)), ..Default::default() };
+                w.cluster = plan_update(&w.cluster, update, now, by)?.cluster;
+            }
+            state.store.create_managed_cluster(&w).await?;
+            state.clients.forget_all();
+            tracing::info!(cluster = %w.cluster.id(), by = %caller.object_id, node_group = %w.cluster.node_resource_group, "managed cluster created");
+            Ok(respond(StatusCode::CREATED, render(&w.cluster)))
+        }
+        Err(e) => Err(e.into()),
+        Ok(_) => {
+            let update = ClusterUpdate {
+                location: body.location.clone(),
+                node_resource_group: body.properties.node_resource_group.clone(),
+                network_plugin,
+                identity,
+                kubelet,
+                pod_identity: pod_profile,
+            };
+            let cluster = state.store.update_managed_cluster(&sub, &rg, &name, &|c| Ok(plan_update(&c, update.clone(), now, by)?)).await.map_err(not_found)?;
+            state.clients.forget_all();
+            Ok(respond(StatusCode::OK, render(&cluster)))
+        }
+    }
+}
+
+pub async fn get(State(state): State<AppState>, caller: Caller, Path((sub, rg, name)): Path<(String, String, String)>) -> ApiResult<Json<Value>> {
+    let sub = state.subscription(&sub)?;
+    authorize(&state, &caller, &format!("{TYPE}/read"), &scope_of(&sub, &rg, &name)?).await?;
+    groups::existing(&state, &sub, &rg).await?;
+    Ok(Json(render(&state.store.get_managed_cluster(&sub, &rg, &name).await.map_err(not_found)?)))
+}
+
+pub async fn list_in_group(State(state): State<AppState>, caller: Caller, Path((sub, rg)): Path<(String, String)>) -> ApiResult<Json<Value>> {
+    let sub = state.subscription(&sub)?;
+    authorize(&state, &caller, &format!("{TYPE}/read"), &Scope::resource_group(&sub, &rg)?).await?;
+    groups::existing(&state, &sub, &rg).await?;
+    let all = state.store.list_managed_clusters(&sub, Some(&rg)).await?;
+    Ok(Json(json!({"value": all.iter().map(render).collect::<Vec<_>>()})))
+}
+
+pub async fn list_in_subscription(State(state): State<AppState>, caller: Caller, Path(sub): Path<String>) -> ApiResult<Json<Value>> {
+    let sub = state.subscription(&sub)?;
+    let access = CallerAccess::load(&state, &caller).await?;
+    let mut visible = Vec::new();
+    for c in state.store.list_managed_clusters(&sub, None).await? {
+        if access.allows(&format!("{TYPE}/read"), &scope_of(&sub, &c.resource_group, &c.name)?) {
+            visible.push(render(&c));
+        }
+    }
+    Ok(Json(json!({ "value": visible })))
+}
+
+pub async fn delete(State(state): State<AppState>, caller: Caller, Path((sub, rg, name)): Path<(String, String, String)>) -> ApiResult<Response> {
+    let sub = state.subscription(&sub)?;
+    authorize(&state, &caller, &format!("{TYPE}/delete"), &scope_of(&sub, &rg, &name)?).await?;
+    let gone = state.store.delete_managed_cluster(&sub, &rg, &name).await.map_err(not_found)?;
+    state.clients.forget_all();
+    tracing::info!(cluster = %name, group = %rg, identities = gone.identities, assignments = gone.role_assignments, "managed cluster deleted");
+    Ok(respond(StatusCode::OK, json!({"deleted": gone})))
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ResetBody {
+    client_id: Uuid,
+    secret: String,
+}
+
+/// `POST …/resetServicePrincipalProfile` (`az aks update-credentials --reset-service-principal`).
+pub async fn reset_service_principal_profile(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((sub, rg, name)): Path<(String, String, String)>,
+    Body(body): Body<ResetBody>,
+) -> ApiResult<Response> {
+    let sub = state.subscription(&sub)?;
+    authorize(&state, &caller, &format!("{TYPE}/resetServicePrincipalProfile/action"), &scope_of(&sub, &rg, &name)?).await?;
+    let app = state.store.get_application(&body.client_id).await.map_err(|e| match e {
+        kite_store::Error::NotFound(m) => ApiError::bad_request("ServicePrincipalNotFound", m),
+        other => other.into(),
+    })?;
+    let (now, by) = (state.now(), Some(caller.object_id));
+    let cluster = state
+        .store
+        .update_managed_cluster(&sub, &rg, &name, &|c| Ok(reset_service_principal(&c, &app, &body.secret, now, by)?))
+        .await
+        .map_err(not_found)?;
+    tracing::info!(cluster = %cluster.id(), app = %app.app_id, by = %caller.object_id, "cluster service principal reset");
+    Ok(respond(StatusCode::OK, render(&cluster)))
+}
