@@ -19,6 +19,7 @@ pub mod cani;
 pub mod podidentity;
 mod load;
 pub mod rules;
+pub mod source;
 mod suggest;
 
 pub use k8s_openapi;
@@ -30,6 +31,7 @@ pub use authorizer::{
 pub use cani::{can_i, parse_target, CanIArgs, Target};
 pub use load::{RbacObjects, RbacSnapshot};
 pub use rules::Mismatch;
+pub use source::ClusterSource;
 
 use std::path::PathBuf;
 
