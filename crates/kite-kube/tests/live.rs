@@ -198,3 +198,78 @@ async fn the_live_source_lists_then_watches_every_kind_and_answers_from_what_it_
         assert!(seen.iter().any(|u| u == expected), "no request {expected} in {seen:#?}");
     }
 }
+
+const CM_PATH: &str = "/api/v1/namespaces/kube-system/configmaps/aws-auth";
+const OPS_ROLES: &str = "- rolearn: arn:aws:iam::111122223333:role/ops\n  username: ops\n  groups:\n  - ops\n";
+
+fn conflict() -> Value {
+    json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": "Conflict", "code": 409,
+           "message": "Operation cannot be fulfilled on configmaps \"aws-auth\": the object has been modified; please apply your changes to the latest version and try again"})
+}
+
+#[tokio::test]
+async fn iamidentitymapping_create_replaces_aws_auth_with_the_version_it_read_and_redoes_the_change_after_a_conflict() {
+    let (client, handle) = client();
+    let mut api = FakeApi::default();
+    // Someone adds "ops" between kite's read and its write: the first replace is refused with 409.
+    api.gets.insert(CM_PATH.into(), vec![(200, aws_auth("7", GOOD_ROLES)), (200, aws_auth("8", &format!("{GOOD_ROLES}{OPS_ROLES}")))]);
+    api.writes = vec![(409, conflict()), (200, aws_auth("9", GOOD_ROLES))];
+    let (seen, bodies) = api.run(handle);
+
+    let arn = "arn:aws:iam::111122223333:user/6248";
+    let (_, written) = kite_kube::aws_auth::edit(&client, |auth| {
+        kite_k8s::awsauth::create_mapping(auth, arn, "user-6248", &["developers".into()]).map_err(|e| e.to_string())
+    })
+    .await
+    .unwrap();
+
+    let bodies = bodies.lock().unwrap().clone();
+    assert_eq!(bodies.len(), 2, "{:#?}", seen.lock().unwrap());
+    let (first, second) = (&bodies[0], &bodies[1]);
+    assert_eq!(first.0, format!("PUT {CM_PATH}"));
+    assert_eq!(first.1["metadata"]["resourceVersion"], "7");
+    assert_eq!(second.1["metadata"]["resourceVersion"], "8");
+    let roles = second.1["data"]["mapRoles"].as_str().unwrap();
+    assert!(roles.contains("role/dev") && roles.contains("role/ops"), "the other writer's entry was lost: {roles}");
+    assert!(second.1["data"]["mapUsers"].as_str().unwrap().contains(arn));
+    assert_eq!(written.map_users.len(), 1);
+    assert_eq!(written.map_roles.len(), 2);
+}
+
+#[tokio::test]
+async fn a_change_that_would_fail_validation_is_refused_before_anything_is_written() {
+    let (client, handle) = client();
+    let mut api = FakeApi::default();
+    api.gets.insert(CM_PATH.into(), vec![(200, aws_auth("7", GOOD_ROLES))]);
+    api.writes = vec![(200, aws_auth("8", GOOD_ROLES))];
+    let (_, bodies) = api.run(handle);
+
+    let err = kite_kube::aws_auth::edit(&client, |auth| {
+        auth.map_roles.push(kite_k8s::awsauth::RoleMapping { rolearn: "arn:aws:iam::111122223333:role/team/dev".into(), username: "dev2".into(), groups: vec![] });
+        Ok(())
+    })
+    .await
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("refusing to write kube-system/aws-auth") && err.contains("role path"), "{err}");
+    assert!(bodies.lock().unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn a_cluster_without_aws_auth_gets_one_created() {
+    let (client, handle) = client();
+    let mut api = FakeApi::default();
+    api.gets.insert(CM_PATH.into(), vec![(404, not_found(CM_PATH))]);
+    api.writes = vec![(201, aws_auth("1", GOOD_ROLES))];
+    let (_, bodies) = api.run(handle);
+
+    kite_kube::aws_auth::edit(&client, |auth| {
+        kite_k8s::awsauth::create_mapping(auth, "arn:aws:iam::111122223333:role/dev", "dev", &["developers".into()]).map_err(|e| e.to_string())
+    })
+    .await
+    .unwrap();
+    let bodies = bodies.lock().unwrap().clone();
+    assert_eq!(bodies[0].0, "POST /api/v1/namespaces/kube-system/configmaps");
+    assert_eq!(bodies[0].1["metadata"]["name"], "aws-auth");
+    assert!(bodies[0].1["data"]["mapRoles"].as_str().unwrap().contains("role/dev"));
+}
