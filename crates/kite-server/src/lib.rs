@@ -6,6 +6,7 @@ pub mod api;
 pub mod auth;
 pub mod clients;
 pub mod bootstrap;
+pub mod cluster;
 pub mod error;
 pub mod issuers;
 pub mod k8s;
@@ -66,6 +67,8 @@ pub struct Config {
     pub authentication_mode: kite_k8s::awsauth::AuthenticationMode,
     /// Kubernetes YAML (Pods with status.podIP, aad-pod-identity objects) for the IMDS endpoint.
     pub pod_identity: Vec<PathBuf>,
+    /// A live cluster to read Pods, aad-pod-identity objects, RBAC and aws-auth from instead of files.
+    pub kubernetes: Option<kite_kube::Target>,
 }
 
 async fn subscriptions(State(state): State<AppState>, _caller: Caller) -> Json<Value> {
@@ -179,6 +182,14 @@ fn is_loopback(addr: &SocketAddr) -> bool {
 pub async fn prepare(store: Arc<dyn Store>, config: &Config, public_url: &str, ca_file: Option<&std::path::Path>) -> Result<(AppState, Option<PathBuf>)> {
     let boot = bootstrap::ensure_tenant(store.as_ref(), &config.home, public_url, ca_file).await?;
     let keys = KeySet::new(&bootstrap::load_keys(store.as_ref()).await?)?;
+    let k8s = Arc::new(k8s::K8sPolicy::new(k8s::Sources {
+        rbac: config.k8s_rbac.clone(),
+        cluster_id: config.eks_cluster.clone(),
+        aws_auth: config.aws_auth.clone(),
+        access_entries: config.access_entries.clone(),
+        mode: config.authentication_mode,
+    })?);
+    let nmi = Arc::new(nmi::NodeAgent::new(config.pod_identity.clone())?);
     let state = AppState {
         store,
         keys: Arc::new(RwLock::new(Arc::new(keys))),
@@ -189,15 +200,10 @@ pub async fn prepare(store: Arc<dyn Store>, config: &Config, public_url: &str, c
         issuers: Arc::new(issuers::IssuerKeys::new(&config.issuer_cas)?),
         key_retire_grace_secs: config.key_retire_grace_secs,
         clients: Arc::default(),
-        k8s: Arc::new(k8s::K8sPolicy::new(k8s::Sources {
-            rbac: config.k8s_rbac.clone(),
-            cluster_id: config.eks_cluster.clone(),
-            aws_auth: config.aws_auth.clone(),
-            access_entries: config.access_entries.clone(),
-            mode: config.authentication_mode,
-        })?),
+        cluster: cluster::source(config.kubernetes.as_ref(), &nmi, &k8s).await?,
+        k8s,
         sts_issuer: Arc::default(),
-        nmi: Arc::new(nmi::NodeAgent::new(config.pod_identity.clone())?),
+        nmi,
     };
     Ok((state, boot.credentials_file))
 }

@@ -24,7 +24,7 @@ use crate::state::AppState;
 #[derive(Default)]
 pub struct NodeAgent {
     pub paths: Vec<PathBuf>,
-    cluster: RwLock<ClusterState>,
+    cluster: RwLock<Arc<ClusterState>>,
     cache: Mutex<HashMap<(String, String), (i64, Value)>>,
     watched: crate::watch::Watched,
 }
@@ -35,7 +35,7 @@ impl NodeAgent {
         if !agent.paths.is_empty() {
             let state = ClusterState::load(&agent.paths).map_err(|e| anyhow::anyhow!("--pod-identity-dir: {e}"))?;
             if let Ok(mut c) = agent.cluster.write() {
-                *c = state;
+                *c = Arc::new(state);
             }
         }
         Ok(agent)
@@ -49,11 +49,16 @@ impl NodeAgent {
         match ClusterState::load(&self.paths) {
             Ok(state) => {
                 if let Ok(mut c) = self.cluster.write() {
-                    *c = state;
+                    *c = Arc::new(state);
                 }
             }
             Err(e) => tracing::warn!("pod identity state not reloaded, the last good one stays in force: {e}"),
         }
+    }
+
+    /// The state last read from the files.
+    pub fn cluster(&self) -> Arc<ClusterState> {
+        self.cluster.read().map(|c| c.clone()).unwrap_or_default()
     }
 }
 
@@ -86,10 +91,7 @@ pub async fn token(State(state): State<AppState>, Query(q): Query<ImdsQuery>, re
         client_id: q.client_id.clone().or(q.object_id.clone()),
         resource_id: q.mi_res_id.clone().or(q.msi_res_id.clone()).or(q.resource_id.clone()),
     };
-    let decision = match state.nmi.cluster.read() {
-        Ok(cluster) => decide(&cluster, &addr.ip().to_string(), &selector),
-        Err(_) => return imds_error(StatusCode::INTERNAL_SERVER_ERROR, "cluster state unavailable"),
-    };
+    let decision = decide(&state.cluster.pods(), &addr.ip().to_string(), &selector);
     let (pod, namespace, identity) = match decision {
         PodDecision::Identity { pod, namespace, identity } => (pod, namespace, identity),
         // 403, not 404: azure-identity retries 404s for a minute before giving up.

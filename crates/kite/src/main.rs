@@ -91,13 +91,13 @@ pub struct ServeArgs {
     #[arg(long, default_value_t = 300)]
     key_retire_grace: i64,
     /// Kubernetes RBAC YAML (files or directories) for the SubjectAccessReview webhook, re-read as it changes.
-    #[arg(long = "k8s-rbac")]
+    #[arg(long = "k8s-rbac", conflicts_with = "kubernetes")]
     k8s_rbac: Vec<PathBuf>,
     /// Cluster name that `aws eks get-token` tokens must be made for (TokenReview webhook at /authenticate).
     #[arg(long)]
     eks_cluster: Option<String>,
     /// The aws-auth ConfigMap (YAML) mapping IAM roles/users to Kubernetes users and groups; re-read as it changes.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "kubernetes")]
     aws_auth: Option<PathBuf>,
     /// EKS access entries (JSON, as `kite eks access-entry` writes them); re-read as they change.
     #[arg(long)]
@@ -107,8 +107,10 @@ pub struct ServeArgs {
     authentication_mode: kite_k8s::awsauth::AuthenticationMode,
     /// Kubernetes YAML (Pods with status.podIP, AzureIdentity, AzureIdentityBinding, AzurePodIdentityException)
     /// for the node agent's IMDS endpoint; re-read as it changes.
-    #[arg(long = "pod-identity-dir")]
+    #[arg(long = "pod-identity-dir", conflicts_with = "kubernetes")]
     pod_identity: Vec<PathBuf>,
+    #[command(flatten)]
+    cluster: commands::ClusterArgs,
 }
 
 fn home(cli_home: Option<PathBuf>) -> PathBuf {
@@ -141,6 +143,7 @@ async fn main() -> ExitCode {
                 access_entries: args.access_entries,
                 authentication_mode: args.authentication_mode,
                 pod_identity: args.pod_identity,
+                kubernetes: args.cluster.target(),
             };
             kite_server::serve(config).await.map(|_| ExitCode::SUCCESS)
         }
