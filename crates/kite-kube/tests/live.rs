@@ -14,6 +14,7 @@ use kube::client::Body;
 use serde_json::{json, Value};
 
 type Handle = tower_test::mock::Handle<Request<Body>, Response<Body>>;
+type Log<T> = Arc<Mutex<Vec<T>>>;
 
 /// A fake API server: lists per collection path, and the events the first watch of a path
 /// returns (later watches stay open and silent, as on a quiet cluster).
@@ -25,8 +26,8 @@ struct FakeApi {
     gets: HashMap<String, Vec<(u16, Value)>>,
     /// PUT/POST answers, in order; the last one repeats.
     writes: Vec<(u16, Value)>,
-    seen: Arc<Mutex<Vec<String>>>,
-    bodies: Arc<Mutex<Vec<(String, Value)>>>,
+    seen: Log<String>,
+    bodies: Log<(String, Value)>,
 }
 
 fn respond(status: u16, body: &Value) -> Response<Body> {
@@ -50,7 +51,7 @@ impl FakeApi {
         self
     }
 
-    fn run(mut self, mut handle: Handle) -> (Arc<Mutex<Vec<String>>>, Arc<Mutex<Vec<(String, Value)>>>) {
+    fn run(mut self, mut handle: Handle) -> (Log<String>, Log<(String, Value)>) {
         let (seen, bodies) = (self.seen.clone(), self.bodies.clone());
         tokio::spawn(async move {
             // Watches with nothing more to say are parked here, never answered.
