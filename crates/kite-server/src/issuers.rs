@@ -21,7 +21,7 @@ pub struct IssuerKeys {
 }
 
 /// Plain http is only for issuers on this machine (tests, local clusters); anything else is https.
-fn allowed(url: &str) -> bool {
+pub(crate) fn allowed(url: &str) -> bool {
     url.starts_with("https://") || ["http://127.0.0.1", "http://localhost", "http://[::1]"].iter().any(|p| url.starts_with(p))
 }
 

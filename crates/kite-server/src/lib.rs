@@ -5,6 +5,7 @@
 pub mod api;
 pub mod auth;
 pub mod clients;
+pub mod container_credentials;
 pub mod bootstrap;
 pub mod cluster;
 pub mod error;
@@ -34,7 +35,7 @@ use kite_token::KeySet;
 use serde_json::{json, Value};
 use tower::Layer;
 
-use crate::api::{authorization, aws, directory, groups, identities};
+use crate::api::{authorization, aws, directory, eks, groups, identities};
 use crate::auth::Caller;
 use crate::error::ApiResult;
 use crate::state::AppState;
@@ -69,6 +70,8 @@ pub struct Config {
     pub pod_identity: Vec<PathBuf>,
     /// A live cluster to read Pods, aad-pod-identity objects, RBAC and aws-auth from instead of files.
     pub kubernetes: Option<kite_kube::Target>,
+    /// The `--eks-cluster`'s service-account issuer, whose tokens `GET /v1/credentials` accepts.
+    pub cluster_issuer: Option<String>,
 }
 
 async fn subscriptions(State(state): State<AppState>, _caller: Caller) -> Json<Value> {
@@ -134,6 +137,9 @@ pub fn app(state: AppState) -> Router {
         .route("/kite/aws/oidcProviders", get(aws::list_providers).post(aws::create_provider).delete(aws::delete_provider))
         .route("/kite/aws/roles", get(aws::list_roles).post(aws::create_role))
         .route("/kite/aws/roles/{name}", get(aws::get_role).delete(aws::delete_role))
+        .route("/kite/eks/clusters/{cluster}/pod-identity-associations", get(eks::list).post(eks::create))
+        .route("/kite/eks/clusters/{cluster}/pod-identity-associations/{id}", get(eks::show).delete(eks::delete))
+        .merge(container_credentials::routes())
         .route("/kite/signingKeys", get(keys::list))
         .route("/kite/signingKeys/rotate", post(keys::rotate))
         .fallback(authorization::dispatch)
@@ -180,6 +186,9 @@ fn is_loopback(addr: &SocketAddr) -> bool {
 /// Bootstraps the store if it is new and builds the shared state; also returns where the admin
 /// credentials were written when this call created the tenant.
 pub async fn prepare(store: Arc<dyn Store>, config: &Config, public_url: &str, ca_file: Option<&std::path::Path>) -> Result<(AppState, Option<PathBuf>)> {
+    if let Some(issuer) = &config.cluster_issuer {
+        container_credentials::check_issuer(issuer)?;
+    }
     let boot = bootstrap::ensure_tenant(store.as_ref(), &config.home, public_url, ca_file).await?;
     let keys = KeySet::new(&bootstrap::load_keys(store.as_ref()).await?)?;
     let k8s = Arc::new(k8s::K8sPolicy::new(k8s::Sources {
@@ -204,6 +213,7 @@ pub async fn prepare(store: Arc<dyn Store>, config: &Config, public_url: &str, c
         k8s,
         sts_issuer: Arc::default(),
         nmi,
+        cluster_issuer: config.cluster_issuer.clone(),
     };
     Ok((state, boot.credentials_file))
 }

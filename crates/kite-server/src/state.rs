@@ -32,6 +32,8 @@ pub struct AppState {
     pub nmi: Arc<crate::nmi::NodeAgent>,
     /// Pods, RBAC and aws-auth as the node agent and webhooks see them: files or a live cluster.
     pub cluster: Arc<dyn kite_k8s::ClusterSource>,
+    /// The EKS cluster's service-account issuer, for the container-credentials endpoint.
+    pub cluster_issuer: Option<String>,
 }
 
 /// Audiences kite's management API accepts: Azure's management resource IDs (so unmodified Azure

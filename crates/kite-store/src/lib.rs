@@ -12,6 +12,7 @@
 mod sql;
 
 use async_trait::async_trait;
+use kite_core::aws::eks::PodIdentityAssociation;
 use kite_core::directory::{Application, ManagedIdentity, Principal, ResourceGroup, Subscription, Tenant};
 use kite_core::federation::FederatedCredential;
 use kite_core::rbac::{RoleAssignment, RoleDefinition};
@@ -168,6 +169,15 @@ pub trait Store: Send + Sync + 'static {
     async fn get_aws_object(&self, kind: AwsKind, key: &str) -> Result<serde_json::Value>;
     async fn list_aws_objects(&self, kind: AwsKind) -> Result<Vec<serde_json::Value>>;
     async fn delete_aws_object(&self, kind: AwsKind, key: &str) -> Result<()>;
+
+    /// EKS Pod Identity associations; `Conflict` when the (cluster, namespace, service account)
+    /// already has one. Cluster names match case-insensitively, Kubernetes names exactly.
+    async fn create_pod_identity_association(&self, a: &PodIdentityAssociation) -> Result<()>;
+    async fn get_pod_identity_association(&self, cluster: &str, id: &str) -> Result<PodIdentityAssociation>;
+    /// The cluster's associations, narrowed to a namespace and/or service account when given.
+    async fn list_pod_identity_associations(&self, cluster: &str, namespace: Option<&str>, service_account: Option<&str>) -> Result<Vec<PodIdentityAssociation>>;
+    /// Deletes the association and returns what it was.
+    async fn delete_pod_identity_association(&self, cluster: &str, id: &str) -> Result<PodIdentityAssociation>;
 
     /// A server-wide setting written once: the first caller's `init` wins, every caller reads it.
     async fn meta_get_or_init(&self, key: &str, init: &str) -> Result<String>;

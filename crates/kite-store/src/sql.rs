@@ -4,6 +4,7 @@ use std::borrow::Cow;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use kite_core::aws::eks::PodIdentityAssociation;
 use kite_core::directory::{Application, ManagedIdentity, Principal, ResourceGroup, Subscription, Tenant};
 use kite_core::federation::{FederatedCredential, MAX_PER_OWNER};
 use kite_core::rbac::{RoleAssignment, RoleDefinition};
@@ -26,6 +27,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (1, "initial", include_str!("../migrations/0001_initial.sql")),
     (2, "federated credentials", include_str!("../migrations/0002_federated_credentials.sql")),
     (3, "aws objects", include_str!("../migrations/0003_aws.sql")),
+    (5, "pod identity associations", include_str!("../migrations/0005_pod_identity_associations.sql")),
 ];
 
 impl MigrationSource<'static> for Embedded {
@@ -559,6 +561,65 @@ impl Store for SqlStore {
             return Err(Error::NotFound(format!("NoSuchEntity: {} '{key}' cannot be found", kind.as_str())));
         }
         Ok(())
+    }
+
+    async fn create_pod_identity_association(&self, a: &PodIdentityAssociation) -> Result<()> {
+        sqlx::query("INSERT INTO pod_identity_associations (association_id, cluster_key, namespace, service_account, body) VALUES ($1, $2, $3, $4, $5)")
+            .bind(&a.association_id)
+            .bind(a.cluster_name.to_lowercase())
+            .bind(&a.namespace)
+            .bind(&a.service_account)
+            .bind(to_json(a)?)
+            .execute(&self.pool)
+            .await
+            .map_err(|e| {
+                conflict_or_backend(e, || {
+                    format!(
+                        "ResourceInUseException: service account {}/{} already has a pod identity association in cluster {}; \
+                         list it with 'kite eks pod-identity-association list --cluster-name {} --namespace {} --service-account {}'",
+                        a.namespace, a.service_account, a.cluster_name, a.cluster_name, a.namespace, a.service_account
+                    )
+                })
+            })?;
+        Ok(())
+    }
+
+    async fn get_pod_identity_association(&self, cluster: &str, id: &str) -> Result<PodIdentityAssociation> {
+        self.one("SELECT body FROM pod_identity_associations WHERE cluster_key = $1 AND association_id = $2", &[cluster.to_lowercase(), id.to_string()], || {
+            format!("ResourceNotFoundException: no pod identity association {id} in cluster {cluster}; list them with 'kite eks pod-identity-association list --cluster-name {cluster}'")
+        })
+        .await
+    }
+
+    async fn list_pod_identity_associations(&self, cluster: &str, namespace: Option<&str>, service_account: Option<&str>) -> Result<Vec<PodIdentityAssociation>> {
+        let r = sqlx::query(
+            "SELECT body FROM pod_identity_associations WHERE cluster_key = $1 AND ($2 = '' OR namespace = $2) AND ($3 = '' OR service_account = $3) \
+             ORDER BY namespace, service_account",
+        )
+        .bind(cluster.to_lowercase())
+        .bind(namespace.unwrap_or(""))
+        .bind(service_account.unwrap_or(""))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(backend)?;
+        rows(&r)
+    }
+
+    async fn delete_pod_identity_association(&self, cluster: &str, id: &str) -> Result<PodIdentityAssociation> {
+        let mut tx = self.pool.begin().await.map_err(backend)?;
+        let row = sqlx::query("SELECT body FROM pod_identity_associations WHERE cluster_key = $1 AND association_id = $2")
+            .bind(cluster.to_lowercase())
+            .bind(id)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(backend)?;
+        let Some(row) = row else {
+            return Err(Error::NotFound(format!("ResourceNotFoundException: no pod identity association {id} in cluster {cluster}")));
+        };
+        let a = from_row(&row)?;
+        sqlx::query("DELETE FROM pod_identity_associations WHERE association_id = $1").bind(id).execute(&mut *tx).await.map_err(backend)?;
+        tx.commit().await.map_err(backend)?;
+        Ok(a)
     }
 
     async fn meta_get_or_init(&self, key: &str, init: &str) -> Result<String> {

@@ -147,6 +147,9 @@ pub enum EksCmd {
     /// EKS access entries (the API authentication mode's mapping).
     #[command(subcommand)]
     AccessEntry(AccessEntryCmd),
+    /// EKS Pod Identity associations (namespace + service account → IAM role), kept by the server.
+    #[command(subcommand)]
+    PodIdentityAssociation(crate::pod_identity::PodIdentityCmd),
 }
 
 /// A live Kubernetes cluster, instead of files.
@@ -701,6 +704,7 @@ pub async fn run(command: Command, home: &Path, explicit_format: Option<Format>,
         Command::Role(cmd) => role(cmd, &mut Client::load(home)?, format, query).await,
         Command::Iam(cmd) => iam(cmd, &mut Client::load(home)?, format, query).await,
         Command::K8s(K8sCmd::Auth(cmd)) => k8s_auth(cmd, explicit_format, query),
+        Command::Eks(EksCmd::PodIdentityAssociation(cmd)) => print(crate::pod_identity::run(cmd, &mut Client::load(home)?).await?, format, query),
         Command::Eks(cmd) => eks(cmd, format, query).await,
         Command::Keys(cmd) => {
             let mut client = Client::load(home)?;
@@ -1034,6 +1038,7 @@ async fn eks(cmd: EksCmd, format: Format, query: Option<&str>) -> Result<ExitCod
             replace_file(&file.access_entries, &serde_json::to_string_pretty(&entries)?)?;
             return Ok(ExitCode::SUCCESS);
         }
+        EksCmd::PodIdentityAssociation(_) => unreachable!("pod identity associations are handled in run"),
     };
     print(v, format, query)
 }

@@ -3,6 +3,7 @@
 mod client;
 mod commands;
 mod output;
+mod pod_identity;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -56,7 +57,8 @@ pub enum Command {
     /// Kubernetes: RBAC questions answered from RBAC YAML (`kubectl get … -o yaml` dumps).
     #[command(subcommand)]
     K8s(commands::K8sCmd),
-    /// EKS-shaped cluster access: aws-auth identity mappings and access entries (files `kite serve` reads).
+    /// EKS-shaped cluster access: aws-auth identity mappings and access entries (files `kite serve` reads),
+    /// and pod identity associations.
     #[command(subcommand)]
     Eks(commands::EksCmd),
     /// Token-signing keys: list, rotate.
@@ -111,6 +113,10 @@ pub struct ServeArgs {
     pod_identity: Vec<PathBuf>,
     #[command(flatten)]
     cluster: commands::ClusterArgs,
+    /// The --eks-cluster's service-account issuer URL: GET /v1/credentials accepts pods' tokens it signed
+    /// (audience pods.eks.amazonaws.com) and answers with their pod identity association's role.
+    #[arg(long, requires = "eks_cluster")]
+    cluster_issuer: Option<String>,
 }
 
 fn home(cli_home: Option<PathBuf>) -> PathBuf {
@@ -144,6 +150,7 @@ async fn main() -> ExitCode {
                 authentication_mode: args.authentication_mode,
                 pod_identity: args.pod_identity,
                 kubernetes: args.cluster.target(),
+                cluster_issuer: args.cluster_issuer,
             };
             kite_server::serve(config).await.map(|_| ExitCode::SUCCESS)
         }

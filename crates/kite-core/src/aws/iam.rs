@@ -709,6 +709,79 @@ fn explain_condition(op_name: &str, op: Operator, key: &str, expected: &[String]
     format!("condition {op_name} \"{key}\" {verb} but the token's {claim} is {shown_actual}")
 }
 
+/// Whether `policy` lets the AWS service principal `service` (e.g. `pods.eks.amazonaws.com`)
+/// perform every one of `actions` on the role, as IAM decides it for a service assuming a role:
+/// for each action some Allow statement naming the service (or `*`) must apply and no Deny may.
+/// `context` holds the request's condition keys (`aws:SourceAccount`, `aws:RequestTag/…`); a
+/// condition on a key missing from it does not hold, as in IAM.
+pub fn evaluate_service_trust(policy: &Value, service: &str, actions: &[&str], context: &[(String, Vec<String>)]) -> Result<(), String> {
+    let statements: Vec<&Value> = match policy.get("Statement") {
+        Some(Value::Array(a)) => a.iter().collect(),
+        Some(s @ Value::Object(_)) => vec![s],
+        _ => Vec::new(),
+    };
+    for action in actions {
+        let mut allowed = false;
+        let mut closest: Option<String> = None;
+        for (i, st) in statements.iter().enumerate() {
+            match service_statement(st, service, action, context) {
+                Ok(()) if st.get("Effect").and_then(Value::as_str) == Some("Deny") => {
+                    return Err(format!("Statement[{i}] explicitly denies {action} to {service}"));
+                }
+                Ok(()) => allowed = true,
+                Err(why) => {
+                    if st.get("Effect").and_then(Value::as_str) == Some("Allow") && closest.is_none() {
+                        closest = Some(format!("Statement[{i}] {why}"));
+                    }
+                }
+            }
+        }
+        if !allowed {
+            let why = closest.unwrap_or_else(|| "no statement allows it".into());
+            return Err(format!("the trust policy does not allow {service} to perform {action}: {why}"));
+        }
+    }
+    Ok(())
+}
+
+/// Ok when the statement applies to `service` performing `action` in `context`; else why not.
+fn service_statement(st: &Value, service: &str, action: &str, context: &[(String, Vec<String>)]) -> Result<(), String> {
+    let (actions, not_action) = match (st.get("Action").and_then(strings), st.get("NotAction").and_then(strings)) {
+        (Some(a), None) => (a, false),
+        (None, Some(a)) => (a, true),
+        _ => return Err("has no usable Action".into()),
+    };
+    if actions.iter().any(|p| wildcard_match(p, action, true)) == not_action {
+        return Err(format!("allows {} but not {action}", quote_strs(&actions)));
+    }
+    let principal = match (st.get("Principal"), st.get("NotPrincipal")) {
+        (Some(p), None) => p,
+        _ => return Err("has no Principal (NotPrincipal does not name a service)".into()),
+    };
+    let services: Vec<&str> = principal.get("Service").and_then(strings).unwrap_or_default();
+    let everyone = principal == "*" || principal.get("AWS").and_then(strings).is_some_and(|a| a.contains(&"*"));
+    if !everyone && !services.contains(&service) {
+        return Err(format!("trusts {principal} rather than {{\"Service\": \"{service}\"}}"));
+    }
+    let Some(conditions) = st.get("Condition").and_then(Value::as_object) else {
+        return Ok(());
+    };
+    for (op_name, block) in conditions {
+        let (Some(op), Some(block)) = (parse_operator(op_name), block.as_object()) else {
+            return Err(format!("has condition operator \"{op_name}\" that never holds"));
+        };
+        for (key, expected) in block {
+            let expected = condition_values(expected).unwrap_or_default();
+            let actual = context.iter().find(|(k, _)| k.eq_ignore_ascii_case(key)).map(|(_, v)| v.as_slice());
+            if !condition_holds(op, &expected, actual) {
+                let seen = actual.map(quote_list).unwrap_or_else(|| "absent".into());
+                return Err(format!("has condition {op_name} \"{key}\" expecting {} but the request's value is {seen}", quote_list(&expected)));
+            }
+        }
+    }
+    Ok(())
+}
+
 fn quote_list(v: &[String]) -> String {
     let parts: Vec<String> = v.iter().map(|s| format!("\"{s}\"")).collect();
     format!("[{}]", parts.join(", "))

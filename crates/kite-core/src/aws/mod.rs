@@ -2,12 +2,14 @@
 //! accept. Pure domain code; the server reads the clock, the store and the request and passes them in.
 //!
 //! - [`arn`]: ARNs of roles, users, OIDC providers and STS sessions; canonicalisation.
+//! - [`eks`]: EKS Pod Identity associations and the pod-to-role decision.
 //! - [`iam`]: roles, OIDC providers, and the web-identity trust-policy decision with its explanation.
 //! - [`sts`]: temporary credentials that need no storage (secrets derived, session tokens sealed).
 //! - [`sigv4`]: Signature Version 4 verification (header and presigned), canonicalised as botocore does.
 //! - [`xml`]: STS response and error documents (and the JSON form aws-iam-authenticator reads).
 
 pub mod arn;
+pub mod eks;
 pub mod iam;
 pub mod sigv4;
 pub mod sts;

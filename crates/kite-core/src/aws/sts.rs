@@ -145,6 +145,8 @@ pub struct Session {
     /// The OIDC provider's ARN (Provider).
     pub provider: String,
     pub expiration: OffsetDateTime,
+    /// Session tags (key, value), e.g. those EKS Pod Identity sets; empty for web identity.
+    pub tags: Vec<(String, String)>,
 }
 
 impl Session {
@@ -171,6 +173,8 @@ struct Payload {
     aud: String,
     provider: String,
     exp: i64,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    tags: Vec<(String, String)>,
 }
 
 fn hmac_sha256(key: &[u8], data: &[u8]) -> Option<[u8; 32]> {
@@ -237,6 +241,41 @@ impl SessionIssuer {
         check_session_name(session_name)?;
         let duration = check_duration(duration_seconds, role)?;
         let audience = provider.accept_token(facts)?;
+        self.mint(role, session_name, facts.sub.clone(), audience, provider.arn.to_string(), Vec::new(), duration, now)
+    }
+
+    /// Credentials for a session of `role` that the AWS service principal `service` assumes on a
+    /// caller's behalf, tagged with `tags` (EKS Pod Identity: `pods.eks.amazonaws.com` for a pod).
+    /// The caller has decided that the role's trust policy lets `service` assume and tag it (see
+    /// [`super::iam::evaluate_service_trust`]); this applies STS's input checks and mints.
+    #[allow(clippy::too_many_arguments)]
+    pub fn issue_for_service(
+        &self,
+        role: &Role,
+        session_name: &str,
+        service: &str,
+        subject: &str,
+        tags: Vec<(String, String)>,
+        duration_seconds: Option<u32>,
+        now: OffsetDateTime,
+    ) -> Result<(Credentials, Session), StsError> {
+        check_session_name(session_name)?;
+        let duration = check_duration(duration_seconds, role)?;
+        self.mint(role, session_name, subject.into(), service.into(), service.into(), tags, duration, now)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn mint(
+        &self,
+        role: &Role,
+        session_name: &str,
+        subject: String,
+        audience: String,
+        provider: String,
+        tags: Vec<(String, String)>,
+        duration: u32,
+        now: OffsetDateTime,
+    ) -> Result<(Credentials, Session), StsError> {
         let assumed_role_arn = Arn::assumed_role(&role.arn, session_name).map_err(|e| StsError::new(ErrorCode::ValidationError, e.to_string()))?;
         let expiration = (now + Duration::seconds(i64::from(duration))).replace_nanosecond(0).unwrap_or(now);
         let access_key_id = super::random_id("ASIA", 16);
@@ -247,10 +286,11 @@ impl SessionIssuer {
             assumed_role_arn,
             role_id: role.role_id.clone(),
             session_name: session_name.into(),
-            subject: facts.sub.clone(),
+            subject,
             audience,
-            provider: provider.arn.to_string(),
+            provider,
             expiration,
+            tags,
         };
         let session_token = self.seal(&session).ok_or_else(internal)?;
         Ok((Credentials { access_key_id, secret_access_key, session_token, expiration }, session))
@@ -287,6 +327,7 @@ impl SessionIssuer {
             aud: s.audience.clone(),
             provider: s.provider.clone(),
             exp: s.expiration.unix_timestamp(),
+            tags: s.tags.clone(),
         };
         let json = serde_json::to_vec(&payload).ok()?;
         let mac = hmac_sha256(&self.token_key, &json)?;
@@ -323,6 +364,7 @@ impl SessionIssuer {
             audience: p.aud,
             provider: p.provider,
             expiration,
+            tags: p.tags,
         })
     }
 
@@ -492,6 +534,16 @@ mod tests {
         f.aud = vec!["nope".into()];
         let e = issuer().assume_role_with_web_identity(&role(None), "s1", &provider(), &f, None, NOW).unwrap_err();
         assert_eq!(e.code, ErrorCode::InvalidIdentityToken);
+    }
+
+    #[test]
+    fn a_service_session_carries_its_tags_sealed_in_the_token() {
+        let tags = vec![("kubernetes-namespace".to_string(), "default".to_string()), ("kubernetes-pod-name".to_string(), "app-1".to_string())];
+        let (c, s) = issuer().issue_for_service(&role(None), "eks-prod-app-1-x", "pods.eks.amazonaws.com", "system:serviceaccount:default:app", tags.clone(), None, NOW).unwrap();
+        assert_eq!(s.assumed_role_arn.to_string(), "arn:aws:sts::123456789012:assumed-role/app/eks-prod-app-1-x");
+        let opened = issuer().open(&c.session_token, NOW).unwrap();
+        assert_eq!((opened.tags, opened.provider.as_str()), (tags, "pods.eks.amazonaws.com"));
+        assert_eq!(issuer().issue_for_service(&role(None), "x", "pods.eks.amazonaws.com", "s", vec![], None, NOW).unwrap_err().code, ErrorCode::ValidationError);
     }
 
     #[test]

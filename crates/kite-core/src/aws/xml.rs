@@ -144,6 +144,7 @@ mod tests {
             audience: "sts.amazonaws.com".into(),
             provider: "arn:aws:iam::123456789012:oidc-provider/oidc.example.com/id/ABC".into(),
             expiration: datetime!(2024-05-01 13:00:00 UTC),
+            tags: Vec::new(),
         };
         let c = Credentials {
             access_key_id: s.access_key_id.clone(),

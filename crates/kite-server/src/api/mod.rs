@@ -5,6 +5,7 @@
 pub mod authorization;
 pub mod aws;
 pub mod directory;
+pub mod eks;
 pub mod groups;
 pub mod identities;
 

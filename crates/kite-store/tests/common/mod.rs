@@ -271,6 +271,35 @@ pub async fn aws_objects_and_write_once_settings(store: impl Store) {
     assert_eq!(store.meta_get_or_init("sts_master_key", "second").await.unwrap(), "first", "the first value written wins");
 }
 
+pub async fn pod_identity_associations_are_one_per_service_account_per_cluster(store: impl Store) {
+    use kite_core::aws::eks::PodIdentityAssociation;
+    use kite_core::aws::iam::Role;
+    let trust = serde_json::json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {"Service": "pods.eks.amazonaws.com"},
+                                   "Action": ["sts:AssumeRole", "sts:TagSession"]}]});
+    let role = Role::new("123456789012", "app", None, trust, None, NOW).unwrap();
+    let new = |cluster: &str, ns: &str, sa: &str| PodIdentityAssociation::new("us-east-1", "123456789012", cluster, ns, sa, &role, NOW).unwrap();
+    let (a, b, other) = (new("prod", "default", "app"), new("prod", "payments", "app"), new("staging", "default", "app"));
+    for x in [&a, &b, &other] {
+        store.create_pod_identity_association(x).await.unwrap();
+    }
+    match store.create_pod_identity_association(&new("PROD", "default", "app")).await {
+        Err(Error::Conflict(m)) => assert!(m.contains("ResourceInUseException") && m.contains("default/app"), "{m}"),
+        other => panic!("expected Conflict, got {other:?}"),
+    }
+    assert_eq!(store.get_pod_identity_association("Prod", &a.association_id).await.unwrap(), a);
+    assert!(matches!(store.get_pod_identity_association("staging", &a.association_id).await, Err(Error::NotFound(m)) if m.contains("ResourceNotFoundException")));
+    assert_eq!(store.list_pod_identity_associations("prod", None, None).await.unwrap(), vec![a.clone(), b.clone()]);
+    assert_eq!(store.list_pod_identity_associations("prod", Some("payments"), None).await.unwrap(), vec![b.clone()]);
+    assert_eq!(store.list_pod_identity_associations("prod", Some("default"), Some("app")).await.unwrap(), vec![a.clone()]);
+    assert!(store.list_pod_identity_associations("prod", None, Some("nobody")).await.unwrap().is_empty());
+    assert_eq!(store.delete_pod_identity_association("prod", &a.association_id).await.unwrap(), a);
+    assert!(matches!(store.delete_pod_identity_association("prod", &a.association_id).await, Err(Error::NotFound(_))));
+    assert_eq!(store.list_pod_identity_associations("prod", None, None).await.unwrap(), vec![b]);
+    assert_eq!(store.list_pod_identity_associations("staging", None, None).await.unwrap(), vec![other]);
+    // The service account is free again once its association is gone.
+    store.create_pod_identity_association(&new("prod", "default", "app")).await.unwrap();
+}
+
 #[macro_export]
 macro_rules! conformance_tests {
     ($make:path) => {
@@ -279,7 +308,8 @@ macro_rules! conformance_tests {
             identities_are_found_by_client_id_object_id_and_name, a_failed_multi_row_write_leaves_nothing_behind,
             concurrent_application_updates_all_land, role_assignments_filter_like_az,
             custom_roles_cannot_be_deleted_while_assigned, signing_keys_round_trip,
-            federated_credentials_are_per_owner_capped_and_go_with_their_identity, aws_objects_and_write_once_settings);
+            federated_credentials_are_per_owner_capped_and_go_with_their_identity, aws_objects_and_write_once_settings,
+            pod_identity_associations_are_one_per_service_account_per_cluster);
     };
     (@cases $make:path; $($case:ident),*) => {
         $(

@@ -1,0 +1,152 @@
+//! The EKS Pod Identity agent's container-credentials endpoint, `GET /v1/credentials`, with EKS
+//! Auth's AssumeRoleForPodIdentity decision behind it: what boto3 calls through
+//! `AWS_CONTAINER_CREDENTIALS_FULL_URI` with `Authorization: <AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE>`.
+//!
+//! Security-sensitive: the pod's projected service-account token is the only credential. It must
+//! be signed by the cluster's issuer (`--cluster-issuer`, keys through its discovery document), be
+//! meant for `pods.eks.amazonaws.com`, be in its time window and be bound to a pod; its namespace
+//! and service account then select the association and so the role. Credentials are minted per
+//! call (no cache), so deleting an association or a role takes effect on the next call.
+//!
+//! Answers have the agent's shape: JSON `AccessKeyId, SecretAccessKey, Token, AccountId,
+//! Expiration`, or a plain-text error `[request id]: (Code): message, fault: client` with EKS
+//! Auth's status, which botocore shows verbatim.
+
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use kite_core::aws::eks::{self, POD_IDENTITY_SERVICE};
+use kite_core::aws::xml::iso8601;
+use kite_token::assertion;
+use serde_json::{json, Value};
+
+use crate::api::aws::role_named;
+use crate::state::AppState;
+
+/// Refuses at start-up a `--cluster-issuer` whose keys kite could never fetch.
+pub fn check_issuer(issuer: &str) -> anyhow::Result<()> {
+    if !crate::issuers::allowed(issuer) {
+        anyhow::bail!(
+            "--cluster-issuer '{issuer}' is not an https URL: give the issuer exactly as the cluster's tokens carry it in 'iss' (plain http only on loopback)"
+        );
+    }
+    Ok(())
+}
+
+/// The agent's routes, to mount on the main router and on a plain-http agent listener alike.
+pub fn routes() -> Router<AppState> {
+    Router::new().route("/v1/credentials", get(credentials))
+}
+
+struct Refusal {
+    status: StatusCode,
+    code: &'static str,
+    message: String,
+}
+
+impl Refusal {
+    fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Refusal {
+        Refusal { status, code, message: message.into() }
+    }
+    fn bad_token(message: impl Into<String>) -> Refusal {
+        Refusal::new(StatusCode::BAD_REQUEST, "InvalidTokenException", message)
+    }
+    fn denied(message: impl Into<String>) -> Refusal {
+        Refusal::new(StatusCode::BAD_REQUEST, "AccessDeniedException", message)
+    }
+    fn internal(detail: impl std::fmt::Display) -> Refusal {
+        tracing::error!("container credentials: {detail}");
+        Refusal::new(StatusCode::INTERNAL_SERVER_ERROR, "InternalServerException", "an internal error occurred; see the server log")
+    }
+}
+
+pub async fn credentials(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    match issue(&state, &headers).await {
+        Ok(body) => Json(body).into_response(),
+        Err(r) => {
+            let request_id = uuid::Uuid::new_v4();
+            let fault = if r.status.is_server_error() { "server" } else { "client" };
+            tracing::info!(%request_id, code = r.code, "container credentials refused: {}", r.message);
+            (r.status, format!("[{request_id}]: ({}): {}, fault: {fault}", r.code, r.message)).into_response()
+        }
+    }
+}
+
+async fn issue(state: &AppState, headers: &HeaderMap) -> Result<Value, Refusal> {
+    let (Some(cluster), Some(issuer)) = (state.k8s.cluster_id.as_deref(), state.cluster_issuer.as_deref()) else {
+        return Err(Refusal::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "InvalidRequestException",
+            "this kite serves no EKS cluster's pods: start it with --eks-cluster NAME --cluster-issuer URL (the cluster's service-account issuer)",
+        ));
+    };
+    let token = headers.get("authorization").and_then(|v| v.to_str().ok()).map(str::trim).unwrap_or_default();
+    if token.is_empty() {
+        return Err(Refusal::new(
+            StatusCode::BAD_REQUEST,
+            "InvalidRequestException",
+            "Service account token cannot be empty: send the pod's token (AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE) as the Authorization header",
+        ));
+    }
+    let claims = assertion::peek(token).map_err(|e| Refusal::bad_token(format!("Service account token cannot be parsed: {}", e.detail())))?;
+    let iss = claims.str_claim("iss").unwrap_or_default();
+    if iss != issuer {
+        return Err(Refusal::bad_token(format!("the token's issuer '{iss}' is not cluster {cluster}'s service-account issuer '{issuer}'")));
+    }
+    let jwks = state
+        .issuers
+        .jwks(issuer, claims.header.kid.as_deref())
+        .await
+        .map_err(|e| Refusal::new(StatusCode::SERVICE_UNAVAILABLE, "ServiceUnavailableException", format!("cannot verify the token: the keys of cluster issuer {issuer} are unavailable ({e})")))?;
+    assertion::verify_with_jwks(token, &jwks).map_err(|e| Refusal::bad_token(format!("the token's signature is invalid: {}", e.detail())))?;
+    let now = state.now();
+    assertion::check_time(&claims.claims, now.unix_timestamp(), 0)
+        .map_err(|e| Refusal::new(StatusCode::BAD_REQUEST, "ExpiredTokenException", format!("the service-account token is expired or not yet valid: {}", e.detail())))?;
+    let audiences = claims.audiences();
+    if !audiences.iter().any(|a| a == POD_IDENTITY_SERVICE) {
+        return Err(Refusal::bad_token(format!(
+            "the token's audience is {audiences:?}; EKS Pod Identity takes a projected service-account token with audience {POD_IDENTITY_SERVICE}"
+        )));
+    }
+    let pod = eks::pod_of(&claims.claims).map_err(Refusal::bad_token)?;
+
+    let found = state.store.list_pod_identity_associations(cluster, Some(&pod.namespace), Some(&pod.service_account)).await.map_err(Refusal::internal)?;
+    let Some(association) = found.into_iter().next() else {
+        return Err(Refusal::new(
+            StatusCode::NOT_FOUND,
+            "ResourceNotFoundException",
+            format!(
+                "no pod identity association for service account {ns}/{sa} (pod {pod}) in cluster {cluster}; create one with \
+                 'kite eks pod-identity-association create --cluster-name {cluster} --namespace {ns} --service-account {sa} --role-arn <role ARN>'",
+                ns = pod.namespace,
+                sa = pod.service_account,
+                pod = pod.pod_name
+            ),
+        ));
+    };
+    let account = state.aws_account();
+    let role_name = eks::parse_role_arn(&association.role_arn, &account).map_err(|e| Refusal::internal(e.to_string()))?.1;
+    let role = role_named(state, &role_name).await.map_err(|_| {
+        Refusal::denied(format!(
+            "role {} of pod identity association {} no longer exists; recreate it or point a new association at another role",
+            association.role_arn, association.association_id
+        ))
+    })?;
+    let tags = association.tags_for(Some(&pod));
+    eks::check_role_trust(&role, &association.trust_context(&account, &tags)).map_err(|e| Refusal::denied(e.to_string()))?;
+    let session_name = eks::session_name(cluster, &pod.pod_name);
+    let sub = claims.str_claim("sub").unwrap_or_default();
+    let sts = crate::sts::issuer(state).await.map_err(|e| Refusal::internal(e.message))?;
+    let (credentials, session) = sts.issue_for_service(&role, &session_name, POD_IDENTITY_SERVICE, sub, tags, None, now).map_err(|e| Refusal::denied(e.message))?;
+    tracing::info!(cluster, namespace = pod.namespace, service_account = pod.service_account, pod = pod.pod_name,
+                   association = association.association_id, session = %session.assumed_role_arn, "container credentials issued");
+    Ok(json!({
+        "AccessKeyId": credentials.access_key_id,
+        "SecretAccessKey": credentials.secret_access_key,
+        "Token": credentials.session_token,
+        "AccountId": account,
+        "Expiration": iso8601(credentials.expiration),
+    }))
+}
