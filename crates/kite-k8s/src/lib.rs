@@ -23,6 +23,7 @@ pub mod mic;
 pub mod podidentity;
 mod load;
 pub mod rules;
+pub mod source;
 mod suggest;
 
 pub use k8s_openapi;
@@ -34,6 +35,7 @@ pub use authorizer::{
 pub use cani::{can_i, parse_target, CanIArgs, Target};
 pub use load::{RbacObjects, RbacSnapshot};
 pub use rules::Mismatch;
+pub use source::ClusterSource;
 
 use std::path::PathBuf;
 

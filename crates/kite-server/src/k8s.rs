@@ -163,7 +163,7 @@ pub fn spawn_reloader(policy: Arc<K8sPolicy>) {
 
 /// The authorization webhook (`authorization.k8s.io/v1` SubjectAccessReview in, the same out with status).
 pub async fn authorize(State(state): State<AppState>, Json(sar): Json<SubjectAccessReview>) -> Response {
-    match state.k8s.rbac() {
+    match state.cluster.rbac() {
         Some(snap) => {
             let answered = kite_k8s::review(&snap, sar);
             if let Some(status) = &answered.status {
@@ -175,7 +175,7 @@ pub async fn authorize(State(state): State<AppState>, Json(sar): Json<SubjectAcc
             let mut sar = sar;
             sar.status = Some(SubjectAccessReviewStatus {
                 allowed: false,
-                reason: Some("kite has no Kubernetes RBAC objects loaded: start it with --k8s-rbac PATH".into()),
+                reason: Some("kite has no Kubernetes RBAC objects loaded: start it with --k8s-rbac PATH, or --kubeconfig PATH to read them from the cluster".into()),
                 ..Default::default()
             });
             (StatusCode::OK, Json(sar)).into_response()
@@ -207,7 +207,7 @@ async fn identify(state: &AppState, token: &str) -> Result<UserInfo, String> {
     let arn = caller.arn().to_string();
     let entries = state.k8s.access_entries.read().map(|e| e.clone()).unwrap_or_default();
     let mode = state.k8s.mode.unwrap_or(AuthenticationMode::ConfigMap);
-    let id = awsauth::resolve(mode, &entries, &state.k8s.aws_auth(), &arn, caller.access_key_id(), caller.session_name())
+    let id = awsauth::resolve(mode, &entries, &state.cluster.aws_auth(), &arn, caller.access_key_id(), caller.session_name())
         .map_err(|miss| miss.to_string())?;
     let extra = [
         ("arn", arn.clone()),

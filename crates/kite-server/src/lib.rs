@@ -8,6 +8,7 @@ pub mod clients;
 pub mod container_credentials;
 pub mod entra_review;
 pub mod bootstrap;
+pub mod cluster;
 pub mod error;
 pub mod issuers;
 pub mod k8s;
@@ -73,6 +74,8 @@ pub struct Config {
     pub entra_mapping: Option<PathBuf>,
     /// Kubernetes YAML (Pods with status.podIP, aad-pod-identity objects) for the IMDS endpoint.
     pub pod_identity: Vec<PathBuf>,
+    /// A live cluster to read Pods, aad-pod-identity objects, RBAC and aws-auth from instead of files.
+    pub kubernetes: Option<kite_kube::Target>,
     /// The `--eks-cluster`'s service-account issuer, whose tokens `GET /v1/credentials` accepts.
     pub cluster_issuer: Option<String>,
     /// Managed (the AKS add-on) or standard (the controller assigns identities to nodes).
@@ -209,6 +212,16 @@ pub async fn prepare(store: Arc<dyn Store>, config: &Config, public_url: &str, c
     }
     let boot = bootstrap::ensure_tenant(store.as_ref(), &config.home, public_url, ca_file).await?;
     let keys = KeySet::new(&bootstrap::load_keys(store.as_ref()).await?)?;
+    let k8s = Arc::new(k8s::K8sPolicy::new(k8s::Sources {
+        rbac: config.k8s_rbac.clone(),
+        cluster_id: config.eks_cluster.clone(),
+        aws_auth: config.aws_auth.clone(),
+        access_entries: config.access_entries.clone(),
+        mode: config.authentication_mode,
+        entra_audience: config.entra_audience.clone(),
+        entra_mapping: config.entra_mapping.clone(),
+    })?);
+    let nmi = Arc::new(nmi::NodeAgent::new(config.pod_identity.clone())?.with_mode(config.pod_identity_mode));
     let state = AppState {
         store,
         keys: Arc::new(RwLock::new(Arc::new(keys))),
@@ -219,17 +232,10 @@ pub async fn prepare(store: Arc<dyn Store>, config: &Config, public_url: &str, c
         issuers: Arc::new(issuers::IssuerKeys::new(&config.issuer_cas)?),
         key_retire_grace_secs: config.key_retire_grace_secs,
         clients: Arc::default(),
-        k8s: Arc::new(k8s::K8sPolicy::new(k8s::Sources {
-            rbac: config.k8s_rbac.clone(),
-            cluster_id: config.eks_cluster.clone(),
-            aws_auth: config.aws_auth.clone(),
-            access_entries: config.access_entries.clone(),
-            mode: config.authentication_mode,
-            entra_audience: config.entra_audience.clone(),
-            entra_mapping: config.entra_mapping.clone(),
-        })?),
+        cluster: cluster::source(config.kubernetes.as_ref(), &nmi, &k8s).await?,
+        k8s,
         sts_issuer: Arc::default(),
-        nmi: Arc::new(nmi::NodeAgent::new(config.pod_identity.clone())?.with_mode(config.pod_identity_mode)),
+        nmi,
         cluster_issuer: config.cluster_issuer.clone(),
     };
     Ok((state, boot.credentials_file))

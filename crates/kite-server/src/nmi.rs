@@ -25,7 +25,7 @@ use crate::state::AppState;
 #[derive(Default)]
 pub struct NodeAgent {
     pub paths: Vec<PathBuf>,
-    cluster: RwLock<ClusterState>,
+    cluster: RwLock<Arc<ClusterState>>,
     cache: Mutex<HashMap<(String, String), (i64, Value)>>,
     watched: crate::watch::Watched,
     /// Standard mode serves a pod only once its AzureAssignedIdentity is Assigned.
@@ -38,7 +38,7 @@ impl NodeAgent {
         if !agent.paths.is_empty() {
             let state = ClusterState::load(&agent.paths).map_err(|e| anyhow::anyhow!("--pod-identity-dir: {e}"))?;
             if let Ok(mut c) = agent.cluster.write() {
-                *c = state;
+                *c = Arc::new(state);
             }
         }
         Ok(agent)
@@ -56,11 +56,16 @@ impl NodeAgent {
         match ClusterState::load(&self.paths) {
             Ok(state) => {
                 if let Ok(mut c) = self.cluster.write() {
-                    *c = state;
+                    *c = Arc::new(state);
                 }
             }
             Err(e) => tracing::warn!("pod identity state not reloaded, the last good one stays in force: {e}"),
         }
+    }
+
+    /// The state last read from the files.
+    pub fn cluster(&self) -> Arc<ClusterState> {
+        self.cluster.read().map(|c| c.clone()).unwrap_or_default()
     }
 }
 
@@ -93,12 +98,10 @@ pub async fn token(State(state): State<AppState>, Query(q): Query<ImdsQuery>, re
         client_id: q.client_id.clone().or(q.object_id.clone()),
         resource_id: q.mi_res_id.clone().or(q.msi_res_id.clone()).or(q.resource_id.clone()),
     };
-    let decision = match state.nmi.cluster.read() {
-        Ok(cluster) => match (decide(&cluster, &addr.ip().to_string(), &selector), state.nmi.mode) {
-            (decision, ControllerMode::Standard) => require_assigned(&cluster, decision),
-            (decision, ControllerMode::Managed) => decision,
-        },
-        Err(_) => return imds_error(StatusCode::INTERNAL_SERVER_ERROR, "cluster state unavailable"),
+    let cluster = state.cluster.pods();
+    let decision = match (decide(&cluster, &addr.ip().to_string(), &selector), state.nmi.mode) {
+        (decision, ControllerMode::Standard) => require_assigned(&cluster, decision),
+        (decision, ControllerMode::Managed) => decision,
     };
     let (pod, namespace, identity) = match decision {
         PodDecision::Identity { pod, namespace, identity } => (pod, namespace, identity),

@@ -30,6 +30,8 @@ pub struct AppState {
     pub sts_issuer: Arc<tokio::sync::OnceCell<Arc<kite_core::aws::SessionIssuer>>>,
     /// The node agent's cluster state and token cache.
     pub nmi: Arc<crate::nmi::NodeAgent>,
+    /// Pods, RBAC and aws-auth as the node agent and webhooks see them: files or a live cluster.
+    pub cluster: Arc<dyn kite_k8s::ClusterSource>,
     /// The EKS cluster's service-account issuer, for the container-credentials endpoint.
     pub cluster_issuer: Option<String>,
 }

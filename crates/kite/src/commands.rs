@@ -218,13 +218,38 @@ pub enum EksCmd {
     PodIdentityAssociation(crate::eks_pod_identity::PodIdentityCmd),
 }
 
+/// A live Kubernetes cluster, instead of files.
+#[derive(Args)]
+#[group(id = "kubernetes", multiple = false)]
+pub struct ClusterArgs {
+    /// Read (and for `eks iamidentitymapping`, write) the cluster this kubeconfig's current context names.
+    #[arg(long)]
+    kubeconfig: Option<PathBuf>,
+    /// Use the pod's service account, when kite runs inside the cluster.
+    #[arg(long)]
+    in_cluster: bool,
+}
+
+impl ClusterArgs {
+    pub fn target(self) -> Option<kite_kube::Target> {
+        match (self.kubeconfig, self.in_cluster) {
+            (Some(path), _) => Some(kite_kube::Target::Kubeconfig(path)),
+            (None, true) => Some(kite_kube::Target::InCluster),
+            (None, false) => None,
+        }
+    }
+}
+
 #[derive(Args)]
 pub struct AwsAuthFile {
     #[arg(long)]
     cluster: String,
     /// The aws-auth ConfigMap YAML to read and rewrite (what `kite serve --aws-auth` reads).
-    #[arg(long = "aws-auth", env = "KITE_AWS_AUTH")]
-    aws_auth: PathBuf,
+    #[arg(long = "aws-auth", env = "KITE_AWS_AUTH", required_unless_present = "kubernetes", conflicts_with = "kubernetes")]
+    aws_auth: Option<PathBuf>,
+    /// Or the `kube-system/aws-auth` ConfigMap of a live cluster.
+    #[command(flatten)]
+    live: ClusterArgs,
 }
 
 #[derive(Subcommand)]
@@ -748,7 +773,7 @@ pub async fn run(command: Command, home: &Path, explicit_format: Option<Format>,
         Command::Eks(EksCmd::PodIdentityAssociation(cmd)) => print(crate::eks_pod_identity::run(cmd, &mut Client::load(home)?).await?, format, query),
         Command::K8s(K8sCmd::Crds) => crate::podidentity::crds(explicit_format, query),
         Command::K8s(K8sCmd::Get { resource, dir, namespace }) => crate::podidentity::get(&resource, &dir, namespace.as_deref(), explicit_format, query),
-        Command::Eks(cmd) => eks(cmd, format, query),
+        Command::Eks(cmd) => eks(cmd, format, query).await,
         Command::Aks(cmd) => crate::aks::run(cmd, &mut Client::load(home)?, format, query).await,
         Command::Keys(cmd) => {
             let mut client = Client::load(home)?;
@@ -1003,15 +1028,50 @@ pub(crate) fn replace_file(path: &Path, contents: &str) -> Result<()> {
     std::fs::rename(&tmp, path).with_context(|| format!("replacing {}", path.display()))
 }
 
-fn eks(cmd: EksCmd, format: Format, query: Option<&str>) -> Result<ExitCode> {
-    use kite_k8s::awsauth::{self, AccessEntry, AccessPolicyAssociation, AccessScope, AwsAuth};
-    let read_auth = |f: &AwsAuthFile| -> Result<AwsAuth> {
-        match std::fs::read_to_string(&f.aws_auth) {
-            Ok(text) => AwsAuth::from_configmap_yaml(&text).map_err(|report| anyhow!("{} is not a valid aws-auth ConfigMap:\n{report}", f.aws_auth.display())),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(AwsAuth::default()),
-            Err(e) => Err(anyhow!("reading {}: {e}", f.aws_auth.display())),
+/// Where `eks iamidentitymapping` reads and writes aws-auth: a file, or a live cluster's ConfigMap.
+enum AwsAuthTarget {
+    File(PathBuf),
+    Cluster(kite_kube::Client),
+}
+
+impl AwsAuthTarget {
+    async fn open(f: AwsAuthFile) -> Result<AwsAuthTarget> {
+        match (f.live.target(), f.aws_auth) {
+            (Some(target), _) => Ok(AwsAuthTarget::Cluster(kite_kube::client(&target).await?)),
+            (None, Some(path)) => Ok(AwsAuthTarget::File(path)),
+            (None, None) => bail!("say where aws-auth is: --aws-auth FILE or --kubeconfig PATH"),
         }
-    };
+    }
+
+    async fn read(&self) -> Result<kite_k8s::awsauth::AwsAuth> {
+        use kite_k8s::awsauth::AwsAuth;
+        match self {
+            AwsAuthTarget::File(path) => match std::fs::read_to_string(path) {
+                Ok(text) => AwsAuth::from_configmap_yaml(&text).map_err(|report| anyhow!("{} is not a valid aws-auth ConfigMap:\n{report}", path.display())),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(AwsAuth::default()),
+                Err(e) => Err(anyhow!("reading {}: {e}", path.display())),
+            },
+            AwsAuthTarget::Cluster(client) => Ok(kite_kube::aws_auth::read(client).await?),
+        }
+    }
+
+    /// Applies `change` and writes the result; the cluster's ConfigMap is replaced with the
+    /// resourceVersion read, so a concurrent change is redone on rather than overwritten.
+    async fn edit<T>(&self, mut change: impl FnMut(&mut kite_k8s::awsauth::AwsAuth) -> Result<T, String>) -> Result<(T, kite_k8s::awsauth::AwsAuth)> {
+        match self {
+            AwsAuthTarget::File(path) => {
+                let mut auth = self.read().await?;
+                let out = change(&mut auth).map_err(|e| anyhow!(e))?;
+                replace_file(path, &auth.to_configmap_yaml().map_err(|e| anyhow!("{e}"))?)?;
+                Ok((out, auth))
+            }
+            AwsAuthTarget::Cluster(client) => Ok(kite_kube::aws_auth::edit(client, change).await?),
+        }
+    }
+}
+
+async fn eks(cmd: EksCmd, format: Format, query: Option<&str>) -> Result<ExitCode> {
+    use kite_k8s::awsauth::{self, AccessEntry, AccessPolicyAssociation, AccessScope};
     let read_entries = |f: &AccessEntriesFile| -> Result<Vec<AccessEntry>> {
         match std::fs::read_to_string(&f.access_entries) {
             Ok(text) => serde_json::from_str(&text).with_context(|| format!("{} is not an access entries file", f.access_entries.display())),
@@ -1021,21 +1081,21 @@ fn eks(cmd: EksCmd, format: Format, query: Option<&str>) -> Result<ExitCode> {
     };
     let v = match cmd {
         EksCmd::Iamidentitymapping(IdentityMappingCmd::Create { file, arn, username, groups }) => {
-            let mut auth = read_auth(&file)?;
-            let warnings = awsauth::create_mapping(&mut auth, &arn, &username, &groups).map_err(|e| anyhow!("{e}"))?;
+            let cluster = file.cluster.clone();
+            let target = AwsAuthTarget::open(file).await?;
+            let (warnings, auth) = target.edit(|auth| awsauth::create_mapping(auth, &arn, &username, &groups).map_err(|e| e.to_string())).await?;
             for w in &warnings {
                 eprintln!("Warning: {w}");
             }
-            replace_file(&file.aws_auth, &auth.to_configmap_yaml().map_err(|e| anyhow!("{e}"))?)?;
-            eprintln!("adding identity \"{arn}\" to auth ConfigMap for cluster \"{}\"", file.cluster);
+            eprintln!("adding identity \"{arn}\" to auth ConfigMap for cluster \"{cluster}\"");
             serde_json::to_value(awsauth::list(&auth))?
         }
-        EksCmd::Iamidentitymapping(IdentityMappingCmd::List { file }) => serde_json::to_value(awsauth::list(&read_auth(&file)?))?,
+        EksCmd::Iamidentitymapping(IdentityMappingCmd::List { file }) => serde_json::to_value(awsauth::list(&AwsAuthTarget::open(file).await?.read().await?))?,
         EksCmd::Iamidentitymapping(IdentityMappingCmd::Delete { file, arn, all }) => {
-            let mut auth = read_auth(&file)?;
-            let removed = awsauth::delete_mapping(&mut auth, &arn, all).map_err(|e| anyhow!("{e}"))?;
-            replace_file(&file.aws_auth, &auth.to_configmap_yaml().map_err(|e| anyhow!("{e}"))?)?;
-            eprintln!("removed {removed} mapping(s) for \"{arn}\" from cluster \"{}\"", file.cluster);
+            let cluster = file.cluster.clone();
+            let target = AwsAuthTarget::open(file).await?;
+            let (removed, _) = target.edit(|auth| awsauth::delete_mapping(auth, &arn, all).map_err(|e| e.to_string())).await?;
+            eprintln!("removed {removed} mapping(s) for \"{arn}\" from cluster \"{cluster}\"");
             return Ok(ExitCode::SUCCESS);
         }
         EksCmd::AccessEntry(AccessEntryCmd::Create { file, principal_arn, kubernetes_groups, username, policy_arn, namespaces }) => {

@@ -98,13 +98,13 @@ pub struct ServeArgs {
     #[arg(long, default_value_t = 300)]
     key_retire_grace: i64,
     /// Kubernetes RBAC YAML (files or directories) for the SubjectAccessReview webhook, re-read as it changes.
-    #[arg(long = "k8s-rbac")]
+    #[arg(long = "k8s-rbac", conflicts_with = "kubernetes")]
     k8s_rbac: Vec<PathBuf>,
     /// Cluster name that `aws eks get-token` tokens must be made for (TokenReview webhook at /authenticate).
     #[arg(long)]
     eks_cluster: Option<String>,
     /// The aws-auth ConfigMap (YAML) mapping IAM roles/users to Kubernetes users and groups; re-read as it changes.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "kubernetes")]
     aws_auth: Option<PathBuf>,
     /// EKS access entries (JSON, as `kite eks access-entry` writes them); re-read as they change.
     #[arg(long)]
@@ -122,8 +122,10 @@ pub struct ServeArgs {
     entra_mapping: Option<PathBuf>,
     /// Kubernetes YAML (Pods with status.podIP, AzureIdentity, AzureIdentityBinding, AzurePodIdentityException)
     /// for the node agent's IMDS endpoint; re-read as it changes.
-    #[arg(long = "pod-identity-dir")]
+    #[arg(long = "pod-identity-dir", conflicts_with = "kubernetes")]
     pod_identity: Vec<PathBuf>,
+    #[command(flatten)]
+    cluster: commands::ClusterArgs,
     /// The --eks-cluster's service-account issuer URL: GET /v1/credentials accepts pods' tokens it signed
     /// (audience pods.eks.amazonaws.com) and answers with their pod identity association's role.
     #[arg(long, requires = "eks_cluster")]
@@ -169,6 +171,7 @@ async fn main() -> ExitCode {
                 entra_audience: args.entra_audience,
                 entra_mapping: args.entra_mapping,
                 pod_identity: args.pod_identity,
+                kubernetes: args.cluster.target(),
                 cluster_issuer: args.cluster_issuer,
                 pod_identity_mode: args.pod_identity_mode,
                 cluster_identity: args.cluster_identity,

@@ -23,6 +23,7 @@ pub fn config(home: &Path, database_url: &str, eks_cluster: Option<&str>, aws_au
         entra_audience: None,
         entra_mapping: None,
         pod_identity: Vec::new(),
+        kubernetes: None,
         cluster_issuer: None,
         pod_identity_mode: Default::default(),
         cluster_identity: None,

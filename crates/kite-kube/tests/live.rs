@@ -1,0 +1,276 @@
+//! The live source and the aws-auth editor against a mocked API server, as kube-rs tests
+//! controllers: `Client::new(tower_test::mock::pair())`, answering each request the watchers make
+//! (a paged list, then `watch=true` from the list's resourceVersion) from JSON fixtures.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use http::{Request, Response, StatusCode};
+use kite_k8s::podidentity::{decide, PodDecision, Selector};
+use kite_k8s::{CanIArgs, ClusterSource};
+use kite_kube::{Client, LiveCluster};
+use kube::client::Body;
+use serde_json::{json, Value};
+
+type Handle = tower_test::mock::Handle<Request<Body>, Response<Body>>;
+type Log<T> = Arc<Mutex<Vec<T>>>;
+
+/// A fake API server: lists per collection path, and the events the first watch of a path
+/// returns (later watches stay open and silent, as on a quiet cluster).
+#[derive(Default)]
+struct FakeApi {
+    lists: HashMap<String, Vec<Value>>,
+    watch_events: HashMap<String, Vec<Value>>,
+    /// GET of one object: path → successive answers (status, body); the last one repeats.
+    gets: HashMap<String, Vec<(u16, Value)>>,
+    /// PUT/POST answers, in order; the last one repeats.
+    writes: Vec<(u16, Value)>,
+    seen: Log<String>,
+    bodies: Log<(String, Value)>,
+}
+
+fn respond(status: u16, body: &Value) -> Response<Body> {
+    let mut r = Response::new(Body::from(serde_json::to_vec(body).unwrap()));
+    *r.status_mut() = StatusCode::from_u16(status).unwrap();
+    r
+}
+
+fn not_found(path: &str) -> Value {
+    json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": "NotFound", "code": 404, "message": format!("{path} not found")})
+}
+
+impl FakeApi {
+    fn list(mut self, path: &str, items: Vec<Value>) -> Self {
+        self.lists.insert(path.into(), items);
+        self
+    }
+
+    fn then_watch(mut self, path: &str, events: Vec<Value>) -> Self {
+        self.watch_events.insert(path.into(), events);
+        self
+    }
+
+    fn run(mut self, mut handle: Handle) -> (Log<String>, Log<(String, Value)>) {
+        let (seen, bodies) = (self.seen.clone(), self.bodies.clone());
+        tokio::spawn(async move {
+            // Watches with nothing more to say are parked here, never answered.
+            let mut parked = Vec::new();
+            let mut watched: HashMap<String, usize> = HashMap::new();
+            while let Some((request, send)) = handle.next_request().await {
+                let uri = request.uri().clone();
+                let path = uri.path().to_string();
+                let query = uri.query().unwrap_or_default().to_string();
+                let method = request.method().clone();
+                self.seen.lock().unwrap().push(format!("{method} {uri}"));
+                if method == http::Method::PUT || method == http::Method::POST {
+                    let body: Value = serde_json::from_slice(&request.into_body().collect_bytes().await.unwrap()).unwrap();
+                    self.bodies.lock().unwrap().push((format!("{method} {path}"), body));
+                    let (status, answer) = if self.writes.len() > 1 { self.writes.remove(0) } else { self.writes[0].clone() };
+                    send.send_response(respond(status, &answer));
+                } else if query.contains("watch=true") {
+                    let n = watched.entry(path.clone()).or_default();
+                    *n += 1;
+                    match self.watch_events.get(&path).filter(|_| *n == 1) {
+                        Some(events) => {
+                            let lines: Vec<u8> = events.iter().flat_map(|e| [serde_json::to_vec(e).unwrap(), b"\n".to_vec()].concat()).collect();
+                            send.send_response(Response::new(Body::from(lines)));
+                        }
+                        None => parked.push(send),
+                    }
+                } else if let Some(items) = self.lists.get(&path) {
+                    send.send_response(respond(200, &json!({"kind": "List", "apiVersion": "v1", "metadata": {"resourceVersion": "1"}, "items": items})));
+                } else if let Some(answers) = self.gets.get_mut(&path) {
+                    let (status, answer) = if answers.len() > 1 { answers.remove(0) } else { answers[0].clone() };
+                    send.send_response(respond(status, &answer));
+                } else {
+                    send.send_response(respond(404, &not_found(&path)));
+                }
+            }
+        });
+        (seen, bodies)
+    }
+}
+
+fn client() -> (Client, Handle) {
+    let (service, handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
+    (Client::new(service, "default"), handle)
+}
+
+async fn eventually<T>(what: &str, mut probe: impl FnMut() -> Option<T>) -> T {
+    for _ in 0..200 {
+        if let Some(v) = probe() {
+            return v;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("timed out waiting for {what}");
+}
+
+fn pod(name: &str, ip: &str, binding: &str, rv: &str) -> Value {
+    json!({"metadata": {"name": name, "namespace": "demo", "labels": {"aadpodidbinding": binding}, "resourceVersion": rv}, "spec": {"containers": [{"name": "app", "image": "app"}]}, "status": {"podIP": ip, "phase": "Running"}})
+}
+
+const CLIENT_ID: &str = "11111111-1111-1111-1111-111111111111";
+
+fn aws_auth(rv: &str, map_roles: &str) -> Value {
+    json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "aws-auth", "namespace": "kube-system", "resourceVersion": rv}, "data": {"mapRoles": map_roles}})
+}
+
+const GOOD_ROLES: &str = "- rolearn: arn:aws:iam::111122223333:role/dev\n  username: dev\n  groups:\n  - developers\n";
+/// A role path in rolearn: the upstream authenticator never matches it, kite refuses it.
+const BAD_ROLES: &str = "- rolearn: arn:aws:iam::111122223333:role/team/dev\n  username: dev\n  groups:\n  - developers\n";
+
+fn world() -> FakeApi {
+    let identity = json!({"metadata": {"name": "app-identity", "namespace": "demo", "resourceVersion": "1"},
+        "spec": {"type": 0, "resourceID": "/subscriptions/s/resourcegroups/rg/providers/Microsoft.ManagedIdentity/userAssignedIdentities/app", "clientID": CLIENT_ID}});
+    let binding = json!({"metadata": {"name": "app-binding", "namespace": "demo", "resourceVersion": "1"}, "spec": {"azureIdentity": "app-identity", "selector": "app"}});
+    let role = json!({"metadata": {"name": "pod-reader", "namespace": "demo", "resourceVersion": "1"}, "rules": [{"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list"]}]});
+    let role_binding = json!({"metadata": {"name": "devs-read-pods", "namespace": "demo", "resourceVersion": "1"},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "pod-reader"},
+        "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "Group", "name": "developers"}]});
+    let ai = "/apis/aadpodidentity.k8s.io/v1";
+    let rbac = "/apis/rbac.authorization.k8s.io/v1";
+    FakeApi::default()
+        .list("/api/v1/pods", vec![pod("web", "10.244.0.5", "app", "1")])
+        .then_watch("/api/v1/pods", vec![json!({"type": "ADDED", "object": pod("late", "10.244.0.9", "app", "2")})])
+        .list("/api/v1/nodes", vec![json!({"metadata": {"name": "aks-node-0", "resourceVersion": "1"}})])
+        .list(&format!("{ai}/azureidentities"), vec![identity])
+        .list(&format!("{ai}/azureidentitybindings"), vec![binding])
+        .list(&format!("{ai}/azurepodidentityexceptions"), vec![])
+        .list(&format!("{ai}/azureassignedidentities"), vec![])
+        .list(&format!("{rbac}/roles"), vec![role])
+        .list(&format!("{rbac}/clusterroles"), vec![])
+        .list(&format!("{rbac}/rolebindings"), vec![role_binding])
+        .list(&format!("{rbac}/clusterrolebindings"), vec![])
+        .list("/api/v1/namespaces/kube-system/configmaps", vec![aws_auth("5", GOOD_ROLES)])
+        .then_watch("/api/v1/namespaces/kube-system/configmaps", vec![json!({"type": "MODIFIED", "object": aws_auth("6", BAD_ROLES)})])
+}
+
+#[tokio::test]
+async fn the_live_source_lists_then_watches_every_kind_and_answers_from_what_it_saw() {
+    let (client, handle) = client();
+    let (seen, _) = world().run(handle);
+    let live = LiveCluster::start(client);
+
+    // Pods: the listed pod at once, then the one a watch event added.
+    let pods = eventually("the pod added by the watch", || Some(live.pods()).filter(|p| p.pods.len() == 2)).await;
+    match decide(&pods, "10.244.0.9", &Selector::default()) {
+        PodDecision::Identity { pod, identity, .. } => assert_eq!((pod.as_str(), identity.spec.client_id.as_str()), ("late", CLIENT_ID)),
+        other => panic!("{other:?}"),
+    }
+    assert!(matches!(decide(&pods, "10.244.0.5", &Selector::default()), PodDecision::Identity { .. }));
+
+    // RBAC: a can-i decision through the cluster's RoleBinding.
+    let rbac = eventually("RBAC objects", || live.rbac()).await;
+    let ask = |verb: &str| CanIArgs {
+        verb: verb.into(),
+        resource: "pods".into(),
+        namespace: Some("demo".into()),
+        as_user: Some("dev".into()),
+        as_groups: vec!["developers".into()],
+        ..Default::default()
+    };
+    assert!(kite_k8s::can_i(&rbac, &ask("list")).unwrap().allowed);
+    assert!(!kite_k8s::can_i(&rbac, &ask("delete")).unwrap().allowed);
+
+    // aws-auth: the good mapping from the list; the watch's update (a role path) is refused and the
+    // good one stays. The watcher re-watches only after handing over the update, so a second watch
+    // request on the ConfigMap means the update has been judged.
+    let cm_watch = "GET /api/v1/namespaces/kube-system/configmaps?&watch=true";
+    eventually("the ConfigMap watched again", || (seen.lock().unwrap().iter().filter(|u| u.contains(cm_watch)).count() >= 2).then_some(())).await;
+    let mapping = live.aws_auth();
+    assert_eq!(mapping.map_roles.len(), 1);
+    assert_eq!(mapping.map_roles[0].rolearn, "arn:aws:iam::111122223333:role/dev");
+
+    // The requests are the ones a kube-rs watcher makes: a paged list, then a watch from the
+    // list's resourceVersion, then from the last event's.
+    let seen = seen.lock().unwrap().clone();
+    for expected in [
+        "GET /api/v1/pods?&limit=500",
+        "GET /api/v1/pods?&watch=true&timeoutSeconds=290&allowWatchBookmarks=true&resourceVersion=1",
+        "GET /api/v1/pods?&watch=true&timeoutSeconds=290&allowWatchBookmarks=true&resourceVersion=2",
+        "GET /api/v1/nodes?&limit=500",
+        "GET /apis/aadpodidentity.k8s.io/v1/azureassignedidentities?&limit=500",
+        "GET /apis/rbac.authorization.k8s.io/v1/clusterrolebindings?&watch=true&timeoutSeconds=290&allowWatchBookmarks=true&resourceVersion=1",
+        "GET /api/v1/namespaces/kube-system/configmaps?&fieldSelector=metadata.name%3Daws-auth&limit=500",
+        "GET /api/v1/namespaces/kube-system/configmaps?&watch=true&timeoutSeconds=290&fieldSelector=metadata.name%3Daws-auth&allowWatchBookmarks=true&resourceVersion=6",
+    ] {
+        assert!(seen.iter().any(|u| u == expected), "no request {expected} in {seen:#?}");
+    }
+}
+
+const CM_PATH: &str = "/api/v1/namespaces/kube-system/configmaps/aws-auth";
+const OPS_ROLES: &str = "- rolearn: arn:aws:iam::111122223333:role/ops\n  username: ops\n  groups:\n  - ops\n";
+
+fn conflict() -> Value {
+    json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": "Conflict", "code": 409,
+           "message": "Operation cannot be fulfilled on configmaps \"aws-auth\": the object has been modified; please apply your changes to the latest version and try again"})
+}
+
+#[tokio::test]
+async fn iamidentitymapping_create_replaces_aws_auth_with_the_version_it_read_and_redoes_the_change_after_a_conflict() {
+    let (client, handle) = client();
+    let mut api = FakeApi::default();
+    // Someone adds "ops" between kite's read and its write: the first replace is refused with 409.
+    api.gets.insert(CM_PATH.into(), vec![(200, aws_auth("7", GOOD_ROLES)), (200, aws_auth("8", &format!("{GOOD_ROLES}{OPS_ROLES}")))]);
+    api.writes = vec![(409, conflict()), (200, aws_auth("9", GOOD_ROLES))];
+    let (seen, bodies) = api.run(handle);
+
+    let arn = "arn:aws:iam::111122223333:user/6248";
+    let (_, written) = kite_kube::aws_auth::edit(&client, |auth| {
+        kite_k8s::awsauth::create_mapping(auth, arn, "user-6248", &["developers".into()]).map_err(|e| e.to_string())
+    })
+    .await
+    .unwrap();
+
+    let bodies = bodies.lock().unwrap().clone();
+    assert_eq!(bodies.len(), 2, "{:#?}", seen.lock().unwrap());
+    let (first, second) = (&bodies[0], &bodies[1]);
+    assert_eq!(first.0, format!("PUT {CM_PATH}"));
+    assert_eq!(first.1["metadata"]["resourceVersion"], "7");
+    assert_eq!(second.1["metadata"]["resourceVersion"], "8");
+    let roles = second.1["data"]["mapRoles"].as_str().unwrap();
+    assert!(roles.contains("role/dev") && roles.contains("role/ops"), "the other writer's entry was lost: {roles}");
+    assert!(second.1["data"]["mapUsers"].as_str().unwrap().contains(arn));
+    assert_eq!(written.map_users.len(), 1);
+    assert_eq!(written.map_roles.len(), 2);
+}
+
+#[tokio::test]
+async fn a_change_that_would_fail_validation_is_refused_before_anything_is_written() {
+    let (client, handle) = client();
+    let mut api = FakeApi::default();
+    api.gets.insert(CM_PATH.into(), vec![(200, aws_auth("7", GOOD_ROLES))]);
+    api.writes = vec![(200, aws_auth("8", GOOD_ROLES))];
+    let (_, bodies) = api.run(handle);
+
+    let err = kite_kube::aws_auth::edit(&client, |auth| {
+        auth.map_roles.push(kite_k8s::awsauth::RoleMapping { rolearn: "arn:aws:iam::111122223333:role/team/dev".into(), username: "dev2".into(), groups: vec![] });
+        Ok(())
+    })
+    .await
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("refusing to write kube-system/aws-auth") && err.contains("role path"), "{err}");
+    assert!(bodies.lock().unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn a_cluster_without_aws_auth_gets_one_created() {
+    let (client, handle) = client();
+    let mut api = FakeApi::default();
+    api.gets.insert(CM_PATH.into(), vec![(404, not_found(CM_PATH))]);
+    api.writes = vec![(201, aws_auth("1", GOOD_ROLES))];
+    let (_, bodies) = api.run(handle);
+
+    kite_kube::aws_auth::edit(&client, |auth| {
+        kite_k8s::awsauth::create_mapping(auth, "arn:aws:iam::111122223333:role/dev", "dev", &["developers".into()]).map_err(|e| e.to_string())
+    })
+    .await
+    .unwrap();
+    let bodies = bodies.lock().unwrap().clone();
+    assert_eq!(bodies[0].0, "POST /api/v1/namespaces/kube-system/configmaps");
+    assert_eq!(bodies[0].1["metadata"]["name"], "aws-auth");
+    assert!(bodies[0].1["data"]["mapRoles"].as_str().unwrap().contains("role/dev"));
+}
