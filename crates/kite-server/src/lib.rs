@@ -2,6 +2,7 @@
 //! with a CA kite generates itself. `app(state)` builds the router without a socket, so tests can
 //! drive it directly; `serve` adds the store, the keys, TLS and a listener.
 
+pub mod agent;
 pub mod api;
 pub mod auth;
 pub mod clients;
@@ -66,6 +67,8 @@ pub struct Config {
     pub authentication_mode: kite_k8s::awsauth::AuthenticationMode,
     /// Kubernetes YAML (Pods with status.podIP, aad-pod-identity objects) for the IMDS endpoint.
     pub pod_identity: Vec<PathBuf>,
+    /// Plain-HTTP listener for the node-agent endpoints only (NMI's port), e.g. `0.0.0.0:2579`.
+    pub agent_listen: Option<SocketAddr>,
 }
 
 async fn subscriptions(State(state): State<AppState>, _caller: Caller) -> Json<Value> {
@@ -100,7 +103,6 @@ pub fn app(state: AppState) -> Router {
         .route("/healthz", get(|| async { "ok" }))
         .route("/authorize", post(k8s::authorize))
         .route("/authenticate", post(k8s::authenticate))
-        .route("/metadata/identity/oauth2/token", get(nmi::token))
         .route("/{tenant}/v2.0/.well-known/openid-configuration", get(token::discovery_v2))
         .route("/{tenant}/.well-known/openid-configuration", get(token::discovery_v1))
         .route("/{tenant}/discovery/v2.0/keys", get(token::jwks))
@@ -133,6 +135,7 @@ pub fn app(state: AppState) -> Router {
         .route("/kite/aws/roles/{name}", get(aws::get_role).delete(aws::delete_role))
         .route("/kite/signingKeys", get(keys::list))
         .route("/kite/signingKeys/rotate", post(keys::rotate))
+        .merge(agent::routes())
         .fallback(authorization::dispatch)
         .layer(middleware::from_fn(access_log))
         .with_state(state)
@@ -225,6 +228,7 @@ pub async fn serve(config: Config) -> Result<()> {
     let host = if host.contains(':') { format!("[{host}]") } else { host };
     let public_url = config.public_url.clone().unwrap_or_else(|| format!("{scheme}://{host}:{}", bound.port())).trim_end_matches('/').to_string();
 
+    let agent = config.agent_listen.map(agent::bind).transpose()?;
     let tls = if config.insecure_http { None } else { Some(tls::ensure(&config.home, &config.tls_names)?) };
     let (state, credentials_file) = prepare(store, &config, &public_url, tls.as_ref().map(|t| t.ca_cert.as_path())).await?;
     if let Some(path) = &credentials_file {
@@ -237,7 +241,12 @@ pub async fn serve(config: Config) -> Result<()> {
     nmi::spawn_reloader(state.nmi.clone());
     // The outer router only carries the caller's address (the node agent finds pods by it) to the
     // rewritten inner one.
-    let service = Router::new().fallback_service(tower::util::MapRequestLayer::new(rewrite).layer(app(state)));
+    let service = Router::new().fallback_service(tower::util::MapRequestLayer::new(rewrite).layer(app(state.clone())));
+    let agent_handle = axum_server::Handle::new();
+    if let Some((listener, bound)) = agent {
+        agent::spawn(listener, state.clone(), agent_handle.clone());
+        println!("kite: node agent listening on http://{bound}");
+    }
     println!("kite: listening on {public_url}");
     tracing::info!(%public_url, database = if database_url.starts_with("postgres") { "postgres" } else { "sqlite" }, "kite serving");
 
@@ -245,6 +254,7 @@ pub async fn serve(config: Config) -> Result<()> {
     let shutdown = handle.clone();
     tokio::spawn(async move {
         shutdown_signal().await;
+        agent_handle.graceful_shutdown(Some(std::time::Duration::from_secs(10)));
         shutdown.graceful_shutdown(Some(std::time::Duration::from_secs(10)));
     });
     let make = service.into_make_service_with_connect_info::<SocketAddr>();

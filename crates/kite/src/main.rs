@@ -109,6 +109,9 @@ pub struct ServeArgs {
     /// for the node agent's IMDS endpoint; re-read as it changes.
     #[arg(long = "pod-identity-dir")]
     pod_identity: Vec<PathBuf>,
+    /// Also serve the node-agent endpoints (IMDS token, /metrics) over plain HTTP on this address, as NMI does (e.g. 0.0.0.0:2579).
+    #[arg(long)]
+    agent_listen: Option<std::net::SocketAddr>,
 }
 
 fn home(cli_home: Option<PathBuf>) -> PathBuf {
@@ -141,6 +144,7 @@ async fn main() -> ExitCode {
                 access_entries: args.access_entries,
                 authentication_mode: args.authentication_mode,
                 pod_identity: args.pod_identity,
+                agent_listen: args.agent_listen,
             };
             kite_server::serve(config).await.map(|_| ExitCode::SUCCESS)
         }

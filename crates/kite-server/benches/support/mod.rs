@@ -21,5 +21,6 @@ pub fn config(home: &Path, database_url: &str, eks_cluster: Option<&str>, aws_au
         access_entries: None,
         authentication_mode: kite_k8s::awsauth::AuthenticationMode::ConfigMap,
         pod_identity: Vec::new(),
+        agent_listen: None,
     }
 }
