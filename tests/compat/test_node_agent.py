@@ -46,6 +46,97 @@ def test_managed_identity_credential_works_unmodified_over_the_plain_http_agent_
     # IMDS's case-insensitive /metadata prefix, over plain HTTP.
     r = requests.get(f"{kite.agent_url}/Metadata/identity/oauth2/token", params={"api-version": "2018-02-01", "resource": "https://vault.azure.net"}, headers={"Metadata": "true"})
     assert r.status_code == 200 and r.json()["client_id"] == mi["clientId"]
-    # Only the agent endpoints are there: the management API and the token service stay on HTTPS.
+    # Only the agent endpoints are there: other paths are IMDS's (forwarded to the node's IMDS, and
+    # refused without its Metadata header); the management API and token service stay on HTTPS.
     for path in ("/subscriptions", f"/{kite.tenant}/oauth2/v2.0/token", "/kite/signingKeys"):
-        assert requests.get(kite.agent_url + path).status_code == 404, path
+        r = requests.get(kite.agent_url + path)
+        assert r.status_code == 400 and r.json()["error_description"] == "Required metadata header not specified", path
+
+
+EXCEPTED_POD = """apiVersion: v1
+kind: Pod
+metadata:
+  name: mic-7d9f
+  namespace: demo
+  labels:
+    app: mic
+status:
+  podIP: 127.0.0.1
+  phase: Running
+---
+apiVersion: aadpodidentity.k8s.io/v1
+kind: AzurePodIdentityException
+metadata:
+  name: mic-exception
+  namespace: demo
+spec:
+  podLabels:
+    app: mic
+"""
+
+
+class FakeImds:
+    """A stand-in for the node's IMDS that records what reaches it and answers distinctively."""
+
+    def __init__(self):
+        import http.server
+        import threading
+
+        seen = self.seen = []
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):
+                # HTTP header names are case-insensitive (and kite's HTTP stack sends them lower-cased).
+                seen.append({"path": self.path, "headers": {k.lower(): v for k, v in self.headers.items()}})
+                if self.path.startswith("/metadata/identity/oauth2/token"):
+                    body = b'{"access_token": "token-from-the-node-imds", "expires_in": "86399", "expires_on": "9999999999", "resource": "https://vault.azure.net", "token_type": "Bearer"}'
+                    status = 200
+                else:
+                    body, status = b'{"compute": {"vmId": "vm-1"}}', 418
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json; charset=utf-8")
+                self.send_header("X-Imds-Said", "hello")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args):
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def stop(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def test_excepted_pods_and_other_imds_paths_go_to_the_node_imds_untouched_and_its_absence_is_a_502(tmp_path, kite_factory, monkeypatch):
+    imds = FakeImds()
+    kite, cluster = start_agent(tmp_path, kite_factory, "--upstream-imds", imds.url)
+    (cluster / "pod.yaml").write_text(EXCEPTED_POD)
+    time.sleep(6)
+    monkeypatch.setenv("AZURE_POD_IDENTITY_AUTHORITY_HOST", kite.agent_url)
+    client_id = "9b2d1c8e-0000-4000-8000-000000000001"
+    token = ManagedIdentityCredential(client_id=client_id).get_token("https://vault.azure.net/.default")
+    assert token.token == "token-from-the-node-imds"
+    sent = imds.seen[-1]
+    assert sent["path"].startswith("/metadata/identity/oauth2/token?") and f"client_id={client_id}" in sent["path"], sent
+    assert sent["headers"]["metadata"] == "true" and "x-client-sku" in sent["headers"], sent
+
+    # Path (as spelled), query and headers reach the node's IMDS unchanged; its status, headers and body come back.
+    r = requests.get(f"{kite.agent_url}/Metadata/instance?api-version=2021-02-01&format=json", headers={"Metadata": "true", "X-Trace": "abc"})
+    assert r.status_code == 418 and r.headers["X-Imds-Said"] == "hello" and r.json() == {"compute": {"vmId": "vm-1"}}
+    assert imds.seen[-1]["path"] == "/Metadata/instance?api-version=2021-02-01&format=json" and imds.seen[-1]["headers"]["x-trace"] == "abc"
+    # Without Metadata: true, IMDS's own refusal, and nothing is forwarded.
+    before = len(imds.seen)
+    r = requests.get(f"{kite.agent_url}/metadata/instance?api-version=2021-02-01")
+    assert r.status_code == 400 and r.json()["error_description"] == "Required metadata header not specified" and len(imds.seen) == before
+    # The management API is not on the agent listener: such a path is just another IMDS path.
+    r = requests.get(f"{kite.agent_url}/subscriptions", headers={"Metadata": "true"})
+    assert r.status_code == 418 and imds.seen[-1]["path"] == "/subscriptions"
+
+    imds.stop()
+    r = requests.get(f"{kite.agent_url}/metadata/identity/oauth2/token", params={"api-version": "2018-02-01", "resource": "https://vault.azure.net"}, headers={"Metadata": "true"})
+    assert r.status_code == 502 and imds.url in r.json()["error_description"] and "--upstream-imds" in r.json()["error_description"], r.text

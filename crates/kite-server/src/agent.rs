@@ -4,6 +4,8 @@
 
 use std::net::SocketAddr;
 
+use axum::extract::{Request, State};
+use axum::response::Response;
 use axum::routing::get;
 use axum::Router;
 use tower::Layer;
@@ -20,8 +22,17 @@ pub fn routes() -> Router<AppState> {
 /// The agent listener's service: the agent routes, IMDS's case-insensitive `/metadata` prefix,
 /// and the caller's address (pods are found by it).
 pub fn service(state: AppState) -> axum::extract::connect_info::IntoMakeServiceWithConnectInfo<Router, SocketAddr> {
-    let app = routes().layer(axum::middleware::from_fn(crate::access_log)).with_state(state);
+    let app = routes().fallback(to_upstream).layer(axum::middleware::from_fn(crate::access_log)).with_state(state);
     Router::new().fallback_service(tower::util::MapRequestLayer::new(crate::rewrite).layer(app)).into_make_service_with_connect_info::<SocketAddr>()
+}
+
+/// Every other path goes to the node's IMDS, as NMI's default handler does: iptables sends all
+/// of the IMDS address's traffic to the agent, so instance metadata must keep working.
+async fn to_upstream(State(state): State<AppState>, request: Request) -> Response {
+    if let Some(refused) = nmi::metadata_missing(request.headers()) {
+        return refused;
+    }
+    state.upstream_imds.forward(request).await.unwrap_or_else(crate::upstream::unreachable)
 }
 
 /// Binds the agent listener now (so a taken port fails `kite serve` at once) and returns it with

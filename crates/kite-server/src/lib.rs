@@ -17,6 +17,7 @@ pub mod sts;
 pub mod tls;
 pub mod watch;
 pub mod token;
+pub mod upstream;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -69,6 +70,8 @@ pub struct Config {
     pub pod_identity: Vec<PathBuf>,
     /// Plain-HTTP listener for the node-agent endpoints only (NMI's port), e.g. `0.0.0.0:2579`.
     pub agent_listen: Option<SocketAddr>,
+    /// The node's IMDS, where excepted pods' calls and other IMDS paths are forwarded.
+    pub upstream_imds: String,
 }
 
 async fn subscriptions(State(state): State<AppState>, _caller: Caller) -> Json<Value> {
@@ -162,6 +165,8 @@ fn canonical_path(path: &str) -> String {
 fn rewrite<B>(mut req: axum::http::Request<B>) -> axum::http::Request<B> {
     let canonical = canonical_path(req.uri().path());
     if canonical != req.uri().path() {
+        let sent = upstream::SentUri(req.uri().clone());
+        req.extensions_mut().insert(sent);
         let pq = match req.uri().query() {
             Some(q) => format!("{canonical}?{q}"),
             None => canonical,
@@ -201,6 +206,7 @@ pub async fn prepare(store: Arc<dyn Store>, config: &Config, public_url: &str, c
         })?),
         sts_issuer: Arc::default(),
         nmi: Arc::new(nmi::NodeAgent::new(config.pod_identity.clone())?),
+        upstream_imds: Arc::new(upstream::UpstreamImds::new(&config.upstream_imds)?),
     };
     Ok((state, boot.credentials_file))
 }

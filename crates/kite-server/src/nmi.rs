@@ -71,10 +71,15 @@ fn imds_error(status: StatusCode, description: impl Into<String>) -> Response {
     (status, Json(json!({"error": "invalid_request", "error_description": description.into()}))).into_response()
 }
 
+/// IMDS's own answer to a call without `Metadata: true` (which guards against SSRF); `None` when present.
+pub fn metadata_missing(headers: &axum::http::HeaderMap) -> Option<Response> {
+    let metadata = headers.get("metadata").and_then(|v| v.to_str().ok());
+    (!metadata.is_some_and(|v| v.eq_ignore_ascii_case("true"))).then(|| imds_error(StatusCode::BAD_REQUEST, "Required metadata header not specified"))
+}
+
 pub async fn token(State(state): State<AppState>, Query(q): Query<ImdsQuery>, request: Request) -> Response {
-    let metadata = request.headers().get("metadata").and_then(|v| v.to_str().ok());
-    if !metadata.is_some_and(|v| v.eq_ignore_ascii_case("true")) {
-        return imds_error(StatusCode::BAD_REQUEST, "Required metadata header not specified");
+    if let Some(refused) = metadata_missing(request.headers()) {
+        return refused;
     }
     let Some(resource) = q.resource.as_deref().map(|r| r.trim_end_matches("/.default").to_string()).filter(|r| !r.is_empty()) else {
         return imds_error(StatusCode::BAD_REQUEST, "Required query variable 'resource' is missing");
@@ -95,10 +100,8 @@ pub async fn token(State(state): State<AppState>, Query(q): Query<ImdsQuery>, re
         // 403, not 404: azure-identity retries 404s for a minute before giving up.
         PodDecision::Refused { message } => return imds_error(StatusCode::FORBIDDEN, message),
         PodDecision::Excepted { pod, namespace, exception } => {
-            return imds_error(
-                StatusCode::BAD_GATEWAY,
-                format!("pod {namespace}/{pod} is excepted by AzurePodIdentityException {exception}: its calls belong to the node's IMDS, which kite does not proxy"),
-            )
+            tracing::info!(pod = %pod, namespace = %namespace, exception = %exception, "excepted pod forwarded to the node's IMDS");
+            return state.upstream_imds.forward(request).await.unwrap_or_else(crate::upstream::unreachable);
         }
     };
     if identity.spec.kind != 0 {

@@ -30,6 +30,8 @@ pub struct AppState {
     pub sts_issuer: Arc<tokio::sync::OnceCell<Arc<kite_core::aws::SessionIssuer>>>,
     /// The node agent's cluster state and token cache.
     pub nmi: Arc<crate::nmi::NodeAgent>,
+    /// The node's IMDS, for excepted pods and the IMDS paths the agent does not answer.
+    pub upstream_imds: Arc<crate::upstream::UpstreamImds>,
 }
 
 /// Audiences kite's management API accepts: Azure's management resource IDs (so unmodified Azure

@@ -112,6 +112,9 @@ pub struct ServeArgs {
     /// Also serve the node-agent endpoints (IMDS token, /metrics) over plain HTTP on this address, as NMI does (e.g. 0.0.0.0:2579).
     #[arg(long)]
     agent_listen: Option<std::net::SocketAddr>,
+    /// The node's IMDS: calls from pods an AzurePodIdentityException lets through, and IMDS paths the agent does not answer, go there untouched.
+    #[arg(long, default_value = kite_server::upstream::DEFAULT_IMDS)]
+    upstream_imds: String,
 }
 
 fn home(cli_home: Option<PathBuf>) -> PathBuf {
@@ -145,6 +148,7 @@ async fn main() -> ExitCode {
                 authentication_mode: args.authentication_mode,
                 pod_identity: args.pod_identity,
                 agent_listen: args.agent_listen,
+                upstream_imds: args.upstream_imds,
             };
             kite_server::serve(config).await.map(|_| ExitCode::SUCCESS)
         }

@@ -22,5 +22,6 @@ pub fn config(home: &Path, database_url: &str, eks_cluster: Option<&str>, aws_au
         authentication_mode: kite_k8s::awsauth::AuthenticationMode::ConfigMap,
         pod_identity: Vec::new(),
         agent_listen: None,
+        upstream_imds: kite_server::upstream::DEFAULT_IMDS.into(),
     }
 }
