@@ -140,3 +140,55 @@ def test_excepted_pods_and_other_imds_paths_go_to_the_node_imds_untouched_and_it
     imds.stop()
     r = requests.get(f"{kite.agent_url}/metadata/identity/oauth2/token", params={"api-version": "2018-02-01", "resource": "https://vault.azure.net"}, headers={"Metadata": "true"})
     assert r.status_code == 502 and imds.url in r.json()["error_description"] and "--upstream-imds" in r.json()["error_description"], r.text
+
+
+def scrape(url, **kwargs):
+    """Samples of a /metrics page as {(name, {label: value}): value}, read as Prometheus would."""
+    import re
+
+    r = requests.get(f"{url}/metrics", **kwargs)
+    assert r.status_code == 200 and r.headers["content-type"].startswith("application/openmetrics-text"), r.headers
+    samples = {}
+    for line in r.text.splitlines():
+        if line.startswith("#"):
+            continue
+        m = re.fullmatch(r'([a-zA-Z_:][\w:]*)(?:\{(.*)\})? (\S+)', line)
+        assert m, f"not an exposition line: {line!r}"
+        labels = tuple(sorted(re.findall(r'(\w+)="((?:[^"\\]|\\.)*)"', m.group(2) or "")))
+        samples[(m.group(1), labels)] = float(m.group(3))
+    return samples
+
+
+def sample(samples, name, **labels):
+    return samples.get((name, tuple(sorted(labels.items()))), 0.0)
+
+
+def test_metrics_count_requests_cache_hits_and_errors_on_both_listeners(tmp_path, kite_factory):
+    kite, cluster = start_agent(tmp_path, kite_factory)
+    bind(kite, cluster, "app-identity", "app", "app")
+    token_url = f"{kite.agent_url}/metadata/identity/oauth2/token"
+    ask = {"api-version": "2018-02-01", "resource": "https://vault.azure.net"}
+    for _ in range(3):  # one miss, then two hits
+        assert requests.get(token_url, params=ask, headers={"Metadata": "true"}).status_code == 200
+    assert requests.get(token_url, params=ask).status_code == 400
+    assert requests.get(token_url, params={**ask, "client_id": "00000000-0000-4000-8000-000000000009"}, headers={"Metadata": "true"}).status_code == 403
+
+    endpoint = "/metadata/identity/oauth2/token"
+    got = scrape(kite.agent_url)
+    assert sample(got, "kite_http_requests_total", endpoint=endpoint, status="200") == 3
+    assert sample(got, "kite_http_requests_total", endpoint=endpoint, status="400") == 1
+    assert sample(got, "kite_http_requests_total", endpoint=endpoint, status="403") == 1
+    assert sample(got, "kite_imds_token_cache_hits_total") == 2 and sample(got, "kite_imds_token_cache_misses_total") == 1
+    assert sample(got, "kite_imds_errors_total", kind="missing_metadata_header") == 1
+    assert sample(got, "kite_imds_errors_total", kind="pod_refused") == 1
+    # The latency histogram: every request observed, buckets cumulative up to +Inf.
+    assert sample(got, "kite_http_request_duration_seconds_count", endpoint=endpoint) == 5
+    assert sample(got, "kite_http_request_duration_seconds_bucket", endpoint=endpoint, le="+Inf") == 5
+    assert 0 < sample(got, "kite_http_request_duration_seconds_sum", endpoint=endpoint) < 5
+
+    # The HTTPS listener serves the same figures, and counts the management API by route template.
+    main = scrape(kite.url, verify=kite.ca)
+    assert sample(main, "kite_imds_token_cache_hits_total") == 2
+    group_puts = [v for (name, labels), v in main.items() if name == "kite_http_requests_total" and ("endpoint", "/subscriptions/{sub}/resourceGroups/{rg}") in labels]
+    assert sum(group_puts) >= 1, sorted(k for k in main if k[0] == "kite_http_requests_total")
+    assert sample(main, "kite_http_requests_total", endpoint="/metrics", status="200") == 1

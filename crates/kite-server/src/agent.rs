@@ -10,19 +10,24 @@ use axum::routing::get;
 use axum::Router;
 use tower::Layer;
 
+use crate::metrics::{self, ImdsError};
 use crate::nmi;
 use crate::state::AppState;
 
 /// The node-agent endpoints. Mounted on the agent listener and on the main one; new agent
 /// endpoints (e.g. container credentials) are added here.
 pub fn routes() -> Router<AppState> {
-    Router::new().route("/metadata/identity/oauth2/token", get(nmi::token))
+    Router::new().route("/metadata/identity/oauth2/token", get(nmi::token)).route("/metrics", get(metrics::render))
 }
 
 /// The agent listener's service: the agent routes, IMDS's case-insensitive `/metadata` prefix,
 /// and the caller's address (pods are found by it).
 pub fn service(state: AppState) -> axum::extract::connect_info::IntoMakeServiceWithConnectInfo<Router, SocketAddr> {
-    let app = routes().fallback(to_upstream).layer(axum::middleware::from_fn(crate::access_log)).with_state(state);
+    let app = routes()
+        .fallback(to_upstream)
+        .layer(axum::middleware::from_fn_with_state(state.clone(), metrics::track))
+        .layer(axum::middleware::from_fn(crate::access_log))
+        .with_state(state);
     Router::new().fallback_service(tower::util::MapRequestLayer::new(crate::rewrite).layer(app)).into_make_service_with_connect_info::<SocketAddr>()
 }
 
@@ -30,9 +35,10 @@ pub fn service(state: AppState) -> axum::extract::connect_info::IntoMakeServiceW
 /// of the IMDS address's traffic to the agent, so instance metadata must keep working.
 async fn to_upstream(State(state): State<AppState>, request: Request) -> Response {
     if let Some(refused) = nmi::metadata_missing(request.headers()) {
+        state.metrics.imds_error(ImdsError::MissingMetadataHeader);
         return refused;
     }
-    state.upstream_imds.forward(request).await.unwrap_or_else(crate::upstream::unreachable)
+    crate::upstream::relay(&state, request).await
 }
 
 /// Binds the agent listener now (so a taken port fails `kite serve` at once) and returns it with

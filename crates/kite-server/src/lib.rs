@@ -11,6 +11,7 @@ pub mod error;
 pub mod issuers;
 pub mod k8s;
 pub mod keys;
+pub mod metrics;
 pub mod nmi;
 pub mod state;
 pub mod sts;
@@ -140,6 +141,7 @@ pub fn app(state: AppState) -> Router {
         .route("/kite/signingKeys/rotate", post(keys::rotate))
         .merge(agent::routes())
         .fallback(authorization::dispatch)
+        .layer(middleware::from_fn_with_state(state.clone(), metrics::track))
         .layer(middleware::from_fn(access_log))
         .with_state(state)
 }
@@ -206,6 +208,7 @@ pub async fn prepare(store: Arc<dyn Store>, config: &Config, public_url: &str, c
         })?),
         sts_issuer: Arc::default(),
         nmi: Arc::new(nmi::NodeAgent::new(config.pod_identity.clone())?),
+        metrics: Arc::default(),
         upstream_imds: Arc::new(upstream::UpstreamImds::new(&config.upstream_imds)?),
     };
     Ok((state, boot.credentials_file))

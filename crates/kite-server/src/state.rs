@@ -30,6 +30,7 @@ pub struct AppState {
     pub sts_issuer: Arc<tokio::sync::OnceCell<Arc<kite_core::aws::SessionIssuer>>>,
     /// The node agent's cluster state and token cache.
     pub nmi: Arc<crate::nmi::NodeAgent>,
+    pub metrics: Arc<crate::metrics::Metrics>,
     /// The node's IMDS, for excepted pods and the IMDS paths the agent does not answer.
     pub upstream_imds: Arc<crate::upstream::UpstreamImds>,
 }

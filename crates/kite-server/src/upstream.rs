@@ -12,6 +12,9 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::json;
 
+use crate::metrics::ImdsError;
+use crate::state::AppState;
+
 /// IMDS's address on Azure VMs.
 pub const DEFAULT_IMDS: &str = "http://169.254.169.254";
 
@@ -92,9 +95,15 @@ fn describe(e: &reqwest::Error) -> String {
     text
 }
 
-/// The answer when the upstream cannot be reached, in IMDS's error shape.
-pub fn unreachable(message: String) -> Response {
-    (StatusCode::BAD_GATEWAY, Json(json!({"error": "bad_gateway", "error_description": message}))).into_response()
+/// Forwards to the node's IMDS; when it cannot be reached, 502 in IMDS's error shape.
+pub async fn relay(state: &AppState, request: Request) -> Response {
+    match state.upstream_imds.forward(request).await {
+        Ok(response) => response,
+        Err(message) => {
+            state.metrics.imds_error(ImdsError::UpstreamUnreachable);
+            (StatusCode::BAD_GATEWAY, Json(json!({"error": "bad_gateway", "error_description": message}))).into_response()
+        }
+    }
 }
 
 #[cfg(test)]
