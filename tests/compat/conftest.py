@@ -29,7 +29,10 @@ class Kite:
             text=True,
         )
         self.url = None
+        self.agent_url = None  # with --agent-listen: the node agent's plain-HTTP address
         for line in self.proc.stdout:
+            if line.startswith("kite: node agent listening on "):
+                self.agent_url = line.split("kite: node agent listening on ", 1)[1].strip()
             if line.startswith("kite: listening on "):
                 self.url = line.split("kite: listening on ", 1)[1].strip()
                 break

@@ -2,6 +2,7 @@
 //! with a CA kite generates itself. `app(state)` builds the router without a socket, so tests can
 //! drive it directly; `serve` adds the store, the keys, TLS and a listener.
 
+pub mod agent;
 pub mod api;
 pub mod auth;
 pub mod clients;
@@ -14,12 +15,14 @@ pub mod issuers;
 pub mod k8s;
 pub mod keys;
 pub mod mic;
+pub mod metrics;
 pub mod nmi;
 pub mod state;
 pub mod sts;
 pub mod tls;
 pub mod watch;
 pub mod token;
+pub mod upstream;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -82,6 +85,10 @@ pub struct Config {
     pub pod_identity_mode: kite_k8s::mic::ControllerMode,
     /// Standard mode: the kubelet identity's client ID, whose role assignments the controller checks.
     pub cluster_identity: Option<String>,
+    /// Plain-HTTP listener for the node-agent endpoints only (NMI's port), e.g. `0.0.0.0:2579`.
+    pub agent_listen: Option<SocketAddr>,
+    /// The node's IMDS, where excepted pods' calls and other IMDS paths are forwarded.
+    pub upstream_imds: String,
 }
 
 async fn subscriptions(State(state): State<AppState>, _caller: Caller) -> Json<Value> {
@@ -117,7 +124,6 @@ pub fn app(state: AppState) -> Router {
         .route("/healthz", get(|| async { "ok" }))
         .route("/authorize", post(k8s::authorize))
         .route("/authenticate", post(k8s::authenticate))
-        .route("/metadata/identity/oauth2/token", get(nmi::token))
         .route("/{tenant}/v2.0/.well-known/openid-configuration", get(token::discovery_v2))
         .route("/{tenant}/.well-known/openid-configuration", get(token::discovery_v1))
         .route("/{tenant}/discovery/v2.0/keys", get(token::jwks))
@@ -154,14 +160,15 @@ pub fn app(state: AppState) -> Router {
         .route("/kite/aws/roles/{name}", get(aws::get_role).delete(aws::delete_role))
         .route("/kite/eks/clusters/{cluster}/pod-identity-associations", get(eks::list).post(eks::create))
         .route("/kite/eks/clusters/{cluster}/pod-identity-associations/{id}", get(eks::show).delete(eks::delete))
-        .merge(container_credentials::routes())
         .route("/kite/aws/users", get(aws_users::list_users).post(aws_users::create_user))
         .route("/kite/aws/users/{name}", get(aws_users::get_user).delete(aws_users::delete_user))
         .route("/kite/aws/users/{name}/accessKeys", get(aws_users::list_keys).post(aws_users::create_key))
         .route("/kite/aws/accessKeys/{key}", axum::routing::patch(aws_users::update_key).delete(aws_users::delete_key))
         .route("/kite/signingKeys", get(keys::list))
         .route("/kite/signingKeys/rotate", post(keys::rotate))
+        .merge(agent::routes())
         .fallback(authorization::dispatch)
+        .layer(middleware::from_fn_with_state(state.clone(), metrics::track))
         .layer(middleware::from_fn(access_log))
         .with_state(state)
 }
@@ -189,6 +196,8 @@ fn canonical_path(path: &str) -> String {
 fn rewrite<B>(mut req: axum::http::Request<B>) -> axum::http::Request<B> {
     let canonical = canonical_path(req.uri().path());
     if canonical != req.uri().path() {
+        let sent = upstream::SentUri(req.uri().clone());
+        req.extensions_mut().insert(sent);
         let pq = match req.uri().query() {
             Some(q) => format!("{canonical}?{q}"),
             None => canonical,
@@ -237,6 +246,8 @@ pub async fn prepare(store: Arc<dyn Store>, config: &Config, public_url: &str, c
         sts_issuer: Arc::default(),
         nmi,
         cluster_issuer: config.cluster_issuer.clone(),
+        metrics: Arc::default(),
+        upstream_imds: Arc::new(upstream::UpstreamImds::new(&config.upstream_imds)?),
     };
     Ok((state, boot.credentials_file))
 }
@@ -264,6 +275,7 @@ pub async fn serve(config: Config) -> Result<()> {
     let host = if host.contains(':') { format!("[{host}]") } else { host };
     let public_url = config.public_url.clone().unwrap_or_else(|| format!("{scheme}://{host}:{}", bound.port())).trim_end_matches('/').to_string();
 
+    let agent = config.agent_listen.map(agent::bind).transpose()?;
     let tls = if config.insecure_http { None } else { Some(tls::ensure(&config.home, &config.tls_names)?) };
     let (state, credentials_file) = prepare(store, &config, &public_url, tls.as_ref().map(|t| t.ca_cert.as_path())).await?;
     if let Some(path) = &credentials_file {
@@ -277,7 +289,12 @@ pub async fn serve(config: Config) -> Result<()> {
     mic::spawn(&state, &config.pod_identity, config.pod_identity_mode, config.cluster_identity.as_deref())?;
     // The outer router only carries the caller's address (the node agent finds pods by it) to the
     // rewritten inner one.
-    let service = Router::new().fallback_service(tower::util::MapRequestLayer::new(rewrite).layer(app(state)));
+    let service = Router::new().fallback_service(tower::util::MapRequestLayer::new(rewrite).layer(app(state.clone())));
+    let agent_handle = axum_server::Handle::new();
+    if let Some((listener, bound)) = agent {
+        agent::spawn(listener, state.clone(), agent_handle.clone());
+        println!("kite: node agent listening on http://{bound}");
+    }
     println!("kite: listening on {public_url}");
     tracing::info!(%public_url, database = if database_url.starts_with("postgres") { "postgres" } else { "sqlite" }, "kite serving");
 
@@ -285,6 +302,7 @@ pub async fn serve(config: Config) -> Result<()> {
     let shutdown = handle.clone();
     tokio::spawn(async move {
         shutdown_signal().await;
+        agent_handle.graceful_shutdown(Some(std::time::Duration::from_secs(10)));
         shutdown.graceful_shutdown(Some(std::time::Duration::from_secs(10)));
     });
     let make = service.into_make_service_with_connect_info::<SocketAddr>();

@@ -19,6 +19,7 @@ use kite_k8s::podidentity::{decide, ClusterState, PodDecision, Selector};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
+use crate::metrics::ImdsError;
 use crate::state::AppState;
 
 /// Cluster state for the node agent, and its token cache.
@@ -83,16 +84,26 @@ fn imds_error(status: StatusCode, description: impl Into<String>) -> Response {
     (status, Json(json!({"error": "invalid_request", "error_description": description.into()}))).into_response()
 }
 
+/// IMDS's own answer to a call without `Metadata: true` (which guards against SSRF); `None` when present.
+pub fn metadata_missing(headers: &axum::http::HeaderMap) -> Option<Response> {
+    let metadata = headers.get("metadata").and_then(|v| v.to_str().ok());
+    (!metadata.is_some_and(|v| v.eq_ignore_ascii_case("true"))).then(|| imds_error(StatusCode::BAD_REQUEST, "Required metadata header not specified"))
+}
+
 pub async fn token(State(state): State<AppState>, Query(q): Query<ImdsQuery>, request: Request) -> Response {
-    let metadata = request.headers().get("metadata").and_then(|v| v.to_str().ok());
-    if !metadata.is_some_and(|v| v.eq_ignore_ascii_case("true")) {
-        return imds_error(StatusCode::BAD_REQUEST, "Required metadata header not specified");
+    let fail = |kind: ImdsError, status: StatusCode, description: String| {
+        state.metrics.imds_error(kind);
+        imds_error(status, description)
+    };
+    if let Some(refused) = metadata_missing(request.headers()) {
+        state.metrics.imds_error(ImdsError::MissingMetadataHeader);
+        return refused;
     }
     let Some(resource) = q.resource.as_deref().map(|r| r.trim_end_matches("/.default").to_string()).filter(|r| !r.is_empty()) else {
-        return imds_error(StatusCode::BAD_REQUEST, "Required query variable 'resource' is missing");
+        return fail(ImdsError::MissingResource, StatusCode::BAD_REQUEST, "Required query variable 'resource' is missing".into());
     };
     let Some(ConnectInfo(addr)) = request.extensions().get::<ConnectInfo<SocketAddr>>().cloned() else {
-        return imds_error(StatusCode::INTERNAL_SERVER_ERROR, "the caller's address is unknown");
+        return fail(ImdsError::Internal, StatusCode::INTERNAL_SERVER_ERROR, "the caller's address is unknown".into());
     };
     let selector = Selector {
         client_id: q.client_id.clone().or(q.object_id.clone()),
@@ -106,37 +117,44 @@ pub async fn token(State(state): State<AppState>, Query(q): Query<ImdsQuery>, re
     let (pod, namespace, identity) = match decision {
         PodDecision::Identity { pod, namespace, identity } => (pod, namespace, identity),
         // 403, not 404: azure-identity retries 404s for a minute before giving up.
-        PodDecision::Refused { message } => return imds_error(StatusCode::FORBIDDEN, message),
+        PodDecision::Refused { message } => return fail(ImdsError::PodRefused, StatusCode::FORBIDDEN, message),
         PodDecision::Excepted { pod, namespace, exception } => {
-            return imds_error(
-                StatusCode::BAD_GATEWAY,
-                format!("pod {namespace}/{pod} is excepted by AzurePodIdentityException {exception}: its calls belong to the node's IMDS, which kite does not proxy"),
-            )
+            tracing::info!(pod = %pod, namespace = %namespace, exception = %exception, "excepted pod forwarded to the node's IMDS");
+            return crate::upstream::relay(&state, request).await;
         }
     };
     if identity.spec.kind != 0 {
-        return imds_error(StatusCode::BAD_REQUEST, format!("AzureIdentity {} has type {}; kite's node agent serves type 0 (user-assigned managed identity) so far", identity.metadata.name, identity.spec.kind));
+        return fail(ImdsError::UnsupportedIdentityType, StatusCode::BAD_REQUEST, format!("AzureIdentity {} has type {}; kite's node agent serves type 0 (user-assigned managed identity) so far", identity.metadata.name, identity.spec.kind));
     }
     let key = (identity.spec.client_id.to_lowercase(), resource.clone());
     let now = state.now().unix_timestamp();
     if let Some((expires_on, body)) = state.nmi.cache.lock().ok().and_then(|c| c.get(&key).cloned()) {
         if expires_on - now > 300 {
+            state.metrics.cache_hit();
             return Json(body).into_response();
         }
     }
+    state.metrics.cache_miss();
     let principal = match state.store.find_principals(&identity.spec.client_id).await {
         Ok(found) => found.into_iter().find(|p| p.app_id.to_string().eq_ignore_ascii_case(&identity.spec.client_id) && p.service_principal_type == PrincipalKind::ManagedIdentity),
-        Err(e) => return imds_error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+        Err(e) => {
+            tracing::error!("node agent: reading principals failed: {e}");
+            return fail(ImdsError::Internal, StatusCode::INTERNAL_SERVER_ERROR, "kite's store could not be read; see kite's log".into());
+        }
     };
     let Some(principal) = principal else {
-        return imds_error(
+        return fail(
+            ImdsError::UnknownIdentity,
             StatusCode::BAD_REQUEST,
             format!("AzureIdentity {}/{} names clientID {}, which is no managed identity kite knows ('kite identity list')", namespace, identity.metadata.name, identity.spec.client_id),
         );
     };
     let mut body = match crate::token::mint(&state, &principal, &resource, false) {
         Ok(b) => b,
-        Err(e) => return (e.status, Json(e.body(state.now(), &state.public_url))).into_response(),
+        Err(e) => {
+            state.metrics.imds_error(ImdsError::Internal);
+            return (e.status, Json(e.body(state.now(), &state.public_url))).into_response();
+        }
     };
     body["client_id"] = json!(principal.app_id);
     let expires_on = body["expires_on"].as_str().and_then(|s| s.parse::<i64>().ok()).unwrap_or(now);

@@ -34,6 +34,9 @@ pub struct AppState {
     pub cluster: Arc<dyn kite_k8s::ClusterSource>,
     /// The EKS cluster's service-account issuer, for the container-credentials endpoint.
     pub cluster_issuer: Option<String>,
+    pub metrics: Arc<crate::metrics::Metrics>,
+    /// The node's IMDS, for excepted pods and the IMDS paths the agent does not answer.
+    pub upstream_imds: Arc<crate::upstream::UpstreamImds>,
 }
 
 /// Audiences kite's management API accepts: Azure's management resource IDs (so unmodified Azure

@@ -137,6 +137,12 @@ pub struct ServeArgs {
     /// Standard mode: the client ID of the cluster's kubelet identity, whose role assignments the controller checks.
     #[arg(long)]
     cluster_identity: Option<String>,
+    /// Also serve the node-agent endpoints (IMDS token, /metrics) over plain HTTP on this address, as NMI does (e.g. 0.0.0.0:2579).
+    #[arg(long)]
+    agent_listen: Option<std::net::SocketAddr>,
+    /// The node's IMDS: calls from pods an AzurePodIdentityException lets through, and IMDS paths the agent does not answer, go there untouched.
+    #[arg(long, default_value = kite_server::upstream::DEFAULT_IMDS)]
+    upstream_imds: String,
 }
 
 fn home(cli_home: Option<PathBuf>) -> PathBuf {
@@ -175,6 +181,8 @@ async fn main() -> ExitCode {
                 cluster_issuer: args.cluster_issuer,
                 pod_identity_mode: args.pod_identity_mode,
                 cluster_identity: args.cluster_identity,
+                agent_listen: args.agent_listen,
+                upstream_imds: args.upstream_imds,
             };
             kite_server::serve(config).await.map(|_| ExitCode::SUCCESS)
         }

@@ -27,5 +27,7 @@ pub fn config(home: &Path, database_url: &str, eks_cluster: Option<&str>, aws_au
         cluster_issuer: None,
         pod_identity_mode: Default::default(),
         cluster_identity: None,
+        agent_listen: None,
+        upstream_imds: kite_server::upstream::DEFAULT_IMDS.into(),
     }
 }

@@ -1,0 +1,64 @@
+//! The node agent's own listener: plain HTTP, as NMI serves it on every node (pods reach it through
+//! the IMDS address, which is http-only), carrying only the agent endpoints. The management API
+//! and the token service stay on the HTTPS listener.
+
+use std::net::SocketAddr;
+
+use axum::extract::{Request, State};
+use axum::response::Response;
+use axum::routing::get;
+use axum::Router;
+use tower::Layer;
+
+use crate::metrics::{self, ImdsError};
+use crate::nmi;
+use crate::state::AppState;
+
+/// The node-agent endpoints (Azure IMDS tokens, EKS Pod Identity container credentials, metrics),
+/// mounted on the agent listener and on the main one.
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/metadata/identity/oauth2/token", get(nmi::token))
+        .route("/metrics", get(metrics::render))
+        .merge(crate::container_credentials::routes())
+}
+
+/// The agent listener's service: the agent routes, IMDS's case-insensitive `/metadata` prefix,
+/// and the caller's address (pods are found by it).
+pub fn service(state: AppState) -> axum::extract::connect_info::IntoMakeServiceWithConnectInfo<Router, SocketAddr> {
+    let app = routes()
+        .fallback(to_upstream)
+        .layer(axum::middleware::from_fn_with_state(state.clone(), metrics::track))
+        .layer(axum::middleware::from_fn(crate::access_log))
+        .with_state(state);
+    Router::new().fallback_service(tower::util::MapRequestLayer::new(crate::rewrite).layer(app)).into_make_service_with_connect_info::<SocketAddr>()
+}
+
+/// Every other path goes to the node's IMDS, as NMI's default handler does: iptables sends all
+/// of the IMDS address's traffic to the agent, so instance metadata must keep working.
+async fn to_upstream(State(state): State<AppState>, request: Request) -> Response {
+    if let Some(refused) = nmi::metadata_missing(request.headers()) {
+        state.metrics.imds_error(ImdsError::MissingMetadataHeader);
+        return refused;
+    }
+    crate::upstream::relay(&state, request).await
+}
+
+/// Binds the agent listener now (so a taken port fails `kite serve` at once) and returns it with
+/// its bound address.
+pub fn bind(addr: SocketAddr) -> anyhow::Result<(std::net::TcpListener, SocketAddr)> {
+    use anyhow::Context;
+    let listener = std::net::TcpListener::bind(addr).with_context(|| format!("--agent-listen: cannot listen on {addr}"))?;
+    listener.set_nonblocking(true)?;
+    let bound = listener.local_addr()?;
+    Ok((listener, bound))
+}
+
+/// Serves the agent endpoints on `listener` until `handle` shuts it down.
+pub fn spawn(listener: std::net::TcpListener, state: AppState, handle: axum_server::Handle) {
+    tokio::spawn(async move {
+        if let Err(e) = axum_server::from_tcp(listener).handle(handle).serve(service(state)).await {
+            tracing::error!("node agent listener stopped: {e}");
+        }
+    });
+}
