@@ -67,6 +67,12 @@ def test_a_pod_gets_its_own_identitys_token_and_a_relabelled_pod_is_refused(tmp_
     with pytest.raises(ClientAuthenticationError) as raised:
         ManagedIdentityCredential(client_id=other["clientId"]).get_token("https://management.azure.com/.default")
     assert "not bound to the requested identity" in str(raised.value)
+    # Naming the identity by its object (principal) ID selects it the same way.
+    token = ManagedIdentityCredential(identity_config={"object_id": mine["principalId"]}).get_token("https://storage.azure.com/.default")
+    assert jwt_claims(token.token)["oid"] == mine["principalId"]
+    with pytest.raises(ClientAuthenticationError) as raised:
+        ManagedIdentityCredential(identity_config={"object_id": other["principalId"]}).get_token("https://storage.azure.com/.default")
+    assert "not bound to the requested identity" in str(raised.value)
 
     # IMDS's own answer to a call without the Metadata header.
     r = requests.get(f"{kite.url}/metadata/identity/oauth2/token", params={"api-version": "2018-02-01", "resource": "https://vault.azure.net"}, verify=kite.ca)

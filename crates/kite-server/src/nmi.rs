@@ -90,6 +90,17 @@ pub fn metadata_missing(headers: &axum::http::HeaderMap) -> Option<Response> {
     (!metadata.is_some_and(|v| v.eq_ignore_ascii_case("true"))).then(|| imds_error(StatusCode::BAD_REQUEST, "Required metadata header not specified"))
 }
 
+/// The client ID of the managed identity whose principal (object) ID is `object_id`.
+async fn client_id_of(state: &AppState, object_id: &str) -> Result<String, String> {
+    let unknown = || format!("object_id {object_id} is no managed identity kite knows ('kite identity list' shows principalId)");
+    let id = object_id.parse::<uuid::Uuid>().map_err(|_| format!("object_id {object_id:?} is not a GUID"))?;
+    match state.store.get_principal(&id).await {
+        Ok(p) if p.service_principal_type == PrincipalKind::ManagedIdentity => Ok(p.app_id.to_string()),
+        Ok(_) | Err(kite_store::Error::NotFound(_)) => Err(unknown()),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
 pub async fn token(State(state): State<AppState>, Query(q): Query<ImdsQuery>, request: Request) -> Response {
     let fail = |kind: ImdsError, status: StatusCode, description: String| {
         state.metrics.imds_error(kind);
@@ -105,8 +116,17 @@ pub async fn token(State(state): State<AppState>, Query(q): Query<ImdsQuery>, re
     let Some(ConnectInfo(addr)) = request.extensions().get::<ConnectInfo<SocketAddr>>().cloned() else {
         return fail(ImdsError::Internal, StatusCode::INTERNAL_SERVER_ERROR, "the caller's address is unknown".into());
     };
+    // AzureIdentity objects name client IDs; an object_id is translated through the directory.
+    let client_id = match (&q.client_id, &q.object_id) {
+        (Some(c), _) => Some(c.clone()),
+        (None, Some(o)) => match client_id_of(&state, o).await {
+            Ok(c) => Some(c),
+            Err(message) => return fail(ImdsError::UnknownIdentity, StatusCode::BAD_REQUEST, message),
+        },
+        (None, None) => None,
+    };
     let selector = Selector {
-        client_id: q.client_id.clone().or(q.object_id.clone()),
+        client_id,
         resource_id: q.mi_res_id.clone().or(q.msi_res_id.clone()).or(q.resource_id.clone()),
     };
     let cluster = state.cluster.pods();
