@@ -71,6 +71,17 @@ impl CallerAccess {
     pub fn allows(&self, action: &str, scope: &Scope) -> bool {
         evaluate(&self.snapshot, &AccessRequest { principal_id: self.principal, action, kind: ActionKind::Action, scope }).allowed
     }
+
+    /// The items at whose scope the caller may do `action`, for listings that span many scopes.
+    pub fn permitted<T>(&self, items: Vec<T>, action: &str, scope: impl Fn(&T) -> ApiResult<Scope>) -> ApiResult<Vec<T>> {
+        let mut out = Vec::new();
+        for item in items {
+            if self.allows(action, &scope(&item)?) {
+                out.push(item);
+            }
+        }
+        Ok(out)
+    }
 }
 
 /// Allows the call or answers 403 `AuthorizationFailed` with the engine's explanation.

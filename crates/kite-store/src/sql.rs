@@ -131,6 +131,19 @@ impl SqlStore {
         }
     }
 
+    /// The bodies of a table's rows in a subscription, or in one of its resource groups.
+    async fn in_subscription<T: DeserializeOwned>(&self, table: &str, sub: &Uuid, rg: Option<&str>) -> Result<Vec<T>> {
+        let q = match rg {
+            Some(_) => format!("SELECT body FROM {table} WHERE sub_id = $1 AND rg_key = $2 ORDER BY id_key"),
+            None => format!("SELECT body FROM {table} WHERE sub_id = $1 ORDER BY id_key"),
+        };
+        let mut q = sqlx::query(&q).bind(sub.to_string());
+        if let Some(rg) = rg {
+            q = q.bind(rg.to_lowercase());
+        }
+        rows(&q.fetch_all(&self.pool).await.map_err(backend)?)
+    }
+
     async fn meta(&self, key: &str) -> Result<Option<String>> {
         let row = sqlx::query("SELECT value FROM meta WHERE key = $1").bind(key).fetch_optional(&self.pool).await.map_err(backend)?;
         row.map(|r| r.try_get::<String, _>("value").map_err(backend)).transpose()
@@ -368,16 +381,7 @@ impl Store for SqlStore {
     }
 
     async fn list_identities(&self, sub: &Uuid, rg: Option<&str>) -> Result<Vec<ManagedIdentity>> {
-        let r = match rg {
-            Some(rg) => sqlx::query("SELECT body FROM identities WHERE sub_id = $1 AND rg_key = $2 ORDER BY id_key")
-                .bind(sub.to_string())
-                .bind(rg.to_lowercase())
-                .fetch_all(&self.pool)
-                .await,
-            None => sqlx::query("SELECT body FROM identities WHERE sub_id = $1 ORDER BY id_key").bind(sub.to_string()).fetch_all(&self.pool).await,
-        }
-        .map_err(backend)?;
-        rows(&r)
+        self.in_subscription("identities", sub, rg).await
     }
 
     async fn delete_identity(&self, sub: &Uuid, rg: &str, name: &str) -> Result<()> {
@@ -821,16 +825,7 @@ impl Store for SqlStore {
     }
 
     async fn list_managed_clusters(&self, sub: &Uuid, rg: Option<&str>) -> Result<Vec<ManagedCluster>> {
-        let r = match rg {
-            Some(rg) => sqlx::query("SELECT body FROM managed_clusters WHERE sub_id = $1 AND rg_key = $2 ORDER BY id_key")
-                .bind(sub.to_string())
-                .bind(rg.to_lowercase())
-                .fetch_all(&self.pool)
-                .await,
-            None => sqlx::query("SELECT body FROM managed_clusters WHERE sub_id = $1 ORDER BY id_key").bind(sub.to_string()).fetch_all(&self.pool).await,
-        }
-        .map_err(backend)?;
-        rows(&r)
+        self.in_subscription("managed_clusters", sub, rg).await
     }
 
     async fn update_managed_cluster(&self, sub: &Uuid, rg: &str, name: &str, update: ClusterUpdate<'_>) -> Result<ManagedCluster> {

@@ -310,13 +310,9 @@ pub async fn list_in_group(State(state): State<AppState>, caller: Caller, Path((
 pub async fn list_in_subscription(State(state): State<AppState>, caller: Caller, Path(sub): Path<String>) -> ApiResult<Json<Value>> {
     let sub = state.subscription(&sub)?;
     let access = CallerAccess::load(&state, &caller).await?;
-    let mut visible = Vec::new();
-    for c in state.store.list_managed_clusters(&sub, None).await? {
-        if access.allows(&format!("{TYPE}/read"), &scope_of(&sub, &c.resource_group, &c.name)?) {
-            visible.push(render(&c));
-        }
-    }
-    Ok(Json(json!({ "value": visible })))
+    let all = state.store.list_managed_clusters(&sub, None).await?;
+    let visible = access.permitted(all, &format!("{TYPE}/read"), |c| scope_of(&sub, &c.resource_group, &c.name))?;
+    Ok(Json(json!({ "value": visible.iter().map(render).collect::<Vec<_>>() })))
 }
 
 pub async fn delete(State(state): State<AppState>, caller: Caller, Path((sub, rg, name)): Path<(String, String, String)>) -> ApiResult<Response> {
