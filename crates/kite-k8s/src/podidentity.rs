@@ -210,12 +210,15 @@ pub fn decide(state: &ClusterState, ip: &str, selector: &Selector) -> PodDecisio
     let Some(label) = labels.get(BINDING_LABEL) else {
         return PodDecision::Refused { message: format!("pod {namespace}/{name} has no '{BINDING_LABEL}' label, so no AzureIdentityBinding selects it; add the label with a binding's selector value") };
     };
-    let bound: Vec<&AzureIdentity> = state
+    let mut bound: Vec<&AzureIdentity> = state
         .bindings
         .iter()
         .filter(|b| b.metadata.namespace == namespace && b.spec.selector == *label)
         .filter_map(|b| state.identities.iter().find(|i| i.metadata.namespace == namespace && i.metadata.name == b.spec.azure_identity))
         .collect();
+    // Two bindings may name the same identity.
+    bound.sort_by(|a, b| a.metadata.name.cmp(&b.metadata.name));
+    bound.dedup_by(|a, b| a.metadata.name == b.metadata.name);
     if bound.is_empty() {
         let selectors: Vec<&str> = state.bindings.iter().filter(|b| b.metadata.namespace == namespace).map(|b| b.spec.selector.as_str()).collect();
         return PodDecision::Refused {
@@ -224,17 +227,21 @@ pub fn decide(state: &ClusterState, ip: &str, selector: &Selector) -> PodDecisio
             ),
         };
     }
+    let have = || bound.iter().map(|i| format!("{} (clientID {})", i.metadata.name, i.spec.client_id)).collect::<Vec<_>>().join(", ");
     let chosen = match (&selector.client_id, &selector.resource_id) {
         (Some(c), _) => bound.iter().find(|i| i.spec.client_id.eq_ignore_ascii_case(c)),
         (None, Some(r)) => bound.iter().find(|i| i.spec.resource_id.eq_ignore_ascii_case(r)),
-        (None, None) => bound.first(),
+        (None, None) if bound.len() == 1 => bound.first(),
+        // Guessing would hand out whichever identity happens to sort first.
+        (None, None) => {
+            return PodDecision::Refused {
+                message: format!("pod {namespace}/{name} is bound to several identities: {}; name one with client_id, object_id or mi_res_id", have()),
+            }
+        }
     };
     match chosen {
         Some(identity) => PodDecision::Identity { pod: name, namespace, identity: Box::new((*identity).clone()) },
-        None => {
-            let have: Vec<String> = bound.iter().map(|i| format!("{} (clientID {})", i.metadata.name, i.spec.client_id)).collect();
-            PodDecision::Refused { message: format!("pod {namespace}/{name} is not bound to the requested identity; it is bound to: {}", have.join(", ")) }
-        }
+        None => PodDecision::Refused { message: format!("pod {namespace}/{name} is not bound to the requested identity; it is bound to: {}", have()) },
     }
 }
 
@@ -298,6 +305,34 @@ items:
         let wrong = Selector { client_id: Some("22222222-2222-2222-2222-222222222222".into()), resource_id: None };
         let PodDecision::Refused { message } = decide(&s, "10.244.0.5", &wrong) else { panic!() };
         assert!(message.contains("app-identity (clientID 11111111"), "{message}");
+    }
+
+    #[test]
+    fn a_pod_bound_to_several_identities_must_name_one() {
+        let mut s = world();
+        let second = r#"
+apiVersion: aadpodidentity.k8s.io/v1
+kind: AzureIdentity
+metadata: {name: audit-identity, namespace: demo}
+spec: {type: 0, resourceID: /subscriptions/s/resourcegroups/rg/providers/Microsoft.ManagedIdentity/userAssignedIdentities/audit, clientID: 33333333-3333-3333-3333-333333333333}
+---
+apiVersion: aadpodidentity.k8s.io/v1
+kind: AzureIdentityBinding
+metadata: {name: audit-binding, namespace: demo}
+spec: {azureIdentity: audit-identity, selector: app}
+---
+apiVersion: aadpodidentity.k8s.io/v1
+kind: AzureIdentityBinding
+metadata: {name: app-binding-again, namespace: demo}
+spec: {azureIdentity: app-identity, selector: app}
+"#;
+        s.read_yaml(second, "second.yaml").unwrap();
+        let PodDecision::Refused { message } = decide(&s, "10.244.0.5", &Selector::default()) else { panic!() };
+        assert!(message.contains("several identities") && message.contains("app-identity (clientID 1111") && message.contains("audit-identity (clientID 3333"), "{message}");
+        assert_eq!(message.matches("app-identity").count(), 1, "an identity bound twice is listed once: {message}");
+        let by_resource = Selector { client_id: None, resource_id: Some("/subscriptions/s/resourcegroups/rg/providers/Microsoft.ManagedIdentity/userAssignedIdentities/AUDIT".into()) };
+        let PodDecision::Identity { identity, .. } = decide(&s, "10.244.0.5", &by_resource) else { panic!() };
+        assert_eq!(identity.metadata.name, "audit-identity");
     }
 
     #[test]

@@ -138,6 +138,10 @@ proptest! {
                     prop_assert!(identity.spec.client_id.eq_ignore_ascii_case(c));
                 } else if let Some(r) = &wanted.resource_id {
                     prop_assert!(identity.spec.resource_id.eq_ignore_ascii_case(r));
+                } else {
+                    // Unasked, only a pod bound to exactly one identity gets it.
+                    let names: std::collections::BTreeSet<&str> = bound.iter().map(|i| i.name).collect();
+                    prop_assert_eq!(names.len(), 1);
                 }
             }
             PodDecision::Excepted { pod, namespace, .. } => {
@@ -149,14 +153,16 @@ proptest! {
             PodDecision::Refused { message } => {
                 // A refusal is right only when no bound identity fits the request.
                 if let [caller] = live.as_slice() {
-                    let fits = ids.iter().any(|i| {
+                    let fitting: std::collections::BTreeSet<&str> = ids.iter().filter(|i| {
                         i.ns == caller.ns
                             && bindings.iter().any(|b| b.ns == caller.ns && Some(b.selector) == caller.binding_label && b.identity == i.name)
                             && wanted.client_id.as_ref().is_none_or(|c| i.client_id.eq_ignore_ascii_case(c))
                             && (wanted.client_id.is_some() || wanted.resource_id.as_ref().is_none_or(|r| i.resource_id.eq_ignore_ascii_case(r)))
-                    });
+                    }).map(|i| i.name).collect();
+                    // Several bound identities and none named: refusing (and listing them) is right.
+                    let ambiguous = wanted == Selector::default() && fitting.len() > 1;
                     let is_excepted = excepted.iter().any(|(ns, tier)| *ns == caller.ns && caller.tier == Some(*tier));
-                    prop_assert!(!fits || is_excepted, "refused a pod with a fitting identity: {message}");
+                    prop_assert!(fitting.is_empty() || ambiguous || is_excepted, "refused a pod with a fitting identity: {message}");
                 }
             }
         }
