@@ -17,12 +17,12 @@ BIN = os.environ.get("KITE_BIN", str(ROOT / "target" / "debug" / "kite"))
 
 
 class Kite:
-    def __init__(self, base: pathlib.Path, *args: str):
+    def __init__(self, base: pathlib.Path, *args: str, listen: str = "127.0.0.1:0"):
         self.home = base / "srv"
         self.cli_home = base / "cli"
         self.log = open(base / "server.log", "w")
         self.proc = subprocess.Popen(
-            [BIN, "serve", "--listen", "127.0.0.1:0", *args],
+            [BIN, "serve", "--listen", listen, *args],
             env={**os.environ, "KITE_HOME": str(self.home)},
             stdout=subprocess.PIPE,
             stderr=self.log,
@@ -64,8 +64,8 @@ class Kite:
         self.log.close()
 
 
-def start(tmp_path, monkeypatch, *args):
-    server = Kite(tmp_path, *args)
+def start(tmp_path, monkeypatch, *args, **kwargs):
+    server = Kite(tmp_path, *args, **kwargs)
     monkeypatch.setenv("REQUESTS_CA_BUNDLE", server.ca)
     monkeypatch.setenv("SSL_CERT_FILE", server.ca)
     return server
@@ -82,8 +82,9 @@ def kite(tmp_path, monkeypatch):
 def kite_factory(tmp_path, monkeypatch):
     servers = []
 
-    def make(*args):
-        server = start(tmp_path, monkeypatch, *args)
+    def make(*args, listen="127.0.0.1:0"):
+        """`listen`: e.g. 0.0.0.0:0 when network-namespace pods must reach the HTTPS listener."""
+        server = start(tmp_path, monkeypatch, *args, listen=listen)
         servers.append(server)
         return server
 
