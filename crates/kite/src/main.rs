@@ -33,7 +33,7 @@ pub struct Cli {
 #[derive(Subcommand)]
 pub enum Command {
     /// Run the kite server (management API and token service).
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Sign in to a kite server with a service principal.
     Login(commands::LoginArgs),
     /// Forget the signed-in profile.
