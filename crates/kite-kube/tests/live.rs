@@ -397,9 +397,7 @@ async fn refused_writes_say_which_permission_crd_or_version_is_missing() {
     ];
     for (code, reason, message, expected) in cases {
         let (kube, handle) = client();
-        let mut api = FakeApi::default();
-        api.writes = vec![(code, refusal(code, reason, message))];
-        api.run(handle);
+        FakeApi { writes: vec![(code, refusal(code, reason, message))], ..Default::default() }.run(handle);
         let err = kite_kube::assigned::create(&kube, &assigned).await.unwrap_err().to_string();
         for part in expected {
             assert!(err.contains(part), "{code}: no '{part}' in: {err}");
