@@ -5,11 +5,13 @@
 //!   Pods, Nodes and the aad-pod-identity objects for the node agent, RBAC objects for
 //!   `POST /authorize`, the `kube-system/aws-auth` ConfigMap for `POST /authenticate`.
 //! - [`aws_auth::edit`] changes `aws-auth` in a cluster as eksctl does, with optimistic concurrency.
+//! - [`assigned`] writes the controller's `AzureAssignedIdentity` objects.
 //!
 //! Everything here takes a [`kube::Client`], so tests hand it a mocked tower service.
 
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
+pub mod assigned;
 pub mod aws_auth;
 mod live;
 
@@ -39,6 +41,9 @@ pub enum Error {
     /// The change was refused before anything was written.
     #[error("{0}")]
     Refused(String),
+    /// The API server refused a write; the message says what kite needs to be let through.
+    #[error("{0}")]
+    Rejected(String),
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;

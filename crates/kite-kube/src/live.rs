@@ -20,10 +20,13 @@ use tokio::sync::Notify;
 
 use crate::aws_auth::{CONFIGMAP, NAMESPACE};
 
-/// What the node agent reads: Pods, Nodes and every aad-pod-identity kind, by the plural the
-/// upstream CRDs declare.
+/// An aad-pod-identity kind, by the plural the upstream CRDs declare.
+pub(crate) fn crd(kind: &str, plural: &str) -> ApiResource {
+    ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk("aadpodidentity.k8s.io", "v1", kind), plural)
+}
+
+/// What the node agent reads: Pods, Nodes and every aad-pod-identity kind.
 fn pod_identity_kinds() -> Vec<ApiResource> {
-    let crd = |kind: &str, plural: &str| ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk("aadpodidentity.k8s.io", "v1", kind), plural);
     vec![
         ApiResource::erase::<Pod>(&()),
         ApiResource::erase::<Node>(&()),

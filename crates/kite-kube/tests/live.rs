@@ -17,7 +17,7 @@ type Handle = tower_test::mock::Handle<Request<Body>, Response<Body>>;
 type Log<T> = Arc<Mutex<Vec<T>>>;
 
 /// A fake API server: lists per collection path, and the events the first watch of a path
-/// returns (later watches stay open and silent, as on a quiet cluster).
+/// returns (later watches stay open and silent, as on a quiet cluster); deletes succeed.
 #[derive(Default)]
 struct FakeApi {
     lists: HashMap<String, Vec<Value>>,
@@ -68,6 +68,8 @@ impl FakeApi {
                     self.bodies.lock().unwrap().push((format!("{method} {path}"), body));
                     let (status, answer) = if self.writes.len() > 1 { self.writes.remove(0) } else { self.writes[0].clone() };
                     send.send_response(respond(status, &answer));
+                } else if method == http::Method::DELETE {
+                    send.send_response(respond(200, &json!({"kind": "Status", "apiVersion": "v1", "status": "Success"})));
                 } else if query.contains("watch=true") {
                     let n = watched.entry(path.clone()).or_default();
                     *n += 1;
@@ -273,4 +275,143 @@ async fn a_cluster_without_aws_auth_gets_one_created() {
     assert_eq!(bodies[0].0, "POST /api/v1/namespaces/kube-system/configmaps");
     assert_eq!(bodies[0].1["metadata"]["name"], "aws-auth");
     assert!(bodies[0].1["data"]["mapRoles"].as_str().unwrap().contains("role/dev"));
+}
+
+const ASSIGNED: &str = "/apis/aadpodidentity.k8s.io/v1/namespaces/demo/azureassignedidentities";
+
+/// `world()`, with every pod scheduled on aks-node-0, no watch events, and `assigned` as the
+/// cluster's AzureAssignedIdentities.
+fn scheduled_world(pods: Vec<Value>, assigned: Vec<Value>) -> FakeApi {
+    let mut api = world().list("/api/v1/pods", pods).list("/apis/aadpodidentity.k8s.io/v1/azureassignedidentities", assigned);
+    api.watch_events.clear();
+    api
+}
+
+fn scheduled_pod() -> Value {
+    let mut p = pod("web", "10.244.0.5", "app", "1");
+    p["spec"]["nodeName"] = "aks-node-0".into();
+    p
+}
+
+/// The controller's view once every pod-identity kind is listed.
+async fn listed_state(live: &LiveCluster, pods: usize, assigned: usize) -> std::sync::Arc<kite_k8s::podidentity::ClusterState> {
+    eventually("the cluster state", || Some(live.pods()).filter(|s| s.pods.len() == pods && s.assigned.len() == assigned && !s.bindings.is_empty())).await
+}
+
+fn managed_plan(state: &kite_k8s::podidentity::ClusterState) -> kite_k8s::mic::Plan {
+    kite_k8s::mic::reconcile::<kite_core::rbac::engine::Snapshot>(state, None)
+}
+
+#[tokio::test]
+async fn a_new_pods_assignment_is_posted_with_upstreams_fields_and_deleted_when_the_pod_goes() {
+    let expected = json!({
+        "apiVersion": "aadpodidentity.k8s.io/v1",
+        "kind": "AzureAssignedIdentity",
+        "metadata": {"name": "web-demo-app-identity", "namespace": "demo", "labels": {"nodename": "aks-node-0", "podname": "web", "podnamespace": "demo"}},
+        "spec": {
+            "azureIdentityRef": {"apiVersion": "aadpodidentity.k8s.io/v1", "kind": "AzureIdentity", "metadata": {"name": "app-identity", "namespace": "demo"},
+                "spec": {"type": 0, "resourceID": "/subscriptions/s/resourcegroups/rg/providers/Microsoft.ManagedIdentity/userAssignedIdentities/app", "clientID": CLIENT_ID}},
+            "azureBindingRef": {"apiVersion": "aadpodidentity.k8s.io/v1", "kind": "AzureIdentityBinding", "metadata": {"name": "app-binding", "namespace": "demo"},
+                "spec": {"azureIdentity": "app-identity", "selector": "app", "weight": 0}},
+            "pod": "web",
+            "podNamespace": "demo",
+            "nodename": "aks-node-0"
+        },
+        "status": {"status": "Assigned", "availableReplicas": 1}
+    });
+
+    // A scheduled pod whose label selects the binding, and no assignment yet: one POST.
+    let (kube, handle) = client();
+    let mut api = scheduled_world(vec![scheduled_pod()], vec![]);
+    api.writes = vec![(201, expected.clone())];
+    let (_, bodies) = api.run(handle);
+    let live = LiveCluster::start(kube.clone());
+    let plan = managed_plan(&*listed_state(&live, 1, 0).await);
+    assert_eq!((plan.create.len(), plan.update.len(), plan.delete.len()), (1, 0, 0), "{plan:#?}");
+    kite_kube::assigned::create(&kube, &plan.create[0]).await.unwrap();
+    let bodies = bodies.lock().unwrap().clone();
+    assert_eq!(bodies, vec![(format!("POST {ASSIGNED}"), expected.clone())]);
+
+    // The pod is gone and the cluster holds the assignment (as the API server stored it): one DELETE.
+    let (kube, handle) = client();
+    let mut stored = expected.clone();
+    stored["metadata"]["resourceVersion"] = "3".into();
+    stored["metadata"]["uid"] = "0c7d3c86-8a9e-4a4e-9d5c-5f7a1e2b3c4d".into();
+    let (seen, bodies) = scheduled_world(vec![], vec![stored]).run(handle);
+    let live = LiveCluster::start(kube.clone());
+    let plan = managed_plan(&*listed_state(&live, 0, 1).await);
+    assert_eq!((plan.create.len(), plan.update.len(), plan.delete.len()), (0, 0, 1), "{plan:#?}");
+    kite_kube::assigned::delete(&kube, &plan.delete[0]).await.unwrap();
+    let deletes: Vec<String> = seen.lock().unwrap().iter().filter(|r| r.starts_with("DELETE")).cloned().collect();
+    assert_eq!(deletes, vec![format!("DELETE {ASSIGNED}/web-demo-app-identity?")]);
+    assert!(bodies.lock().unwrap().is_empty());
+}
+
+fn refusal(code: u16, reason: &str, message: &str) -> Value {
+    json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": reason, "code": code, "message": message})
+}
+
+/// An assignment as reconcile makes it, from the scheduled pod.
+async fn desired(status: &str) -> kite_k8s::mic::AzureAssignedIdentity {
+    let (kube, handle) = client();
+    scheduled_world(vec![scheduled_pod()], vec![]).run(handle);
+    let live = LiveCluster::start(kube);
+    let mut a = managed_plan(&*listed_state(&live, 1, 0).await).create.remove(0);
+    a.status.status = status.into();
+    a
+}
+
+#[tokio::test]
+async fn a_status_change_replaces_the_object_with_the_version_read_keeping_the_servers_metadata() {
+    let assigned = desired("Assigned").await;
+    let mut stored = serde_json::to_value(&assigned).unwrap();
+    stored["status"]["status"] = "Created".into();
+    stored["metadata"]["annotations"] = json!({"kite.aadpodidentity.k8s.io/not-assigned-because": "the cluster identity lacks a role"});
+    stored["metadata"]["resourceVersion"] = "7".into();
+    stored["metadata"]["uid"] = "0c7d3c86-8a9e-4a4e-9d5c-5f7a1e2b3c4d".into();
+    let (kube, handle) = client();
+    let mut api = FakeApi::default();
+    api.gets.insert(format!("{ASSIGNED}/web-demo-app-identity"), vec![(200, stored)]);
+    api.writes = vec![(200, json!({}))];
+    let (_, bodies) = api.run(handle);
+
+    kite_kube::assigned::update(&kube, &assigned).await.unwrap();
+    let bodies = bodies.lock().unwrap().clone();
+    assert_eq!(bodies.len(), 1);
+    let (request, body) = &bodies[0];
+    assert_eq!(request, &format!("PUT {ASSIGNED}/web-demo-app-identity"));
+    assert_eq!(body["status"], json!({"status": "Assigned", "availableReplicas": 1}));
+    assert_eq!(body["metadata"]["resourceVersion"], "7", "custom resources refuse a replace without the version read");
+    assert_eq!(body["metadata"]["uid"], "0c7d3c86-8a9e-4a4e-9d5c-5f7a1e2b3c4d");
+    assert!(body["metadata"].get("annotations").is_none(), "the reason goes once assigned: {body}");
+    assert_eq!(body["spec"], serde_json::to_value(&assigned).unwrap()["spec"]);
+}
+
+#[tokio::test]
+async fn refused_writes_say_which_permission_crd_or_version_is_missing() {
+    let assigned = desired("Assigned").await;
+    let forbidden = "azureassignedidentities.aadpodidentity.k8s.io is forbidden: User \"kite\" cannot create resource \"azureassignedidentities\"";
+    let cases = [
+        (403, "Forbidden", forbidden, vec!["cannot create AzureAssignedIdentity demo/web-demo-app-identity", "grant get, list, watch, create, update and delete on azureassignedidentities", forbidden]),
+        (404, "NotFound", "the server could not find the requested resource", vec!["does not serve azureassignedidentities.aadpodidentity.k8s.io", "kite k8s crds | kubectl apply -f -"]),
+    ];
+    for (code, reason, message, expected) in cases {
+        let (kube, handle) = client();
+        FakeApi { writes: vec![(code, refusal(code, reason, message))], ..Default::default() }.run(handle);
+        let err = kite_kube::assigned::create(&kube, &assigned).await.unwrap_err().to_string();
+        for part in expected {
+            assert!(err.contains(part), "{code}: no '{part}' in: {err}");
+        }
+    }
+
+    // Someone changed the object between kite's read and its replace.
+    let (kube, handle) = client();
+    let mut api = FakeApi::default();
+    let mut stored = serde_json::to_value(&assigned).unwrap();
+    stored["metadata"]["resourceVersion"] = "7".into();
+    api.gets.insert(format!("{ASSIGNED}/web-demo-app-identity"), vec![(200, stored)]);
+    api.writes = vec![(409, refusal(409, "Conflict", "the object has been modified"))];
+    api.run(handle);
+    let err = kite_kube::assigned::update(&kube, &assigned).await.unwrap_err().to_string();
+    assert!(err.contains("cannot update AzureAssignedIdentity demo/web-demo-app-identity") && err.contains("retries on its next pass"), "{err}");
 }

@@ -286,7 +286,7 @@ pub async fn serve(config: Config) -> Result<()> {
     keys::spawn_reloader(state.clone());
     k8s::spawn_reloader(state.k8s.clone());
     nmi::spawn_reloader(state.nmi.clone());
-    mic::spawn(&state, &config.pod_identity, config.pod_identity_mode, config.cluster_identity.as_deref())?;
+    mic::spawn(&state, &config).await?;
     // The outer router only carries the caller's address (the node agent finds pods by it) to the
     // rewritten inner one.
     let service = Router::new().fallback_service(tower::util::MapRequestLayer::new(rewrite).layer(app(state.clone())));

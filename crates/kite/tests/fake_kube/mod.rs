@@ -1,6 +1,10 @@
 //! A small fake Kubernetes API server for end-to-end tests: plain HTTP on 127.0.0.1, collections
 //! of JSON objects, list (with `fieldSelector=metadata.name=…`), watch (newline-delimited events,
-//! streamed as the test changes objects), get, and replace/create with resourceVersion checks.
+//! streamed as the test or kite changes objects), get, create, replace with resourceVersion checks,
+//! and delete; namespaced paths reach cluster-wide collections.
+
+// Each test binary uses its own part of the fake.
+#![allow(dead_code)]
 
 use std::collections::BTreeMap;
 use std::convert::Infallible;
@@ -89,6 +93,26 @@ impl FakeKube {
         let _ = self.events.send((collection.to_string(), json!({"type": kind, "object": object})));
     }
 
+    /// Every object in `collection`.
+    pub fn objects(&self, collection: &str) -> Vec<Value> {
+        self.cluster.lock().unwrap().objects.get(collection).cloned().unwrap_or_default()
+    }
+
+    /// Removes an object, as `kubectl delete` would; watchers see the event.
+    pub fn delete(&self, collection: &str, name: &str) {
+        let mut c = self.cluster.lock().unwrap();
+        c.version += 1;
+        let items = c.objects.get_mut(collection).unwrap();
+        let i = items.iter().position(|o| name_of(o) == name).unwrap();
+        let object = items.remove(i);
+        let _ = self.events.send((collection.to_string(), json!({"type": "DELETED", "object": object})));
+    }
+
+    /// Every request so far, as `METHOD URI`.
+    pub fn requests(&self) -> Vec<String> {
+        self.cluster.lock().unwrap().requests.clone()
+    }
+
     pub fn object(&self, collection: &str, name: &str) -> Option<Value> {
         self.cluster.lock().unwrap().objects.get(collection)?.iter().find(|o| name_of(o) == name).cloned()
     }
@@ -141,14 +165,17 @@ async fn handle(cluster: Arc<Mutex<Cluster>>, events: broadcast::Sender<(String,
             return Json(json!({"kind": "List", "apiVersion": "v1", "metadata": {"resourceVersion": version}, "items": items})).into_response();
         }
     }
-    let (collection, name) = path.rsplit_once('/').unwrap_or_default();
-    let Some(items) = c.objects.get_mut(collection) else {
+    let Some((collection, namespace, name)) = locate(&c.objects, &path) else {
         return status(404, "NotFound", format!("the server could not find the requested resource {path}"));
     };
-    let position = items.iter().position(|o| name_of(o) == name);
+    let items = c.objects.get_mut(&collection).unwrap();
+    let position = items.iter().position(|o| name_of(o) == name && namespace.as_deref().is_none_or(|ns| o["metadata"]["namespace"] == ns));
+    let event = |kind: &str, object: &Value| {
+        let _ = events.send((collection.clone(), json!({"type": kind, "object": object})));
+    };
     match (method, position) {
         (Method::GET, Some(i)) => Json(items[i].clone()).into_response(),
-        (Method::GET, None) => status(404, "NotFound", format!("\"{name}\" not found")),
+        (Method::GET | Method::DELETE, None) => status(404, "NotFound", format!("\"{name}\" not found")),
         (Method::PUT, Some(i)) => {
             let mut object: Value = serde_json::from_slice(&body).unwrap();
             if object["metadata"]["resourceVersion"] != items[i]["metadata"]["resourceVersion"] {
@@ -156,13 +183,51 @@ async fn handle(cluster: Arc<Mutex<Cluster>>, events: broadcast::Sender<(String,
             }
             c.version += 1;
             object["metadata"]["resourceVersion"] = c.version.to_string().into();
-            let items = c.objects.get_mut(collection).unwrap();
-            items[i] = object.clone();
-            let _ = events.send((collection.to_string(), json!({"type": "MODIFIED", "object": object})));
+            c.objects.get_mut(&collection).unwrap()[i] = object.clone();
+            event("MODIFIED", &object);
+            Json(object).into_response()
+        }
+        (Method::POST, _) if !name.is_empty() => status(405, "MethodNotAllowed", format!("POST goes to a collection, not {path}")),
+        (Method::POST, _) => {
+            let mut object: Value = serde_json::from_slice(&body).unwrap();
+            let ns = namespace.unwrap_or_default();
+            if items.iter().any(|o| name_of(o) == name_of(&object) && o["metadata"]["namespace"] == ns.as_str()) {
+                return status(409, "AlreadyExists", format!("\"{}\" already exists", name_of(&object)));
+            }
+            c.version += 1;
+            object["metadata"]["resourceVersion"] = c.version.to_string().into();
+            object["metadata"]["namespace"] = ns.into();
+            c.objects.get_mut(&collection).unwrap().push(object.clone());
+            event("ADDED", &object);
+            (StatusCode::CREATED, Json(object)).into_response()
+        }
+        (Method::DELETE, Some(i)) => {
+            let object = c.objects.get_mut(&collection).unwrap().remove(i);
+            c.version += 1;
+            event("DELETED", &object);
             Json(object).into_response()
         }
         (method, _) => status(405, "MethodNotAllowed", format!("{method} {path} is not served by this fake")),
     }
+}
+
+/// The collection a request path addresses, the namespace it names (for a namespaced path into a
+/// cluster-wide collection: `/apis/G/V/namespaces/NS/PLURAL` is kept in `/apis/G/V/PLURAL`) and the
+/// object's name (empty for the collection itself).
+fn locate(objects: &BTreeMap<String, Vec<Value>>, path: &str) -> Option<(String, Option<String>, String)> {
+    let candidates = [(path, ""), path.rsplit_once('/').unwrap_or_default()];
+    for (collection, name) in candidates {
+        if objects.contains_key(collection) {
+            return Some((collection.to_string(), None, name.to_string()));
+        }
+        let (prefix, rest) = collection.split_once("/namespaces/")?;
+        let (namespace, plural) = rest.split_once('/')?;
+        let wide = format!("{prefix}/{plural}");
+        if objects.contains_key(&wide) {
+            return Some((wide, Some(namespace.to_string()), name.to_string()));
+        }
+    }
+    None
 }
 
 fn url_pairs(query: &str) -> BTreeMap<String, String> {
