@@ -2,6 +2,7 @@
 //! pod-identity add-on's `AzureIdentity` and `AzureIdentityBinding` for one pod identity,
 //! created or replaced (with the resourceVersion read), and deleted.
 
+use kite_k8s::aksaddon::binding_name;
 use kite_k8s::podidentity::{AzureIdentity, AzureIdentityBinding};
 use kube::Client;
 
@@ -24,9 +25,9 @@ pub async fn apply(client: &Client, identity: &AzureIdentity, binding: &AzureIde
     BINDING.create(client, &at, BINDING.render(&at, binding)?).await
 }
 
-/// Deletes both objects (the binding first, so no pod is left bound to a missing identity);
-/// objects already gone are fine.
-pub async fn remove(client: &Client, identity: &AzureIdentity, binding: &AzureIdentityBinding) -> Result<()> {
-    BINDING.delete(client, &Named { namespace: &binding.metadata.namespace, name: &binding.metadata.name }).await?;
-    IDENTITY.delete(client, &Named { namespace: &identity.metadata.namespace, name: &identity.metadata.name }).await
+/// Deletes both objects of pod identity `namespace/name` (the binding first, so no pod is left
+/// bound to a missing identity); objects already gone are fine.
+pub async fn remove(client: &Client, namespace: &str, name: &str) -> Result<()> {
+    BINDING.delete(client, &Named { namespace, name: &binding_name(name) }).await?;
+    IDENTITY.delete(client, &Named { namespace, name }).await
 }

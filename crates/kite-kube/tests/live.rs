@@ -462,7 +462,7 @@ async fn the_addon_objects_are_posted_and_an_existing_binding_is_replaced_with_t
     assert_eq!(replaced["spec"], json!({"azureIdentity": "azure-vote", "selector": "vote", "weight": 0}));
 
     // Delete: the binding, then the identity.
-    kite_kube::addon::remove(&kube, &identity, &binding).await.unwrap();
+    kite_kube::addon::remove(&kube, "default", "azure-vote").await.unwrap();
     let deletes: Vec<String> = seen.lock().unwrap().iter().filter(|r| r.starts_with("DELETE")).cloned().collect();
     assert_eq!(deletes, [format!("DELETE {ADDON}/azureidentitybindings/azure-vote-binding?"), format!("DELETE {ADDON}/azureidentities/azure-vote?")]);
 }
