@@ -10,6 +10,11 @@ use crate::{Error, Result};
 
 const API_VERSION: &str = "aadpodidentity.k8s.io/v1";
 
+/// The name of the add-on's AzureIdentityBinding for pod identity `name`.
+pub fn binding_name(name: &str) -> String {
+    format!("{name}-binding")
+}
+
 /// The add-on's two objects for one pod identity.
 pub fn pod_identity_objects(namespace: &str, name: &str, resource_id: &str, client_id: &str, selector: &str) -> (AzureIdentity, AzureIdentityBinding) {
     let meta = |n: String| ObjectMeta { name: n, namespace: namespace.to_string() };
@@ -18,7 +23,7 @@ pub fn pod_identity_objects(namespace: &str, name: &str, resource_id: &str, clie
         spec: AzureIdentitySpec { kind: 0, resource_id: resource_id.to_string(), client_id: client_id.to_string(), ..Default::default() },
     };
     let binding = AzureIdentityBinding {
-        metadata: meta(format!("{name}-binding")),
+        metadata: meta(binding_name(name)),
         spec: AzureIdentityBindingSpec { azure_identity: name.to_string(), selector: selector.to_string(), weight: 0 },
     };
     (identity, binding)

@@ -5,15 +5,18 @@
 //!   Pods, Nodes and the aad-pod-identity objects for the node agent, RBAC objects for
 //!   `POST /authorize`, the `kube-system/aws-auth` ConfigMap for `POST /authenticate`.
 //! - [`aws_auth::edit`] changes `aws-auth` in a cluster as eksctl does, with optimistic concurrency.
-//! - [`assigned`] writes the controller's `AzureAssignedIdentity` objects.
+//! - [`assigned`] writes the controller's `AzureAssignedIdentity` objects; [`addon`] the AKS
+//!   pod-identity add-on's `AzureIdentity` and `AzureIdentityBinding`.
 //!
 //! Everything here takes a [`kube::Client`], so tests hand it a mocked tower service.
 
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
+pub mod addon;
 pub mod assigned;
 pub mod aws_auth;
 mod live;
+mod objects;
 
 use std::path::PathBuf;
 

@@ -415,3 +415,73 @@ async fn refused_writes_say_which_permission_crd_or_version_is_missing() {
     let err = kite_kube::assigned::update(&kube, &assigned).await.unwrap_err().to_string();
     assert!(err.contains("cannot update AzureAssignedIdentity demo/web-demo-app-identity") && err.contains("retries on its next pass"), "{err}");
 }
+
+const ADDON: &str = "/apis/aadpodidentity.k8s.io/v1/namespaces/default";
+
+/// What `az aks pod-identity add --namespace default --name azure-vote --binding-selector vote` makes.
+fn addon_objects() -> (kite_k8s::podidentity::AzureIdentity, kite_k8s::podidentity::AzureIdentityBinding) {
+    let id = "/subscriptions/s/resourcegroups/rg/providers/Microsoft.ManagedIdentity/userAssignedIdentities/azure-vote";
+    kite_k8s::aksaddon::pod_identity_objects("default", "azure-vote", id, CLIENT_ID, "vote")
+}
+
+#[tokio::test]
+async fn the_addon_objects_are_posted_and_an_existing_binding_is_replaced_with_the_version_read() {
+    let (kube, handle) = client();
+    let mut api = FakeApi::default();
+    // The identity is new; a binding of that name exists already (an earlier add), with a label of its own.
+    let stored = json!({"apiVersion": "aadpodidentity.k8s.io/v1", "kind": "AzureIdentityBinding",
+        "metadata": {"name": "azure-vote-binding", "namespace": "default", "resourceVersion": "4", "uid": "u-1", "labels": {"team": "vote"}},
+        "spec": {"azureIdentity": "azure-vote", "selector": "old", "weight": 0}});
+    api.gets.insert(format!("{ADDON}/azureidentitybindings/azure-vote-binding"), vec![(200, stored)]);
+    api.writes = vec![(201, json!({})), (409, refusal(409, "AlreadyExists", "azureidentitybindings \"azure-vote-binding\" already exists")), (200, json!({}))];
+    let (seen, bodies) = api.run(handle);
+
+    let (identity, binding) = addon_objects();
+    kite_kube::addon::apply(&kube, &identity, &binding).await.unwrap();
+    let bodies = bodies.lock().unwrap().clone();
+    let requests: Vec<&str> = bodies.iter().map(|(r, _)| r.as_str()).collect();
+    assert_eq!(
+        requests,
+        [
+            format!("POST {ADDON}/azureidentities"),
+            format!("POST {ADDON}/azureidentitybindings"),
+            format!("PUT {ADDON}/azureidentitybindings/azure-vote-binding")
+        ]
+    );
+    assert_eq!(
+        bodies[0].1,
+        json!({"apiVersion": "aadpodidentity.k8s.io/v1", "kind": "AzureIdentity", "metadata": {"name": "azure-vote", "namespace": "default"},
+               "spec": serde_json::to_value(&identity.spec).unwrap()})
+    );
+    assert_eq!(bodies[0].1["spec"]["type"], 0);
+    assert_eq!(bodies[0].1["spec"]["clientID"], CLIENT_ID);
+    let replaced = &bodies[2].1;
+    assert_eq!(replaced["kind"], "AzureIdentityBinding");
+    assert_eq!(replaced["metadata"]["resourceVersion"], "4", "custom resources refuse a replace without the version read");
+    assert_eq!(replaced["metadata"]["uid"], "u-1");
+    assert_eq!(replaced["spec"], json!({"azureIdentity": "azure-vote", "selector": "vote", "weight": 0}));
+
+    // Delete: the binding, then the identity.
+    kite_kube::addon::remove(&kube, "default", "azure-vote").await.unwrap();
+    let deletes: Vec<String> = seen.lock().unwrap().iter().filter(|r| r.starts_with("DELETE")).cloned().collect();
+    assert_eq!(deletes, [format!("DELETE {ADDON}/azureidentitybindings/azure-vote-binding?"), format!("DELETE {ADDON}/azureidentities/azure-vote?")]);
+}
+
+#[tokio::test]
+async fn refused_addon_writes_name_the_verbs_and_resources_to_grant_or_the_crds_to_install() {
+    let (identity, binding) = addon_objects();
+    let forbidden = "azureidentities.aadpodidentity.k8s.io is forbidden: User \"dev\" cannot create resource \"azureidentities\" in the namespace \"default\"";
+    let cases = [
+        (403, "Forbidden", forbidden, vec!["cannot create AzureIdentity default/azure-vote", "grant get, create, update and delete on azureidentities and azureidentitybindings", forbidden]),
+        (404, "NotFound", "the server could not find the requested resource", vec!["does not serve azureidentities.aadpodidentity.k8s.io", "kite k8s crds | kubectl apply -f -"]),
+    ];
+    for (code, reason, message, expected) in cases {
+        let (kube, handle) = client();
+        let (_, bodies) = FakeApi { writes: vec![(code, refusal(code, reason, message))], ..Default::default() }.run(handle);
+        let err = kite_kube::addon::apply(&kube, &identity, &binding).await.unwrap_err().to_string();
+        for part in expected {
+            assert!(err.contains(part), "{code}: no '{part}' in: {err}");
+        }
+        assert_eq!(bodies.lock().unwrap().len(), 1, "{code}: the binding is not written once the identity was refused");
+    }
+}

@@ -1,7 +1,8 @@
 //! `kite aks …`: AKS-shaped clusters, as az's `aks` commands drive ARM, printed as az prints them
 //! (properties folded in, with the resource group). `pod-identity add|delete`
-//! are read-modify-writes of the cluster as az does them, and with `--pod-identity-dir` also write
-//! the objects the add-on would create in the cluster, where `kite serve --pod-identity-dir` reads them.
+//! are read-modify-writes of the cluster as az does them, and with `--pod-identity-dir` (or
+//! `--kubeconfig`/`--in-cluster`) also write the objects the add-on would create in the cluster,
+//! where `kite serve --pod-identity-dir` (or `--kubeconfig`) reads them.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -9,10 +10,11 @@ use std::process::ExitCode;
 use anyhow::{anyhow, bail, Context, Result};
 use clap::{Args, Subcommand};
 use reqwest::Method;
+use kite_k8s::podidentity::{AzureIdentity, AzureIdentityBinding};
 use serde_json::{json, Value};
 
 use crate::client::Client;
-use crate::commands::{identity_view, list_of, print, replace_file};
+use crate::commands::{identity_view, list_of, print, replace_file, ClusterArgs};
 use crate::output::Format;
 
 #[derive(Args)]
@@ -116,8 +118,11 @@ pub struct PodIdentityRef {
     name: String,
     /// Where `kite serve --pod-identity-dir` reads cluster objects: the add-on's AzureIdentity and
     /// AzureIdentityBinding are written to (or removed from) DIR/{namespace}-{name}.yaml.
-    #[arg(long)]
+    #[arg(long, conflicts_with_all = ["kubeconfig", "in_cluster"])]
     pod_identity_dir: Option<PathBuf>,
+    /// Or create (delete) them in a live cluster.
+    #[command(flatten)]
+    live: ClusterArgs,
 }
 
 #[derive(Subcommand)]
@@ -279,7 +284,66 @@ fn cluster_identity(cluster: &Value) -> Result<String> {
     })
 }
 
+/// Where the add-on's objects for a pod identity go, besides the cluster resource.
+enum AddonTarget {
+    None,
+    Dir(PathBuf),
+    Cluster(kite_kube::Client),
+}
+
+impl AddonTarget {
+    /// Opened before the cluster resource changes, so a bad kubeconfig changes nothing.
+    async fn open(pod: &PodIdentityRef) -> Result<AddonTarget> {
+        Ok(match (pod.live.target(), pod.pod_identity_dir.clone()) {
+            (Some(target), _) => AddonTarget::Cluster(kite_kube::client(&target).await?),
+            (None, Some(dir)) => AddonTarget::Dir(dir),
+            (None, None) => AddonTarget::None,
+        })
+    }
+
+    async fn write(&self, identity: &AzureIdentity, binding: &AzureIdentityBinding) -> Result<()> {
+        match self {
+            AddonTarget::None => {}
+            AddonTarget::Dir(dir) => {
+                std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+                let yaml = kite_k8s::aksaddon::to_yaml(identity, binding).map_err(|e| anyhow!("{e}"))?;
+                replace_file(&addon_file(dir, &identity.metadata.namespace, &identity.metadata.name), &yaml)?;
+            }
+            AddonTarget::Cluster(client) => kite_kube::addon::apply(client, identity, binding).await?,
+        }
+        Ok(())
+    }
+
+    async fn remove(&self, namespace: &str, name: &str) -> Result<()> {
+        match self {
+            AddonTarget::None => {}
+            AddonTarget::Dir(dir) => {
+                let file = addon_file(dir, namespace, name);
+                match std::fs::remove_file(&file) {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                    Err(e) => return Err(anyhow!("removing {}: {e}", file.display())),
+                }
+            }
+            AddonTarget::Cluster(client) => kite_kube::addon::remove(client, namespace, name).await?,
+        }
+        Ok(())
+    }
+}
+
+/// The add-on's objects for pod identity `pod` as the cluster resource `updated` records it.
+fn addon_objects(updated: &Value, pod: &PodIdentityRef) -> Result<(AzureIdentity, AzureIdentityBinding)> {
+    let added = updated["properties"]["podIdentityProfile"]["userAssignedIdentities"]
+        .as_array()
+        .and_then(|l| l.iter().find(|e| e["name"] == json!(pod.name) && e["namespace"] == json!(pod.namespace)))
+        .ok_or_else(|| anyhow!("the server's answer lacks pod identity {}/{}", pod.namespace, pod.name))?;
+    let field = |v: &Value| v.as_str().map(str::to_string).ok_or_else(|| anyhow!("the server's answer lacks a field of pod identity {}/{}", pod.namespace, pod.name));
+    let selector = added["bindingSelector"].as_str().unwrap_or(&pod.name).to_string();
+    Ok(kite_k8s::aksaddon::pod_identity_objects(&pod.namespace, &pod.name, &field(&added["identity"]["resourceId"])?, &field(&added["identity"]["clientId"])?, &selector))
+}
+
 async fn pod_identity_add(client: &mut Client, pod: PodIdentityRef, identity_id: &str, binding_selector: Option<String>) -> Result<Value> {
+    let target = AddonTarget::open(&pod).await?;
     let path = cluster_path(client, &pod.resource_group, &pod.cluster_name)?;
     let cluster = client.call(Method::GET, &path, None).await?;
     if cluster["properties"]["podIdentityProfile"]["enabled"] != json!(true) {
@@ -294,31 +358,32 @@ async fn pod_identity_add(client: &mut Client, pod: PodIdentityRef, identity_id:
         let body = json!({"properties": {"roleDefinitionId": "Managed Identity Operator", "principalId": assignee}});
         client.call(Method::PUT, &format!("{assignments}/{}", uuid::Uuid::new_v4()), Some(&body)).await?;
     }
-    let mut entries = pod_entries(&cluster);
+    let before = pod_entries(&cluster);
+    let mut entries = before.clone();
     entries.push(json!({"name": pod.name, "namespace": pod.namespace, "identity": {"resourceId": identity_id}, "bindingSelector": binding_selector}));
     let body = json!({"properties": {"podIdentityProfile": {"enabled": true, "userAssignedIdentities": entries}}});
     let updated = client.call(Method::PUT, &path, Some(&body)).await?;
-    if let Some(dir) = &pod.pod_identity_dir {
-        let added = updated["properties"]["podIdentityProfile"]["userAssignedIdentities"]
-            .as_array()
-            .and_then(|l| l.iter().find(|e| e["name"] == json!(pod.name) && e["namespace"] == json!(pod.namespace)))
-            .ok_or_else(|| anyhow!("the server's answer lacks pod identity {}/{}", pod.namespace, pod.name))?;
-        let field = |v: &Value| v.as_str().map(str::to_string).ok_or_else(|| anyhow!("the server's answer lacks a field of pod identity {}/{}", pod.namespace, pod.name));
-        let selector = added["bindingSelector"].as_str().unwrap_or(&pod.name).to_string();
-        let (identity, binding) = kite_k8s::aksaddon::pod_identity_objects(
-            &pod.namespace,
-            &pod.name,
-            &field(&added["identity"]["resourceId"])?,
-            &field(&added["identity"]["clientId"])?,
-            &selector,
-        );
-        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-        replace_file(&addon_file(dir, &pod.namespace, &pod.name), &kite_k8s::aksaddon::to_yaml(&identity, &binding).map_err(|e| anyhow!("{e}"))?)?;
+    let written = match addon_objects(&updated, &pod) {
+        Ok((identity, binding)) => target.write(&identity, &binding).await,
+        Err(e) => Err(e),
+    };
+    if let Err(e) = written {
+        // The entry without its objects would make a retry fail as a duplicate: take it back.
+        let body = json!({"properties": {"podIdentityProfile": {"enabled": true, "userAssignedIdentities": before}}});
+        return Err(match client.call(Method::PUT, &path, Some(&body)).await {
+            Ok(_) => e.context(format!("pod identity {}/{} was not added (cluster '{}' is as it was)", pod.namespace, pod.name, pod.cluster_name)),
+            Err(undo) => e.context(format!(
+                "pod identity {}/{} is recorded on cluster '{}' but its objects are not in the cluster, and taking the entry back failed ({undo}); \
+                 remove it with 'kite aks pod-identity delete' and add it again",
+                pod.namespace, pod.name, pod.cluster_name
+            )),
+        });
     }
     Ok(identity_view(updated))
 }
 
 async fn pod_identity_delete(client: &mut Client, pod: PodIdentityRef) -> Result<Value> {
+    let target = AddonTarget::open(&pod).await?;
     let path = cluster_path(client, &pod.resource_group, &pod.cluster_name)?;
     let cluster = client.call(Method::GET, &path, None).await?;
     let mut entries = pod_entries(&cluster);
@@ -330,15 +395,8 @@ async fn pod_identity_delete(client: &mut Client, pod: PodIdentityRef) -> Result
             pod.cluster_name, pod.namespace, pod.name, pod.cluster_name, pod.resource_group
         );
     }
+    // The objects go first: if that fails the entry stays, and the delete can be run again.
+    target.remove(&pod.namespace, &pod.name).await?;
     let body = json!({"properties": {"podIdentityProfile": {"enabled": true, "userAssignedIdentities": entries}}});
-    let updated = client.call(Method::PUT, &path, Some(&body)).await?;
-    if let Some(dir) = &pod.pod_identity_dir {
-        let file = addon_file(dir, &pod.namespace, &pod.name);
-        match std::fs::remove_file(&file) {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(anyhow!("removing {}: {e}", file.display())),
-        }
-    }
-    Ok(identity_view(updated))
+    Ok(identity_view(client.call(Method::PUT, &path, Some(&body)).await?))
 }

@@ -222,7 +222,7 @@ pub enum EksCmd {
 #[derive(Args)]
 #[group(id = "kubernetes", multiple = false)]
 pub struct ClusterArgs {
-    /// Read (and for `eks iamidentitymapping`, write) the cluster this kubeconfig's current context names.
+    /// Read (and for `eks iamidentitymapping` and `aks pod-identity`, write) the cluster this kubeconfig's current context names.
     #[arg(long)]
     kubeconfig: Option<PathBuf>,
     /// Use the pod's service account, when kite runs inside the cluster.
@@ -231,9 +231,9 @@ pub struct ClusterArgs {
 }
 
 impl ClusterArgs {
-    pub fn target(self) -> Option<kite_kube::Target> {
-        match (self.kubeconfig, self.in_cluster) {
-            (Some(path), _) => Some(kite_kube::Target::Kubeconfig(path)),
+    pub fn target(&self) -> Option<kite_kube::Target> {
+        match (&self.kubeconfig, self.in_cluster) {
+            (Some(path), _) => Some(kite_kube::Target::Kubeconfig(path.clone())),
             (None, true) => Some(kite_kube::Target::InCluster),
             (None, false) => None,
         }

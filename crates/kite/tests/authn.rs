@@ -1,7 +1,9 @@
 //! End to end: who `POST /authenticate` says a token belongs to. IAM users with static keys made
 //! by the CLI sign STS calls and EKS tokens (as botocore would, with kite-core's signer); kite-issued
 //! access tokens from the token endpoint are mapped as AKS maps Entra tokens. The Python suite in
-//! tests/compat drives the same paths with awscli, boto3 and azure-identity.
+//! tests/compat drives the same paths with awscli, boto3 and azure-identity. With `--kubeconfig`,
+//! aws-auth comes from a live (fake) cluster's watch.
+mod fake_kube;
 mod support;
 
 use std::process::Command;
@@ -162,4 +164,89 @@ fn kite_issued_access_tokens_for_the_cluster_audience_are_mapped_through_the_ent
         .unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("names neither objectId nor appId"), "{}", String::from_utf8_lossy(&out.stderr));
+}
+
+const CONFIGMAPS: &str = "/api/v1/namespaces/kube-system/configmaps";
+
+/// A cluster with nothing in it but `kube-system/aws-auth`-shaped ConfigMaps, once applied.
+fn empty_cluster() -> fake_kube::FakeKube {
+    let kinds = [
+        "/api/v1/pods",
+        "/api/v1/nodes",
+        "/apis/aadpodidentity.k8s.io/v1/azureidentities",
+        "/apis/aadpodidentity.k8s.io/v1/azureidentitybindings",
+        "/apis/aadpodidentity.k8s.io/v1/azurepodidentityexceptions",
+        "/apis/aadpodidentity.k8s.io/v1/azureassignedidentities",
+        "/apis/rbac.authorization.k8s.io/v1/roles",
+        "/apis/rbac.authorization.k8s.io/v1/clusterroles",
+        "/apis/rbac.authorization.k8s.io/v1/rolebindings",
+        "/apis/rbac.authorization.k8s.io/v1/clusterrolebindings",
+        CONFIGMAPS,
+    ];
+    fake_kube::FakeKube::start(&kinds.map(|k| (k, vec![])))
+}
+
+fn aws_auth(map_roles: &str, map_users: &str) -> Value {
+    json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "aws-auth", "namespace": "kube-system"},
+           "data": {"mapRoles": map_roles, "mapUsers": map_users}})
+}
+
+fn review_until(server: &Server, token: &str, what: &str, done: impl Fn(&Value) -> bool) -> Value {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let status = review(server, token);
+        if done(&status) {
+            return status;
+        }
+        assert!(std::time::Instant::now() < deadline, "timed out waiting for {what}: {status}\n{}", server.log_text());
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+}
+
+#[test]
+fn a_live_clusters_aws_auth_maps_eks_tokens_and_its_changes_arrive_by_watch_but_a_bad_one_never_takes_effect() {
+    let dir = tempfile::tempdir().unwrap();
+    let kube = empty_cluster();
+    let kubeconfig = dir.path().join("kubeconfig");
+    kube.kubeconfig(&kubeconfig);
+    let server = Server::start(&dir.path().join("srv"), &["--eks-cluster", "prod", "--kubeconfig", kubeconfig.to_str().unwrap()]);
+    let cli = Cli::admin(&dir.path().join("cli"), &server);
+    let arn = cli.run(&["iam", "user", "create", "--user-name", "6248"]).ok()["User"]["Arn"].as_str().unwrap().to_string();
+    let account = arn.split(':').nth(4).unwrap().to_string();
+    let key = cli.run(&["iam", "access-key", "create", "--user-name", "6248"]).ok()["AccessKey"].clone();
+    let token = eks_token(&server, "prod", key["AccessKeyId"].as_str().unwrap(), key["SecretAccessKey"].as_str().unwrap());
+
+    // No aws-auth in the cluster: nobody is mapped.
+    kube.wait_for_watch(CONFIGMAPS);
+    let refused = review(&server, &token);
+    assert_ne!(refused["authenticated"], true, "{refused}");
+    assert!(refused["error"].as_str().unwrap().contains(&arn), "{refused}");
+
+    // kubectl apply of aws-auth with a mapUsers entry (a username template included) reaches kite by watch.
+    let admins = format!("- rolearn: arn:aws:iam::{account}:role/admins\n  username: admin\n  groups:\n  - system:masters\n");
+    let user = format!("- userarn: {arn}\n  username: user-{{{{AccountID}}}}\n  groups:\n  - developers\n");
+    kube.apply(CONFIGMAPS, aws_auth(&admins, &user));
+    let ok = review_until(&server, &token, "the mapping from the cluster", |s| s["authenticated"] == true);
+    assert_eq!((&ok["user"]["username"], &ok["user"]["groups"]), (&json!(format!("user-{account}")), &json!(["developers"])), "{ok}");
+    assert_eq!(ok["user"]["extra"]["canonicalArn"], json!([arn]));
+
+    // An update that drops the user but carries a role path (which upstream never matches) is
+    // refused as a whole: the last good mapping stays in force.
+    let bad = format!("{admins}- rolearn: arn:aws:iam::{account}:role/team/dev\n  username: dev\n  groups:\n  - developers\n");
+    kube.apply(CONFIGMAPS, aws_auth(&bad, ""));
+    let version = kube.object(CONFIGMAPS, "aws-auth").unwrap()["metadata"]["resourceVersion"].as_str().unwrap().to_string();
+    let judged = format!("aws-auth from the cluster (resourceVersion {version}) refused, the last good mapping stays in force");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !server.log_text().contains(&judged) {
+        assert!(std::time::Instant::now() < deadline, "no '{judged}' in:\n{}", server.log_text());
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert!(server.log_text().contains("role path"), "the log says why:\n{}", server.log_text());
+    assert_eq!(review(&server, &token)["authenticated"], true);
+
+    // A valid update without the user: refused, saying which ARN was seen and that nothing maps it.
+    kube.apply(CONFIGMAPS, aws_auth(&admins, ""));
+    let gone = review_until(&server, &token, "the entry's removal", |s| s["authenticated"] != true);
+    let error = gone["error"].as_str().unwrap();
+    assert!(error.contains(&arn) && error.contains("aws-auth"), "{gone}");
 }

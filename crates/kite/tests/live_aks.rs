@@ -1,0 +1,116 @@
+//! End to end against a live (fake) Kubernetes API server: `kite aks pod-identity add|delete
+//! --kubeconfig` creates and deletes the add-on's AzureIdentity and AzureIdentityBinding in the
+//! cluster, and `kite serve --kubeconfig` serves (then refuses) a labelled pod through its watch.
+mod fake_kube;
+mod support;
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use fake_kube::FakeKube;
+use serde_json::{json, Value};
+use support::{Cli, Server};
+
+const IDENTITIES: &str = "/apis/aadpodidentity.k8s.io/v1/azureidentities";
+const BINDINGS: &str = "/apis/aadpodidentity.k8s.io/v1/azureidentitybindings";
+
+/// A cluster with one pod labelled `aadpodidbinding: vote`; `with_crds` false leaves out
+/// aad-pod-identity's kinds, as a cluster without its CRDs.
+fn cluster(with_crds: bool) -> FakeKube {
+    // The test's curl calls come from 127.0.0.1: that is the pod's IP in this cluster.
+    let pod = json!({"metadata": {"name": "azure-vote-front", "namespace": "default", "labels": {"aadpodidbinding": "vote"}},
+        "spec": {"containers": [{"name": "front", "image": "front"}]}, "status": {"podIP": "127.0.0.1", "phase": "Running"}});
+    let mut collections = vec![
+        ("/api/v1/pods", vec![pod]),
+        ("/api/v1/nodes", vec![json!({"metadata": {"name": "aks-nodepool1-0"}})]),
+        ("/apis/rbac.authorization.k8s.io/v1/roles", vec![]),
+        ("/apis/rbac.authorization.k8s.io/v1/clusterroles", vec![]),
+        ("/apis/rbac.authorization.k8s.io/v1/rolebindings", vec![]),
+        ("/apis/rbac.authorization.k8s.io/v1/clusterrolebindings", vec![]),
+        ("/api/v1/namespaces/kube-system/configmaps", vec![]),
+    ];
+    if with_crds {
+        collections.extend([
+            (IDENTITIES, vec![]),
+            (BINDINGS, vec![]),
+            ("/apis/aadpodidentity.k8s.io/v1/azurepodidentityexceptions", vec![]),
+            ("/apis/aadpodidentity.k8s.io/v1/azureassignedidentities", vec![]),
+        ]);
+    }
+    FakeKube::start(&collections)
+}
+
+/// The pod's IMDS call, as azure-identity makes it, repeated until it answers `want`.
+fn imds_until(server: &Server, want: u16) -> Value {
+    let url = format!("{}/metadata/identity/oauth2/token?api-version=2018-02-01&resource=https://vault.azure.net", server.url);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let out = Command::new("curl").args(["-sS", "--cacert", server.ca().to_str().unwrap(), "-H", "Metadata: true", "-w", "\n%{http_code}", &url]).output().unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        let (body, code) = text.rsplit_once('\n').unwrap();
+        let body: Value = serde_json::from_str(body).unwrap_or(Value::Null);
+        if code == want.to_string() {
+            return body;
+        }
+        assert!(Instant::now() < deadline, "the node agent kept answering {code}: {body}\n{}", server.log_text());
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+#[test]
+fn pod_identity_add_with_a_kubeconfig_creates_the_addon_objects_the_node_agent_serves_and_delete_removes_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let kube = cluster(true);
+    let kubeconfig = dir.path().join("kubeconfig");
+    kube.kubeconfig(&kubeconfig);
+    let kc = kubeconfig.to_str().unwrap();
+    let server = Server::start(&dir.path().join("srv"), &["--kubeconfig", kc]);
+    let cli = Cli::admin(&dir.path().join("cli"), &server);
+    cli.run(&["group", "create", "-n", "pod-identity", "-l", "japaneast"]).ok();
+    cli.run(&["aks", "create", "-g", "pod-identity", "-n", "prod", "--network-plugin", "azure", "--enable-pod-identity"]).ok();
+    let mi = cli.run(&["identity", "create", "-g", "pod-identity", "-n", "azure-vote"]).ok();
+    let pod_identity = |verb: &str, name: &str, extra: &[&str]| {
+        let mut args = vec!["aks", "pod-identity", verb, "--cluster-name", "prod", "-g", "pod-identity", "--namespace", "default", "--name", name];
+        args.extend_from_slice(extra);
+        cli.run(&args)
+    };
+
+    // Nothing binds the pod yet.
+    kube.wait_for_watch(BINDINGS);
+    let refused = imds_until(&server, 403);
+    assert!(refused["error_description"].as_str().unwrap().contains("aadpodidbinding=vote"), "{refused}");
+
+    let id = mi["id"].as_str().unwrap();
+    pod_identity("add", "azure-vote", &["--identity-resource-id", id, "--binding-selector", "vote", "--kubeconfig", kc]).ok();
+    let identity = kube.object(IDENTITIES, "azure-vote").expect("the AzureIdentity is in the cluster");
+    assert_eq!((&identity["kind"], &identity["metadata"]["namespace"]), (&json!("AzureIdentity"), &json!("default")), "{identity}");
+    assert_eq!((&identity["spec"]["type"], &identity["spec"]["resourceID"], &identity["spec"]["clientID"]), (&json!(0), &json!(id), &mi["clientId"]), "{identity}");
+    let binding = kube.object(BINDINGS, "azure-vote-binding").expect("the AzureIdentityBinding is in the cluster");
+    assert_eq!(binding["spec"], json!({"azureIdentity": "azure-vote", "selector": "vote", "weight": 0}));
+
+    // kite serve sees them through its watch: the labelled pod gets the identity's token.
+    let token = imds_until(&server, 200);
+    assert_eq!(token["client_id"], mi["clientId"], "{token}");
+    assert!(token["access_token"].as_str().is_some_and(|t| t.split('.').count() == 3), "{token}");
+
+    // Adding it again is refused by the cluster resource before anything is written.
+    pod_identity("add", "azure-vote", &["--identity-resource-id", id, "--binding-selector", "vote", "--kubeconfig", kc]).fails_with(&["default/azure-vote is given twice"]);
+
+    pod_identity("delete", "azure-vote", &["--kubeconfig", kc]).ok();
+    assert!(kube.object(IDENTITIES, "azure-vote").is_none() && kube.object(BINDINGS, "azure-vote-binding").is_none());
+    let refused = imds_until(&server, 403);
+    assert!(refused["error_description"].as_str().unwrap().contains("aadpodidbinding=vote"), "{refused}");
+    pod_identity("delete", "azure-vote", &["--kubeconfig", kc]).fails_with(&["has no pod identity default/azure-vote"]);
+
+    // A cluster without aad-pod-identity's CRDs: the add says how to install them, and the cluster
+    // resource is left as it was so the same add can be run again once they are there.
+    let bare = cluster(false);
+    let bare_config = dir.path().join("bare-kubeconfig");
+    bare.kubeconfig(&bare_config);
+    pod_identity("add", "azure-vote", &["--identity-resource-id", id, "--binding-selector", "vote", "--kubeconfig", bare_config.to_str().unwrap()])
+        .fails_with(&["does not serve azureidentities.aadpodidentity.k8s.io", "kite k8s crds | kubectl apply -f -", "was not added"]);
+    let listed = cli.run(&["aks", "pod-identity", "list", "--cluster-name", "prod", "-g", "pod-identity", "--query", "podIdentityProfile.userAssignedIdentities"]).ok();
+    assert_eq!(listed, json!([]), "{listed}");
+    pod_identity("add", "azure-vote", &["--identity-resource-id", id, "--binding-selector", "vote", "--kubeconfig", kc]).ok();
+    imds_until(&server, 200);
+}
