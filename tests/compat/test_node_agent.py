@@ -180,7 +180,7 @@ def test_metrics_count_requests_cache_hits_and_errors_on_both_listeners(tmp_path
     assert sample(got, "kite_http_requests_total", endpoint=endpoint, status="403") == 1
     assert sample(got, "kite_imds_token_cache_hits_total") == 2 and sample(got, "kite_imds_token_cache_misses_total") == 1
     assert sample(got, "kite_imds_errors_total", kind="missing_metadata_header") == 1
-    assert sample(got, "kite_imds_errors_total", kind="pod_refused") == 1
+    assert sample(got, "kite_imds_errors_total", kind="not_bound") == 1
     # The latency histogram: every request observed, buckets cumulative up to +Inf.
     assert sample(got, "kite_http_request_duration_seconds_count", endpoint=endpoint) == 5
     assert sample(got, "kite_http_request_duration_seconds_bucket", endpoint=endpoint, le="+Inf") == 5

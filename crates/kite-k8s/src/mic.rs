@@ -19,7 +19,7 @@ use kite_core::scope::Scope;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::podidentity::{pod_name, AzureIdentity, AzureIdentityBinding, ClusterState, PodDecision, BINDING_LABEL};
+use crate::podidentity::{pod_name, AzureIdentity, AzureIdentityBinding, ClusterState, PodDecision, Refusal, BINDING_LABEL};
 use crate::{Error, Result};
 
 pub const API_VERSION: &str = "aadpodidentity.k8s.io/v1";
@@ -405,7 +405,7 @@ pub fn require_assigned(state: &ClusterState, decision: PodDecision) -> PodDecis
              and assign the identity to the pod's node first (is the pod scheduled, with spec.nodeName?)"
         ),
     };
-    PodDecision::Refused { message }
+    PodDecision::Refused { reason: Refusal::NotAssigned, message }
 }
 
 #[cfg(test)]

@@ -179,7 +179,36 @@ pub enum PodDecision {
     /// The pod is excepted: its request goes to the real IMDS untouched.
     Excepted { pod: String, namespace: String, exception: String },
     /// Refused, with a message naming the pod and what is missing.
-    Refused { message: String },
+    Refused { reason: Refusal, message: String },
+}
+
+/// Why a pod was refused, for counting; the message says it to a person.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Refusal {
+    /// No running pod, or more than one, has the caller's IP.
+    UnknownPod,
+    NoBindingLabel,
+    /// The label selects no binding that names an existing identity.
+    NoBinding,
+    /// The identity asked for is not among the pod's.
+    NotBound,
+    /// Several identities and none asked for.
+    SeveralIdentities,
+    /// Standard mode: the controller has not assigned the identity yet.
+    NotAssigned,
+}
+
+impl Refusal {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Refusal::UnknownPod => "unknown_pod",
+            Refusal::NoBindingLabel => "no_binding_label",
+            Refusal::NoBinding => "no_binding",
+            Refusal::NotBound => "not_bound",
+            Refusal::SeveralIdentities => "several_identities",
+            Refusal::NotAssigned => "not_assigned",
+        }
+    }
 }
 
 pub(crate) fn pod_name(p: &Pod) -> (String, String) {
@@ -196,10 +225,10 @@ pub fn decide(state: &ClusterState, ip: &str, selector: &Selector) -> PodDecisio
         .collect();
     let pod = match candidates.as_slice() {
         [one] => *one,
-        [] => return PodDecision::Refused { message: format!("no running pod has IP {ip}; the caller is not a pod kite knows (is the pod list current?)") },
+        [] => return PodDecision::Refused { reason: Refusal::UnknownPod, message: format!("no running pod has IP {ip}; the caller is not a pod kite knows (is the pod list current?)") },
         many => {
             let names: Vec<String> = many.iter().map(|p| { let (n, ns) = pod_name(p); format!("{ns}/{n}") }).collect();
-            return PodDecision::Refused { message: format!("{} pods have IP {ip} ({}); exactly one must", many.len(), names.join(", ")) };
+            return PodDecision::Refused { reason: Refusal::UnknownPod, message: format!("{} pods have IP {ip} ({}); exactly one must", many.len(), names.join(", ")) };
         }
     };
     let (name, namespace) = pod_name(pod);
@@ -208,7 +237,7 @@ pub fn decide(state: &ClusterState, ip: &str, selector: &Selector) -> PodDecisio
         return PodDecision::Excepted { pod: name, namespace, exception: ex.metadata.name.clone() };
     }
     let Some(label) = labels.get(BINDING_LABEL) else {
-        return PodDecision::Refused { message: format!("pod {namespace}/{name} has no '{BINDING_LABEL}' label, so no AzureIdentityBinding selects it; add the label with a binding's selector value") };
+        return PodDecision::Refused { reason: Refusal::NoBindingLabel, message: format!("pod {namespace}/{name} has no '{BINDING_LABEL}' label, so no AzureIdentityBinding selects it; add the label with a binding's selector value") };
     };
     let mut bound: Vec<&AzureIdentity> = state
         .bindings
@@ -222,6 +251,7 @@ pub fn decide(state: &ClusterState, ip: &str, selector: &Selector) -> PodDecisio
     if bound.is_empty() {
         let selectors: Vec<&str> = state.bindings.iter().filter(|b| b.metadata.namespace == namespace).map(|b| b.spec.selector.as_str()).collect();
         return PodDecision::Refused {
+            reason: Refusal::NoBinding,
             message: format!(
                 "pod {namespace}/{name} has {BINDING_LABEL}={label} but no AzureIdentityBinding in namespace {namespace} with that selector names an existing AzureIdentity (selectors there: {selectors:?})"
             ),
@@ -235,13 +265,14 @@ pub fn decide(state: &ClusterState, ip: &str, selector: &Selector) -> PodDecisio
         // Guessing would hand out whichever identity happens to sort first.
         (None, None) => {
             return PodDecision::Refused {
+                reason: Refusal::SeveralIdentities,
                 message: format!("pod {namespace}/{name} is bound to several identities: {}; name one with client_id, object_id or mi_res_id", have()),
             }
         }
     };
     match chosen {
         Some(identity) => PodDecision::Identity { pod: name, namespace, identity: Box::new((*identity).clone()) },
-        None => PodDecision::Refused { message: format!("pod {namespace}/{name} is not bound to the requested identity; it is bound to: {}", have()) },
+        None => PodDecision::Refused { reason: Refusal::NotBound, message: format!("pod {namespace}/{name} is not bound to the requested identity; it is bound to: {}", have()) },
     }
 }
 
@@ -298,12 +329,12 @@ items:
             }
             other => panic!("{other:?}"),
         }
-        let PodDecision::Refused { message } = decide(&s, "10.244.0.6", &Selector::default()) else { panic!() };
+        let PodDecision::Refused { reason: Refusal::NoBindingLabel, message } = decide(&s, "10.244.0.6", &Selector::default()) else { panic!() };
         assert!(message.contains("demo/other") && message.contains("aadpodidbinding"), "{message}");
-        let PodDecision::Refused { message } = decide(&s, "10.9.9.9", &Selector::default()) else { panic!() };
+        let PodDecision::Refused { reason: Refusal::UnknownPod, message } = decide(&s, "10.9.9.9", &Selector::default()) else { panic!() };
         assert!(message.contains("10.9.9.9"));
         let wrong = Selector { client_id: Some("22222222-2222-2222-2222-222222222222".into()), resource_id: None };
-        let PodDecision::Refused { message } = decide(&s, "10.244.0.5", &wrong) else { panic!() };
+        let PodDecision::Refused { reason: Refusal::NotBound, message } = decide(&s, "10.244.0.5", &wrong) else { panic!() };
         assert!(message.contains("app-identity (clientID 11111111"), "{message}");
     }
 
@@ -327,7 +358,7 @@ metadata: {name: app-binding-again, namespace: demo}
 spec: {azureIdentity: app-identity, selector: app}
 "#;
         s.read_yaml(second, "second.yaml").unwrap();
-        let PodDecision::Refused { message } = decide(&s, "10.244.0.5", &Selector::default()) else { panic!() };
+        let PodDecision::Refused { reason: Refusal::SeveralIdentities, message } = decide(&s, "10.244.0.5", &Selector::default()) else { panic!() };
         assert!(message.contains("several identities") && message.contains("app-identity (clientID 1111") && message.contains("audit-identity (clientID 3333"), "{message}");
         assert_eq!(message.matches("app-identity").count(), 1, "an identity bound twice is listed once: {message}");
         let by_resource = Selector { client_id: None, resource_id: Some("/subscriptions/s/resourcegroups/rg/providers/Microsoft.ManagedIdentity/userAssignedIdentities/AUDIT".into()) };

@@ -150,7 +150,7 @@ proptest! {
                 prop_assert_eq!((pod, namespace.as_str()), (format!("pod-{}", caller.name), caller.ns));
                 prop_assert!(excepted.iter().any(|(ns, tier)| *ns == caller.ns && caller.tier == Some(*tier)));
             }
-            PodDecision::Refused { message } => {
+            PodDecision::Refused { message, .. } => {
                 // A refusal is right only when no bound identity fits the request.
                 if let [caller] = live.as_slice() {
                     let fitting: std::collections::BTreeSet<&str> = ids.iter().filter(|i| {

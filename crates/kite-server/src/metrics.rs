@@ -38,8 +38,8 @@ struct KindLabels {
 pub enum ImdsError {
     MissingMetadataHeader,
     MissingResource,
-    /// No pod, no binding label, no matching binding, or not bound to the identity asked for.
-    PodRefused,
+    /// The agent's decision refused the pod, labelled with why.
+    PodRefused(kite_k8s::podidentity::Refusal),
     UnsupportedIdentityType,
     UnknownIdentity,
     Internal,
@@ -51,7 +51,7 @@ impl ImdsError {
         match self {
             ImdsError::MissingMetadataHeader => "missing_metadata_header",
             ImdsError::MissingResource => "missing_resource",
-            ImdsError::PodRefused => "pod_refused",
+            ImdsError::PodRefused(why) => why.as_str(),
             ImdsError::UnsupportedIdentityType => "unsupported_identity_type",
             ImdsError::UnknownIdentity => "unknown_identity",
             ImdsError::Internal => "internal",

@@ -137,7 +137,7 @@ pub async fn token(State(state): State<AppState>, Query(q): Query<ImdsQuery>, re
     let (pod, namespace, identity) = match decision {
         PodDecision::Identity { pod, namespace, identity } => (pod, namespace, identity),
         // 403, not 404: azure-identity retries 404s for a minute before giving up.
-        PodDecision::Refused { message } => return fail(ImdsError::PodRefused, StatusCode::FORBIDDEN, message),
+        PodDecision::Refused { reason, message } => return fail(ImdsError::PodRefused(reason), StatusCode::FORBIDDEN, message),
         PodDecision::Excepted { pod, namespace, exception } => {
             tracing::info!(pod = %pod, namespace = %namespace, exception = %exception, "excepted pod forwarded to the node's IMDS");
             return crate::upstream::relay(&state, request).await;

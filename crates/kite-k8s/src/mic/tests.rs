@@ -209,12 +209,12 @@ fn in_standard_mode_the_node_agent_waits_for_assigned_and_says_why() {
     let s = with_pods(world(), &[pod("web", "app", Some("aks-nodepool1-0"), "Running")]);
     let ip = "10.0.0.3";
     let before = crate::podidentity::decide(&s, ip, &Selector::default());
-    let PodDecision::Refused { message } = require_assigned(&s, before.clone()) else { panic!() };
+    let PodDecision::Refused { message, .. } = require_assigned(&s, before.clone()) else { panic!() };
     assert!(message.contains("no AzureAssignedIdentity"), "{message}");
 
     let nothing = Snapshot::new([], []);
     let s = applied(s.clone(), &reconcile(&s, Some(&standard(&nothing))));
-    let PodDecision::Refused { message } = require_assigned(&s, before.clone()) else { panic!() };
+    let PodDecision::Refused { message, .. } = require_assigned(&s, before.clone()) else { panic!() };
     assert!(message.contains("pod demo/web: identity demo/app-identity is not yet assigned to node aks-nodepool1-0") && message.contains("Managed Identity Operator"), "{message}");
 
     let s = applied(s.clone(), &reconcile(&s, Some(&standard(&operator_and_contributor()))));
