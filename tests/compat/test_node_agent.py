@@ -142,6 +142,19 @@ def test_excepted_pods_and_other_imds_paths_go_to_the_node_imds_untouched_and_it
     assert r.status_code == 502 and imds.url in r.json()["error_description"] and "--upstream-imds" in r.json()["error_description"], r.text
 
 
+def test_an_upstream_imds_that_leads_back_to_the_agent_is_a_502_not_a_loop(tmp_path, kite_factory):
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    cluster = tmp_path / "cluster"
+    cluster.mkdir()
+    kite = kite_factory("--pod-identity-dir", str(cluster), "--agent-listen", f"127.0.0.1:{port}", "--upstream-imds", f"http://127.0.0.1:{port}")
+    r = requests.get(f"{kite.agent_url}/metadata/instance?api-version=2021-02-01", headers={"Metadata": "true"}, timeout=30)
+    assert r.status_code == 502 and "leads back to a kite agent" in r.json()["error_description"], r.text
+
+
 def scrape(url, **kwargs):
     """Samples of a /metrics page as {(name, {label: value}): value}, read as Prometheus would."""
     import re

@@ -24,6 +24,10 @@ const MAX_BODY: usize = 4 << 20;
 const HOP_BY_HOP: [&str; 9] =
     ["connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailer", "transfer-encoding", "upgrade", "host"];
 
+/// Set on every forwarded request: one that arrives carrying it has come round from kite itself,
+/// because `--upstream-imds` names a kite agent rather than the node's IMDS.
+const FORWARDED_BY_KITE: &str = "x-kite-forwarded";
+
 /// The URI as the client sent it, kept by kite's path rewrite so forwarding sends it unchanged.
 #[derive(Clone)]
 pub struct SentUri(pub Uri);
@@ -52,6 +56,9 @@ impl UpstreamImds {
     /// Sends `request` to the upstream IMDS and returns its answer untouched; 502 naming the
     /// upstream when it cannot be reached.
     pub async fn forward(&self, request: Request) -> Result<Response, String> {
+        if request.headers().contains_key(FORWARDED_BY_KITE) {
+            return Err(format!("--upstream-imds {} leads back to a kite agent, so the request would go round for ever; give the node's IMDS ({DEFAULT_IMDS})", self.base));
+        }
         // The path as the client sent it, before kite's case-canonicalising rewrite.
         let uri = request.extensions().get::<SentUri>().map(|o| o.0.clone()).unwrap_or_else(|| request.uri().clone());
         let path_and_query = uri.path_and_query().map(|pq| pq.as_str()).unwrap_or("/");
@@ -61,6 +68,7 @@ impl UpstreamImds {
             .client
             .request(parts.method, format!("{}{path_and_query}", self.base))
             .headers(end_to_end(&parts.headers))
+            .header(FORWARDED_BY_KITE, "1")
             .body(body)
             .send()
             .await
