@@ -24,6 +24,7 @@ pub mod podidentity;
 mod load;
 pub mod rules;
 pub mod source;
+pub mod spsecret;
 mod suggest;
 
 pub use k8s_openapi;

@@ -102,6 +102,8 @@ pub struct ClusterState {
     pub exceptions: Vec<AzurePodIdentityException>,
     /// The controller's output, read back like any other object.
     pub assigned: Vec<crate::mic::AzureAssignedIdentity>,
+    /// Where type 1 identities' client secrets live.
+    pub secrets: Vec<crate::spsecret::SecretData>,
 }
 
 impl ClusterState {
@@ -146,7 +148,7 @@ impl ClusterState {
         Ok(())
     }
 
-    /// Adds one object (a Pod, a Node or an aad-pod-identity object, as JSON); other kinds are ignored.
+    /// Adds one object (a Pod, a Node, a Secret or an aad-pod-identity object, as JSON); other kinds are ignored.
     /// Both sources use this: the YAML directory, and the live cluster's watchers.
     pub fn add(&mut self, item: Value) -> std::result::Result<(), String> {
         let kind = item.get("kind").and_then(Value::as_str).unwrap_or_default().to_string();
@@ -158,6 +160,7 @@ impl ClusterState {
             "AzureIdentity" => self.identities.push(serde_json::from_value(item).map_err(parse)?),
             "AzureIdentityBinding" => self.bindings.push(serde_json::from_value(item).map_err(parse)?),
             "AzurePodIdentityException" => self.exceptions.push(serde_json::from_value(item).map_err(parse)?),
+            "Secret" => self.secrets.push(crate::spsecret::SecretData::from_value(item)?),
             _ => {}
         }
         Ok(())
