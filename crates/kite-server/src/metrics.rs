@@ -42,6 +42,10 @@ pub enum ImdsError {
     PodRefused(kite_k8s::podidentity::Refusal),
     UnsupportedIdentityType,
     UnknownIdentity,
+    /// A type 1 identity's Secret, or its `clientSecret` key, is missing.
+    MissingClientSecret,
+    /// The token service refused a type 1 identity's client secret.
+    ClientSecretRefused,
     Internal,
     UpstreamUnreachable,
 }
@@ -54,6 +58,8 @@ impl ImdsError {
             ImdsError::PodRefused(why) => why.as_str(),
             ImdsError::UnsupportedIdentityType => "unsupported_identity_type",
             ImdsError::UnknownIdentity => "unknown_identity",
+            ImdsError::MissingClientSecret => "missing_client_secret",
+            ImdsError::ClientSecretRefused => "client_secret_refused",
             ImdsError::Internal => "internal",
             ImdsError::UpstreamUnreachable => "upstream_unreachable",
         }

@@ -1,7 +1,9 @@
 //! The node agent's IMDS-compatible endpoint (`GET /metadata/identity/oauth2/token`), answered
 //! for pods found by the caller's source IP in the cluster state (a directory of Kubernetes YAML,
-//! re-read as it changes). Tokens are cached per (identity, resource) until five minutes before
-//! they expire, so a busy pod costs one signature an hour.
+//! re-read as it changes). Type 0 identities are managed identities; type 1 are service
+//! principals whose client secret the agent reads from the Secret the identity names. Tokens are
+//! cached per (identity, resource) until five minutes before they expire, so a busy pod costs one
+//! signature an hour.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -15,19 +17,29 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use kite_core::directory::PrincipalKind;
 use kite_k8s::mic::{require_assigned, ControllerMode};
-use kite_k8s::podidentity::{decide, ClusterState, PodDecision, Selector};
+use aws_lc_rs::digest;
+use kite_core::directory::Principal;
+use kite_k8s::podidentity::{decide, AzureIdentity, ClusterState, PodDecision, Selector};
+use kite_k8s::spsecret::{client_secret, MissingSecret};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
 use crate::metrics::ImdsError;
 use crate::state::AppState;
+use crate::token::{self, OAuthError};
+
+/// (client ID, resource, digest of a type 1 identity's client secret).
+type CacheKey = (String, String, Option<String>);
+
+/// An IMDS refusal: what to count, the status, and the message for the pod.
+type Refused = (ImdsError, StatusCode, String);
 
 /// Cluster state for the node agent, and its token cache.
 #[derive(Default)]
 pub struct NodeAgent {
     pub paths: Vec<PathBuf>,
     cluster: RwLock<Arc<ClusterState>>,
-    cache: Mutex<HashMap<(String, String), (i64, Value)>>,
+    cache: Mutex<HashMap<CacheKey, (i64, Value)>>,
     watched: crate::watch::Watched,
     /// Standard mode serves a pod only once its AzureAssignedIdentity is Assigned.
     mode: ControllerMode,
@@ -101,6 +113,50 @@ async fn client_id_of(state: &AppState, object_id: &str) -> Result<String, Strin
     }
 }
 
+/// The managed identity a type 0 AzureIdentity names.
+async fn managed_identity(state: &AppState, namespace: &str, identity: &AzureIdentity) -> Result<Principal, Refused> {
+    let found = state.store.find_principals(&identity.spec.client_id).await.map_err(|e| {
+        tracing::error!("node agent: reading principals failed: {e}");
+        (ImdsError::Internal, StatusCode::INTERNAL_SERVER_ERROR, "kite's store could not be read; see kite's log".to_string())
+    })?;
+    found.into_iter().find(|p| p.app_id.to_string().eq_ignore_ascii_case(&identity.spec.client_id) && p.service_principal_type == PrincipalKind::ManagedIdentity).ok_or_else(|| {
+        (
+            ImdsError::UnknownIdentity,
+            StatusCode::BAD_REQUEST,
+            format!("AzureIdentity {}/{} names clientID {}, which is no managed identity kite knows ('kite identity list')", namespace, identity.metadata.name, identity.spec.client_id),
+        )
+    })
+}
+
+/// The service principal a type 1 AzureIdentity names, authenticated with the client secret from
+/// its Secret exactly as `client_credentials` authenticates it; with the secret's digest.
+async fn service_principal(state: &AppState, cluster: &ClusterState, identity: &AzureIdentity) -> Result<(Principal, String), Refused> {
+    let secret = client_secret(cluster, identity).map_err(|MissingSecret(m)| (ImdsError::MissingClientSecret, StatusCode::FORBIDDEN, m))?;
+    let client_id = identity.spec.client_id.as_str();
+    // An empty tenantID means this server's tenant, the only one kite has.
+    let tenant = Some(identity.spec.tenant_id.as_str()).filter(|t| !t.is_empty());
+    let authenticated = async {
+        if let Some(t) = tenant {
+            token::check_tenant(state, t)?;
+        }
+        let (_, client) = token::lookup_client(state, client_id).await?;
+        token::check_secret(&client, client_id, &secret, state.now())?;
+        Ok::<_, OAuthError>(client)
+    };
+    match authenticated.await {
+        Ok(client) => Ok((client.principal.clone(), hex::encode(digest::digest(&digest::SHA256, secret.as_bytes())))),
+        Err(e) if e.status.is_server_error() => Err((ImdsError::Internal, StatusCode::INTERNAL_SERVER_ERROR, "kite's token service failed; see kite's log".into())),
+        Err(e) => {
+            let reference = identity.spec.client_password.as_ref().map(|r| format!("{}/{}", if r.namespace.is_empty() { &identity.metadata.namespace } else { &r.namespace }, r.name)).unwrap_or_default();
+            Err((
+                ImdsError::ClientSecretRefused,
+                StatusCode::FORBIDDEN,
+                format!("AzureIdentity {}/{}: the token service refused service principal {client_id} with the client secret from Secret {reference}: {}", identity.metadata.namespace, identity.metadata.name, e.summary()),
+            ))
+        }
+    }
+}
+
 pub async fn token(State(state): State<AppState>, Query(q): Query<ImdsQuery>, request: Request) -> Response {
     let fail = |kind: ImdsError, status: StatusCode, description: String| {
         state.metrics.imds_error(kind);
@@ -143,10 +199,25 @@ pub async fn token(State(state): State<AppState>, Query(q): Query<ImdsQuery>, re
             return crate::upstream::relay(&state, request).await;
         }
     };
-    if identity.spec.kind != 0 {
-        return fail(ImdsError::UnsupportedIdentityType, StatusCode::BAD_REQUEST, format!("AzureIdentity {} has type {}; kite's node agent serves type 0 (user-assigned managed identity) so far", identity.metadata.name, identity.spec.kind));
-    }
-    let key = (identity.spec.client_id.to_lowercase(), resource.clone());
+    // A type 1 identity authenticates with its Secret on every call, as the token endpoint would:
+    // a reset or expired credential is refused at once, not when a cached token runs out.
+    let service_principal = match identity.spec.kind {
+        0 => None,
+        1 => match service_principal(&state, &cluster, &identity).await {
+            Ok(sp) => Some(sp),
+            Err((kind, status, message)) => return fail(kind, status, message),
+        },
+        kind => {
+            return fail(
+                ImdsError::UnsupportedIdentityType,
+                StatusCode::BAD_REQUEST,
+                format!("AzureIdentity {namespace}/{} has type {kind}; kite's node agent serves type 0 (user-assigned managed identity) and type 1 (service principal with a client secret), not type 2 (service principal with a certificate)", identity.metadata.name),
+            )
+        }
+    };
+    // The secret's digest is part of the key, so a changed Secret is never answered from an entry
+    // minted with the one before.
+    let key = (identity.spec.client_id.to_lowercase(), resource.clone(), service_principal.as_ref().map(|(_, digest)| digest.clone()));
     let now = state.now().unix_timestamp();
     if let Some((expires_on, body)) = state.nmi.cache.lock().ok().and_then(|c| c.get(&key).cloned()) {
         if expires_on - now > 300 {
@@ -155,21 +226,14 @@ pub async fn token(State(state): State<AppState>, Query(q): Query<ImdsQuery>, re
         }
     }
     state.metrics.cache_miss();
-    let principal = match state.store.find_principals(&identity.spec.client_id).await {
-        Ok(found) => found.into_iter().find(|p| p.app_id.to_string().eq_ignore_ascii_case(&identity.spec.client_id) && p.service_principal_type == PrincipalKind::ManagedIdentity),
-        Err(e) => {
-            tracing::error!("node agent: reading principals failed: {e}");
-            return fail(ImdsError::Internal, StatusCode::INTERNAL_SERVER_ERROR, "kite's store could not be read; see kite's log".into());
-        }
+    let principal = match service_principal {
+        Some((principal, _)) => principal,
+        None => match managed_identity(&state, &namespace, &identity).await {
+            Ok(p) => p,
+            Err((kind, status, message)) => return fail(kind, status, message),
+        },
     };
-    let Some(principal) = principal else {
-        return fail(
-            ImdsError::UnknownIdentity,
-            StatusCode::BAD_REQUEST,
-            format!("AzureIdentity {}/{} names clientID {}, which is no managed identity kite knows ('kite identity list')", namespace, identity.metadata.name, identity.spec.client_id),
-        );
-    };
-    let mut body = match crate::token::mint(&state, &principal, &resource, false) {
+    let mut body = match token::mint(&state, &principal, &resource, false) {
         Ok(b) => b,
         Err(e) => {
             state.metrics.imds_error(ImdsError::Internal);

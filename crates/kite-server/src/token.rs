@@ -1,6 +1,8 @@
 //! Entra-ID-shaped token service endpoints: OIDC discovery, JWKS and `client_credentials` with a
 //! client secret. Errors carry Entra's AADSTS codes and shape, so clients and people recognise them.
 
+use std::sync::Arc;
+
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -14,6 +16,7 @@ use serde_json::{json, Value};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
+use crate::clients::Client;
 use crate::state::AppState;
 
 /// An OAuth2 protocol error with its Entra ID code.
@@ -30,12 +33,17 @@ impl OAuthError {
         OAuthError { status, error, code, description: description.into() }
     }
 
+    /// `AADSTS<code>: <description>`, as a relayed error quotes it.
+    pub fn summary(&self) -> String {
+        format!("AADSTS{}: {}", self.code, self.description)
+    }
+
     pub fn body(&self, now: OffsetDateTime, public_url: &str) -> Value {
         let ts = now.format(time::macros::format_description!("[year]-[month]-[day] [hour]:[minute]:[second]Z")).unwrap_or_default();
         let (trace, correlation) = (Uuid::new_v4(), Uuid::new_v4());
         json!({
             "error": self.error,
-            "error_description": format!("AADSTS{}: {}\r\nTrace ID: {trace}\r\nCorrelation ID: {correlation}\r\nTimestamp: {ts}", self.code, self.description),
+            "error_description": format!("{}\r\nTrace ID: {trace}\r\nCorrelation ID: {correlation}\r\nTimestamp: {ts}", self.summary()),
             "error_codes": [self.code],
             "timestamp": ts,
             "trace_id": trace,
@@ -160,18 +168,47 @@ fn server_error(e: impl std::fmt::Display) -> OAuthError {
     OAuthError::new(StatusCode::INTERNAL_SERVER_ERROR, "server_error", 50000, "There was an error issuing a token.")
 }
 
+/// The tenant a request names must be this server's.
+pub fn check_tenant(state: &AppState, tenant: &str) -> Result<(), OAuthError> {
+    if tenant == state.tenant.tenant_id.to_string() {
+        return Ok(());
+    }
+    Err(OAuthError::new(
+        StatusCode::BAD_REQUEST,
+        "invalid_request",
+        90002,
+        format!("Tenant '{tenant}' not found. Check to make sure you have the correct tenant ID: this server's tenant is {}.", state.tenant.tenant_id),
+    ))
+}
+
+/// The client with this client id, refused as Entra refuses an unknown one.
+pub async fn lookup_client(state: &AppState, client_id: &str) -> Result<(Uuid, Arc<Client>), OAuthError> {
+    let unknown = || {
+        OAuthError::new(
+            StatusCode::BAD_REQUEST,
+            "unauthorized_client",
+            700016,
+            format!("Application with identifier '{client_id}' was not found in the directory '{}'. This can happen if the application has not been installed by the administrator of the tenant or consented to by any user in the tenant. You may have sent your authentication request to the wrong tenant.", state.tenant.tenant_id),
+        )
+    };
+    let app_id = Uuid::parse_str(client_id).map_err(|_| unknown())?;
+    let client = state.clients.get(state.store.as_ref(), &app_id).await.map_err(server_error)?.ok_or_else(unknown)?;
+    Ok((app_id, client))
+}
+
+/// A client secret, checked as `client_credentials` checks it (the node agent's type 1 identities too).
+pub fn check_secret(client: &Client, client_id: &str, secret: &str, now: OffsetDateTime) -> Result<(), OAuthError> {
+    match &client.app {
+        Some(app) => secret_grant(app, client_id, secret, now),
+        None => Err(invalid_client(7000215, format!("'{client_id}' is a managed identity: it has no client secrets. Use a federated credential (client_assertion)."))),
+    }
+}
+
 /// Owns client authentication for every grant, so none can skip a shared step: the tenant, the
 /// grant type, the client, then exactly one credential (secret, certificate assertion or
 /// federated assertion).
 async fn issue(state: &AppState, tenant: &str, form: TokenForm, version: Version) -> Result<Value, OAuthError> {
-    if tenant != state.tenant.tenant_id.to_string() {
-        return Err(OAuthError::new(
-            StatusCode::BAD_REQUEST,
-            "invalid_request",
-            90002,
-            format!("Tenant '{tenant}' not found. Check to make sure you have the correct tenant ID: this server's tenant is {}.", state.tenant.tenant_id),
-        ));
-    }
+    check_tenant(state, tenant)?;
     let grant = form.grant_type.as_deref().ok_or_else(|| missing("grant_type"))?;
     if grant != "client_credentials" {
         return Err(OAuthError::new(StatusCode::BAD_REQUEST, "unsupported_grant_type", 70003, format!("The app requested an unsupported grant type '{grant}'.")));
@@ -191,23 +228,11 @@ async fn issue(state: &AppState, tenant: &str, form: TokenForm, version: Version
         }
         Version::V1 => form.resource.as_deref().ok_or_else(|| missing("resource"))?,
     };
-    let unknown = || {
-        OAuthError::new(
-            StatusCode::BAD_REQUEST,
-            "unauthorized_client",
-            700016,
-            format!("Application with identifier '{client_id}' was not found in the directory '{}'. This can happen if the application has not been installed by the administrator of the tenant or consented to by any user in the tenant. You may have sent your authentication request to the wrong tenant.", state.tenant.tenant_id),
-        )
-    };
-    let app_id = Uuid::parse_str(client_id).map_err(|_| unknown())?;
-    let client = state.clients.get(state.store.as_ref(), &app_id).await.map_err(server_error)?.ok_or_else(unknown)?;
+    let (app_id, client) = lookup_client(state, client_id).await?;
     let (principal, app) = (&client.principal, &client.app);
     let now = state.now();
     match (form.client_secret.as_deref(), form.client_assertion.as_deref()) {
-        (Some(secret), None) => match app {
-            Some(app) => secret_grant(app, client_id, secret, now)?,
-            None => return Err(invalid_client(7000215, format!("'{client_id}' is a managed identity: it has no client secrets. Use a federated credential (client_assertion)."))),
-        },
+        (Some(secret), None) => check_secret(&client, client_id, secret, now)?,
         (None, Some(raw)) => {
             if form.client_assertion_type.as_deref() != Some(JWT_BEARER) {
                 return Err(OAuthError::new(StatusCode::BAD_REQUEST, "invalid_request", 900144, format!("The request body must contain the following parameter: 'client_assertion_type' = '{JWT_BEARER}'.")));
