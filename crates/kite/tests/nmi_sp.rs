@@ -1,0 +1,129 @@
+//! End to end: the node agent serves a service-principal AzureIdentity (`spec.type: 1`) whose
+//! client secret lives in a Kubernetes Secret, all written as YAML into `--pod-identity-dir`; the
+//! "pod" is this machine (status.podIP 127.0.0.1) calling the IMDS endpoint with curl.
+mod support;
+
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use base64::Engine;
+use serde_json::Value;
+use support::{Cli, Server};
+
+const RESOURCE: &str = "https://vault.azure.net";
+
+const POD_AND_BINDING: &str = r#"apiVersion: v1
+kind: Pod
+metadata: {name: worker, namespace: demo, labels: {aadpodidbinding: sp-app}}
+status: {podIP: 127.0.0.1, phase: Running}
+---
+apiVersion: "aadpodidentity.k8s.io/v1"
+kind: AzureIdentityBinding
+metadata: {name: sp-binding, namespace: demo}
+spec: {azureIdentity: sp-identity, selector: sp-app}
+"#;
+
+fn identity_yaml(tenant: &str, client_id: &str) -> String {
+    format!(
+        r#"apiVersion: "aadpodidentity.k8s.io/v1"
+kind: AzureIdentity
+metadata: {{name: sp-identity, namespace: demo}}
+spec:
+  type: 1
+  tenantID: {tenant}
+  clientID: {client_id}
+  clientPassword: {{name: sp-secret, namespace: demo}}
+"#
+    )
+}
+
+/// The Secret as `kubectl create secret generic sp-secret --from-literal=clientSecret=…` writes it.
+fn secret_yaml(secret: &str) -> String {
+    let encoded = base64::engine::general_purpose::STANDARD.encode(secret);
+    format!("apiVersion: v1\nkind: Secret\nmetadata: {{name: sp-secret, namespace: demo}}\ntype: Opaque\ndata:\n  clientSecret: {encoded}\n")
+}
+
+/// The pod's IMDS call: status code and body.
+fn imds(server: &Server) -> (u16, Value) {
+    let url = format!("{}/metadata/identity/oauth2/token?api-version=2018-02-01&resource={RESOURCE}", server.url);
+    let out = Command::new("curl").args(["-sS", "--cacert", server.ca().to_str().unwrap(), "-H", "Metadata: true", "-w", "\n%{http_code}", &url]).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let (body, code) = text.rsplit_once('\n').unwrap();
+    (code.parse().unwrap(), serde_json::from_str(body).unwrap_or(Value::Null))
+}
+
+/// Calls IMDS until the answer has `status` and mentions `needle` (the agent re-reads the
+/// directory every few seconds).
+fn imds_until(server: &Server, status: u16, needle: &str) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (code, body) = imds(server);
+        if code == status && body.to_string().contains(needle) {
+            return body;
+        }
+        assert!(Instant::now() < deadline, "IMDS still answers {code} {body}, not {status} with {needle:?}; server log:\n{}", server.log_text());
+        std::thread::sleep(Duration::from_millis(300));
+    }
+}
+
+fn claims(token: &str) -> Value {
+    let payload = token.split('.').nth(1).unwrap();
+    serde_json::from_slice(&base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(payload).unwrap()).unwrap()
+}
+
+fn write(dir: &Path, file: &str, text: &str) {
+    std::fs::write(dir.join(file), text).unwrap();
+}
+
+#[test]
+fn a_type_1_identity_gets_its_service_principals_token_until_the_secret_is_reset_and_then_again_once_the_secret_is_updated() {
+    let dir = tempfile::tempdir().unwrap();
+    let cluster = dir.path().join("cluster");
+    std::fs::create_dir(&cluster).unwrap();
+    let server = Server::start(&dir.path().join("server"), &["--pod-identity-dir", cluster.to_str().unwrap()]);
+    let admin = Cli::admin(&dir.path().join("admin"), &server);
+    let sp = admin.run(&["ad", "sp", "create-for-rbac", "--name", "worker-sp"]).ok();
+    let (app_id, password, tenant) = (sp["appId"].as_str().unwrap(), sp["password"].as_str().unwrap(), sp["tenant"].as_str().unwrap());
+    let object_id = admin.run(&["ad", "sp", "show", "--id", app_id]).ok()["id"].as_str().unwrap().to_string();
+
+    // The identity and its binding first: without the Secret the pod is refused, naming what is missing.
+    write(&cluster, "pod.yaml", POD_AND_BINDING);
+    write(&cluster, "identity.yaml", &identity_yaml(tenant, app_id));
+    let missing = imds_until(&server, 403, "sp-identity");
+    let m = missing["error_description"].as_str().unwrap();
+    assert!(m.contains("AzureIdentity demo/sp-identity") && m.contains("Secret demo/sp-secret") && m.contains("does not exist"), "{m}");
+
+    write(&cluster, "secret.yaml", "apiVersion: v1\nkind: Secret\nmetadata: {name: sp-secret, namespace: demo}\nstringData: {password: wrong-key}\n");
+    let wrong_key = imds_until(&server, 403, "no 'clientSecret' key");
+    let m = wrong_key["error_description"].as_str().unwrap();
+    assert!(m.contains("Secret demo/sp-secret") && m.contains("\"password\"") && !m.contains("wrong-key"), "keys are named, values never: {m}");
+
+    write(&cluster, "secret.yaml", &secret_yaml(password));
+    let body = imds_until(&server, 200, "access_token");
+    assert_eq!((body["client_id"].as_str(), body["resource"].as_str(), body["token_type"].as_str()), (Some(app_id), Some(RESOURCE), Some("Bearer")), "{body}");
+    let c = claims(body["access_token"].as_str().unwrap());
+    assert_eq!((c["appid"].as_str(), c["oid"].as_str(), c["tid"].as_str(), c["aud"].as_str()), (Some(app_id), Some(object_id.as_str()), Some(tenant), Some(RESOURCE)), "{c}");
+    // Served again from the cache: the same token.
+    assert_eq!(imds(&server).1["access_token"], body["access_token"]);
+
+    // A reset replaces the secret: the agent refuses at once with the token endpoint's reason,
+    // even though a token for the old secret is still cached.
+    let new_password = admin.run(&["ad", "sp", "credential", "reset", "--id", app_id]).ok()["password"].as_str().unwrap().to_string();
+    let (code, refused) = imds(&server);
+    assert_eq!(code, 403, "{refused}");
+    let m = refused["error_description"].as_str().unwrap();
+    assert!(m.contains("AzureIdentity demo/sp-identity") && m.contains("Secret demo/sp-secret") && m.contains("AADSTS7000215") && m.contains(app_id), "{m}");
+    assert!(!m.contains(password) && !server.log_text().contains(password), "the secret is neither relayed nor logged");
+
+    write(&cluster, "secret.yaml", &secret_yaml(&new_password));
+    let renewed = imds_until(&server, 200, "access_token");
+    assert_ne!(renewed["access_token"], body["access_token"], "a changed Secret is not answered from the old cache entry");
+    assert_eq!(claims(renewed["access_token"].as_str().unwrap())["appid"].as_str(), Some(app_id));
+    assert!(!server.log_text().contains(new_password.as_str()));
+
+    // Type 2 (certificate) is refused, saying what is not supported.
+    write(&cluster, "identity.yaml", &identity_yaml(tenant, app_id).replace("type: 1", "type: 2"));
+    let cert = imds_until(&server, 400, "type 2");
+    assert!(cert["error_description"].as_str().unwrap().contains("not type 2 (service principal with a certificate)"), "{cert}");
+}
