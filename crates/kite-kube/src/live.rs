@@ -7,7 +7,7 @@ use std::fmt::Debug;
 use std::sync::{Arc, RwLock};
 
 use futures::{Stream, StreamExt};
-use k8s_openapi::api::core::v1::{ConfigMap, Node, Pod};
+use k8s_openapi::api::core::v1::{ConfigMap, Node, Pod, Secret};
 use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, Role, RoleBinding};
 use kite_k8s::awsauth::{AwsAuth, AwsAuthStore};
 use kite_k8s::podidentity::ClusterState;
@@ -25,15 +25,21 @@ pub(crate) fn crd(kind: &str, plural: &str) -> ApiResource {
     ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk("aadpodidentity.k8s.io", "v1", kind), plural)
 }
 
-/// What the node agent reads: Pods, Nodes and every aad-pod-identity kind.
-fn pod_identity_kinds() -> Vec<ApiResource> {
+/// What the node agent reads, each with how it is watched: Pods, Nodes, every aad-pod-identity
+/// kind, and Secrets. Secrets are what type 1 AzureIdentities' client secrets live in, and one may
+/// name a Secret in any namespace (as NMI reads them), so they are watched cluster-wide, but only
+/// `type: Opaque` (aad-pod-identity's documented form): service-account tokens, TLS keys and Helm
+/// releases are neither listed nor held. kite needs get, list and watch on secrets for this.
+fn pod_identity_kinds() -> Vec<(ApiResource, watcher::Config)> {
+    let all = watcher::Config::default;
     vec![
-        ApiResource::erase::<Pod>(&()),
-        ApiResource::erase::<Node>(&()),
-        crd("AzureIdentity", "azureidentities"),
-        crd("AzureIdentityBinding", "azureidentitybindings"),
-        crd("AzurePodIdentityException", "azurepodidentityexceptions"),
-        crd("AzureAssignedIdentity", "azureassignedidentities"),
+        (ApiResource::erase::<Pod>(&()), all()),
+        (ApiResource::erase::<Node>(&()), all()),
+        (crd("AzureIdentity", "azureidentities"), all()),
+        (crd("AzureIdentityBinding", "azureidentitybindings"), all()),
+        (crd("AzurePodIdentityException", "azurepodidentityexceptions"), all()),
+        (crd("AzureAssignedIdentity", "azureassignedidentities"), all()),
+        (ApiResource::erase::<Secret>(&()), all().fields("type=Opaque")),
     ]
 }
 
@@ -150,11 +156,11 @@ impl LiveCluster {
         let changed = Arc::new(Notify::new());
         let stores: Vec<(ApiResource, Store<DynamicObject>)> = pod_identity_kinds()
             .into_iter()
-            .map(|ar| {
+            .map(|(ar, config)| {
                 let writer = Writer::new(ar.clone());
                 let reader = writer.as_reader();
                 let api = Api::<DynamicObject>::all_with(client.clone(), &ar);
-                drive(format!("{}.{}", ar.plural, ar.group), reflector::reflector(writer, watcher(api, watcher::Config::default())).default_backoff(), changed.clone());
+                drive(format!("{}.{}", ar.plural, ar.group), reflector::reflector(writer, watcher(api, config)).default_backoff(), changed.clone());
                 (ar, reader)
             })
             .collect();

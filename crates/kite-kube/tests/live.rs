@@ -127,6 +127,10 @@ fn world() -> FakeApi {
     let identity = json!({"metadata": {"name": "app-identity", "namespace": "demo", "resourceVersion": "1"},
         "spec": {"type": 0, "resourceID": "/subscriptions/s/resourcegroups/rg/providers/Microsoft.ManagedIdentity/userAssignedIdentities/app", "clientID": CLIENT_ID}});
     let binding = json!({"metadata": {"name": "app-binding", "namespace": "demo", "resourceVersion": "1"}, "spec": {"azureIdentity": "app-identity", "selector": "app"}});
+    let sp_identity = json!({"metadata": {"name": "sp-identity", "namespace": "demo", "resourceVersion": "1"},
+        "spec": {"type": 1, "clientID": "44444444-4444-4444-4444-444444444444", "clientPassword": {"name": "sp-secret", "namespace": "demo"}}});
+    // base64 of "s3cr3t-value"
+    let secret = json!({"metadata": {"name": "sp-secret", "namespace": "demo", "resourceVersion": "1"}, "type": "Opaque", "data": {"clientSecret": "czNjcjN0LXZhbHVl"}});
     let role = json!({"metadata": {"name": "pod-reader", "namespace": "demo", "resourceVersion": "1"}, "rules": [{"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list"]}]});
     let role_binding = json!({"metadata": {"name": "devs-read-pods", "namespace": "demo", "resourceVersion": "1"},
         "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "pod-reader"},
@@ -137,7 +141,8 @@ fn world() -> FakeApi {
         .list("/api/v1/pods", vec![pod("web", "10.244.0.5", "app", "1")])
         .then_watch("/api/v1/pods", vec![json!({"type": "ADDED", "object": pod("late", "10.244.0.9", "app", "2")})])
         .list("/api/v1/nodes", vec![json!({"metadata": {"name": "aks-node-0", "resourceVersion": "1"}})])
-        .list(&format!("{ai}/azureidentities"), vec![identity])
+        .list(&format!("{ai}/azureidentities"), vec![identity, sp_identity])
+        .list("/api/v1/secrets", vec![secret])
         .list(&format!("{ai}/azureidentitybindings"), vec![binding])
         .list(&format!("{ai}/azurepodidentityexceptions"), vec![])
         .list(&format!("{ai}/azureassignedidentities"), vec![])
@@ -162,6 +167,9 @@ async fn the_live_source_lists_then_watches_every_kind_and_answers_from_what_it_
         other => panic!("{other:?}"),
     }
     assert!(matches!(decide(&pods, "10.244.0.5", &Selector::default()), PodDecision::Identity { .. }));
+    // A type 1 identity's client secret, from the watched Secret.
+    let sp = pods.identities.iter().find(|i| i.metadata.name == "sp-identity").unwrap();
+    assert_eq!(kite_k8s::spsecret::client_secret(&pods, sp).unwrap(), "s3cr3t-value");
 
     // RBAC: a can-i decision through the cluster's RoleBinding.
     let rbac = eventually("RBAC objects", || live.rbac()).await;
@@ -194,6 +202,8 @@ async fn the_live_source_lists_then_watches_every_kind_and_answers_from_what_it_
         "GET /api/v1/pods?&watch=true&timeoutSeconds=290&allowWatchBookmarks=true&resourceVersion=2",
         "GET /api/v1/nodes?&limit=500",
         "GET /apis/aadpodidentity.k8s.io/v1/azureassignedidentities?&limit=500",
+        // Only Opaque Secrets: service-account tokens, TLS keys and Helm releases are not read.
+        "GET /api/v1/secrets?&fieldSelector=type%3DOpaque&limit=500",
         "GET /apis/rbac.authorization.k8s.io/v1/clusterrolebindings?&watch=true&timeoutSeconds=290&allowWatchBookmarks=true&resourceVersion=1",
         "GET /api/v1/namespaces/kube-system/configmaps?&fieldSelector=metadata.name%3Daws-auth&limit=500",
         "GET /api/v1/namespaces/kube-system/configmaps?&watch=true&timeoutSeconds=290&fieldSelector=metadata.name%3Daws-auth&allowWatchBookmarks=true&resourceVersion=6",

@@ -173,6 +173,7 @@ fn empty_cluster() -> fake_kube::FakeKube {
     let kinds = [
         "/api/v1/pods",
         "/api/v1/nodes",
+        "/api/v1/secrets",
         "/apis/aadpodidentity.k8s.io/v1/azureidentities",
         "/apis/aadpodidentity.k8s.io/v1/azureidentitybindings",
         "/apis/aadpodidentity.k8s.io/v1/azurepodidentityexceptions",

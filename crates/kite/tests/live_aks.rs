@@ -23,6 +23,7 @@ fn cluster(with_crds: bool) -> FakeKube {
     let mut collections = vec![
         ("/api/v1/pods", vec![pod]),
         ("/api/v1/nodes", vec![json!({"metadata": {"name": "aks-nodepool1-0"}})]),
+        ("/api/v1/secrets", vec![]),
         ("/apis/rbac.authorization.k8s.io/v1/roles", vec![]),
         ("/apis/rbac.authorization.k8s.io/v1/clusterroles", vec![]),
         ("/apis/rbac.authorization.k8s.io/v1/rolebindings", vec![]),
