@@ -1,6 +1,6 @@
 //! The node agent's IMDS-compatible endpoint (`GET /metadata/identity/oauth2/token`), answered
-//! for pods found by the caller's source IP in the cluster state (a directory of Kubernetes YAML,
-//! re-read as it changes). Type 0 identities are managed identities; type 1 are service
+//! for pods found by the caller's source IP in the cluster state (a directory of Kubernetes YAML
+//! re-read as it changes, or a live cluster's watchers). Type 0 identities are managed identities; type 1 are service
 //! principals whose client secret the agent reads from the Secret the identity names. Tokens are
 //! cached per (identity, resource) until five minutes before they expire, so a busy pod costs one
 //! signature an hour.
