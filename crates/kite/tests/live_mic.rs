@@ -69,15 +69,7 @@ fn imds(server: &Server) -> (u16, Value) {
 fn standard_mode_with_a_kubeconfig_keeps_azure_assigned_identities_in_step_in_the_cluster() {
     let dir = tempfile::tempdir().unwrap();
     let home = dir.path().join("server");
-    let (sub, kubelet, identity) = {
-        let first = Server::start(&home, &[]);
-        let admin = Cli::admin(&dir.path().join("admin"), &first);
-        admin.run(&["group", "create", "-n", "MC_rg_prod_japaneast", "-l", "japaneast"]).ok();
-        admin.run(&["group", "create", "-n", "apps", "-l", "japaneast"]).ok();
-        let kubelet = admin.run(&["identity", "create", "-g", "MC_rg_prod_japaneast", "-n", "prod-agentpool"]).ok();
-        let identity = admin.run(&["identity", "create", "-g", "apps", "-n", "app"]).ok();
-        (admin.subscription(), kubelet, identity)
-    };
+    let (sub, kubelet, identity) = support::kubelet_and_app_identities(&home, &dir.path().join("admin"));
     let kubelet_id = kubelet["clientId"].as_str().unwrap();
     let kube = cluster(&sub, &identity);
     let kubeconfig = dir.path().join("kubeconfig");

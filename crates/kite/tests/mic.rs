@@ -226,15 +226,7 @@ fn standard_mode_refuses_the_pod_until_the_cluster_identity_holds_both_roles() {
     let home = dir.path().join("server");
     let cluster = dir.path().join("cluster");
     std::fs::create_dir(&cluster).unwrap();
-    let (sub, kubelet, identity) = {
-        let first = Server::start(&home, &[]);
-        let admin = Cli::admin(&dir.path().join("admin"), &first);
-        admin.run(&["group", "create", "-n", "MC_rg_prod_japaneast", "-l", "japaneast"]).ok();
-        admin.run(&["group", "create", "-n", "apps", "-l", "japaneast"]).ok();
-        let kubelet = admin.run(&["identity", "create", "-g", "MC_rg_prod_japaneast", "-n", "prod-agentpool"]).ok();
-        let identity = admin.run(&["identity", "create", "-g", "apps", "-n", "app"]).ok();
-        (admin.subscription(), kubelet, identity)
-    };
+    let (sub, kubelet, identity) = support::kubelet_and_app_identities(&home, &dir.path().join("admin"));
     let kubelet_id = kubelet["clientId"].as_str().unwrap();
     let refused = Command::new(support::BIN)
         .args(["serve", "--listen", "127.0.0.1:0", "--pod-identity-dir", cluster.to_str().unwrap(), "--pod-identity-mode", "standard"])

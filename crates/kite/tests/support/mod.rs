@@ -157,3 +157,16 @@ impl Cli {
         self.run(&["account", "show", "--query", "id", "-o", "tsv"]).stdout.trim().to_string()
     }
 }
+
+/// What standard-mode pod identity starts from, made through a first server on `home`: a node
+/// resource group holding the kubelet identity, and an app identity. Returns (subscription,
+/// kubelet identity, app identity).
+pub fn kubelet_and_app_identities(home: &Path, admin_home: &Path) -> (String, Value, Value) {
+    let first = Server::start(home, &[]);
+    let admin = Cli::admin(admin_home, &first);
+    admin.run(&["group", "create", "-n", "MC_rg_prod_japaneast", "-l", "japaneast"]).ok();
+    admin.run(&["group", "create", "-n", "apps", "-l", "japaneast"]).ok();
+    let kubelet = admin.run(&["identity", "create", "-g", "MC_rg_prod_japaneast", "-n", "prod-agentpool"]).ok();
+    let identity = admin.run(&["identity", "create", "-g", "apps", "-n", "app"]).ok();
+    (admin.subscription(), kubelet, identity)
+}
