@@ -2,7 +2,6 @@
 mod support;
 
 use std::path::Path;
-use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 use support::{Cli, Server};
@@ -172,35 +171,12 @@ fn a_service_principal_cluster_takes_new_credentials_in_place_and_moves_to_a_man
     cli.run(&["aks", "update", "-g", "doi_test", "-n", "k8s-doitest", "--assign-identity", s(&kubelet["id"])]).fails_with(&["already uses a managed identity"]);
 }
 
-/// GET the node agent's IMDS endpoint as a pod at 127.0.0.1 would, trusting kite's CA.
-fn imds_token(server: &Server, resource: &str) -> (u16, Value) {
-    let ca = reqwest::Certificate::from_pem(&std::fs::read(server.ca()).unwrap()).unwrap();
-    let client = reqwest::Client::builder().add_root_certificate(ca).build().unwrap();
-    let url = format!("{}/metadata/identity/oauth2/token", server.url);
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-    rt.block_on(async {
-        let resp = client
-            .get(url)
-            .query(&[("api-version", "2018-02-01"), ("resource", resource)])
-            .header("Metadata", "true")
-            .send()
-            .await
-            .unwrap();
-        (resp.status().as_u16(), resp.json().await.unwrap())
-    })
-}
-
 /// Polls until the node agent (which re-reads its directory every few seconds) answers `want`.
 fn imds_until(server: &Server, want: u16) -> Value {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let (status, body) = imds_token(server, "https://vault.azure.net");
-        if status == want {
-            return body;
-        }
-        assert!(Instant::now() < deadline, "the node agent kept answering {status}: {body}");
-        std::thread::sleep(Duration::from_millis(300));
-    }
+    support::wait_for(&format!("the node agent to answer {want}"), server, || {
+        let (status, body) = server.imds("https://vault.azure.net");
+        (status == want).then_some(body)
+    })
 }
 
 fn write_pod(dir: &Path, selector: &str) {

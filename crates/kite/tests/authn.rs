@@ -193,15 +193,7 @@ fn aws_auth(map_roles: &str, map_users: &str) -> Value {
 }
 
 fn review_until(server: &Server, token: &str, what: &str, done: impl Fn(&Value) -> bool) -> Value {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    loop {
-        let status = review(server, token);
-        if done(&status) {
-            return status;
-        }
-        assert!(std::time::Instant::now() < deadline, "timed out waiting for {what}: {status}\n{}", server.log_text());
-        std::thread::sleep(std::time::Duration::from_millis(200));
-    }
+    support::wait_for(what, server, || Some(review(server, token)).filter(|s| done(s)))
 }
 
 #[test]

@@ -4,8 +4,6 @@
 mod fake_kube;
 mod support;
 
-use std::process::Command;
-use std::time::{Duration, Instant};
 
 use fake_kube::FakeKube;
 use serde_json::{json, Value};
@@ -41,21 +39,12 @@ fn cluster(with_crds: bool) -> FakeKube {
     FakeKube::start(&collections)
 }
 
-/// The pod's IMDS call, as azure-identity makes it, repeated until it answers `want`.
+/// The pod's IMDS call, repeated until it answers `want`.
 fn imds_until(server: &Server, want: u16) -> Value {
-    let url = format!("{}/metadata/identity/oauth2/token?api-version=2018-02-01&resource=https://vault.azure.net", server.url);
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let out = Command::new("curl").args(["-sS", "--cacert", server.ca().to_str().unwrap(), "-H", "Metadata: true", "-w", "\n%{http_code}", &url]).output().unwrap();
-        let text = String::from_utf8_lossy(&out.stdout).into_owned();
-        let (body, code) = text.rsplit_once('\n').unwrap();
-        let body: Value = serde_json::from_str(body).unwrap_or(Value::Null);
-        if code == want.to_string() {
-            return body;
-        }
-        assert!(Instant::now() < deadline, "the node agent kept answering {code}: {body}\n{}", server.log_text());
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    support::wait_for(&format!("the node agent to answer {want}"), server, || {
+        let (status, body) = server.imds("https://vault.azure.net");
+        (status == want).then_some(body)
+    })
 }
 
 #[test]

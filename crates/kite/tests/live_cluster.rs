@@ -4,11 +4,10 @@
 mod fake_kube;
 mod support;
 
-use std::time::{Duration, Instant};
 
 use fake_kube::FakeKube;
 use serde_json::{json, Value};
-use support::{Cli, Server};
+use support::{wait_for, Cli, Server};
 
 const PODS: &str = "/api/v1/pods";
 const IDENTITIES: &str = "/apis/aadpodidentity.k8s.io/v1/azureidentities";
@@ -50,25 +49,10 @@ fn curl(server: &Server, args: &[&str], path: &str) -> (u16, Value) {
     (code.parse().unwrap(), serde_json::from_str(body).unwrap_or_else(|e| panic!("{e}: {body}")))
 }
 
-fn imds(server: &Server) -> (u16, Value) {
-    curl(server, &["-H", "Metadata: true"], "/metadata/identity/oauth2/token?api-version=2018-02-01&resource=https://vault.azure.net")
-}
-
 fn allowed(server: &Server, groups: &[&str]) -> Value {
     let sar = json!({"apiVersion": "authorization.k8s.io/v1", "kind": "SubjectAccessReview",
         "spec": {"user": "someone", "groups": groups, "resourceAttributes": {"namespace": "demo", "verb": "list", "resource": "pods"}}});
     curl(server, &["-H", "content-type: application/json", "-d", &sar.to_string()], "/authorize").1["status"].clone()
-}
-
-fn eventually<T>(what: &str, mut probe: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while Instant::now() < deadline {
-        if let Some(v) = probe() {
-            return v;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    panic!("timed out waiting for {what}");
 }
 
 #[test]
@@ -88,28 +72,28 @@ fn kite_serve_with_a_kubeconfig_answers_imds_and_subject_access_reviews_from_the
 
     // The binding exists but names an AzureIdentity the cluster does not have yet.
     kube.wait_for_watch(IDENTITIES);
-    let (code, body) = eventually("the pod state from the cluster", || Some(imds(&server)).filter(|(_, b)| b["error_description"].as_str().is_some_and(|d| d.contains("demo/web"))));
+    let (code, body) = wait_for("the pod state from the cluster", &server, || Some(server.imds("https://vault.azure.net")).filter(|(_, b)| b["error_description"].as_str().is_some_and(|d| d.contains("demo/web"))));
     assert_eq!(code, 403, "{body}");
     assert!(body["error_description"].as_str().unwrap().contains("no AzureIdentityBinding"), "{body}");
 
     // kubectl apply of the AzureIdentity reaches kite through its watch: the pod gets its token.
     kube.apply(IDENTITIES, json!({"apiVersion": "aadpodidentity.k8s.io/v1", "kind": "AzureIdentity", "metadata": {"name": "app-identity", "namespace": "demo"},
         "spec": {"type": 0, "resourceID": identity["id"], "clientID": client_id}}));
-    let (code, token) = eventually("a token for the pod", || Some(imds(&server)).filter(|(c, _)| *c == 200));
+    let (code, token) = wait_for("a token for the pod", &server, || Some(server.imds("https://vault.azure.net")).filter(|(c, _)| *c == 200));
     assert_eq!(code, 200);
     assert_eq!(token["client_id"], client_id.as_str(), "{token}");
     assert!(token["access_token"].as_str().is_some_and(|t| t.split('.').count() == 3), "{token}");
 
     // RBAC from the cluster: developers may list pods in demo, ops may not — until a
     // ClusterRoleBinding for ops arrives by watch.
-    let devs = eventually("RBAC from the cluster", || Some(allowed(&server, &["developers"])).filter(|s| s["allowed"] == true));
+    let devs = wait_for("RBAC from the cluster", &server, || Some(allowed(&server, &["developers"])).filter(|s| s["allowed"] == true));
     assert!(devs["reason"].as_str().unwrap_or_default().contains("devs-read-pods"), "{devs}");
     assert_eq!(allowed(&server, &["ops"])["allowed"], false);
     kube.wait_for_watch(CLUSTER_ROLE_BINDINGS);
     kube.apply(CLUSTER_ROLE_BINDINGS, json!({"metadata": {"name": "ops-read-pods"},
         "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "pod-reader"},
         "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "Group", "name": "ops"}]}));
-    eventually("the new ClusterRoleBinding to take effect", || Some(allowed(&server, &["ops"])).filter(|s| s["allowed"] == true));
+    wait_for("the new ClusterRoleBinding to take effect", &server, || Some(allowed(&server, &["ops"])).filter(|s| s["allowed"] == true));
 }
 
 #[test]

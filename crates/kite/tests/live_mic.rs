@@ -6,12 +6,10 @@
 mod fake_kube;
 mod support;
 
-use std::process::Command;
-use std::time::{Duration, Instant};
 
 use fake_kube::FakeKube;
 use serde_json::{json, Value};
-use support::{Cli, Server};
+use support::{wait_for, Cli, Server};
 
 const PODS: &str = "/api/v1/pods";
 const ASSIGNED: &str = "/apis/aadpodidentity.k8s.io/v1/azureassignedidentities";
@@ -40,29 +38,6 @@ fn cluster(sub: &str, identity: &Value) -> FakeKube {
         ("/apis/rbac.authorization.k8s.io/v1/clusterrolebindings", vec![]),
         ("/api/v1/namespaces/kube-system/configmaps", vec![]),
     ])
-}
-
-fn wait_for<T>(what: &str, server: &Server, mut probe: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + Duration::from_secs(40);
-    loop {
-        if let Some(v) = probe() {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}; server log:\n{}", server.log_text());
-        std::thread::sleep(Duration::from_millis(200));
-    }
-}
-
-/// The pod's IMDS call, as azure-identity makes it: status code and body.
-fn imds(server: &Server) -> (u16, Value) {
-    let url = format!("{}/metadata/identity/oauth2/token?api-version=2018-02-01&resource=https://management.azure.com/", server.url);
-    let out = Command::new("curl")
-        .args(["-sS", "--cacert", server.ca().to_str().unwrap(), "-H", "Metadata: true", "-w", "\n%{http_code}", &url])
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    let (body, code) = text.rsplit_once('\n').unwrap();
-    (code.parse().unwrap(), serde_json::from_str(body).unwrap_or(Value::Null))
 }
 
 #[test]
@@ -95,7 +70,7 @@ fn standard_mode_with_a_kubeconfig_keeps_azure_assigned_identities_in_step_in_th
     let mio_fix = format!("--role \"Managed Identity Operator\" --assignee {kubelet_id} --scope {}", identity["id"].as_str().unwrap());
     let vmc_fix = format!("--role \"Virtual Machine Contributor\" --assignee {kubelet_id} --scope {node_rg}");
     let (code, body) = wait_for("the agent to see the assignment", &server, || {
-        Some(imds(&server)).filter(|(_, b)| b["error_description"].as_str().is_some_and(|d| d.contains("not yet assigned to node")))
+        Some(server.imds("https://management.azure.com/")).filter(|(_, b)| b["error_description"].as_str().is_some_and(|d| d.contains("not yet assigned to node")))
     });
     let why = body["error_description"].as_str().unwrap();
     assert_eq!(code, 403, "{body}");
@@ -105,7 +80,7 @@ fn standard_mode_with_a_kubeconfig_keeps_azure_assigned_identities_in_step_in_th
     // Granting both roles: the periodic re-check replaces the object as Assigned, and the pod gets its token.
     admin.run(&["role", "assignment", "create", "--role", "Managed Identity Operator", "--assignee", kubelet_id, "--scope", identity["id"].as_str().unwrap()]).ok();
     admin.run(&["role", "assignment", "create", "--role", "Virtual Machine Contributor", "--assignee", kubelet_id, "--scope", &node_rg]).ok();
-    let (_, token) = wait_for("the token", &server, || Some(imds(&server)).filter(|(c, _)| *c == 200));
+    let (_, token) = wait_for("the token", &server, || Some(server.imds("https://management.azure.com/")).filter(|(c, _)| *c == 200));
     assert_eq!(token["client_id"], identity["clientId"], "{token}");
     let assigned = kube.object(ASSIGNED, NAME).unwrap();
     assert_eq!(assigned["status"]["status"], "Assigned", "{assigned}");

@@ -5,10 +5,9 @@ mod support;
 
 use std::path::Path;
 use std::process::Command;
-use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use support::{Cli, Server};
+use support::{wait_for, Cli, Server};
 
 const POD: &str = "apiVersion: v1
 kind: Pod
@@ -58,34 +57,11 @@ spec:
     )
 }
 
-fn wait_for<T>(what: &str, server: &Server, mut probe: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + Duration::from_secs(40);
-    loop {
-        if let Some(v) = probe() {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}; server log:\n{}", server.log_text());
-        std::thread::sleep(Duration::from_millis(300));
-    }
-}
-
 /// `kite k8s get azureassignedidentities -o json`: the items.
 fn assigned(cli: &Cli, dir: &Path) -> Vec<Value> {
     let out = cli.run(&["k8s", "get", "azureassignedidentities", "--dir", dir.to_str().unwrap(), "-n", "demo", "-o", "json"]).ok();
     assert_eq!(out["kind"], "List");
     out["items"].as_array().unwrap().clone()
-}
-
-/// The pod's IMDS call, as azure-identity makes it: status code and body.
-fn imds(server: &Server) -> (u16, Value) {
-    let url = format!("{}/metadata/identity/oauth2/token?api-version=2018-02-01&resource=https://management.azure.com/", server.url);
-    let out = Command::new("curl")
-        .args(["-sS", "--cacert", server.ca().to_str().unwrap(), "-H", "Metadata: true", "-w", "\n%{http_code}", &url])
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    let (body, code) = text.rsplit_once('\n').unwrap();
-    (code.parse().unwrap(), serde_json::from_str(body).unwrap_or(Value::Null))
 }
 
 /// Checks `value` against a CRD's openAPIV3Schema: every field declared, every type right.
@@ -210,7 +186,7 @@ fn managed_mode_keeps_assigned_identities_in_step_with_the_pods() {
     assert!(lines[0].starts_with("NAMESPACE") && lines[0].contains("STATUS"), "{table}");
     assert!(lines[1].starts_with("demo") && lines[1].contains("web-demo-app-identity") && lines[1].ends_with("Assigned"), "{table}");
 
-    let (code, body) = wait_for("a token", &server, || Some(imds(&server)).filter(|(c, _)| *c == 200));
+    let (code, body) = wait_for("a token", &server, || Some(server.imds("https://management.azure.com/")).filter(|(c, _)| *c == 200));
     assert_eq!((code, body["client_id"].as_str()), (200, identity["clientId"].as_str()));
 
     // The pod goes: so does its assignment.
@@ -251,7 +227,7 @@ fn standard_mode_refuses_the_pod_until_the_cluster_identity_holds_both_roles() {
     let mio_fix = format!("--role \"Managed Identity Operator\" --assignee {kubelet_id} --scope {}", identity["id"].as_str().unwrap());
     let vmc_fix = format!("--role \"Virtual Machine Contributor\" --assignee {kubelet_id} --scope {node_rg}");
 
-    let (code, body) = imds(&server);
+    let (code, body) = server.imds("https://management.azure.com/");
     let why = body["error_description"].as_str().unwrap_or_default().to_string();
     assert_eq!(code, 403, "{body}");
     assert!(why.contains("pod demo/web: identity demo/app-identity is not yet assigned to node aks-nodepool1-0"), "{why}");
@@ -259,14 +235,14 @@ fn standard_mode_refuses_the_pod_until_the_cluster_identity_holds_both_roles() {
 
     admin.run(&["role", "assignment", "create", "--role", "Managed Identity Operator", "--assignee", kubelet_id, "--scope", identity["id"].as_str().unwrap()]).ok();
     let why = wait_for("Managed Identity Operator to count", &server, || {
-        let (code, body) = imds(&server);
+        let (code, body) = server.imds("https://management.azure.com/");
         let why = body["error_description"].as_str().unwrap_or_default().to_string();
         (code == 403 && !why.contains(&mio_fix)).then_some(why)
     });
     assert!(why.contains(&vmc_fix), "still lacks Virtual Machine Contributor: {why}");
 
     admin.run(&["role", "assignment", "create", "--role", "Virtual Machine Contributor", "--assignee", kubelet_id, "--scope", &node_rg]).ok();
-    let (_, body) = wait_for("the token", &server, || Some(imds(&server)).filter(|(c, _)| *c == 200));
+    let (_, body) = wait_for("the token", &server, || Some(server.imds("https://management.azure.com/")).filter(|(c, _)| *c == 200));
     assert_eq!(body["client_id"], identity["clientId"]);
     let a = assigned(&admin, &cluster).remove(0);
     assert_eq!(a["status"]["status"], "Assigned");

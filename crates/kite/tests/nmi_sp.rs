@@ -4,8 +4,6 @@
 mod support;
 
 use std::path::Path;
-use std::process::Command;
-use std::time::{Duration, Instant};
 
 use base64::Engine;
 use serde_json::Value;
@@ -44,27 +42,13 @@ fn secret_yaml(secret: &str) -> String {
     format!("apiVersion: v1\nkind: Secret\nmetadata: {{name: sp-secret, namespace: demo}}\ntype: Opaque\ndata:\n  clientSecret: {encoded}\n")
 }
 
-/// The pod's IMDS call: status code and body.
-fn imds(server: &Server) -> (u16, Value) {
-    let url = format!("{}/metadata/identity/oauth2/token?api-version=2018-02-01&resource={RESOURCE}", server.url);
-    let out = Command::new("curl").args(["-sS", "--cacert", server.ca().to_str().unwrap(), "-H", "Metadata: true", "-w", "\n%{http_code}", &url]).output().unwrap();
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    let (body, code) = text.rsplit_once('\n').unwrap();
-    (code.parse().unwrap(), serde_json::from_str(body).unwrap_or(Value::Null))
-}
-
 /// Calls IMDS until the answer has `status` and mentions `needle` (the agent re-reads the
 /// directory every few seconds).
 fn imds_until(server: &Server, status: u16, needle: &str) -> Value {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let (code, body) = imds(server);
-        if code == status && body.to_string().contains(needle) {
-            return body;
-        }
-        assert!(Instant::now() < deadline, "IMDS still answers {code} {body}, not {status} with {needle:?}; server log:\n{}", server.log_text());
-        std::thread::sleep(Duration::from_millis(300));
-    }
+    support::wait_for(&format!("IMDS to answer {status} with {needle:?}"), server, || {
+        let (code, body) = server.imds(RESOURCE);
+        (code == status && body.to_string().contains(needle)).then_some(body)
+    })
 }
 
 fn claims(token: &str) -> Value {
@@ -105,12 +89,12 @@ fn a_type_1_identity_gets_its_service_principals_token_until_the_secret_is_reset
     let c = claims(body["access_token"].as_str().unwrap());
     assert_eq!((c["appid"].as_str(), c["oid"].as_str(), c["tid"].as_str(), c["aud"].as_str()), (Some(app_id), Some(object_id.as_str()), Some(tenant), Some(RESOURCE)), "{c}");
     // Served again from the cache: the same token.
-    assert_eq!(imds(&server).1["access_token"], body["access_token"]);
+    assert_eq!(server.imds(RESOURCE).1["access_token"], body["access_token"]);
 
     // A reset replaces the secret: the agent refuses at once with the token endpoint's reason,
     // even though a token for the old secret is still cached.
     let new_password = admin.run(&["ad", "sp", "credential", "reset", "--id", app_id]).ok()["password"].as_str().unwrap().to_string();
-    let (code, refused) = imds(&server);
+    let (code, refused) = server.imds(RESOURCE);
     assert_eq!(code, 403, "{refused}");
     let m = refused["error_description"].as_str().unwrap();
     assert!(m.contains("AzureIdentity demo/sp-identity") && m.contains("Secret demo/sp-secret") && m.contains("AADSTS7000215") && m.contains(app_id), "{m}");

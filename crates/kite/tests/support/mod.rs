@@ -65,6 +65,31 @@ impl Server {
     }
 }
 
+impl Server {
+    /// A pod's IMDS call as azure-identity makes it (header `Metadata: true`, kite's CA trusted),
+    /// from 127.0.0.1: the status code and the JSON body (null when the body is not JSON).
+    pub fn imds(&self, resource: &str) -> (u16, Value) {
+        let url = format!("{}/metadata/identity/oauth2/token?api-version=2018-02-01&resource={resource}", self.url);
+        let out = Command::new("curl").args(["-sS", "--cacert", self.ca().to_str().unwrap(), "-H", "Metadata: true", "-w", "\n%{http_code}", &url]).output().unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        let (body, code) = text.rsplit_once('\n').unwrap();
+        (code.parse().unwrap(), serde_json::from_str(body).unwrap_or(Value::Null))
+    }
+}
+
+/// Polls `probe` (state the server re-reads every few seconds) until it gives a value; after 40 s
+/// the test fails naming `what`, with the server's log.
+pub fn wait_for<T>(what: &str, server: &Server, mut probe: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + Duration::from_secs(40);
+    loop {
+        if let Some(v) = probe() {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}; server log:\n{}", server.log_text());
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
 impl Drop for Server {
     fn drop(&mut self) {
         let _ = self.child.kill();
