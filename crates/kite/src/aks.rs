@@ -25,6 +25,36 @@ pub struct ClusterRef {
     name: String,
 }
 
+/// The cluster's identities, as `az aks create` and `az aks update` take them.
+#[derive(Args)]
+pub struct IdentityArgs {
+    /// Use a managed identity (system-assigned unless --assign-identity); on create the default
+    /// unless --service-principal is given, on update the move from a service principal.
+    #[arg(long)]
+    enable_managed_identity: bool,
+    /// Resource ID of a user-assigned identity for the control plane.
+    #[arg(long)]
+    assign_identity: Option<String>,
+    /// Resource ID of a user-assigned identity for the kubelet (needs --assign-identity).
+    #[arg(long)]
+    assign_kubelet_identity: Option<String>,
+}
+
+impl IdentityArgs {
+    /// The ARM `identity` these flags ask for, if they ask for one.
+    fn identity(&self) -> Option<Value> {
+        match (&self.assign_identity, self.enable_managed_identity) {
+            (Some(id), _) => Some(json!({"type": "UserAssigned", "userAssignedIdentities": {id.as_str(): {}}})),
+            (None, true) => Some(json!({"type": "SystemAssigned"})),
+            (None, false) => None,
+        }
+    }
+
+    fn identity_profile(&self) -> Option<Value> {
+        self.assign_kubelet_identity.as_ref().map(|id| json!({"kubeletidentity": {"resourceId": id}}))
+    }
+}
+
 #[derive(Subcommand)]
 pub enum AksCmd {
     /// Create a cluster with its node resource group, control-plane identity and kubelet identity.
@@ -33,15 +63,8 @@ pub enum AksCmd {
         cluster: ClusterRef,
         #[arg(short = 'l', long)]
         location: Option<String>,
-        /// Use a managed identity (the default unless --service-principal is given).
-        #[arg(long)]
-        enable_managed_identity: bool,
-        /// Resource ID of a user-assigned identity for the control plane.
-        #[arg(long)]
-        assign_identity: Option<String>,
-        /// Resource ID of a user-assigned identity for the kubelet (needs --assign-identity).
-        #[arg(long)]
-        assign_kubelet_identity: Option<String>,
+        #[command(flatten)]
+        identity: IdentityArgs,
         /// The appId of a service principal for the control plane, with --client-secret.
         #[arg(long)]
         service_principal: Option<String>,
@@ -75,13 +98,8 @@ pub enum AksCmd {
     Update {
         #[command(flatten)]
         cluster: ClusterRef,
-        /// Move a service-principal cluster to a managed identity (system-assigned unless --assign-identity).
-        #[arg(long)]
-        enable_managed_identity: bool,
-        #[arg(long)]
-        assign_identity: Option<String>,
-        #[arg(long)]
-        assign_kubelet_identity: Option<String>,
+        #[command(flatten)]
+        identity: IdentityArgs,
         #[arg(long, conflicts_with = "disable_pod_identity")]
         enable_pod_identity: bool,
         #[arg(long)]
@@ -171,9 +189,7 @@ pub async fn run(cmd: AksCmd, client: &mut Client, format: Format, query: Option
         AksCmd::Create {
             cluster,
             location,
-            enable_managed_identity,
-            assign_identity,
-            assign_kubelet_identity,
+            identity,
             service_principal,
             client_secret,
             network_plugin,
@@ -181,7 +197,7 @@ pub async fn run(cmd: AksCmd, client: &mut Client, format: Format, query: Option
             node_resource_group,
         } => {
             let sp_profile = match (&service_principal, &client_secret) {
-                (Some(_), _) if enable_managed_identity || assign_identity.is_some() => {
+                (Some(_), _) if identity.identity().is_some() => {
                     bail!("give --service-principal or a managed identity (--enable-managed-identity/--assign-identity), not both")
                 }
                 (Some(sp), Some(secret)) => Some(json!({"clientId": sp, "secret": secret})),
@@ -189,17 +205,18 @@ pub async fn run(cmd: AksCmd, client: &mut Client, format: Format, query: Option
                 (None, Some(_)) => bail!("--client-secret is given without --service-principal"),
                 (None, None) => None,
             };
-            let identity = match (&assign_identity, &sp_profile) {
-                (Some(id), _) => json!({"type": "UserAssigned", "userAssignedIdentities": {id.as_str(): {}}}),
+            // Without a service principal the cluster gets a system-assigned identity, as az does.
+            let arm_identity = match (identity.identity(), &sp_profile) {
+                (Some(chosen), _) => chosen,
                 (None, None) => json!({"type": "SystemAssigned"}),
                 (None, Some(_)) => Value::Null,
             };
             let body = json!({
                 "location": location,
-                "identity": identity,
+                "identity": arm_identity,
                 "properties": {
                     "servicePrincipalProfile": sp_profile,
-                    "identityProfile": assign_kubelet_identity.map(|id| json!({"kubeletidentity": {"resourceId": id}})),
+                    "identityProfile": identity.identity_profile(),
                     "nodeResourceGroup": node_resource_group,
                     "networkProfile": {"networkPlugin": network_plugin},
                     "podIdentityProfile": {"enabled": enable_pod_identity},
@@ -233,17 +250,14 @@ pub async fn run(cmd: AksCmd, client: &mut Client, format: Format, query: Option
             eprintln!(" - Deleted cluster '{}' with {} identit(ies) and {} role assignment(s)", cluster.name, gone["identities"], gone["roleAssignments"]);
             return Ok(ExitCode::SUCCESS);
         }
-        AksCmd::Update { cluster, enable_managed_identity, assign_identity, assign_kubelet_identity, enable_pod_identity, disable_pod_identity, yes: _ } => {
+        AksCmd::Update { cluster, identity, enable_pod_identity, disable_pod_identity, yes: _ } => {
             let path = cluster_path(client, &cluster.resource_group, &cluster.name)?;
             let mut body = json!({"properties": {}});
-            if enable_managed_identity || assign_identity.is_some() {
-                body["identity"] = match &assign_identity {
-                    Some(id) => json!({"type": "UserAssigned", "userAssignedIdentities": {id.as_str(): {}}}),
-                    None => json!({"type": "SystemAssigned"}),
-                };
+            if let Some(chosen) = identity.identity() {
+                body["identity"] = chosen;
             }
-            if let Some(id) = assign_kubelet_identity {
-                body["properties"]["identityProfile"] = json!({"kubeletidentity": {"resourceId": id}});
+            if let Some(profile) = identity.identity_profile() {
+                body["properties"]["identityProfile"] = profile;
             }
             if enable_pod_identity || disable_pod_identity {
                 let current = client.call(Method::GET, &path, None).await?;
