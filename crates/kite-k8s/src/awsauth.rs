@@ -635,54 +635,25 @@ fn parse_configmap(yaml: &str) -> (Option<AwsAuth>, Report) {
 
     let mut auth = AwsAuth::default();
     let mut ok = report.is_ok();
-    if let Some(text) = texts.get("mapRoles") {
-        match parse_list(yaml, "mapRoles", text, Section::MapRoles(None), &mut report) {
-            Some(items) => {
-                for (i, item) in items.iter().enumerate() {
-                    let label = format!("mapRoles[{i}]");
-                    match parse_entry(
-                        item,
-                        "rolearn",
-                        Section::MapRoles(Some(i)),
-                        &label,
-                        &mut report,
-                    ) {
-                        Some(p) => auth.map_roles.push(RoleMapping {
-                            rolearn: p.arn,
-                            username: p.username,
-                            groups: p.groups,
-                        }),
-                        None => ok = false,
-                    }
-                }
+    let mut entries = |key: &str, arn_key: &str, section: fn(Option<usize>) -> Section, report: &mut Report| -> Vec<Parsed> {
+        let Some(text) = texts.get(key) else { return Vec::new() };
+        let Some(items) = parse_list(yaml, key, text, section(None), report) else {
+            ok = false;
+            return Vec::new();
+        };
+        let mut parsed = Vec::new();
+        for (i, item) in items.iter().enumerate() {
+            match parse_entry(item, arn_key, section(Some(i)), &format!("{key}[{i}]"), report) {
+                Some(p) => parsed.push(p),
+                None => ok = false,
             }
-            None => ok = false,
         }
-    }
-    if let Some(text) = texts.get("mapUsers") {
-        match parse_list(yaml, "mapUsers", text, Section::MapUsers(None), &mut report) {
-            Some(items) => {
-                for (i, item) in items.iter().enumerate() {
-                    let label = format!("mapUsers[{i}]");
-                    match parse_entry(
-                        item,
-                        "userarn",
-                        Section::MapUsers(Some(i)),
-                        &label,
-                        &mut report,
-                    ) {
-                        Some(p) => auth.map_users.push(UserMapping {
-                            userarn: p.arn,
-                            username: p.username,
-                            groups: p.groups,
-                        }),
-                        None => ok = false,
-                    }
-                }
-            }
-            None => ok = false,
-        }
-    }
+        parsed
+    };
+    let roles = entries("mapRoles", "rolearn", Section::MapRoles, &mut report);
+    let users = entries("mapUsers", "userarn", Section::MapUsers, &mut report);
+    auth.map_roles = roles.into_iter().map(|p| RoleMapping { rolearn: p.arn, username: p.username, groups: p.groups }).collect();
+    auth.map_users = users.into_iter().map(|p| UserMapping { userarn: p.arn, username: p.username, groups: p.groups }).collect();
     if let Some(text) = texts.get("mapAccounts") {
         match parse_list(
             yaml,
