@@ -50,10 +50,7 @@ fn assignment(n: usize, principal_id: Uuid, role_definition_id: Uuid, scope: &st
 
 /// `total` assignments: the checked principal's 22, then others' spread over the groups.
 fn world(total: usize) -> Snapshot {
-    let mut all = vec![
-        assignment(0, ME, role("Reader"), &rg_scope(500)),
-        assignment(1, ME, role("Network Contributor"), &sub_scope()),
-    ];
+    let mut all = vec![assignment(0, ME, role("Reader"), &rg_scope(500)), assignment(1, ME, role("Network Contributor"), &sub_scope())];
     let acr_pull = role("AcrPull");
     all.extend((0..20).map(|k| assignment(2 + k, ME, acr_pull, &rg_scope(k * 37 % RESOURCE_GROUPS))));
     let roles = builtin_roles();
@@ -91,18 +88,10 @@ fn checks() -> Vec<Check> {
         Check {
             name: "allowed_deep_chain_inherited_from_subscription",
             action: "Microsoft.Network/virtualNetworks/subnets/join/action",
-            scope: parse(format!(
-                "{}/providers/Microsoft.Network/virtualNetworks/vnet-1/subnets/snet-1/ipConfigurations/ipc-1",
-                rg_scope(700)
-            )),
+            scope: parse(format!("{}/providers/Microsoft.Network/virtualNetworks/vnet-1/subnets/snet-1/ipConfigurations/ipc-1", rg_scope(700))),
             allowed: true,
         },
-        Check {
-            name: "denied_with_suggestion",
-            action: "Microsoft.Authorization/roleAssignments/write",
-            scope: parse(rg_scope(500)),
-            allowed: false,
-        },
+        Check { name: "denied_with_suggestion", action: "Microsoft.Authorization/roleAssignments/write", scope: parse(rg_scope(500)), allowed: false },
     ]
 }
 

@@ -70,10 +70,16 @@ impl From<&ManagedIdentity> for IdentityRef {
 #[serde(tag = "kind", rename_all = "camelCase")]
 pub enum ControlPlane {
     #[serde(rename_all = "camelCase")]
-    SystemAssigned { principal_id: Uuid, client_id: Uuid },
+    SystemAssigned {
+        principal_id: Uuid,
+        client_id: Uuid,
+    },
     UserAssigned(IdentityRef),
     #[serde(rename_all = "camelCase")]
-    ServicePrincipal { client_id: Uuid, object_id: Uuid },
+    ServicePrincipal {
+        client_id: Uuid,
+        object_id: Uuid,
+    },
 }
 
 impl ControlPlane {
@@ -152,7 +158,10 @@ pub enum IdentityChoice {
     SystemAssigned,
     UserAssigned(ManagedIdentity),
     /// `--service-principal` with `--client-secret`, checked against the app's credentials.
-    ServicePrincipal { app: Application, secret: String },
+    ServicePrincipal {
+        app: Application,
+        secret: String,
+    },
 }
 
 /// What `aks create` asks for.
@@ -302,8 +311,11 @@ pub fn plan_create(group: &ResourceGroup, spec: ClusterSpec, tenant_id: Uuid, no
         None => group.location.clone(),
     };
     let node_name = spec.node_resource_group.clone().unwrap_or_else(|| format!("MC_{}_{}_{}", group.name, spec.name, location));
-    validate_resource_group_name(&node_name)
-        .map_err(|e| Error::InvalidArgument(format!("{e}; the node resource group name comes from MC_{{group}}_{{cluster}}_{{location}}, give a shorter one with --node-resource-group")))?;
+    validate_resource_group_name(&node_name).map_err(|e| {
+        Error::InvalidArgument(format!(
+            "{e}; the node resource group name comes from MC_{{group}}_{{cluster}}_{{location}}, give a shorter one with --node-resource-group"
+        ))
+    })?;
     let mut node_group = ResourceGroup::new(group.subscription_id, &node_name, &location, Default::default())?;
     let cluster = ManagedCluster {
         subscription_id: group.subscription_id,
@@ -357,7 +369,9 @@ fn validate_k8s_name(what: &str, name: &str) -> Result<()> {
         && name.ends_with(|c: char| c.is_ascii_lowercase() || c.is_ascii_digit())
         && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
     if !ok {
-        return Err(Error::InvalidArgument(format!("invalid pod identity {what} '{name}': use 1-63 lower-case letters, digits or '-', starting and ending with a letter or digit")));
+        return Err(Error::InvalidArgument(format!(
+            "invalid pod identity {what} '{name}': use 1-63 lower-case letters, digits or '-', starting and ending with a letter or digit"
+        )));
     }
     Ok(())
 }

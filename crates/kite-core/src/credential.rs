@@ -154,9 +154,7 @@ impl CertificateCredential {
     pub fn header_thumbprints(&self) -> (String, String) {
         let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
         let der = hex::decode(&self.thumbprint).unwrap_or_default();
-        let sha256 = x509_parser::pem::parse_x509_pem(self.pem.as_bytes())
-            .map(|(_, pem)| b64.encode(Sha256::digest(&pem.contents)))
-            .unwrap_or_default();
+        let sha256 = x509_parser::pem::parse_x509_pem(self.pem.as_bytes()).map(|(_, pem)| b64.encode(Sha256::digest(&pem.contents))).unwrap_or_default();
         (b64.encode(der), sha256)
     }
 

@@ -43,9 +43,7 @@ pub struct ResourceGroup {
 pub fn validate_location(location: &str) -> Result<String> {
     let normalized: String = location.chars().filter(|c| !c.is_whitespace()).collect::<String>().to_lowercase();
     if normalized.is_empty() || !normalized.chars().all(|c| c.is_ascii_alphanumeric()) {
-        return Err(Error::InvalidArgument(format!(
-            "invalid location '{location}': use a region name such as 'westus2' or 'japaneast'"
-        )));
+        return Err(Error::InvalidArgument(format!("invalid location '{location}': use a region name such as 'westus2' or 'japaneast'")));
     }
     Ok(normalized)
 }
@@ -107,9 +105,7 @@ pub fn validate_identity_name(name: &str) -> Result<()> {
         && name.chars().next().is_some_and(|c| c.is_ascii_alphanumeric())
         && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
     if !ok {
-        return Err(Error::InvalidArgument(format!(
-            "invalid identity name '{name}': use 3-128 letters, digits, '-' or '_', starting with a letter or digit"
-        )));
+        return Err(Error::InvalidArgument(format!("invalid identity name '{name}': use 3-128 letters, digits, '-' or '_', starting with a letter or digit")));
     }
     Ok(())
 }
@@ -175,9 +171,7 @@ pub struct Application {
 /// Display names of apps: 1–120 printable characters.
 pub fn validate_display_name(name: &str) -> Result<()> {
     if name.trim().is_empty() || name.len() > 120 || name.chars().any(char::is_control) {
-        return Err(Error::InvalidArgument(format!(
-            "invalid display name '{name}': use 1-120 printable characters"
-        )));
+        return Err(Error::InvalidArgument(format!("invalid display name '{name}': use 1-120 printable characters")));
     }
     Ok(())
 }

@@ -69,7 +69,9 @@ pub fn match_assertion<'a>(credentials: &'a [FederatedCredential], iss: &str, su
         let near = credentials
             .iter()
             .find(|c| c.issuer.trim_end_matches('/').eq_ignore_ascii_case(iss.trim_end_matches('/')))
-            .map(|c| format!(" The credential '{}' has issuer '{}', which differs only by case or a trailing slash: issuers must match exactly.", c.name, c.issuer))
+            .map(|c| {
+                format!(" The credential '{}' has issuer '{}', which differs only by case or a trailing slash: issuers must match exactly.", c.name, c.issuer)
+            })
             .unwrap_or_default();
         return Err(FederationDenial { code: 70021, message: format!("No matching federated identity record found for presented assertion. {shown}{near}") });
     }

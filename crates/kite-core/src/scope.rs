@@ -66,14 +66,7 @@ pub fn validate_resource_group_name(name: &str) -> Result<()> {
 
 impl Scope {
     pub fn root() -> Scope {
-        Scope {
-            display: "/".into(),
-            key: String::new(),
-            ancestors: Vec::new(),
-            level: ScopeLevel::Root,
-            subscription: None,
-            resource_group: None,
-        }
+        Scope { display: "/".into(), key: String::new(), ancestors: Vec::new(), level: ScopeLevel::Root, subscription: None, resource_group: None }
     }
 
     pub fn subscription(sub: &uuid::Uuid) -> Scope {
@@ -247,10 +240,7 @@ mod tests {
 
     #[test]
     fn resource_scope_inherits_from_its_parents_case_insensitively() {
-        let s = Scope::parse(&format!(
-            "/subscriptions/{SUB}/resourcegroups/RG1/providers/Microsoft.Network/virtualNetworks/v1/subnets/s1"
-        ))
-        .unwrap();
+        let s = Scope::parse(&format!("/subscriptions/{SUB}/resourcegroups/RG1/providers/Microsoft.Network/virtualNetworks/v1/subnets/s1")).unwrap();
         let chain: Vec<&str> = s.chain_keys().collect();
         assert_eq!(
             chain,

@@ -38,8 +38,7 @@ fn principal(n: u8) -> Uuid {
 
 /// Resource group names, pairwise different ignoring case; several are prefixes of others, one
 /// is also a path keyword, and two are not ASCII (ARM allows Unicode letters in group names).
-const RESOURCE_GROUPS: &[&str] =
-    &["rg", "rg1", "rg10", "Rg1-x", "MC_rg_aks_japaneast", "a.b", "x(1)", "providers", "Ünïcode-rg", "été"];
+const RESOURCE_GROUPS: &[&str] = &["rg", "rg1", "rg10", "Rg1-x", "MC_rg_aks_japaneast", "a.b", "x(1)", "providers", "Ünïcode-rg", "été"];
 const NAMESPACES: &[&str] = &["Microsoft.Network", "Microsoft.KeyVault", "Microsoft.ManagedIdentity"];
 const TYPES: &[&str] = &["virtualNetworks", "subnets", "vaults", "secrets", "userAssignedIdentities", "providers"];
 const NAMES: &[&str] = &["v1", "v10", "s", "kubernetes", "resourceGroups", "Microsoft.Fake"];
@@ -131,8 +130,7 @@ fn rg_segs() -> impl Strategy<Value = Segs> {
 }
 
 fn pairs(min: usize, max: usize) -> impl Strategy<Value = Segs> {
-    prop::collection::vec((select(TYPES), select(NAMES)), min..=max)
-        .prop_map(|ps| ps.into_iter().flat_map(|(t, n)| [t.to_string(), n.to_string()]).collect())
+    prop::collection::vec((select(TYPES), select(NAMES)), min..=max).prop_map(|ps| ps.into_iter().flat_map(|(t, n)| [t.to_string(), n.to_string()]).collect())
 }
 
 /// `providers/{namespace}/{type}/{name}[/{type}/{name}…]`, one to three levels deep.
@@ -192,8 +190,7 @@ struct Below {
 
 fn below() -> impl Strategy<Value = Below> {
     let anywhere = any_scope().prop_filter("strictly below the root", |s| !s.is_empty());
-    (anywhere, rg_segs(), resource_segs(), pairs(1, 2), 0u8..3)
-        .prop_map(|(anywhere, rg, resource, pairs, pick)| Below { anywhere, rg, resource, pairs, pick })
+    (anywhere, rg_segs(), resource_segs(), pairs(1, 2), 0u8..3).prop_map(|(anywhere, rg, resource, pairs, pick)| Below { anywhere, rg, resource, pairs, pick })
 }
 
 /// A scope strictly beneath `base`.
@@ -234,10 +231,7 @@ fn recase(s: &str, mask: &[bool]) -> String {
 }
 
 fn case_mask() -> impl Strategy<Value = Vec<bool>> {
-    prop_oneof![
-        Just(vec![true]),
-        prop::collection::vec(any::<bool>(), 1..=7),
-    ]
+    prop_oneof![Just(vec![true]), prop::collection::vec(any::<bool>(), 1..=7),]
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -246,9 +240,8 @@ fn case_mask() -> impl Strategy<Value = Vec<bool>> {
 
 fn permission_block() -> impl Strategy<Value = Permission> {
     use prop::collection::vec;
-    (vec(pattern(), 0..=3), vec(pattern(), 0..=2), vec(pattern(), 0..=2), vec(pattern(), 0..=1)).prop_map(
-        |(actions, not_actions, data_actions, not_data_actions)| Permission { actions, not_actions, data_actions, not_data_actions },
-    )
+    (vec(pattern(), 0..=3), vec(pattern(), 0..=2), vec(pattern(), 0..=2), vec(pattern(), 0..=1))
+        .prop_map(|(actions, not_actions, data_actions, not_data_actions)| Permission { actions, not_actions, data_actions, not_data_actions })
 }
 
 fn custom_role(n: u8, permissions: Vec<Permission>) -> RoleDefinition {
@@ -265,18 +258,13 @@ fn custom_role(n: u8, permissions: Vec<Permission>) -> RoleDefinition {
 const CUSTOM_ROLES: usize = 3;
 
 fn custom_roles() -> impl Strategy<Value = Vec<RoleDefinition>> {
-    prop::collection::vec(prop::collection::vec(permission_block(), 1..=3), CUSTOM_ROLES).prop_map(|blocks| {
-        blocks.into_iter().enumerate().map(|(i, ps)| custom_role(i as u8, ps)).collect()
-    })
+    prop::collection::vec(prop::collection::vec(permission_block(), 1..=3), CUSTOM_ROLES)
+        .prop_map(|blocks| blocks.into_iter().enumerate().map(|(i, ps)| custom_role(i as u8, ps)).collect())
 }
 
 /// Role GUIDs to assign: every built-in role, then the custom ones.
 fn role_ids() -> Vec<Uuid> {
-    builtin_roles()
-        .iter()
-        .map(|r| r.name)
-        .chain((0..CUSTOM_ROLES).map(|i| Uuid::from_u128(CUSTOM_ROLE_BASE + i as u128)))
-        .collect()
+    builtin_roles().iter().map(|r| r.name).chain((0..CUSTOM_ROLES).map(|i| Uuid::from_u128(CUSTOM_ROLE_BASE + i as u128))).collect()
 }
 
 fn role_index() -> impl Strategy<Value = usize> {
@@ -467,10 +455,7 @@ fn oracle_glob_agrees_with_documented_examples() {
     assert!(oracle_glob("Microsoft.Network/*", "Microsoft.Network/loadBalancers/write"));
     assert!(!oracle_glob("Microsoft.Network/*", "Microsoft.Compute/virtualMachines/read"));
     assert!(oracle_glob("Microsoft.Authorization/*/Write", "Microsoft.Authorization/roleAssignments/write"));
-    assert!(oracle_glob(
-        "Microsoft.ManagedIdentity/userAssignedIdentities/*/assign/action",
-        "Microsoft.ManagedIdentity/userAssignedIdentities/assign/action"
-    ));
+    assert!(oracle_glob("Microsoft.ManagedIdentity/userAssignedIdentities/*/assign/action", "Microsoft.ManagedIdentity/userAssignedIdentities/assign/action"));
     assert!(oracle_covers("/", "/subscriptions/x"));
     assert!(oracle_covers("/subscriptions/x/resourceGroups/RG1", "/subscriptions/x/resourcegroups/rg1/providers/a.b/t/n"));
     assert!(!oracle_covers("/subscriptions/x/resourceGroups/rg1", "/subscriptions/x/resourceGroups/rg10"));

@@ -94,11 +94,7 @@ fn world(total_bindings: usize) -> RbacSnapshot {
             rule(&["apps"], &["deployments", "deployments/scale", "statefulsets"], &["create", "delete", "patch", "update"]),
         ],
     ));
-    o.cluster_roles.push(source(
-        "system:aggregate-to-admin",
-        "admin",
-        vec![rule(&["rbac.authorization.k8s.io"], &["roles", "rolebindings"], &["*"])],
-    ));
+    o.cluster_roles.push(source("system:aggregate-to-admin", "admin", vec![rule(&["rbac.authorization.k8s.io"], &["roles", "rolebindings"], &["*"])]));
     for i in 0..CUSTOM_CLUSTER_ROLES {
         o.cluster_roles.push(ClusterRole {
             metadata: meta(&format!("custom-{i:02}"), None, &[]),
@@ -227,8 +223,7 @@ fn scaling(c: &mut Criterion) {
     for total in [1_000, 10_000, 100_000] {
         let snap = world(total);
         verify(&snap, check);
-        group
-            .bench_with_input(BenchmarkId::from_parameter(total), &snap, |b, snap| b.iter(|| run(black_box(snap), black_box(&check.args))));
+        group.bench_with_input(BenchmarkId::from_parameter(total), &snap, |b, snap| b.iter(|| run(black_box(snap), black_box(&check.args))));
     }
     group.finish();
 }

@@ -24,9 +24,7 @@ pub(crate) fn selector_matches(selector: &LabelSelector, labels: &BTreeMap<Strin
         let values = req.values.as_deref().unwrap_or(&[]);
         let present = labels.get(&req.key);
         let holds = match req.operator.as_str() {
-            "In" | "NotIn" if values.is_empty() => {
-                return Err(format!("key {:?}: for 'In', 'NotIn' operators, values set can't be empty", req.key))
-            }
+            "In" | "NotIn" if values.is_empty() => return Err(format!("key {:?}: for 'In', 'NotIn' operators, values set can't be empty", req.key)),
             "Exists" | "DoesNotExist" if !values.is_empty() => {
                 return Err(format!("key {:?}: values set must be empty for exists and does not exist", req.key))
             }
@@ -165,10 +163,8 @@ mod tests {
 
     #[test]
     fn an_aggregation_cycle_terminates_and_a_role_never_aggregates_itself() {
-        let mut roles = vec![
-            role("a", &[("x", "1")], &["get"], Some(match_labels("x", "1"))),
-            role("b", &[("x", "1")], &["list"], Some(match_labels("x", "1"))),
-        ];
+        let mut roles =
+            vec![role("a", &[("x", "1")], &["get"], Some(match_labels("x", "1"))), role("b", &[("x", "1")], &["list"], Some(match_labels("x", "1")))];
         aggregate(&mut roles).unwrap();
         assert!(roles.iter().all(|r| r.rules.iter().flatten().count() <= 2));
     }

@@ -43,11 +43,7 @@ pub fn to_yaml(identity: &AzureIdentity, binding: &AzureIdentityBinding) -> Resu
         let v = v.map_err(|e| Error::InvalidObject(format!("{kind}: {e}")))?;
         serde_yaml_ng::to_string(&with_kind(v, kind)).map_err(|e| Error::InvalidObject(format!("{kind}: {e}")))
     };
-    Ok(format!(
-        "{}---\n{}",
-        render(serde_json::to_value(identity), "AzureIdentity")?,
-        render(serde_json::to_value(binding), "AzureIdentityBinding")?
-    ))
+    Ok(format!("{}---\n{}", render(serde_json::to_value(identity), "AzureIdentity")?, render(serde_json::to_value(binding), "AzureIdentityBinding")?))
 }
 
 #[cfg(test)]
@@ -63,7 +59,9 @@ mod tests {
         assert!(yaml.contains("kind: AzureIdentityBinding") && yaml.contains("resourceID:") && yaml.contains("name: azure-vote-binding"), "{yaml}");
         let mut state = ClusterState::default();
         state.read_yaml(&yaml, "addon.yaml").unwrap();
-        state.read_yaml("kind: Pod\nmetadata: {name: web, namespace: default, labels: {aadpodidbinding: vote}}\nstatus: {podIP: 10.0.0.9}\n", "pod.yaml").unwrap();
+        state
+            .read_yaml("kind: Pod\nmetadata: {name: web, namespace: default, labels: {aadpodidbinding: vote}}\nstatus: {podIP: 10.0.0.9}\n", "pod.yaml")
+            .unwrap();
         match decide(&state, "10.0.0.9", &Selector::default()) {
             PodDecision::Identity { identity: got, .. } => assert_eq!(*got, identity),
             other => panic!("{other:?}"),

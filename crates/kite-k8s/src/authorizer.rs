@@ -262,10 +262,8 @@ pub fn evaluate(snap: &RbacSnapshot, attrs: &Attributes, explain: bool) -> Decis
     };
     if attrs.groups.iter().any(|g| g == PRIVILEGED_GROUP) {
         decision.allowed = true;
-        decision.reason = format!(
-            "allowed: user {:?} is in group {PRIVILEGED_GROUP:?}, which the API server authorizes for everything before consulting RBAC",
-            attrs.user
-        );
+        decision.reason =
+            format!("allowed: user {:?} is in group {PRIVILEGED_GROUP:?}, which the API server authorizes for everything before consulting RBAC", attrs.user);
         return decision;
     }
     let mut naming = 0;
@@ -383,10 +381,7 @@ fn deny(decision: &mut Decision, naming: usize, explain: bool) {
     }
     if let Some(s) = &decision.suggestion {
         let role_where = s.binding.namespace.as_ref().map(|ns| format!(" in namespace {ns:?}")).unwrap_or_default();
-        reason.push_str(&format!(
-            ". The smallest grant is {}{role_where} with {:?} {:?} (YAML in the suggestion)",
-            s.role, s.binding.kind, s.binding.name
-        ));
+        reason.push_str(&format!(". The smallest grant is {}{role_where} with {:?} {:?} (YAML in the suggestion)", s.role, s.binding.kind, s.binding.name));
     }
     decision.reason = reason;
 }
@@ -430,8 +425,7 @@ pub fn who_can_attributes(snap: &RbacSnapshot, attrs: &Attributes) -> Vec<Grant>
 }
 
 fn attributes_from_review(spec: &SubjectAccessReviewSpec) -> Result<Attributes, String> {
-    let mut attrs =
-        Attributes { user: spec.user.clone().unwrap_or_default(), groups: spec.groups.clone().unwrap_or_default(), ..Default::default() };
+    let mut attrs = Attributes { user: spec.user.clone().unwrap_or_default(), groups: spec.groups.clone().unwrap_or_default(), ..Default::default() };
     match (&spec.resource_attributes, &spec.non_resource_attributes) {
         (Some(r), _) => {
             let s = |v: &Option<String>| v.clone().unwrap_or_default();
@@ -545,16 +539,9 @@ subjects:
         assert!(d.allowed, "{}", d.reason);
         let g = d.granted_by.unwrap();
         assert_eq!((g.binding.kind, g.binding.name.as_str(), g.role.kind.as_str()), (BindingKind::RoleBinding, "readers", "ClusterRole"));
-        assert!(
-            d.reason.contains(r#"RoleBinding "readers" in namespace "dev" binds ClusterRole "pod-reader" to Group "dev-team""#),
-            "{}",
-            d.reason
-        );
+        assert!(d.reason.contains(r#"RoleBinding "readers" in namespace "dev" binds ClusterRole "pod-reader" to Group "dev-team""#), "{}", d.reason);
         assert!(!evaluate(&snap, &req("alice", &["dev-team"], "list", "", "pods", "prod"), true).allowed);
-        assert!(
-            !evaluate(&snap, &req("alice", &["dev-team"], "list", "", "pods", ""), true).allowed,
-            "cluster-wide needs a ClusterRoleBinding"
-        );
+        assert!(!evaluate(&snap, &req("alice", &["dev-team"], "list", "", "pods", ""), true).allowed, "cluster-wide needs a ClusterRoleBinding");
     }
 
     #[test]
@@ -630,11 +617,7 @@ subjects:
         assert_eq!((s.role.kind.as_str(), s.binding.kind), ("Role", BindingKind::RoleBinding));
         assert!(d.reason.contains(r#"The smallest grant is Role "kite-delete-pods" in namespace "dev""#), "{}", d.reason);
         let nobody = evaluate(&world(), &req("erin", &[], "get", "", "pods", "dev"), false);
-        assert!(
-            nobody.reason.contains(r#"no ClusterRoleBinding, and no RoleBinding in namespace "dev", names user "erin""#),
-            "{}",
-            nobody.reason
-        );
+        assert!(nobody.reason.contains(r#"no ClusterRoleBinding, and no RoleBinding in namespace "dev", names user "erin""#), "{}", nobody.reason);
         assert!(nobody.suggestion.is_none(), "no suggestion unless explaining");
     }
 
@@ -664,22 +647,15 @@ subjects:
             },
             ..Default::default()
         };
-        let pods = |ns: &str| ResourceAttributes {
-            namespace: Some(ns.into()),
-            verb: Some("watch".into()),
-            resource: Some("pods".into()),
-            ..Default::default()
-        };
+        let pods =
+            |ns: &str| ResourceAttributes { namespace: Some(ns.into()), verb: Some("watch".into()), resource: Some("pods".into()), ..Default::default() };
         let status = review(&snap, sar(Some(pods("dev")), None)).status.unwrap();
         assert!(status.allowed && status.denied == Some(false));
         assert!(status.reason.unwrap().contains("readers"));
         let status = review(&snap, sar(Some(pods("prod")), None)).status.unwrap();
         assert!(!status.allowed && status.denied == Some(false) && status.reason.is_some());
         let healthz = NonResourceAttributes { path: Some("/healthz".into()), verb: Some("get".into()) };
-        assert!(
-            !review(&snap, sar(None, Some(healthz))).status.unwrap().allowed,
-            "groups are taken as given: no system:authenticated added"
-        );
+        assert!(!review(&snap, sar(None, Some(healthz))).status.unwrap().allowed, "groups are taken as given: no system:authenticated added");
         assert!(review(&snap, sar(None, None)).status.unwrap().evaluation_error.is_some());
     }
 

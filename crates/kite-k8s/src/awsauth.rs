@@ -33,13 +33,7 @@ pub const CONFIGMAP_NAME: &str = "aws-auth";
 pub const CONFIGMAP_NAMESPACE: &str = "kube-system";
 
 /// The template variables upstream renders in usernames and groups.
-pub const TEMPLATE_VARIABLES: [&str; 5] = [
-    "AccountID",
-    "SessionName",
-    "SessionNameRaw",
-    "AccessKeyID",
-    "EC2PrivateDNSName",
-];
+pub const TEMPLATE_VARIABLES: [&str; 5] = ["AccountID", "SessionName", "SessionNameRaw", "AccessKeyID", "EC2PrivateDNSName"];
 
 /// A `mapRoles` entry.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -126,19 +120,8 @@ impl fmt::Display for Report {
 
 impl std::error::Error for Report {}
 
-fn finding(
-    section: Section,
-    entry: impl Into<String>,
-    problem: impl Into<String>,
-    fix: Option<String>,
-) -> Finding {
-    Finding {
-        section,
-        entry: entry.into(),
-        line: None,
-        problem: problem.into(),
-        fix,
-    }
+fn finding(section: Section, entry: impl Into<String>, problem: impl Into<String>, fix: Option<String>) -> Finding {
+    Finding { section, entry: entry.into(), line: None, problem: problem.into(), fix }
 }
 
 fn role_label(i: usize, arn: &str) -> String {
@@ -227,15 +210,7 @@ fn locate(yaml: &str, findings: &mut [Finding]) {
 }
 
 fn field_name_fix(got: &str, known: &[&str]) -> String {
-    let best = known
-        .iter()
-        .map(|k| {
-            (
-                k,
-                strsim::levenshtein(&got.to_lowercase(), &k.to_lowercase()),
-            )
-        })
-        .min_by_key(|(_, d)| *d);
+    let best = known.iter().map(|k| (k, strsim::levenshtein(&got.to_lowercase(), &k.to_lowercase()))).min_by_key(|(_, d)| *d);
     match best {
         Some((k, d)) if d <= 3 => format!("did you mean '{k}'? upstream ignores unknown fields, so the entry would silently lose its value"),
         _ => format!("use only {}", known.join(", ")),
@@ -258,39 +233,22 @@ struct Parsed {
 }
 
 /// One list entry with Go `encoding/json`'s case-insensitive field names, as upstream reads it.
-fn parse_entry(
-    item: &Value,
-    arn_key: &str,
-    section: Section,
-    label: &str,
-    report: &mut Report,
-) -> Option<Parsed> {
+fn parse_entry(item: &Value, arn_key: &str, section: Section, label: &str, report: &mut Report) -> Option<Parsed> {
     let Value::Mapping(m) = item else {
         report.errors.push(finding(
             section,
             label,
             "is not a mapping",
-            Some(format!(
-                "write each entry as '- {arn_key}: <arn>' with username: and groups: under it"
-            )),
+            Some(format!("write each entry as '- {arn_key}: <arn>' with username: and groups: under it")),
         ));
         return None;
     };
     let known = [arn_key, "username", "groups", "userid"];
-    let mut out = Parsed {
-        arn: String::new(),
-        username: String::new(),
-        groups: Vec::new(),
-    };
+    let mut out = Parsed { arn: String::new(), username: String::new(), groups: Vec::new() };
     let mut ok = true;
     for (k, v) in m {
         let Some(key) = k.as_str() else {
-            report.errors.push(finding(
-                section.clone(),
-                label,
-                format!("has a non-string key {k:?}"),
-                None,
-            ));
+            report.errors.push(finding(section.clone(), label, format!("has a non-string key {k:?}"), None));
             ok = false;
             continue;
         };
@@ -306,12 +264,7 @@ fn parse_entry(
                 }
                 Value::Null => {}
                 other => {
-                    report.errors.push(finding(
-                        section.clone(),
-                        label,
-                        format!("{key} must be a string, got {}", kind_of(other)),
-                        None,
-                    ));
+                    report.errors.push(finding(section.clone(), label, format!("{key} must be a string, got {}", kind_of(other)), None));
                     ok = false;
                 }
             }
@@ -323,12 +276,7 @@ fn parse_entry(
                         match scalar_string(g) {
                             Some(g) => out.groups.push(g),
                             None => {
-                                report.errors.push(finding(
-                                    section.clone(),
-                                    label,
-                                    format!("groups holds a {}, not a group name", kind_of(g)),
-                                    None,
-                                ));
+                                report.errors.push(finding(section.clone(), label, format!("groups holds a {}, not a group name", kind_of(g)), None));
                                 ok = false;
                             }
                         }
@@ -344,12 +292,7 @@ fn parse_entry(
                     ok = false;
                 }
                 other => {
-                    report.errors.push(finding(
-                        section.clone(),
-                        label,
-                        format!("groups must be a list, got {}", kind_of(other)),
-                        None,
-                    ));
+                    report.errors.push(finding(section.clone(), label, format!("groups must be a list, got {}", kind_of(other)), None));
                     ok = false;
                 }
             }
@@ -369,12 +312,7 @@ fn parse_entry(
             ));
             ok = false;
         } else {
-            report.errors.push(finding(
-                section.clone(),
-                label,
-                format!("unknown field '{key}'"),
-                Some(field_name_fix(key, &known[..3])),
-            ));
+            report.errors.push(finding(section.clone(), label, format!("unknown field '{key}'"), Some(field_name_fix(key, &known[..3]))));
             ok = false;
         }
     }
@@ -394,13 +332,7 @@ fn kind_of(v: &Value) -> &'static str {
 }
 
 /// Parses one `data.<key>` string into a YAML list, explaining YAML errors with the file line.
-fn parse_list(
-    doc: &str,
-    key: &str,
-    text: &str,
-    section: Section,
-    report: &mut Report,
-) -> Option<Vec<Value>> {
+fn parse_list(doc: &str, key: &str, text: &str, section: Section, report: &mut Report) -> Option<Vec<Value>> {
     if is_skippable(text) {
         return Some(Vec::new());
     }
@@ -411,9 +343,7 @@ fn parse_list(
                 (Some(n), Some((key_line, _))) => Some(key_line + n),
                 _ => None,
             };
-            let at = inner
-                .map(|n| format!(" (line {n} of the {key} text)"))
-                .unwrap_or_default();
+            let at = inner.map(|n| format!(" (line {n} of the {key} text)")).unwrap_or_default();
             report.errors.push(Finding {
                 section,
                 entry: format!("data.{key}"),
@@ -480,48 +410,20 @@ impl AwsAuth {
             kind: &'static str,
             metadata: Meta,
         }
-        let ser =
-            |e: serde_yaml_ng::Error| Error::InvalidObject(format!("cannot write aws-auth: {e}"));
+        let ser = |e: serde_yaml_ng::Error| Error::InvalidObject(format!("cannot write aws-auth: {e}"));
         let mut data = BTreeMap::new();
         if !self.map_roles.is_empty() {
-            let rows: Vec<RoleOut> = self
-                .map_roles
-                .iter()
-                .map(|r| RoleOut {
-                    groups: &r.groups,
-                    rolearn: &r.rolearn,
-                    username: &r.username,
-                })
-                .collect();
+            let rows: Vec<RoleOut> = self.map_roles.iter().map(|r| RoleOut { groups: &r.groups, rolearn: &r.rolearn, username: &r.username }).collect();
             data.insert("mapRoles", serde_yaml_ng::to_string(&rows).map_err(ser)?);
         }
         if !self.map_users.is_empty() {
-            let rows: Vec<UserOut> = self
-                .map_users
-                .iter()
-                .map(|u| UserOut {
-                    groups: &u.groups,
-                    userarn: &u.userarn,
-                    username: &u.username,
-                })
-                .collect();
+            let rows: Vec<UserOut> = self.map_users.iter().map(|u| UserOut { groups: &u.groups, userarn: &u.userarn, username: &u.username }).collect();
             data.insert("mapUsers", serde_yaml_ng::to_string(&rows).map_err(ser)?);
         }
         if !self.map_accounts.is_empty() {
-            data.insert(
-                "mapAccounts",
-                serde_yaml_ng::to_string(&self.map_accounts).map_err(ser)?,
-            );
+            data.insert("mapAccounts", serde_yaml_ng::to_string(&self.map_accounts).map_err(ser)?);
         }
-        let cm = ConfigMap {
-            api_version: "v1",
-            data,
-            kind: "ConfigMap",
-            metadata: Meta {
-                name: CONFIGMAP_NAME,
-                namespace: CONFIGMAP_NAMESPACE,
-            },
-        };
+        let cm = ConfigMap { api_version: "v1", data, kind: "ConfigMap", metadata: Meta { name: CONFIGMAP_NAME, namespace: CONFIGMAP_NAMESPACE } };
         serde_yaml_ng::to_string(&cm).map_err(ser)
     }
 }
@@ -548,36 +450,21 @@ fn parse_configmap(yaml: &str) -> (Option<AwsAuth>, Report) {
         report.errors.push(finding(
             doc.clone(),
             "kind",
-            format!(
-                "is {}, not ConfigMap",
-                kind.map(|k| format!("'{k}'"))
-                    .unwrap_or_else(|| "missing".into())
-            ),
+            format!("is {}, not ConfigMap", kind.map(|k| format!("'{k}'")).unwrap_or_else(|| "missing".into())),
             Some("kind: ConfigMap".into()),
         ));
     }
     let meta = get(&root, "metadata");
-    let name = meta
-        .as_ref()
-        .and_then(|m| m.get("name"))
-        .and_then(Value::as_str);
+    let name = meta.as_ref().and_then(|m| m.get("name")).and_then(Value::as_str);
     if name != Some(CONFIGMAP_NAME) {
         report.errors.push(finding(
             doc.clone(),
             "metadata.name",
-            format!(
-                "is {}: the authenticator only reads the ConfigMap named aws-auth",
-                name.map(|n| format!("'{n}'"))
-                    .unwrap_or_else(|| "missing".into())
-            ),
+            format!("is {}: the authenticator only reads the ConfigMap named aws-auth", name.map(|n| format!("'{n}'")).unwrap_or_else(|| "missing".into())),
             Some("metadata:\n  name: aws-auth\n  namespace: kube-system".into()),
         ));
     }
-    if let Some(ns) = meta
-        .as_ref()
-        .and_then(|m| m.get("namespace"))
-        .and_then(Value::as_str)
-    {
+    if let Some(ns) = meta.as_ref().and_then(|m| m.get("namespace")).and_then(Value::as_str) {
         if ns != CONFIGMAP_NAMESPACE {
             report.errors.push(finding(
                 doc.clone(),
@@ -593,13 +480,9 @@ fn parse_configmap(yaml: &str) -> (Option<AwsAuth>, Report) {
         Some(Value::Mapping(m)) => {
             for (k, v) in &m {
                 let key = k.as_str().unwrap_or_default();
-                let known = ["mapRoles", "mapUsers", "mapAccounts"]
-                    .into_iter()
-                    .find(|x| *x == key);
+                let known = ["mapRoles", "mapUsers", "mapAccounts"].into_iter().find(|x| *x == key);
                 let Some(known) = known else {
-                    let near = ["mapRoles", "mapUsers", "mapAccounts"]
-                        .into_iter()
-                        .find(|x| strsim::levenshtein(&x.to_lowercase(), &key.to_lowercase()) <= 2);
+                    let near = ["mapRoles", "mapUsers", "mapAccounts"].into_iter().find(|x| strsim::levenshtein(&x.to_lowercase(), &key.to_lowercase()) <= 2);
                     match near {
                         Some(n) => report.errors.push(finding(
                             doc.clone(),
@@ -625,12 +508,7 @@ fn parse_configmap(yaml: &str) -> (Option<AwsAuth>, Report) {
                 }
             }
         }
-        Some(other) => report.errors.push(finding(
-            doc.clone(),
-            "data",
-            format!("must be a mapping, got {}", kind_of(&other)),
-            None,
-        )),
+        Some(other) => report.errors.push(finding(doc.clone(), "data", format!("must be a mapping, got {}", kind_of(&other)), None)),
     }
 
     let mut auth = AwsAuth::default();
@@ -655,13 +533,7 @@ fn parse_configmap(yaml: &str) -> (Option<AwsAuth>, Report) {
     auth.map_roles = roles.into_iter().map(|p| RoleMapping { rolearn: p.arn, username: p.username, groups: p.groups }).collect();
     auth.map_users = users.into_iter().map(|p| UserMapping { userarn: p.arn, username: p.username, groups: p.groups }).collect();
     if let Some(text) = texts.get("mapAccounts") {
-        match parse_list(
-            yaml,
-            "mapAccounts",
-            text,
-            Section::MapAccounts(None),
-            &mut report,
-        ) {
+        match parse_list(yaml, "mapAccounts", text, Section::MapAccounts(None), &mut report) {
             Some(items) => {
                 for (i, item) in items.iter().enumerate() {
                     match scalar_string(item) {
@@ -705,13 +577,7 @@ fn template_tokens(template: &str) -> std::result::Result<Vec<&str>, String> {
 }
 
 /// Problems with the templates of one username or group; `is_user` for `mapUsers` entries.
-fn check_template(
-    template: &str,
-    what: &str,
-    is_user: bool,
-    errors: &mut Vec<(String, Option<String>)>,
-    warnings: &mut Vec<(String, Option<String>)>,
-) {
+fn check_template(template: &str, what: &str, is_user: bool, errors: &mut Vec<(String, Option<String>)>, warnings: &mut Vec<(String, Option<String>)>) {
     match template_tokens(template) {
         Err(e) => errors.push((format!("{what} has {e}"), None)),
         Ok(tokens) => {
@@ -728,20 +594,12 @@ fn check_template(
                 let trimmed = t.trim();
                 let best = TEMPLATE_VARIABLES
                     .iter()
-                    .map(|v| {
-                        (
-                            v,
-                            strsim::levenshtein(&trimmed.to_lowercase(), &v.to_lowercase()),
-                        )
-                    })
+                    .map(|v| (v, strsim::levenshtein(&trimmed.to_lowercase(), &v.to_lowercase())))
                     .min_by_key(|(_, d)| *d)
                     .filter(|(_, d)| *d <= 3)
                     .map(|(v, _)| *v);
-                let fix = best
-                    .map(|v| template.replace(&format!("{{{{{t}}}}}"), &format!("{{{{{v}}}}}")));
-                let known = TEMPLATE_VARIABLES
-                    .map(|v| format!("{{{{{v}}}}}"))
-                    .join(", ");
+                let fix = best.map(|v| template.replace(&format!("{{{{{t}}}}}"), &format!("{{{{{v}}}}}")));
+                let known = TEMPLATE_VARIABLES.map(|v| format!("{{{{{v}}}}}")).join(", ");
                 errors.push((format!("{what} uses unknown template variable {{{{{t}}}}} (upstream leaves it as literal text; known: {known})"), fix));
             }
         }
@@ -759,9 +617,7 @@ struct TemplateInput<'a> {
 fn render(template: &str, input: &TemplateInput) -> std::result::Result<String, String> {
     let tokens = template_tokens(template)?;
     if let Some(t) = tokens.iter().find(|t| !TEMPLATE_VARIABLES.contains(t)) {
-        return Err(format!(
-            "'{template}' uses unknown template variable {{{{{t}}}}}"
-        ));
+        return Err(format!("'{template}' uses unknown template variable {{{{{t}}}}}"));
     }
     if tokens.contains(&"EC2PrivateDNSName") {
         return Err(format!(
@@ -782,19 +638,13 @@ fn render(template: &str, input: &TemplateInput) -> std::result::Result<String, 
 
 fn strip_role_path(arn: &Arn) -> Option<String> {
     match arn.resource() {
-        Resource::Role { name, .. } => Some(format!(
-            "arn:{}:iam::{}:role/{name}",
-            arn.partition(),
-            arn.account()
-        )),
+        Resource::Role { name, .. } => Some(format!("arn:{}:iam::{}:role/{name}", arn.partition(), arn.account())),
         _ => None,
     }
 }
 
 fn same_identity(a: &Arn, b: &Arn) -> bool {
-    canonicalize(a)
-        .to_string()
-        .eq_ignore_ascii_case(&canonicalize(b).to_string())
+    canonicalize(a).to_string().eq_ignore_ascii_case(&canonicalize(b).to_string())
 }
 
 struct Entry<'a> {
@@ -833,12 +683,7 @@ pub fn validate(auth: &AwsAuth, creator: Option<&str>) -> Report {
     let creator = match creator.map(Arn::parse) {
         Some(Ok(a)) => Some(a),
         Some(Err(e)) => {
-            report.warnings.push(finding(
-                Section::Document,
-                "the cluster creator",
-                e.to_string(),
-                None,
-            ));
+            report.warnings.push(finding(Section::Document, "the cluster creator", e.to_string(), None));
             None
         }
         None => None,
@@ -846,36 +691,21 @@ pub fn validate(auth: &AwsAuth, creator: Option<&str>) -> Report {
     let mut seen: Vec<(String, String)> = Vec::new();
     for e in entries(auth) {
         let field = if e.is_user_list { "userarn" } else { "rolearn" };
-        let err = |report: &mut Report, p: String, fix: Option<String>| {
-            report
-                .errors
-                .push(finding(e.section.clone(), e.label.clone(), p, fix))
-        };
-        let warn = |report: &mut Report, p: String, fix: Option<String>| {
-            report
-                .warnings
-                .push(finding(e.section.clone(), e.label.clone(), p, fix))
-        };
+        let err = |report: &mut Report, p: String, fix: Option<String>| report.errors.push(finding(e.section.clone(), e.label.clone(), p, fix));
+        let warn = |report: &mut Report, p: String, fix: Option<String>| report.warnings.push(finding(e.section.clone(), e.label.clone(), p, fix));
 
         let parsed = if e.arn.is_empty() {
             err(
                 &mut report,
                 format!("{field} is missing: the entry can never match"),
-                Some(format!(
-                    "{field}: arn:aws:iam::<account>:{}/<name>",
-                    if e.is_user_list { "user" } else { "role" }
-                )),
+                Some(format!("{field}: arn:aws:iam::<account>:{}/<name>", if e.is_user_list { "user" } else { "role" })),
             );
             None
         } else {
             match Arn::parse(e.arn) {
                 Ok(a) => Some(a),
                 Err(x) => {
-                    err(
-                        &mut report,
-                        format!("{field} is not a valid identity ARN: {x}"),
-                        None,
-                    );
+                    err(&mut report, format!("{field} is not a valid identity ARN: {x}"), None);
                     None
                 }
             }
@@ -899,7 +729,11 @@ pub fn validate(auth: &AwsAuth, creator: Option<&str>) -> Report {
                         Some(format!("rolearn: {bare}")),
                     );
                 }
-                Resource::OidcProvider { .. } => err(&mut report, format!("{field} names an OIDC provider, which never calls the cluster itself"), Some("map the role its workloads assume instead".into())),
+                Resource::OidcProvider { .. } => err(
+                    &mut report,
+                    format!("{field} names an OIDC provider, which never calls the cluster itself"),
+                    Some("map the role its workloads assume instead".into()),
+                ),
                 Resource::Role { .. } if e.is_user_list => warn(
                     &mut report,
                     "userarn names a role; upstream matches it anyway, but eksctl and kite keep roles in mapRoles".into(),
@@ -936,31 +770,15 @@ pub fn validate(auth: &AwsAuth, creator: Option<&str>) -> Report {
                 Some(Resource::User { name, .. }) => format!("username: {name}"),
                 _ => "username: <kubernetes user name>".into(),
             };
-            errs.push((
-                "username is empty: the authenticator would hand Kubernetes an empty user"
-                    .to_string(),
-                Some(fix),
-            ));
+            errs.push(("username is empty: the authenticator would hand Kubernetes an empty user".to_string(), Some(fix)));
         } else {
-            check_template(
-                e.username,
-                "username",
-                e.is_user_list,
-                &mut errs,
-                &mut warns,
-            );
+            check_template(e.username, "username", e.is_user_list, &mut errs, &mut warns);
         }
         for (gi, g) in e.groups.iter().enumerate() {
             if g.trim().is_empty() {
                 errs.push((format!("groups[{gi}] is empty"), Some("remove it".into())));
             } else {
-                check_template(
-                    g,
-                    &format!("groups[{gi}] '{g}'"),
-                    e.is_user_list,
-                    &mut errs,
-                    &mut warns,
-                );
+                check_template(g, &format!("groups[{gi}] '{g}'"), e.is_user_list, &mut errs, &mut warns);
             }
         }
         for (p, fix) in errs {
@@ -977,15 +795,12 @@ pub fn validate(auth: &AwsAuth, creator: Option<&str>) -> Report {
             );
         }
         if e.groups.iter().any(|g| g == PRIVILEGED_GROUP) {
-            let is_creator =
-                matches!((&parsed, &creator), (Some(a), Some(c)) if same_identity(a, c));
+            let is_creator = matches!((&parsed, &creator), (Some(a), Some(c)) if same_identity(a, c));
             if !is_creator {
                 let who = creator
                     .as_ref()
                     .map(|c| format!("only the cluster creator ({c}) needs it"))
-                    .unwrap_or_else(|| {
-                        "the cluster creator already has it outside aws-auth".into()
-                    });
+                    .unwrap_or_else(|| "the cluster creator already has it outside aws-auth".into());
                 warn(
                     &mut report,
                     format!("grants {PRIVILEGED_GROUP}, unrestricted cluster-admin that RBAC cannot narrow; least privilege: {who}"),
@@ -1001,27 +816,14 @@ pub fn validate(auth: &AwsAuth, creator: Option<&str>) -> Report {
             let digits: String = a.chars().filter(|c| c.is_ascii_digit()).collect();
             let fix = if is_account_id(&digits) {
                 Some(format!("- \"{digits}\""))
-            } else if !digits.is_empty()
-                && digits.len() < 12
-                && a.chars().all(|c| c.is_ascii_digit())
-            {
+            } else if !digits.is_empty() && digits.len() < 12 && a.chars().all(|c| c.is_ascii_digit()) {
                 Some(format!("- \"{digits:0>12}\" if leading zeros were lost: quote account IDs so YAML keeps them"))
             } else {
                 None
             };
-            report.errors.push(finding(
-                Section::MapAccounts(Some(i)),
-                label,
-                "is not a 12-digit AWS account ID",
-                fix,
-            ));
+            report.errors.push(finding(Section::MapAccounts(Some(i)), label, "is not a 12-digit AWS account ID", fix));
         } else if seen_accounts.contains(&a.as_str()) {
-            report.warnings.push(finding(
-                Section::MapAccounts(Some(i)),
-                label,
-                "is listed twice",
-                Some("remove the second one".into()),
-            ));
+            report.warnings.push(finding(Section::MapAccounts(Some(i)), label, "is listed twice", Some("remove the second one".into())));
         } else {
             seen_accounts.push(a);
         }
@@ -1054,11 +856,7 @@ pub fn apply(current: &AwsAuth, new_yaml: &str) -> Result<AwsAuth, Report> {
     apply_as(current, new_yaml, None).map(|(a, _)| a)
 }
 
-fn apply_as(
-    current: &AwsAuth,
-    new_yaml: &str,
-    creator: Option<&str>,
-) -> Result<(AwsAuth, Report), Report> {
+fn apply_as(current: &AwsAuth, new_yaml: &str, creator: Option<&str>) -> Result<(AwsAuth, Report), Report> {
     let (parsed, mut report) = parse_configmap(new_yaml);
     let refused = |mut report: Report| {
         report.warnings.push(finding(
@@ -1086,20 +884,10 @@ fn apply_as(
         return Err(refused(report));
     }
     for row in list(current) {
-        let kept = list(&auth)
-            .iter()
-            .any(|r| r.arn.eq_ignore_ascii_case(&row.arn) && r.account == row.account);
+        let kept = list(&auth).iter().any(|r| r.arn.eq_ignore_ascii_case(&row.arn) && r.account == row.account);
         if !kept {
             let what = row.account.clone().unwrap_or_else(|| row.arn.clone());
-            report.warnings.push(finding(
-                Section::Document,
-                what,
-                format!(
-                    "was mapped (as '{}') and this ConfigMap removes it",
-                    row.username
-                ),
-                None,
-            ));
+            report.warnings.push(finding(Section::Document, what, format!("was mapped (as '{}') and this ConfigMap removes it", row.username), None));
         }
     }
     Ok((auth, report))
@@ -1114,10 +902,7 @@ pub struct AwsAuthStore {
 
 impl AwsAuthStore {
     pub fn new(creator: Option<String>) -> AwsAuthStore {
-        AwsAuthStore {
-            current: AwsAuth::default(),
-            creator,
-        }
+        AwsAuthStore { current: AwsAuth::default(), creator }
     }
 
     pub fn current(&self) -> &AwsAuth {
@@ -1214,9 +999,7 @@ fn resource_kind(r: &Resource) -> &'static str {
 
 fn resource_name(r: &Resource) -> Option<&str> {
     match r {
-        Resource::Role { name, .. }
-        | Resource::User { name, .. }
-        | Resource::FederatedUser { name } => Some(name),
+        Resource::Role { name, .. } | Resource::User { name, .. } | Resource::FederatedUser { name } => Some(name),
         Resource::AssumedRole { role_name, .. } => Some(role_name),
         _ => None,
     }
@@ -1229,19 +1012,12 @@ fn explain_difference(field: &str, entry: &str, caller: &Arn) -> String {
         Err(e) => return format!("{field} is not a valid ARN ({e})"),
     };
     if let Resource::AssumedRole { .. } = entry_arn.resource() {
-        return format!(
-            "{field} is a role session ARN, which never matches; write {}",
-            canonicalize(&entry_arn)
-        );
+        return format!("{field} is a role session ARN, which never matches; write {}", canonicalize(&entry_arn));
     }
     let mut parts = Vec::new();
     if let Resource::Role { path, name } = entry_arn.resource() {
         if path != "/" {
-            let bare = format!(
-                "arn:{}:iam::{}:role/{name}",
-                entry_arn.partition(),
-                entry_arn.account()
-            );
+            let bare = format!("arn:{}:iam::{}:role/{name}", entry_arn.partition(), entry_arn.account());
             if bare.eq_ignore_ascii_case(&caller.to_string()) {
                 return format!("{field} has path {path} which STS drops; write {bare}");
             }
@@ -1249,68 +1025,31 @@ fn explain_difference(field: &str, entry: &str, caller: &Arn) -> String {
         }
     }
     if std::mem::discriminant(entry_arn.resource()) != std::mem::discriminant(caller.resource()) {
-        parts.push(format!(
-            "{field} names {} but the caller is {}",
-            resource_kind(entry_arn.resource()),
-            resource_kind(caller.resource())
-        ));
+        parts.push(format!("{field} names {} but the caller is {}", resource_kind(entry_arn.resource()), resource_kind(caller.resource())));
     }
     if entry_arn.partition() != caller.partition() {
-        parts.push(format!(
-            "partition {} in the entry vs {} in the caller's ARN",
-            entry_arn.partition(),
-            caller.partition()
-        ));
+        parts.push(format!("partition {} in the entry vs {} in the caller's ARN", entry_arn.partition(), caller.partition()));
     }
     if entry_arn.account() != caller.account() {
-        parts.push(format!(
-            "account {} in the entry vs {} in the caller's ARN",
-            entry_arn.account(),
-            caller.account()
-        ));
+        parts.push(format!("account {} in the entry vs {} in the caller's ARN", entry_arn.account(), caller.account()));
     }
-    match (
-        resource_name(entry_arn.resource()),
-        resource_name(caller.resource()),
-    ) {
-        (Some(a), Some(b)) if !a.eq_ignore_ascii_case(b) => parts.push(format!(
-            "name '{a}' in the entry vs '{b}' in the caller's ARN"
-        )),
+    match (resource_name(entry_arn.resource()), resource_name(caller.resource())) {
+        (Some(a), Some(b)) if !a.eq_ignore_ascii_case(b) => parts.push(format!("name '{a}' in the entry vs '{b}' in the caller's ARN")),
         _ => {}
     }
     if parts.is_empty() {
         parts.push(format!("{entry} differs from {caller}"));
     }
-    format!(
-        "{}; the caller needs an entry for {caller}",
-        parts.join(", ")
-    )
+    format!("{}; the caller needs an entry for {caller}", parts.join(", "))
 }
 
-fn closest_of<'a>(
-    candidates: impl IntoIterator<Item = (String, &'a str, &'static str)>,
-    caller: &Arn,
-) -> Option<Box<Closest>> {
+fn closest_of<'a>(candidates: impl IntoIterator<Item = (String, &'a str, &'static str)>, caller: &Arn) -> Option<Box<Closest>> {
     let key = caller.to_string().to_lowercase();
     candidates
         .into_iter()
-        .map(|(entry, arn, field)| {
-            (
-                strsim::levenshtein(&key, &arn.to_lowercase()),
-                entry,
-                arn,
-                field,
-            )
-        })
+        .map(|(entry, arn, field)| (strsim::levenshtein(&key, &arn.to_lowercase()), entry, arn, field))
         .min_by_key(|(d, ..)| *d)
-        .map(|(distance, entry, arn, field)| {
-            Box::new(Closest {
-                entry,
-                arn: arn.to_string(),
-                distance,
-                difference: explain_difference(field, arn, caller),
-            })
-        })
+        .map(|(distance, entry, arn, field)| Box::new(Closest { entry, arn: arn.to_string(), distance, difference: explain_difference(field, arn, caller) }))
 }
 
 struct Caller {
@@ -1333,12 +1072,7 @@ fn parse_caller(caller_arn: &str, session_name: Option<&str>) -> Result<Caller, 
         Resource::AssumedRole { session_name, .. } => session_name.clone(),
         _ => session_name.unwrap_or_default().to_string(),
     };
-    Ok(Caller {
-        key: canonical.to_string().to_lowercase(),
-        arn,
-        canonical,
-        session,
-    })
+    Ok(Caller { key: canonical.to_string().to_lowercase(), arn, canonical, session })
 }
 
 fn refuse(caller: &Caller, entry: String, why: String) -> MapMiss {
@@ -1351,26 +1085,11 @@ fn refuse(caller: &Caller, entry: String, why: String) -> MapMiss {
     }
 }
 
-fn render_all(
-    caller: &Caller,
-    access_key_id: &str,
-    label: &str,
-    username: &str,
-    groups: &[String],
-) -> Result<(String, Vec<String>), MapMiss> {
-    let input = TemplateInput {
-        account: caller.arn.account(),
-        session_name: &caller.session,
-        access_key_id,
-    };
-    let username = render(username, &input)
-        .map_err(|e| refuse(caller, label.to_string(), format!("its username {e}")))?;
+fn render_all(caller: &Caller, access_key_id: &str, label: &str, username: &str, groups: &[String]) -> Result<(String, Vec<String>), MapMiss> {
+    let input = TemplateInput { account: caller.arn.account(), session_name: &caller.session, access_key_id };
+    let username = render(username, &input).map_err(|e| refuse(caller, label.to_string(), format!("its username {e}")))?;
     if username.is_empty() {
-        return Err(refuse(
-            caller,
-            label.to_string(),
-            "its username renders empty".into(),
-        ));
+        return Err(refuse(caller, label.to_string(), "its username renders empty".into()));
     }
     let groups = groups
         .iter()
@@ -1380,11 +1099,7 @@ fn render_all(
     Ok((username, groups))
 }
 
-fn map_parsed(
-    auth: &AwsAuth,
-    caller: &Caller,
-    access_key_id: &str,
-) -> Option<Result<Identity, MapMiss>> {
+fn map_parsed(auth: &AwsAuth, caller: &Caller, access_key_id: &str) -> Option<Result<Identity, MapMiss>> {
     let ident = |username, groups, matched| Identity {
         username,
         groups,
@@ -1394,71 +1109,29 @@ fn map_parsed(
         permissions: Vec::new(),
     };
     // Upstream keeps the last entry of each ARN, and looks in mapRoles before mapUsers.
-    if let Some((i, r)) = auth
-        .map_roles
-        .iter()
-        .enumerate()
-        .rev()
-        .find(|(_, r)| r.rolearn.to_lowercase() == caller.key)
-    {
+    if let Some((i, r)) = auth.map_roles.iter().enumerate().rev().find(|(_, r)| r.rolearn.to_lowercase() == caller.key) {
         let label = role_label(i, &r.rolearn);
         return Some(
-            render_all(caller, access_key_id, &label, &r.username, &r.groups).map(|(u, g)| {
-                ident(
-                    u,
-                    g,
-                    Matched::MapRole {
-                        index: i,
-                        rolearn: r.rolearn.clone(),
-                    },
-                )
-            }),
+            render_all(caller, access_key_id, &label, &r.username, &r.groups)
+                .map(|(u, g)| ident(u, g, Matched::MapRole { index: i, rolearn: r.rolearn.clone() })),
         );
     }
-    if let Some((i, u)) = auth
-        .map_users
-        .iter()
-        .enumerate()
-        .rev()
-        .find(|(_, u)| u.userarn.to_lowercase() == caller.key)
-    {
+    if let Some((i, u)) = auth.map_users.iter().enumerate().rev().find(|(_, u)| u.userarn.to_lowercase() == caller.key) {
         let label = user_label(i, &u.userarn);
         return Some(
-            render_all(caller, access_key_id, &label, &u.username, &u.groups).map(|(n, g)| {
-                ident(
-                    n,
-                    g,
-                    Matched::MapUser {
-                        index: i,
-                        userarn: u.userarn.clone(),
-                    },
-                )
-            }),
+            render_all(caller, access_key_id, &label, &u.username, &u.groups)
+                .map(|(n, g)| ident(n, g, Matched::MapUser { index: i, userarn: u.userarn.clone() })),
         );
     }
     if auth.map_accounts.iter().any(|a| a == caller.arn.account()) {
-        return Some(Ok(ident(
-            caller.canonical.to_string(),
-            Vec::new(),
-            Matched::MapAccount {
-                account: caller.arn.account().to_string(),
-            },
-        )));
+        return Some(Ok(ident(caller.canonical.to_string(), Vec::new(), Matched::MapAccount { account: caller.arn.account().to_string() })));
     }
     None
 }
 
 fn aws_auth_candidates(auth: &AwsAuth) -> Vec<(String, &str, &'static str)> {
-    let roles = auth
-        .map_roles
-        .iter()
-        .enumerate()
-        .map(|(i, r)| (role_label(i, &r.rolearn), r.rolearn.as_str(), "rolearn"));
-    let users = auth
-        .map_users
-        .iter()
-        .enumerate()
-        .map(|(i, u)| (user_label(i, &u.userarn), u.userarn.as_str(), "userarn"));
+    let roles = auth.map_roles.iter().enumerate().map(|(i, r)| (role_label(i, &r.rolearn), r.rolearn.as_str(), "rolearn"));
+    let users = auth.map_users.iter().enumerate().map(|(i, u)| (user_label(i, &u.userarn), u.userarn.as_str(), "userarn"));
     roles.chain(users).collect()
 }
 
@@ -1470,12 +1143,7 @@ fn suggest_mapping(caller: &Caller) -> String {
 /// (case-insensitively, the last entry of an ARN winning), then its account against
 /// `mapAccounts` (username = the canonical ARN, no groups). `session_name` is used only when the
 /// ARN carries none (an assumed-role ARN's own session name wins, as STS is the authority).
-pub fn map(
-    auth: &AwsAuth,
-    caller_arn: &str,
-    access_key_id: &str,
-    session_name: Option<&str>,
-) -> Result<Identity, MapMiss> {
+pub fn map(auth: &AwsAuth, caller_arn: &str, access_key_id: &str, session_name: Option<&str>) -> Result<Identity, MapMiss> {
     let caller = parse_caller(caller_arn, session_name)?;
     if let Some(result) = map_parsed(auth, &caller, access_key_id) {
         return result;
@@ -1485,23 +1153,12 @@ pub fn map(
 
 fn aws_auth_miss(auth: &AwsAuth, caller: &Caller) -> MapMiss {
     let closest = closest_of(aws_auth_candidates(auth), &caller.canonical);
-    let reason =
-        if auth.map_roles.is_empty() && auth.map_users.is_empty() && auth.map_accounts.is_empty() {
-            "aws-auth maps nobody".to_string()
-        } else {
-            format!(
-                "no mapRoles or mapUsers entry is {} and account {} is not in mapAccounts",
-                caller.canonical,
-                caller.arn.account()
-            )
-        };
-    MapMiss {
-        arn: caller.arn.to_string(),
-        canonical_arn: Some(caller.canonical.to_string()),
-        reason,
-        closest,
-        fix: Some(suggest_mapping(caller)),
-    }
+    let reason = if auth.map_roles.is_empty() && auth.map_users.is_empty() && auth.map_accounts.is_empty() {
+        "aws-auth maps nobody".to_string()
+    } else {
+        format!("no mapRoles or mapUsers entry is {} and account {} is not in mapAccounts", caller.canonical, caller.arn.account())
+    };
+    MapMiss { arn: caller.arn.to_string(), canonical_arn: Some(caller.canonical.to_string()), reason, closest, fix: Some(suggest_mapping(caller)) }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1518,85 +1175,41 @@ pub struct IdentityMappingRow {
 
 /// Every mapping, roles first, then users, then accounts, as eksctl lists them.
 pub fn list(auth: &AwsAuth) -> Vec<IdentityMappingRow> {
-    let roles = auth.map_roles.iter().map(|r| IdentityMappingRow {
-        arn: r.rolearn.clone(),
-        username: r.username.clone(),
-        groups: r.groups.clone(),
-        account: None,
-    });
-    let users = auth.map_users.iter().map(|u| IdentityMappingRow {
-        arn: u.userarn.clone(),
-        username: u.username.clone(),
-        groups: u.groups.clone(),
-        account: None,
-    });
-    let accounts = auth.map_accounts.iter().map(|a| IdentityMappingRow {
-        arn: String::new(),
-        username: String::new(),
-        groups: Vec::new(),
-        account: Some(a.clone()),
-    });
+    let roles =
+        auth.map_roles.iter().map(|r| IdentityMappingRow { arn: r.rolearn.clone(), username: r.username.clone(), groups: r.groups.clone(), account: None });
+    let users =
+        auth.map_users.iter().map(|u| IdentityMappingRow { arn: u.userarn.clone(), username: u.username.clone(), groups: u.groups.clone(), account: None });
+    let accounts =
+        auth.map_accounts.iter().map(|a| IdentityMappingRow { arn: String::new(), username: String::new(), groups: Vec::new(), account: Some(a.clone()) });
     roles.chain(users).chain(accounts).collect()
 }
 
 /// `eksctl create iamidentitymapping`: a role ARN goes to mapRoles, anything else to mapUsers.
 /// Refuses a duplicate and anything [`validate`] calls an error for the new entry; returns the
 /// warnings about it (e.g. `system:masters`).
-pub fn create_mapping(
-    auth: &mut AwsAuth,
-    arn: &str,
-    username: &str,
-    groups: &[String],
-) -> Result<Vec<Finding>> {
-    let parsed =
-        Arn::parse(arn).map_err(|e| Error::InvalidArgument(format!("--arn {arn}: {e}")))?;
-    if let Some(existing) = entries(auth).iter().find(|e| {
-        Arn::parse(e.arn).is_ok_and(|a| same_identity(&a, &parsed))
-            || e.arn.eq_ignore_ascii_case(arn)
-    }) {
-        return Err(Error::InvalidArgument(format!(
-            "{arn} is already mapped by {}: delete it first (delete_mapping) or edit that entry",
-            existing.label
-        )));
+pub fn create_mapping(auth: &mut AwsAuth, arn: &str, username: &str, groups: &[String]) -> Result<Vec<Finding>> {
+    let parsed = Arn::parse(arn).map_err(|e| Error::InvalidArgument(format!("--arn {arn}: {e}")))?;
+    if let Some(existing) = entries(auth).iter().find(|e| Arn::parse(e.arn).is_ok_and(|a| same_identity(&a, &parsed)) || e.arn.eq_ignore_ascii_case(arn)) {
+        return Err(Error::InvalidArgument(format!("{arn} is already mapped by {}: delete it first (delete_mapping) or edit that entry", existing.label)));
     }
     let mut candidate = auth.clone();
     let section = match parsed.resource() {
         Resource::Role { .. } | Resource::AssumedRole { .. } | Resource::OidcProvider { .. } => {
-            candidate.map_roles.push(RoleMapping {
-                rolearn: arn.into(),
-                username: username.into(),
-                groups: groups.to_vec(),
-            });
+            candidate.map_roles.push(RoleMapping { rolearn: arn.into(), username: username.into(), groups: groups.to_vec() });
             Section::MapRoles(Some(candidate.map_roles.len() - 1))
         }
         _ => {
-            candidate.map_users.push(UserMapping {
-                userarn: arn.into(),
-                username: username.into(),
-                groups: groups.to_vec(),
-            });
+            candidate.map_users.push(UserMapping { userarn: arn.into(), username: username.into(), groups: groups.to_vec() });
             Section::MapUsers(Some(candidate.map_users.len() - 1))
         }
     };
     let report = validate(&candidate, None);
-    let errors: Vec<String> = report
-        .errors
-        .iter()
-        .filter(|f| f.section == section)
-        .map(Finding::to_string)
-        .collect();
+    let errors: Vec<String> = report.errors.iter().filter(|f| f.section == section).map(Finding::to_string).collect();
     if !errors.is_empty() {
-        return Err(Error::InvalidArgument(format!(
-            "refusing to map {arn}: {}",
-            errors.join("; ")
-        )));
+        return Err(Error::InvalidArgument(format!("refusing to map {arn}: {}", errors.join("; "))));
     }
     *auth = candidate;
-    Ok(report
-        .warnings
-        .into_iter()
-        .filter(|f| f.section == section)
-        .collect())
+    Ok(report.warnings.into_iter().filter(|f| f.section == section).collect())
 }
 
 /// `eksctl delete iamidentitymapping`: removes the first mapping of `arn` (case-insensitive), or
@@ -1614,10 +1227,8 @@ pub fn delete_mapping(auth: &mut AwsAuth, arn: &str, all: bool) -> Result<usize>
     if is_account_id(arn) {
         auth.map_accounts.retain(|a| take(a == arn));
     } else {
-        auth.map_roles
-            .retain(|r| take(r.rolearn.eq_ignore_ascii_case(arn)));
-        auth.map_users
-            .retain(|u| take(u.userarn.eq_ignore_ascii_case(arn)));
+        auth.map_roles.retain(|r| take(r.rolearn.eq_ignore_ascii_case(arn)));
+        auth.map_users.retain(|u| take(u.userarn.eq_ignore_ascii_case(arn)));
     }
     if removed == 0 {
         let hint = list(auth)
@@ -1626,9 +1237,7 @@ pub fn delete_mapping(auth: &mut AwsAuth, arn: &str, all: bool) -> Result<usize>
             .min_by_key(|c| strsim::levenshtein(&c.to_lowercase(), &arn.to_lowercase()))
             .map(|c| format!(" (closest mapping: {c})"))
             .unwrap_or_default();
-        return Err(Error::InvalidArgument(format!(
-            "no iamidentitymapping with arn {arn} found{hint}"
-        )));
+        return Err(Error::InvalidArgument(format!("no iamidentitymapping with arn {arn} found{hint}")));
     }
     Ok(removed)
 }
@@ -1672,18 +1281,10 @@ impl fmt::Display for AuthenticationMode {
 impl FromStr for AuthenticationMode {
     type Err = Error;
     fn from_str(s: &str) -> Result<Self> {
-        [
-            AuthenticationMode::ConfigMap,
-            AuthenticationMode::ApiAndConfigMap,
-            AuthenticationMode::Api,
-        ]
-        .into_iter()
-        .find(|m| m.as_str() == s)
-        .ok_or_else(|| {
-            Error::InvalidArgument(format!(
-                "unknown authentication mode '{s}': use CONFIG_MAP, API_AND_CONFIG_MAP or API"
-            ))
-        })
+        [AuthenticationMode::ConfigMap, AuthenticationMode::ApiAndConfigMap, AuthenticationMode::Api]
+            .into_iter()
+            .find(|m| m.as_str() == s)
+            .ok_or_else(|| Error::InvalidArgument(format!("unknown authentication mode '{s}': use CONFIG_MAP, API_AND_CONFIG_MAP or API")))
     }
 }
 
@@ -1721,11 +1322,7 @@ pub enum AccessPolicy {
 }
 
 const ACCESS_POLICIES: [(AccessPolicy, &str, &str); 4] = [
-    (
-        AccessPolicy::ClusterAdmin,
-        "AmazonEKSClusterAdminPolicy",
-        "cluster-admin",
-    ),
+    (AccessPolicy::ClusterAdmin, "AmazonEKSClusterAdminPolicy", "cluster-admin"),
     (AccessPolicy::Admin, "AmazonEKSAdminPolicy", "admin"),
     (AccessPolicy::Edit, "AmazonEKSEditPolicy", "edit"),
     (AccessPolicy::View, "AmazonEKSViewPolicy", "view"),
@@ -1734,32 +1331,18 @@ const ACCESS_POLICIES: [(AccessPolicy, &str, &str); 4] = [
 impl AccessPolicy {
     /// Reads `arn:<partition>:eks::aws:cluster-access-policy/<name>`.
     pub fn from_arn(arn: &str) -> Result<AccessPolicy> {
-        let name = PARTITIONS
-            .iter()
-            .find_map(|p| arn.strip_prefix(&format!("arn:{p}:eks::aws:cluster-access-policy/")))
-            .ok_or_else(|| Error::InvalidArgument(format!("'{arn}' is not an EKS access policy ARN: expected arn:aws:eks::aws:cluster-access-policy/<name>")))?;
-        ACCESS_POLICIES
-            .iter()
-            .find(|(_, n, _)| *n == name)
-            .map(|(p, ..)| *p)
-            .ok_or_else(|| {
-                let names: Vec<&str> = ACCESS_POLICIES.iter().map(|(_, n, _)| *n).collect();
-                let near = kite_core::suggest::closest(name, names.iter().copied())
-                    .map(|n| format!(" (did you mean {n}?)"))
-                    .unwrap_or_default();
-                Error::InvalidArgument(format!(
-                    "unsupported access policy '{name}'{near}: kite knows {}",
-                    names.join(", ")
-                ))
-            })
+        let name = PARTITIONS.iter().find_map(|p| arn.strip_prefix(&format!("arn:{p}:eks::aws:cluster-access-policy/"))).ok_or_else(|| {
+            Error::InvalidArgument(format!("'{arn}' is not an EKS access policy ARN: expected arn:aws:eks::aws:cluster-access-policy/<name>"))
+        })?;
+        ACCESS_POLICIES.iter().find(|(_, n, _)| *n == name).map(|(p, ..)| *p).ok_or_else(|| {
+            let names: Vec<&str> = ACCESS_POLICIES.iter().map(|(_, n, _)| *n).collect();
+            let near = kite_core::suggest::closest(name, names.iter().copied()).map(|n| format!(" (did you mean {n}?)")).unwrap_or_default();
+            Error::InvalidArgument(format!("unsupported access policy '{name}'{near}: kite knows {}", names.join(", ")))
+        })
     }
 
     pub fn name(self) -> &'static str {
-        ACCESS_POLICIES
-            .iter()
-            .find(|(p, ..)| *p == self)
-            .map(|(_, n, _)| *n)
-            .unwrap_or_default()
+        ACCESS_POLICIES.iter().find(|(p, ..)| *p == self).map(|(_, n, _)| *n).unwrap_or_default()
     }
 
     pub fn arn(self) -> String {
@@ -1768,11 +1351,7 @@ impl AccessPolicy {
 
     /// The Kubernetes ClusterRole with the same permissions.
     pub fn cluster_role(self) -> &'static str {
-        ACCESS_POLICIES
-            .iter()
-            .find(|(p, ..)| *p == self)
-            .map(|(.., r)| *r)
-            .unwrap_or_default()
+        ACCESS_POLICIES.iter().find(|(p, ..)| *p == self).map(|(.., r)| *r).unwrap_or_default()
     }
 }
 
@@ -1790,66 +1369,34 @@ pub fn permission_of(assoc: &AccessPolicyAssociation) -> Result<K8sPermission> {
     let policy = AccessPolicy::from_arn(&assoc.policy_arn)?;
     if let AccessScope::Namespaces(ns) = &assoc.scope {
         if ns.is_empty() {
-            return Err(Error::InvalidArgument(format!(
-                "{}: a namespace scope needs at least one namespace",
-                policy.name()
-            )));
+            return Err(Error::InvalidArgument(format!("{}: a namespace scope needs at least one namespace", policy.name())));
         }
     }
-    Ok(K8sPermission {
-        policy_arn: assoc.policy_arn.clone(),
-        cluster_role: policy.cluster_role().to_string(),
-        scope: assoc.scope.clone(),
-    })
+    Ok(K8sPermission { policy_arn: assoc.policy_arn.clone(), cluster_role: policy.cluster_role().to_string(), scope: assoc.scope.clone() })
 }
 
 /// EKS resolves a role's access entry by the role itself, so its path does not matter.
 fn access_entry_key(principal: &Arn) -> String {
-    strip_role_path(principal)
-        .unwrap_or_else(|| principal.to_string())
-        .to_lowercase()
+    strip_role_path(principal).unwrap_or_else(|| principal.to_string()).to_lowercase()
 }
 
-fn map_access_entry(
-    entries: &[AccessEntry],
-    caller: &Caller,
-    access_key_id: &str,
-) -> Option<Result<Identity, MapMiss>> {
+fn map_access_entry(entries: &[AccessEntry], caller: &Caller, access_key_id: &str) -> Option<Result<Identity, MapMiss>> {
     let (index, entry, principal) = entries.iter().enumerate().find_map(|(i, e)| {
         let p = Arn::parse(&e.principal_arn).ok()?;
         (access_entry_key(&p) == caller.key).then_some((i, e, p))
     })?;
     let label = format!("access entry {}", entry.principal_arn);
     let default_username = match principal.resource() {
-        Resource::Role { name, .. } => format!(
-            "arn:{}:sts::{}:assumed-role/{name}/{{{{SessionName}}}}",
-            principal.partition(),
-            principal.account()
-        ),
+        Resource::Role { name, .. } => format!("arn:{}:sts::{}:assumed-role/{name}/{{{{SessionName}}}}", principal.partition(), principal.account()),
         _ => principal.to_string(),
     };
     let username = entry.username.clone().unwrap_or(default_username);
-    let result = render_all(
-        caller,
-        access_key_id,
-        &label,
-        &username,
-        &entry.kubernetes_groups,
-    )
-    .and_then(|(username, groups)| {
-        let permissions = entry
-            .policies
-            .iter()
-            .map(permission_of)
-            .collect::<Result<Vec<_>>>()
-            .map_err(|e| refuse(caller, label.clone(), e.to_string()))?;
+    let result = render_all(caller, access_key_id, &label, &username, &entry.kubernetes_groups).and_then(|(username, groups)| {
+        let permissions = entry.policies.iter().map(permission_of).collect::<Result<Vec<_>>>().map_err(|e| refuse(caller, label.clone(), e.to_string()))?;
         Ok(Identity {
             username,
             groups,
-            matched: Matched::AccessEntry {
-                index,
-                principal_arn: entry.principal_arn.clone(),
-            },
+            matched: Matched::AccessEntry { index, principal_arn: entry.principal_arn.clone() },
             arn: caller.arn.to_string(),
             canonical_arn: caller.canonical.to_string(),
             permissions,
@@ -1882,26 +1429,18 @@ pub fn resolve(
     }
     let mut candidates: Vec<(String, &str, &'static str)> = Vec::new();
     if mode.uses_access_entries() {
-        candidates.extend(entries.iter().map(|e| {
-            (
-                format!("access entry {}", e.principal_arn),
-                e.principal_arn.as_str(),
-                "principalArn",
-            )
-        }));
+        candidates.extend(entries.iter().map(|e| (format!("access entry {}", e.principal_arn), e.principal_arn.as_str(), "principalArn")));
     }
     if mode.uses_config_map() {
         candidates.extend(aws_auth_candidates(aws_auth));
     }
     let closest = closest_of(candidates, &caller.canonical);
-    let ignored = if !mode.uses_config_map()
-        && map_parsed(aws_auth, &caller, access_key_id).is_some()
-    {
+    let ignored = if !mode.uses_config_map() && map_parsed(aws_auth, &caller, access_key_id).is_some() {
         Some(format!("aws-auth maps it, but authentication mode {mode} ignores aws-auth: create an access entry or switch to API_AND_CONFIG_MAP"))
-    } else if !mode.uses_access_entries()
-        && map_access_entry(entries, &caller, access_key_id).is_some()
-    {
-        Some(format!("an access entry exists for it, but authentication mode {mode} ignores access entries: switch to API_AND_CONFIG_MAP or add it to aws-auth"))
+    } else if !mode.uses_access_entries() && map_access_entry(entries, &caller, access_key_id).is_some() {
+        Some(format!(
+            "an access entry exists for it, but authentication mode {mode} ignores access entries: switch to API_AND_CONFIG_MAP or add it to aws-auth"
+        ))
     } else {
         None
     };
@@ -1912,20 +1451,12 @@ pub fn resolve(
     };
     let fix = match mode {
         AuthenticationMode::ConfigMap => suggest_mapping(&caller),
-        _ => format!(
-            "aws eks create-access-entry --principal-arn {} --kubernetes-groups <group>",
-            caller.canonical
-        ),
+        _ => format!("aws eks create-access-entry --principal-arn {} --kubernetes-groups <group>", caller.canonical),
     };
     Err(MapMiss {
         arn: caller.arn.to_string(),
         canonical_arn: Some(caller.canonical.to_string()),
-        reason: ignored.unwrap_or_else(|| {
-            format!(
-                "nothing in {consulted} (authentication mode {mode}) names {}",
-                caller.canonical
-            )
-        }),
+        reason: ignored.unwrap_or_else(|| format!("nothing in {consulted} (authentication mode {mode}) names {}", caller.canonical)),
         closest,
         fix: Some(fix),
     })
@@ -1937,17 +1468,9 @@ mod tests {
 
     #[test]
     fn session_names_render_with_at_signs_replaced_and_raw_left_alone() {
-        let input = TemplateInput {
-            account: "111122223333",
-            session_name: "jdoe@example.com",
-            access_key_id: "ASIAEXAMPLE",
-        };
+        let input = TemplateInput { account: "111122223333", session_name: "jdoe@example.com", access_key_id: "ASIAEXAMPLE" };
         assert_eq!(
-            render(
-                "a-{{AccountID}}-{{SessionName}}-{{SessionNameRaw}}-{{AccessKeyID}}",
-                &input
-            )
-            .as_deref(),
+            render("a-{{AccountID}}-{{SessionName}}-{{SessionNameRaw}}-{{AccessKeyID}}", &input).as_deref(),
             Ok("a-111122223333-jdoe-example.com-jdoe@example.com-ASIAEXAMPLE")
         );
         assert!(render("system:node:{{EC2PrivateDNSName}}", &input).is_err());

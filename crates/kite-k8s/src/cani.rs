@@ -161,8 +161,7 @@ fn looks_like_version(s: &str) -> bool {
         return false;
     }
     let tail = &rest[digits..];
-    tail.is_empty()
-        || ["alpha", "beta"].iter().any(|p| tail.strip_prefix(p).is_some_and(|n| !n.is_empty() && n.chars().all(|c| c.is_ascii_digit())))
+    tail.is_empty() || ["alpha", "beta"].iter().any(|p| tail.strip_prefix(p).is_some_and(|n| !n.is_empty() && n.chars().all(|c| c.is_ascii_digit())))
 }
 
 /// Parses a `can-i` resource argument as kubectl does (see the module doc for where it differs:
@@ -206,9 +205,7 @@ pub fn parse_target(arg: &str, subresource: Option<&str>) -> Result<Target> {
             t.resource = res.into();
             t.api_group = group.into();
             t.warnings.push(if group.is_empty() {
-                format!(
-                    "{res:?} is not a built-in resource type: checked as {res:?} in the core group (name a custom resource as TYPE.GROUP)"
-                )
+                format!("{res:?} is not a built-in resource type: checked as {res:?} in the core group (name a custom resource as TYPE.GROUP)")
             } else {
                 format!("{res:?} is not a built-in resource type in group {group:?}: checked as a custom resource of that group")
             });

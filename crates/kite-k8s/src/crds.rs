@@ -118,7 +118,9 @@ fn assigned_spec() -> Value {
 }
 
 fn assigned_status() -> Value {
-    object(json!({"status": {"type": "string", "description": "Created, Assigned or Unassigned"}, "availableReplicas": int32(), "metadata": {"type": "object"}}))
+    object(
+        json!({"status": {"type": "string", "description": "Created, Assigned or Unassigned"}, "availableReplicas": int32(), "metadata": {"type": "object"}}),
+    )
 }
 
 fn exception_spec() -> Value {
@@ -164,10 +166,7 @@ pub fn crds() -> Vec<Value> {
 
 /// The kind a resource name (plural, singular or kind, any case) stands for, as kubectl resolves it.
 pub fn kind_named(resource: &str) -> Option<&'static str> {
-    KINDS
-        .iter()
-        .find(|k| [k.plural, k.singular, k.kind].iter().chain(k.short_names).any(|n| n.eq_ignore_ascii_case(resource)))
-        .map(|k| k.kind)
+    KINDS.iter().find(|k| [k.plural, k.singular, k.kind].iter().chain(k.short_names).any(|n| n.eq_ignore_ascii_case(resource))).map(|k| k.kind)
 }
 
 #[cfg(test)]

@@ -137,10 +137,8 @@ mod tests {
 
     #[test]
     fn entries_match_by_object_id_before_app_id_and_default_the_username_to_the_oid() {
-        let m = EntraMapping::parse(&format!(
-            "principals:\n- appId: {APP}\n  groups: [readers]\n- objectId: {OID}\n  username: deployer\n  groups: [ci]\n"
-        ))
-        .unwrap();
+        let m = EntraMapping::parse(&format!("principals:\n- appId: {APP}\n  groups: [readers]\n- objectId: {OID}\n  username: deployer\n  groups: [ci]\n"))
+            .unwrap();
         assert_eq!(m.map(who(OID, APP)).unwrap(), EntraIdentity { username: "deployer".into(), groups: vec!["ci".into()] });
         let other_oid = "99999999-1c2d-4e5f-8a9b-0c1d2e3f4a5b";
         assert_eq!(m.map(who(other_oid, APP)).unwrap(), EntraIdentity { username: other_oid.into(), groups: vec!["readers".into()] });
@@ -154,7 +152,13 @@ mod tests {
             "principals:\n- username: x\n- objectId: {OID}\n  appId: {APP}\n- objectId: {OID}\n  username: 'system:admin'\n- objectId: {OID}\n  groups: ['']\n"
         ))
         .unwrap_err();
-        for needle in ["principals[0] names neither", "principals[1] names both", "principals[2] username 'system:admin'", "principals[3] repeats objectId", "principals[3] has an empty group"] {
+        for needle in [
+            "principals[0] names neither",
+            "principals[1] names both",
+            "principals[2] username 'system:admin'",
+            "principals[3] repeats objectId",
+            "principals[3] has an empty group",
+        ] {
             assert!(e.contains(needle), "missing '{needle}' in:\n{e}");
         }
         assert!(EntraMapping::parse("principals:\n- objectId: not-a-guid\n").unwrap_err().contains("not an Entra mapping"));

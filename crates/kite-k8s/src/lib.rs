@@ -17,11 +17,11 @@ pub mod aksaddon;
 pub mod authorizer;
 pub mod awsauth;
 pub mod cani;
-pub mod entra;
 pub mod crds;
+pub mod entra;
+mod load;
 pub mod mic;
 pub mod podidentity;
-mod load;
 pub mod rules;
 pub mod source;
 pub mod spsecret;
@@ -30,8 +30,8 @@ mod suggest;
 pub use k8s_openapi;
 
 pub use authorizer::{
-    evaluate, review, who_can, who_can_attributes, Attributes, BindingKind, BindingRef, Considered, Decision, Grant, RoleName, RuleMiss,
-    Suggestion, PRIVILEGED_GROUP,
+    evaluate, review, who_can, who_can_attributes, Attributes, BindingKind, BindingRef, Considered, Decision, Grant, RoleName, RuleMiss, Suggestion,
+    PRIVILEGED_GROUP,
 };
 pub use cani::{can_i, parse_target, CanIArgs, Target};
 pub use load::{RbacObjects, RbacSnapshot};

@@ -255,8 +255,7 @@ impl RbacSnapshot {
         let RbacObjects { roles, cluster_roles, role_bindings, cluster_role_bindings } = objects;
         let roles = last_wins(roles, |r| Ok(format!("{}/{}", namespace_of(&mut r.metadata), name_of(&r.metadata, "Role")?)))?;
         let mut cluster_roles = last_wins(cluster_roles, |r| name_of(&r.metadata, "ClusterRole"))?;
-        let role_bindings =
-            last_wins(role_bindings, |b| Ok(format!("{}/{}", namespace_of(&mut b.metadata), name_of(&b.metadata, "RoleBinding")?)))?;
+        let role_bindings = last_wins(role_bindings, |b| Ok(format!("{}/{}", namespace_of(&mut b.metadata), name_of(&b.metadata, "RoleBinding")?)))?;
         let cluster_role_bindings = last_wins(cluster_role_bindings, |b| name_of(&b.metadata, "ClusterRoleBinding"))?;
         aggregate(&mut cluster_roles)?;
 
@@ -318,10 +317,9 @@ impl RbacSnapshot {
                 .role(namespace, &role_ref.name)
                 .map(|r| r.rules.as_deref().unwrap_or(&[]))
                 .ok_or_else(|| format!("Role {:?} not found in namespace {namespace:?}", role_ref.name)),
-            "ClusterRole" => self
-                .cluster_role(&role_ref.name)
-                .map(|r| r.rules.as_deref().unwrap_or(&[]))
-                .ok_or_else(|| format!("ClusterRole {:?} not found", role_ref.name)),
+            "ClusterRole" => {
+                self.cluster_role(&role_ref.name).map(|r| r.rules.as_deref().unwrap_or(&[])).ok_or_else(|| format!("ClusterRole {:?} not found", role_ref.name))
+            }
             other => Err(format!("unsupported role reference kind: {other:?}")),
         }
     }
@@ -330,9 +328,7 @@ impl RbacSnapshot {
     /// or every such RoleBinding in `namespace`, in load order.
     pub(crate) fn bindings_naming(&self, kind: BindingKind, namespace: &str, user: &str, groups: &[String]) -> Vec<BindingView<'_>> {
         match kind {
-            BindingKind::ClusterRoleBinding => {
-                self.cluster_index.lookup(user, groups).into_iter().filter_map(|i| self.view(kind, i)).collect()
-            }
+            BindingKind::ClusterRoleBinding => self.cluster_index.lookup(user, groups).into_iter().filter_map(|i| self.view(kind, i)).collect(),
             BindingKind::RoleBinding => self
                 .namespace_index
                 .get(namespace)
@@ -350,11 +346,9 @@ impl RbacSnapshot {
     pub(crate) fn bindings_in(&self, kind: BindingKind, namespace: &str) -> Vec<BindingView<'_>> {
         match kind {
             BindingKind::ClusterRoleBinding => (0..self.cluster_role_bindings.len()).filter_map(|i| self.view(kind, i)).collect(),
-            BindingKind::RoleBinding => self
-                .role_bindings_by_namespace
-                .get(namespace)
-                .map(|list| list.iter().filter_map(|&i| self.view(kind, i)).collect())
-                .unwrap_or_default(),
+            BindingKind::RoleBinding => {
+                self.role_bindings_by_namespace.get(namespace).map(|list| list.iter().filter_map(|&i| self.view(kind, i)).collect()).unwrap_or_default()
+            }
         }
     }
 

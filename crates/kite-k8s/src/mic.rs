@@ -128,7 +128,9 @@ impl FromStr for ControllerMode {
         match s.to_ascii_lowercase().as_str() {
             "managed" => Ok(ControllerMode::Managed),
             "standard" => Ok(ControllerMode::Standard),
-            _ => Err(Error::InvalidArgument(format!("unknown pod identity mode '{s}': use managed (the AKS add-on) or standard (node assignment by the controller)"))),
+            _ => Err(Error::InvalidArgument(format!(
+                "unknown pod identity mode '{s}': use managed (the AKS add-on) or standard (node assignment by the controller)"
+            ))),
         }
     }
 }
@@ -157,7 +159,9 @@ pub fn node_vm(provider_id: &str) -> std::result::Result<NodeVm, String> {
     }
     let resource_group = format!("/subscriptions/{sub}/resourceGroups/{rg}");
     let (resource_type, write_action) = match (rest, *kind) {
-        ([vm, _], k) if is(k, "virtualMachineScaleSets") && is(vm, "virtualMachines") => ("virtualMachineScaleSets", "Microsoft.Compute/virtualMachineScaleSets/write"),
+        ([vm, _], k) if is(k, "virtualMachineScaleSets") && is(vm, "virtualMachines") => {
+            ("virtualMachineScaleSets", "Microsoft.Compute/virtualMachineScaleSets/write")
+        }
         ([], k) if is(k, "virtualMachines") => ("virtualMachines", "Microsoft.Compute/virtualMachines/write"),
         _ => return Err(bad("names neither a scale set instance nor a VM")),
     };
@@ -246,7 +250,10 @@ fn matches(state: &ClusterState) -> Vec<AzureAssignedIdentity> {
                 metadata: AssignedMeta {
                     name: aai_name,
                     namespace: identity.metadata.namespace.clone(),
-                    labels: [("nodename", node), ("podname", &name), ("podnamespace", &namespace)].into_iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+                    labels: [("nodename", node), ("podname", &name), ("podnamespace", &namespace)]
+                        .into_iter()
+                        .map(|(k, v)| (k.to_string(), v.to_string()))
+                        .collect(),
                     annotations: BTreeMap::new(),
                 },
                 spec: AzureAssignedIdentitySpec {
@@ -287,12 +294,16 @@ fn missing<V: AccessView>(standard: &Standard<'_, V>, a: &AzureAssignedIdentity,
         Err(e) => return vec![format!("node {node_name}: {e}")],
     };
     let Some(principal) = standard.cluster_principal else {
-        return vec![format!("the cluster identity {client} (--cluster-identity) is no principal kite knows; give the kubelet identity's client ID ('kite identity list')")];
+        return vec![format!(
+            "the cluster identity {client} (--cluster-identity) is no principal kite knows; give the kubelet identity's client ID ('kite identity list')"
+        )];
     };
     let identity_id = a.resource_id();
     let identity_scope = match Scope::parse(identity_id) {
         Ok(s) => s,
-        Err(e) => return vec![format!("AzureIdentity {} has resourceID '{identity_id}', which is not a resource ID: {e}", a.spec.identity.object.metadata.name)],
+        Err(e) => {
+            return vec![format!("AzureIdentity {} has resourceID '{identity_id}', which is not a resource ID: {e}", a.spec.identity.object.metadata.name)]
+        }
     };
     let vm_scope = match Scope::parse(&vm.resource_id) {
         Ok(s) => s,

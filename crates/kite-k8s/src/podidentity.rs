@@ -228,19 +228,40 @@ pub fn decide(state: &ClusterState, ip: &str, selector: &Selector) -> PodDecisio
         .collect();
     let pod = match candidates.as_slice() {
         [one] => *one,
-        [] => return PodDecision::Refused { reason: Refusal::UnknownPod, message: format!("no running pod has IP {ip}; the caller is not a pod kite knows (is the pod list current?)") },
+        [] => {
+            return PodDecision::Refused {
+                reason: Refusal::UnknownPod,
+                message: format!("no running pod has IP {ip}; the caller is not a pod kite knows (is the pod list current?)"),
+            }
+        }
         many => {
-            let names: Vec<String> = many.iter().map(|p| { let (n, ns) = pod_name(p); format!("{ns}/{n}") }).collect();
-            return PodDecision::Refused { reason: Refusal::UnknownPod, message: format!("{} pods have IP {ip} ({}); exactly one must", many.len(), names.join(", ")) };
+            let names: Vec<String> = many
+                .iter()
+                .map(|p| {
+                    let (n, ns) = pod_name(p);
+                    format!("{ns}/{n}")
+                })
+                .collect();
+            return PodDecision::Refused {
+                reason: Refusal::UnknownPod,
+                message: format!("{} pods have IP {ip} ({}); exactly one must", many.len(), names.join(", ")),
+            };
         }
     };
     let (name, namespace) = pod_name(pod);
     let labels = pod.metadata.labels.clone().unwrap_or_default();
-    if let Some(ex) = state.exceptions.iter().filter(|e| e.metadata.namespace == namespace).find(|e| e.spec.pod_labels.iter().any(|(k, v)| labels.get(k) == Some(v))) {
+    if let Some(ex) =
+        state.exceptions.iter().filter(|e| e.metadata.namespace == namespace).find(|e| e.spec.pod_labels.iter().any(|(k, v)| labels.get(k) == Some(v)))
+    {
         return PodDecision::Excepted { pod: name, namespace, exception: ex.metadata.name.clone() };
     }
     let Some(label) = labels.get(BINDING_LABEL) else {
-        return PodDecision::Refused { reason: Refusal::NoBindingLabel, message: format!("pod {namespace}/{name} has no '{BINDING_LABEL}' label, so no AzureIdentityBinding selects it; add the label with a binding's selector value") };
+        return PodDecision::Refused {
+            reason: Refusal::NoBindingLabel,
+            message: format!(
+                "pod {namespace}/{name} has no '{BINDING_LABEL}' label, so no AzureIdentityBinding selects it; add the label with a binding's selector value"
+            ),
+        };
     };
     let mut bound: Vec<&AzureIdentity> = state
         .bindings
@@ -275,7 +296,10 @@ pub fn decide(state: &ClusterState, ip: &str, selector: &Selector) -> PodDecisio
     };
     match chosen {
         Some(identity) => PodDecision::Identity { pod: name, namespace, identity: Box::new((*identity).clone()) },
-        None => PodDecision::Refused { reason: Refusal::NotBound, message: format!("pod {namespace}/{name} is not bound to the requested identity; it is bound to: {}", have()) },
+        None => PodDecision::Refused {
+            reason: Refusal::NotBound,
+            message: format!("pod {namespace}/{name} is not bound to the requested identity; it is bound to: {}", have()),
+        },
     }
 }
 
@@ -362,9 +386,15 @@ spec: {azureIdentity: app-identity, selector: app}
 "#;
         s.read_yaml(second, "second.yaml").unwrap();
         let PodDecision::Refused { reason: Refusal::SeveralIdentities, message } = decide(&s, "10.244.0.5", &Selector::default()) else { panic!() };
-        assert!(message.contains("several identities") && message.contains("app-identity (clientID 1111") && message.contains("audit-identity (clientID 3333"), "{message}");
+        assert!(
+            message.contains("several identities") && message.contains("app-identity (clientID 1111") && message.contains("audit-identity (clientID 3333"),
+            "{message}"
+        );
         assert_eq!(message.matches("app-identity").count(), 1, "an identity bound twice is listed once: {message}");
-        let by_resource = Selector { client_id: None, resource_id: Some("/subscriptions/s/resourcegroups/rg/providers/Microsoft.ManagedIdentity/userAssignedIdentities/AUDIT".into()) };
+        let by_resource = Selector {
+            client_id: None,
+            resource_id: Some("/subscriptions/s/resourcegroups/rg/providers/Microsoft.ManagedIdentity/userAssignedIdentities/AUDIT".into()),
+        };
         let PodDecision::Identity { identity, .. } = decide(&s, "10.244.0.5", &by_resource) else { panic!() };
         assert_eq!(identity.metadata.name, "audit-identity");
     }

@@ -44,9 +44,7 @@ pub fn resource_matches(rule: &PolicyRule, resource: &str, subresource: &str) ->
             r.strip_prefix(resource).and_then(|rest| rest.strip_prefix('/')) == Some(subresource)
         }
     };
-    list(&rule.resources)
-        .iter()
-        .any(|r| r == ALL || is_combined(r) || (!subresource.is_empty() && r.strip_prefix("*/") == Some(subresource)))
+    list(&rule.resources).iter().any(|r| r == ALL || is_combined(r) || (!subresource.is_empty() && r.strip_prefix("*/") == Some(subresource)))
 }
 
 /// A rule without `resourceNames` covers every name; one with them never covers a request that
@@ -140,11 +138,7 @@ pub fn describe_mismatch(attrs: &Attributes, rule: &PolicyRule, m: Mismatch) -> 
             if list(&rule.non_resource_urls).is_empty() {
                 "it is a resource rule and lists no nonResourceURLs".to_string()
             } else {
-                format!(
-                    "nonResourceURLs {} do not match {:?}",
-                    quoted(list(&rule.non_resource_urls)),
-                    attrs.non_resource_url.as_deref().unwrap_or("")
-                )
+                format!("nonResourceURLs {} do not match {:?}", quoted(list(&rule.non_resource_urls)), attrs.non_resource_url.as_deref().unwrap_or(""))
             }
         }
     }
@@ -185,12 +179,7 @@ mod tests {
     }
 
     fn rule(verbs: &[&str], groups: &[&str], resources: &[&str]) -> PolicyRule {
-        PolicyRule {
-            verbs: verbs.iter().map(|s| s.to_string()).collect(),
-            api_groups: strings(groups),
-            resources: strings(resources),
-            ..Default::default()
-        }
+        PolicyRule { verbs: verbs.iter().map(|s| s.to_string()).collect(), api_groups: strings(groups), resources: strings(resources), ..Default::default() }
     }
 
     fn get(resource: &str, subresource: &str) -> Attributes {
@@ -227,8 +216,7 @@ mod tests {
 
     #[test]
     fn non_resource_urls_match_exactly_or_by_star_prefix() {
-        let r =
-            PolicyRule { verbs: vec!["get".into()], non_resource_urls: strings(&["/healthz", "/logs/*", "/api**"]), ..Default::default() };
+        let r = PolicyRule { verbs: vec!["get".into()], non_resource_urls: strings(&["/healthz", "/logs/*", "/api**"]), ..Default::default() };
         let at = |u: &str| Attributes { verb: "get".into(), non_resource_url: Some(u.into()), ..Default::default() };
         assert!(rule_allows(&at("/healthz"), &r));
         assert!(!rule_allows(&at("/healthz/ready"), &r));
@@ -250,9 +238,6 @@ mod tests {
 
     #[test]
     fn compact_form_reads_like_the_api_servers() {
-        assert_eq!(
-            compact(&rule(&["get", "list"], &["", "apps"], &["pods"])),
-            r#"{APIGroups:["" "apps"], Resources:["pods"], Verbs:["get" "list"]}"#
-        );
+        assert_eq!(compact(&rule(&["get", "list"], &["", "apps"], &["pods"])), r#"{APIGroups:["" "apps"], Resources:["pods"], Verbs:["get" "list"]}"#);
     }
 }

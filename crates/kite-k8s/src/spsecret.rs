@@ -34,7 +34,8 @@ impl SecretData {
         let name = |v: &Value, f: &str| v["metadata"][f].as_str().unwrap_or_default().to_string();
         let (n, ns) = (name(&item, "name"), name(&item, "namespace"));
         // serde_json's message would quote the offending value: replace it.
-        let secret: CoreSecret = serde_json::from_value(item).map_err(|_| format!("Secret {ns}/{n}: 'data' must map keys to base64 strings and 'stringData' keys to strings"))?;
+        let secret: CoreSecret =
+            serde_json::from_value(item).map_err(|_| format!("Secret {ns}/{n}: 'data' must map keys to base64 strings and 'stringData' keys to strings"))?;
         let mut data: BTreeMap<String, Vec<u8>> = secret.data.unwrap_or_default().into_iter().map(|(k, v)| (k, v.0)).collect();
         data.extend(secret.string_data.unwrap_or_default().into_iter().map(|(k, v)| (k, v.into_bytes())));
         let metadata = ObjectMeta { name: secret.metadata.name.unwrap_or_default(), namespace: secret.metadata.namespace.unwrap_or_else(|| "default".into()) };
@@ -63,13 +64,18 @@ pub fn client_secret(state: &ClusterState, identity: &AzureIdentity) -> Result<S
         )));
     };
     let Some(value) = secret.data.get(CLIENT_SECRET_KEY) else {
-        return Err(MissingSecret(format!("{who}: {at} (its spec.clientPassword) has no '{CLIENT_SECRET_KEY}' key (keys there: {:?}); put the client secret under '{CLIENT_SECRET_KEY}'", secret.data.keys().collect::<Vec<_>>())));
+        return Err(MissingSecret(format!(
+            "{who}: {at} (its spec.clientPassword) has no '{CLIENT_SECRET_KEY}' key (keys there: {:?}); put the client secret under '{CLIENT_SECRET_KEY}'",
+            secret.data.keys().collect::<Vec<_>>()
+        )));
     };
     // A file read with --from-file usually ends in a newline no client secret has.
     match std::str::from_utf8(value).map(|v| v.trim_end_matches(['\r', '\n'])) {
         Ok(v) if !v.is_empty() => Ok(v.to_string()),
         Ok(_) => Err(MissingSecret(format!("{who}: '{CLIENT_SECRET_KEY}' in {at} is empty; put the client secret there"))),
-        Err(_) => Err(MissingSecret(format!("{who}: '{CLIENT_SECRET_KEY}' in {at} is not UTF-8 text; a client secret is text (check that it was base64-encoded once, not twice)"))),
+        Err(_) => Err(MissingSecret(format!(
+            "{who}: '{CLIENT_SECRET_KEY}' in {at} is not UTF-8 text; a client secret is text (check that it was base64-encoded once, not twice)"
+        ))),
     }
 }
 
@@ -150,7 +156,10 @@ stringData: {clientSecret: from-string-data}
         assert!(!printed.contains("s3cr3t") && !printed.contains("czNjcjN0") && !printed.contains("from-string-data"), "{printed}");
 
         let mut bad = ClusterState::default();
-        let err = bad.read_yaml("kind: Secret\napiVersion: v1\nmetadata: {name: b, namespace: demo}\ndata: {clientSecret: 'not base64 hunter2!'}\n", "bad.yaml").unwrap_err().to_string();
+        let err = bad
+            .read_yaml("kind: Secret\napiVersion: v1\nmetadata: {name: b, namespace: demo}\ndata: {clientSecret: 'not base64 hunter2!'}\n", "bad.yaml")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("Secret demo/b") && !err.contains("hunter2"), "{err}");
     }
 }

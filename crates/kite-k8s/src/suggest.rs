@@ -67,11 +67,7 @@ pub(crate) fn smallest_grant(attrs: &Attributes) -> Option<Suggestion> {
     let role_name = sanitize(&base);
     let binding_name = sanitize(&format!("{role_name}-{}", subject.name));
     let namespaced = attrs.non_resource_url.is_none() && !attrs.namespace.is_empty();
-    let meta = |name: &str| ObjectMeta {
-        name: Some(name.to_string()),
-        namespace: namespaced.then(|| attrs.namespace.clone()),
-        ..Default::default()
-    };
+    let meta = |name: &str| ObjectMeta { name: Some(name.to_string()), namespace: namespaced.then(|| attrs.namespace.clone()), ..Default::default() };
     let role_kind = if namespaced { "Role" } else { "ClusterRole" };
     let role_ref = RoleRef { api_group: Some(RBAC_GROUP.into()), kind: role_kind.into(), name: role_name.clone() };
     let subjects = Some(vec![subject]);
@@ -120,11 +116,7 @@ mod tests {
         let s = denied(&a);
         assert_eq!(s.role.name, "kite-update-deployments-scale.apps");
         assert_eq!(s.binding.name, "kite-update-deployments-scale.apps-arn-aws-iam-860391000000-user-6248");
-        assert!(
-            s.yaml.contains("kind: Role\n") && s.yaml.contains("kind: RoleBinding\n") && s.yaml.contains("namespace: web"),
-            "{}",
-            s.yaml
-        );
+        assert!(s.yaml.contains("kind: Role\n") && s.yaml.contains("kind: RoleBinding\n") && s.yaml.contains("namespace: web"), "{}", s.yaml);
         // Applying the suggestion grants the request and nothing broader.
         let snap = RbacSnapshot::from_yaml(&s.yaml).unwrap();
         assert!(evaluate(&snap, &a, false).allowed);
@@ -135,17 +127,10 @@ mod tests {
 
     #[test]
     fn cluster_wide_and_non_resource_requests_get_a_cluster_role_bound_to_the_service_account() {
-        let a = Attributes {
-            user: "system:serviceaccount:mon:prom".into(),
-            verb: "get".into(),
-            non_resource_url: Some("/metrics".into()),
-            ..Default::default()
-        };
+        let a =
+            Attributes { user: "system:serviceaccount:mon:prom".into(), verb: "get".into(), non_resource_url: Some("/metrics".into()), ..Default::default() };
         let s = denied(&a);
-        assert_eq!(
-            (s.role.kind.as_str(), s.role.name.as_str(), s.binding.kind),
-            ("ClusterRole", "kite-get-url-metrics", BindingKind::ClusterRoleBinding)
-        );
+        assert_eq!((s.role.kind.as_str(), s.role.name.as_str(), s.binding.kind), ("ClusterRole", "kite-get-url-metrics", BindingKind::ClusterRoleBinding));
         assert!(s.yaml.contains("kind: ServiceAccount") && s.yaml.contains("namespace: mon"), "{}", s.yaml);
         assert!(evaluate(&RbacSnapshot::from_yaml(&s.yaml).unwrap(), &a, false).allowed);
         let nodes = Attributes { user: "u".into(), verb: "*".into(), resource: "nodes".into(), name: "n1".into(), ..Default::default() };

@@ -14,25 +14,17 @@ fn name() -> impl Strategy<Value = String> {
 
 /// Any identity ARN a mapping or a caller could name, paths and sessions included.
 fn arn() -> impl Strategy<Value = String> {
-    (
-        account(),
-        name(),
-        prop::sample::select(vec!["role", "role-path", "user", "user-path", "session"]),
-        name(),
-    )
-        .prop_map(|(acct, n, kind, s)| match kind {
-            "role" => format!("arn:aws:iam::{acct}:role/{n}"),
-            "role-path" => format!("arn:aws:iam::{acct}:role/p/{n}"),
-            "user" => format!("arn:aws:iam::{acct}:user/{n}"),
-            "user-path" => format!("arn:aws:iam::{acct}:user/p/{n}"),
-            _ => format!("arn:aws:sts::{acct}:assumed-role/{n}/s{s}"),
-        })
+    (account(), name(), prop::sample::select(vec!["role", "role-path", "user", "user-path", "session"]), name()).prop_map(|(acct, n, kind, s)| match kind {
+        "role" => format!("arn:aws:iam::{acct}:role/{n}"),
+        "role-path" => format!("arn:aws:iam::{acct}:role/p/{n}"),
+        "user" => format!("arn:aws:iam::{acct}:user/{n}"),
+        "user-path" => format!("arn:aws:iam::{acct}:user/p/{n}"),
+        _ => format!("arn:aws:sts::{acct}:assumed-role/{n}/s{s}"),
+    })
 }
 
 fn canonical(s: &str) -> Option<String> {
-    Arn::parse(s)
-        .ok()
-        .map(|a| canonicalize(&a).to_string().to_lowercase())
+    Arn::parse(s).ok().map(|a| canonicalize(&a).to_string().to_lowercase())
 }
 
 proptest! {

@@ -131,19 +131,17 @@ fn rule() -> impl Strategy<Value = TRule> {
         prop_oneof![4 => Just(vec![]), 1 => subsequence(RULE_NAMES, 1).prop_map(|v| v.into_iter().map(str::to_string).collect())],
     )
         .prop_map(|(verbs, groups, resources, names)| TRule { verbs, groups, resources, names, urls: vec![] });
-    let url_rule = (some(RULE_VERBS, 2), some(RULE_URLS, 2)).prop_map(|(verbs, urls)| TRule {
-        verbs,
-        groups: vec![],
-        resources: vec![],
-        names: vec![],
-        urls,
-    });
+    let url_rule = (some(RULE_VERBS, 2), some(RULE_URLS, 2)).prop_map(|(verbs, urls)| TRule { verbs, groups: vec![], resources: vec![], names: vec![], urls });
     prop_oneof![4 => resource_rule, 1 => url_rule]
 }
 
 fn role() -> impl Strategy<Value = TRole> {
-    (select(NAMESPACES), any::<bool>(), prop::bool::weighted(0.3), prop::collection::vec(rule(), 0..4))
-        .prop_map(|(namespace, to_agg, to_agg2, rules)| TRole { namespace, to_agg, to_agg2, rules })
+    (select(NAMESPACES), any::<bool>(), prop::bool::weighted(0.3), prop::collection::vec(rule(), 0..4)).prop_map(|(namespace, to_agg, to_agg2, rules)| TRole {
+        namespace,
+        to_agg,
+        to_agg2,
+        rules,
+    })
 }
 
 fn subject() -> impl Strategy<Value = TSubject> {
@@ -214,10 +212,7 @@ fn policy_rule(r: &TRule) -> PolicyRule {
 
 fn label_selector(key: &str) -> AggregationRule {
     AggregationRule {
-        cluster_role_selectors: Some(vec![LabelSelector {
-            match_labels: Some(BTreeMap::from([(key.to_string(), "yes".to_string())])),
-            ..Default::default()
-        }]),
+        cluster_role_selectors: Some(vec![LabelSelector { match_labels: Some(BTreeMap::from([(key.to_string(), "yes".to_string())])), ..Default::default() }]),
     }
 }
 
@@ -245,23 +240,14 @@ fn yaml(world: &World) -> String {
         }));
     }
     push(serde_yaml_ng::to_string(&ClusterRole {
-        metadata: ObjectMeta {
-            name: Some("agg".into()),
-            labels: Some(BTreeMap::from([("agg2".to_string(), "yes".to_string())])),
-            ..Default::default()
-        },
+        metadata: ObjectMeta { name: Some("agg".into()), labels: Some(BTreeMap::from([("agg2".to_string(), "yes".to_string())])), ..Default::default() },
         rules: None,
         aggregation_rule: Some(label_selector("agg")),
     }));
     push(serde_yaml_ng::to_string(&ClusterRole {
         metadata: ObjectMeta { name: Some("agg2".into()), ..Default::default() },
         // Stale rules the aggregation must replace.
-        rules: Some(vec![PolicyRule {
-            verbs: vec!["*".into()],
-            api_groups: strings(&["*"]),
-            resources: strings(&["*"]),
-            ..Default::default()
-        }]),
+        rules: Some(vec![PolicyRule { verbs: vec!["*".into()], api_groups: strings(&["*"]), resources: strings(&["*"]), ..Default::default() }]),
         aggregation_rule: Some(label_selector("agg2")),
     }));
     for (i, b) in world.bindings.iter().enumerate() {

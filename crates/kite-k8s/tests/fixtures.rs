@@ -50,7 +50,9 @@ fn seed_004_a_user_without_a_mapping_cannot_get_pods_is_told_why_and_what_would_
     assert!(!d.allowed);
     assert!(d.bindings_considered.is_empty());
     assert!(
-        d.reason.contains(r#"no ClusterRoleBinding, and no RoleBinding in namespace "default", names user "arn:aws:iam::860391000000:user/2049" or any of its groups"#),
+        d.reason.contains(
+            r#"no ClusterRoleBinding, and no RoleBinding in namespace "default", names user "arn:aws:iam::860391000000:user/2049" or any of its groups"#
+        ),
         "{}",
         d.reason
     );

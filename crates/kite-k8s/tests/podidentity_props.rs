@@ -16,7 +16,10 @@ const NAMESPACES: &[&str] = &["demo", "prod"];
 const IPS: &[&str] = &["10.244.0.1", "10.244.0.2", "10.244.0.3", "10.244.0.4"];
 const IDENTITY_NAMES: &[&str] = &["id-a", "id-b", "id-c", "id-d"];
 const CLIENT_IDS: &[&str] = &["11111111-1111-1111-1111-111111111111", "22222222-2222-2222-2222-222222222222", "33333333-3333-3333-3333-333333333333"];
-const RESOURCE_IDS: &[&str] = &["/subscriptions/s/resourcegroups/rg/providers/Microsoft.ManagedIdentity/userAssignedIdentities/one", "/subscriptions/s/resourcegroups/rg/providers/Microsoft.ManagedIdentity/userAssignedIdentities/two"];
+const RESOURCE_IDS: &[&str] = &[
+    "/subscriptions/s/resourcegroups/rg/providers/Microsoft.ManagedIdentity/userAssignedIdentities/one",
+    "/subscriptions/s/resourcegroups/rg/providers/Microsoft.ManagedIdentity/userAssignedIdentities/two",
+];
 const SELECTORS: &[&str] = &["app", "web", "App"];
 const PHASES: &[Option<&str>] = &[Some("Running"), Some("Pending"), Some("Succeeded"), Some("Failed"), None];
 
@@ -85,15 +88,19 @@ fn cluster(pods: &[TPod], ids: &[TIdentity], bindings: &[TBinding], exceptions: 
         if let Some(phase) = p.phase {
             status["phase"] = json!(phase);
         }
-        objects.push(json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": format!("pod-{}", p.name), "namespace": p.ns, "labels": labels}, "status": status}));
+        objects.push(
+            json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": format!("pod-{}", p.name), "namespace": p.ns, "labels": labels}, "status": status}),
+        );
     }
     for i in ids {
         objects.push(json!({"apiVersion": "aadpodidentity.k8s.io/v1", "kind": "AzureIdentity", "metadata": {"name": i.name, "namespace": i.ns},
                             "spec": {"type": 0, "clientID": i.client_id, "resourceID": i.resource_id}}));
     }
     for (n, b) in bindings.iter().enumerate() {
-        objects.push(json!({"apiVersion": "aadpodidentity.k8s.io/v1", "kind": "AzureIdentityBinding", "metadata": {"name": format!("binding-{n}"), "namespace": b.ns},
-                            "spec": {"azureIdentity": b.identity, "selector": b.selector}}));
+        objects.push(
+            json!({"apiVersion": "aadpodidentity.k8s.io/v1", "kind": "AzureIdentityBinding", "metadata": {"name": format!("binding-{n}"), "namespace": b.ns},
+                            "spec": {"azureIdentity": b.identity, "selector": b.selector}}),
+        );
     }
     for (n, (ns, tier)) in exceptions.iter().enumerate() {
         objects.push(json!({"apiVersion": "aadpodidentity.k8s.io/v1", "kind": "AzurePodIdentityException", "metadata": {"name": format!("exception-{n}"), "namespace": ns},

@@ -135,7 +135,12 @@ pub(crate) fn cluster_state(stores: &[(ApiResource, Store<DynamicObject>)]) -> C
             value["apiVersion"] = ar.api_version.clone().into();
             value["kind"] = ar.kind.clone().into();
             if let Err(e) = state.add(value) {
-                tracing::warn!("{} {}/{} skipped: {e}", ar.kind, obj.metadata.namespace.as_deref().unwrap_or_default(), obj.metadata.name.as_deref().unwrap_or_default());
+                tracing::warn!(
+                    "{} {}/{} skipped: {e}",
+                    ar.kind,
+                    obj.metadata.namespace.as_deref().unwrap_or_default(),
+                    obj.metadata.name.as_deref().unwrap_or_default()
+                );
             }
         }
     }

@@ -45,11 +45,12 @@ impl Kind {
         let (plural, namespace) = (self.plural, at.namespace);
         let why = match &e {
             kube::Error::Api(s) => match s.code {
-                401 | 403 => format!(
-                    "kite's credentials may not {verb} {plural}.aadpodidentity.k8s.io in namespace {namespace} ({}); {}",
-                    s.message, self.grant
+                401 | 403 => {
+                    format!("kite's credentials may not {verb} {plural}.aadpodidentity.k8s.io in namespace {namespace} ({}); {}", s.message, self.grant)
+                }
+                404 => format!(
+                    "the API server does not serve {plural}.aadpodidentity.k8s.io; install aad-pod-identity's CRDs with: kite k8s crds | kubectl apply -f -"
                 ),
-                404 => format!("the API server does not serve {plural}.aadpodidentity.k8s.io; install aad-pod-identity's CRDs with: kite k8s crds | kubectl apply -f -"),
                 409 => format!("it changed while kite was writing it ({}); {}", s.message, self.on_conflict),
                 _ => format!("{} ({} {})", s.message, s.code, s.reason),
             },

@@ -126,11 +126,13 @@ const BAD_ROLES: &str = "- rolearn: arn:aws:iam::111122223333:role/team/dev\n  u
 fn world() -> FakeApi {
     let identity = json!({"metadata": {"name": "app-identity", "namespace": "demo", "resourceVersion": "1"},
         "spec": {"type": 0, "resourceID": "/subscriptions/s/resourcegroups/rg/providers/Microsoft.ManagedIdentity/userAssignedIdentities/app", "clientID": CLIENT_ID}});
-    let binding = json!({"metadata": {"name": "app-binding", "namespace": "demo", "resourceVersion": "1"}, "spec": {"azureIdentity": "app-identity", "selector": "app"}});
+    let binding =
+        json!({"metadata": {"name": "app-binding", "namespace": "demo", "resourceVersion": "1"}, "spec": {"azureIdentity": "app-identity", "selector": "app"}});
     let sp_identity = json!({"metadata": {"name": "sp-identity", "namespace": "demo", "resourceVersion": "1"},
         "spec": {"type": 1, "clientID": "44444444-4444-4444-4444-444444444444", "clientPassword": {"name": "sp-secret", "namespace": "demo"}}});
     // base64 of "s3cr3t-value"
-    let secret = json!({"metadata": {"name": "sp-secret", "namespace": "demo", "resourceVersion": "1"}, "type": "Opaque", "data": {"clientSecret": "czNjcjN0LXZhbHVl"}});
+    let secret =
+        json!({"metadata": {"name": "sp-secret", "namespace": "demo", "resourceVersion": "1"}, "type": "Opaque", "data": {"clientSecret": "czNjcjN0LXZhbHVl"}});
     let role = json!({"metadata": {"name": "pod-reader", "namespace": "demo", "resourceVersion": "1"}, "rules": [{"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list"]}]});
     let role_binding = json!({"metadata": {"name": "devs-read-pods", "namespace": "demo", "resourceVersion": "1"},
         "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "pod-reader"},
@@ -230,11 +232,10 @@ async fn iamidentitymapping_create_replaces_aws_auth_with_the_version_it_read_an
     let (seen, bodies) = api.run(handle);
 
     let arn = "arn:aws:iam::111122223333:user/6248";
-    let (_, written) = kite_kube::aws_auth::edit(&client, |auth| {
-        kite_k8s::awsauth::create_mapping(auth, arn, "user-6248", &["developers".into()]).map_err(|e| e.to_string())
-    })
-    .await
-    .unwrap();
+    let (_, written) =
+        kite_kube::aws_auth::edit(&client, |auth| kite_k8s::awsauth::create_mapping(auth, arn, "user-6248", &["developers".into()]).map_err(|e| e.to_string()))
+            .await
+            .unwrap();
 
     let bodies = bodies.lock().unwrap().clone();
     assert_eq!(bodies.len(), 2, "{:#?}", seen.lock().unwrap());
@@ -258,7 +259,11 @@ async fn a_change_that_would_fail_validation_is_refused_before_anything_is_writt
     let (_, bodies) = api.run(handle);
 
     let err = kite_kube::aws_auth::edit(&client, |auth| {
-        auth.map_roles.push(kite_k8s::awsauth::RoleMapping { rolearn: "arn:aws:iam::111122223333:role/team/dev".into(), username: "dev2".into(), groups: vec![] });
+        auth.map_roles.push(kite_k8s::awsauth::RoleMapping {
+            rolearn: "arn:aws:iam::111122223333:role/team/dev".into(),
+            username: "dev2".into(),
+            groups: vec![],
+        });
         Ok(())
     })
     .await
@@ -402,8 +407,22 @@ async fn refused_writes_say_which_permission_crd_or_version_is_missing() {
     let assigned = desired("Assigned").await;
     let forbidden = "azureassignedidentities.aadpodidentity.k8s.io is forbidden: User \"kite\" cannot create resource \"azureassignedidentities\"";
     let cases = [
-        (403, "Forbidden", forbidden, vec!["cannot create AzureAssignedIdentity demo/web-demo-app-identity", "grant get, list, watch, create, update and delete on azureassignedidentities", forbidden]),
-        (404, "NotFound", "the server could not find the requested resource", vec!["does not serve azureassignedidentities.aadpodidentity.k8s.io", "kite k8s crds | kubectl apply -f -"]),
+        (
+            403,
+            "Forbidden",
+            forbidden,
+            vec![
+                "cannot create AzureAssignedIdentity demo/web-demo-app-identity",
+                "grant get, list, watch, create, update and delete on azureassignedidentities",
+                forbidden,
+            ],
+        ),
+        (
+            404,
+            "NotFound",
+            "the server could not find the requested resource",
+            vec!["does not serve azureassignedidentities.aadpodidentity.k8s.io", "kite k8s crds | kubectl apply -f -"],
+        ),
     ];
     for (code, reason, message, expected) in cases {
         let (kube, handle) = client();
@@ -482,8 +501,22 @@ async fn refused_addon_writes_name_the_verbs_and_resources_to_grant_or_the_crds_
     let (identity, binding) = addon_objects();
     let forbidden = "azureidentities.aadpodidentity.k8s.io is forbidden: User \"dev\" cannot create resource \"azureidentities\" in the namespace \"default\"";
     let cases = [
-        (403, "Forbidden", forbidden, vec!["cannot create AzureIdentity default/azure-vote", "grant get, create, update and delete on azureidentities and azureidentitybindings", forbidden]),
-        (404, "NotFound", "the server could not find the requested resource", vec!["does not serve azureidentities.aadpodidentity.k8s.io", "kite k8s crds | kubectl apply -f -"]),
+        (
+            403,
+            "Forbidden",
+            forbidden,
+            vec![
+                "cannot create AzureIdentity default/azure-vote",
+                "grant get, create, update and delete on azureidentities and azureidentitybindings",
+                forbidden,
+            ],
+        ),
+        (
+            404,
+            "NotFound",
+            "the server could not find the requested resource",
+            vec!["does not serve azureidentities.aadpodidentity.k8s.io", "kite k8s crds | kubectl apply -f -"],
+        ),
     ];
     for (code, reason, message, expected) in cases {
         let (kube, handle) = client();

@@ -49,7 +49,8 @@ fn main() -> anyhow::Result<()> {
         let config = support::config(dir.path(), &url, None, None);
         let (state, creds) = prepare(store, &config, "https://127.0.0.1:8443", None).await?;
         let creds: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(creds.expect("fresh store bootstraps"))?)?;
-        let (tenant, app_id, secret) = (creds["tenant"].as_str().unwrap_or_default(), creds["appId"].as_str().unwrap_or_default(), creds["password"].as_str().unwrap_or_default());
+        let (tenant, app_id, secret) =
+            (creds["tenant"].as_str().unwrap_or_default(), creds["appId"].as_str().unwrap_or_default(), creds["password"].as_str().unwrap_or_default());
 
         let keys = state.keys();
         let now = time::OffsetDateTime::now_utc().unix_timestamp();

@@ -80,8 +80,5 @@ pub async fn load_keys(store: &dyn Store) -> Result<Vec<SigningKey>> {
     if stored.is_empty() {
         anyhow::bail!("the store holds no token-signing key; it was bootstrapped by an incompatible kite version");
     }
-    stored
-        .iter()
-        .map(|k| serde_json::from_str::<SigningKey>(&k.body).with_context(|| format!("signing key {} does not parse", k.kid)))
-        .collect()
+    stored.iter().map(|k| serde_json::from_str::<SigningKey>(&k.body).with_context(|| format!("signing key {} does not parse", k.kid))).collect()
 }

@@ -95,15 +95,18 @@ async fn issue(state: &AppState, headers: &HeaderMap) -> Result<Value, Refusal> 
     if iss != issuer {
         return Err(Refusal::bad_token(format!("the token's issuer '{iss}' is not cluster {cluster}'s service-account issuer '{issuer}'")));
     }
-    let jwks = state
-        .issuers
-        .jwks(issuer, claims.header.kid.as_deref())
-        .await
-        .map_err(|e| Refusal::new(StatusCode::SERVICE_UNAVAILABLE, "ServiceUnavailableException", format!("cannot verify the token: the keys of cluster issuer {issuer} are unavailable ({e})")))?;
+    let jwks = state.issuers.jwks(issuer, claims.header.kid.as_deref()).await.map_err(|e| {
+        Refusal::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "ServiceUnavailableException",
+            format!("cannot verify the token: the keys of cluster issuer {issuer} are unavailable ({e})"),
+        )
+    })?;
     assertion::verify_with_jwks(token, &jwks).map_err(|e| Refusal::bad_token(format!("the token's signature is invalid: {}", e.detail())))?;
     let now = state.now();
-    assertion::check_time(&claims.claims, now.unix_timestamp(), 0)
-        .map_err(|e| Refusal::new(StatusCode::BAD_REQUEST, "ExpiredTokenException", format!("the service-account token is expired or not yet valid: {}", e.detail())))?;
+    assertion::check_time(&claims.claims, now.unix_timestamp(), 0).map_err(|e| {
+        Refusal::new(StatusCode::BAD_REQUEST, "ExpiredTokenException", format!("the service-account token is expired or not yet valid: {}", e.detail()))
+    })?;
     let audiences = claims.audiences();
     if !audiences.iter().any(|a| a == POD_IDENTITY_SERVICE) {
         return Err(Refusal::bad_token(format!(
@@ -139,7 +142,8 @@ async fn issue(state: &AppState, headers: &HeaderMap) -> Result<Value, Refusal> 
     let session_name = eks::session_name(cluster, &pod.pod_name);
     let sub = claims.str_claim("sub").unwrap_or_default();
     let sts = crate::sts::issuer(state).await.map_err(|e| Refusal::internal(e.message))?;
-    let (credentials, session) = sts.issue_for_service(&role, &session_name, POD_IDENTITY_SERVICE, sub, tags, None, now).map_err(|e| Refusal::denied(e.message))?;
+    let (credentials, session) =
+        sts.issue_for_service(&role, &session_name, POD_IDENTITY_SERVICE, sub, tags, None, now).map_err(|e| Refusal::denied(e.message))?;
     tracing::info!(cluster, namespace = pod.namespace, service_account = pod.service_account, pod = pod.pod_name,
                    association = association.association_id, session = %session.assumed_role_arn, "container credentials issued");
     Ok(json!({

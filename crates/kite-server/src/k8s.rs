@@ -104,7 +104,12 @@ impl K8sPolicy {
         };
         let Ok(mut store) = self.aws_auth.write() else { return };
         match store.apply(&text) {
-            Ok(report) => tracing::info!(warnings = report.warnings.len(), "aws-auth reloaded from {}{}", path.display(), if report.warnings.is_empty() { String::new() } else { format!(":\n{report}") }),
+            Ok(report) => tracing::info!(
+                warnings = report.warnings.len(),
+                "aws-auth reloaded from {}{}",
+                path.display(),
+                if report.warnings.is_empty() { String::new() } else { format!(":\n{report}") }
+            ),
             Err(report) => tracing::warn!("aws-auth in {} refused, the last good mapping stays in force:\n{report}", path.display()),
         }
     }
@@ -175,7 +180,9 @@ pub async fn authorize(State(state): State<AppState>, Json(sar): Json<SubjectAcc
             let mut sar = sar;
             sar.status = Some(SubjectAccessReviewStatus {
                 allowed: false,
-                reason: Some("kite has no Kubernetes RBAC objects loaded: start it with --k8s-rbac PATH, or --kubeconfig PATH to read them from the cluster".into()),
+                reason: Some(
+                    "kite has no Kubernetes RBAC objects loaded: start it with --k8s-rbac PATH, or --kubeconfig PATH to read them from the cluster".into(),
+                ),
                 ..Default::default()
             });
             (StatusCode::OK, Json(sar)).into_response()
@@ -207,8 +214,8 @@ async fn identify(state: &AppState, token: &str) -> Result<UserInfo, String> {
     let arn = caller.arn().to_string();
     let entries = state.k8s.access_entries.read().map(|e| e.clone()).unwrap_or_default();
     let mode = state.k8s.mode.unwrap_or(AuthenticationMode::ConfigMap);
-    let id = awsauth::resolve(mode, &entries, &state.cluster.aws_auth(), &arn, caller.access_key_id(), caller.session_name())
-        .map_err(|miss| miss.to_string())?;
+    let id =
+        awsauth::resolve(mode, &entries, &state.cluster.aws_auth(), &arn, caller.access_key_id(), caller.session_name()).map_err(|miss| miss.to_string())?;
     let extra = [
         ("arn", arn.clone()),
         ("canonicalArn", id.canonical_arn.clone()),

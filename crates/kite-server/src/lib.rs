@@ -5,24 +5,24 @@
 pub mod agent;
 pub mod api;
 pub mod auth;
+pub mod bootstrap;
 pub mod clients;
+pub mod cluster;
 pub mod container_credentials;
 pub mod entra_review;
-pub mod bootstrap;
-pub mod cluster;
 pub mod error;
 pub mod issuers;
 pub mod k8s;
 pub mod keys;
-pub mod mic;
 pub mod metrics;
+pub mod mic;
 pub mod nmi;
 pub mod state;
 pub mod sts;
 pub mod tls;
-pub mod watch;
 pub mod token;
 pub mod upstream;
+pub mod watch;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -177,8 +177,14 @@ pub fn app(state: AppState) -> Router {
 /// elsewhere); the router matches one spelling, so keywords are rewritten to it before routing.
 fn canonical_path(path: &str) -> String {
     const WORDS: [&str; 8] = [
-        "subscriptions", "resourceGroups", "providers", "Microsoft.ManagedIdentity", "userAssignedIdentities", "federatedIdentityCredentials",
-        "Microsoft.ContainerService", "managedClusters",
+        "subscriptions",
+        "resourceGroups",
+        "providers",
+        "Microsoft.ManagedIdentity",
+        "userAssignedIdentities",
+        "federatedIdentityCredentials",
+        "Microsoft.ContainerService",
+        "managedClusters",
     ];
     path.split('/')
         .enumerate()

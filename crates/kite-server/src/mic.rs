@@ -15,8 +15,8 @@ use kite_core::rbac::engine::Snapshot;
 use kite_k8s::mic::{reconcile, ControllerMode, Plan, Standard};
 use kite_k8s::podidentity::ClusterState;
 
-pub use sink::OUTPUT_DIR;
 use sink::Sink;
+pub use sink::OUTPUT_DIR;
 
 use crate::state::AppState;
 use crate::Config;
@@ -37,7 +37,9 @@ pub async fn spawn(state: &AppState, config: &Config) -> anyhow::Result<()> {
             "--pod-identity-mode standard assigns identities to nodes as the cluster's kubelet identity: give its client ID with --cluster-identity \
              (e.g. kite identity show -g <node resource group> -n <cluster>-agentpool --query clientId -o tsv)"
         ),
-        (ControllerMode::Managed, Some(_)) => bail!("--cluster-identity is only used with --pod-identity-mode standard; drop it or add --pod-identity-mode standard"),
+        (ControllerMode::Managed, Some(_)) => {
+            bail!("--cluster-identity is only used with --pod-identity-mode standard; drop it or add --pod-identity-mode standard")
+        }
         (_, id) => id.unwrap_or_default().to_string(),
     };
     let paths = &config.pod_identity;
@@ -105,7 +107,8 @@ impl Controller {
             return Ok(reconcile::<Snapshot>(cluster, None));
         }
         let client_id = self.cluster_identity.as_str();
-        let principal = state.store.find_principals(client_id).await?.into_iter().find(|p| p.app_id.to_string().eq_ignore_ascii_case(client_id)).map(|p| p.object_id);
+        let principal =
+            state.store.find_principals(client_id).await?.into_iter().find(|p| p.app_id.to_string().eq_ignore_ascii_case(client_id)).map(|p| p.object_id);
         let assignments = match principal {
             Some(id) => state.store.list_role_assignments(&kite_store::AssignmentFilter { principal_id: Some(id), all: true, ..Default::default() }).await?,
             None => Vec::new(),
@@ -121,13 +124,17 @@ impl Controller {
         let updates: HashSet<(&str, &str)> = plan.update.iter().map(|a| (a.metadata.namespace.as_str(), a.metadata.name.as_str())).collect();
         for a in plan.create.iter().chain(&plan.update) {
             match self.sink.put(a, updates.contains(&(a.metadata.namespace.as_str(), a.metadata.name.as_str()))).await {
-                Ok(()) => tracing::info!(name = %a.metadata.name, namespace = %a.metadata.namespace, pod = %a.spec.pod, node = %a.spec.node_name, status = %a.status.status, "AzureAssignedIdentity written"),
+                Ok(()) => {
+                    tracing::info!(name = %a.metadata.name, namespace = %a.metadata.namespace, pod = %a.spec.pod, node = %a.spec.node_name, status = %a.status.status, "AzureAssignedIdentity written")
+                }
                 Err(e) => failed.push(format!("pod identity controller: {e:#}")),
             }
         }
         for a in &plan.delete {
             match self.sink.delete(a).await {
-                Ok(()) => tracing::info!(name = %a.metadata.name, namespace = %a.metadata.namespace, pod = %a.spec.pod, "AzureAssignedIdentity removed: its pod or binding is gone"),
+                Ok(()) => {
+                    tracing::info!(name = %a.metadata.name, namespace = %a.metadata.namespace, pod = %a.spec.pod, "AzureAssignedIdentity removed: its pod or binding is gone")
+                }
                 Err(e) => failed.push(format!("pod identity controller: {e:#}")),
             }
         }

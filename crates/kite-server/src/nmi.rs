@@ -10,15 +10,15 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, RwLock};
 
+use aws_lc_rs::digest;
 use axum::extract::connect_info::ConnectInfo;
 use axum::extract::{Query, Request, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use kite_core::directory::Principal;
 use kite_core::directory::PrincipalKind;
 use kite_k8s::mic::{require_assigned, ControllerMode};
-use aws_lc_rs::digest;
-use kite_core::directory::Principal;
 use kite_k8s::podidentity::{decide, AzureIdentity, ClusterState, PodDecision, Selector};
 use kite_k8s::spsecret::{client_secret, MissingSecret};
 use serde::Deserialize;
@@ -119,13 +119,19 @@ async fn managed_identity(state: &AppState, namespace: &str, identity: &AzureIde
         tracing::error!("node agent: reading principals failed: {e}");
         (ImdsError::Internal, StatusCode::INTERNAL_SERVER_ERROR, "kite's store could not be read; see kite's log".to_string())
     })?;
-    found.into_iter().find(|p| p.app_id.to_string().eq_ignore_ascii_case(&identity.spec.client_id) && p.service_principal_type == PrincipalKind::ManagedIdentity).ok_or_else(|| {
-        (
-            ImdsError::UnknownIdentity,
-            StatusCode::BAD_REQUEST,
-            format!("AzureIdentity {}/{} names clientID {}, which is no managed identity kite knows ('kite identity list')", namespace, identity.metadata.name, identity.spec.client_id),
-        )
-    })
+    found
+        .into_iter()
+        .find(|p| p.app_id.to_string().eq_ignore_ascii_case(&identity.spec.client_id) && p.service_principal_type == PrincipalKind::ManagedIdentity)
+        .ok_or_else(|| {
+            (
+                ImdsError::UnknownIdentity,
+                StatusCode::BAD_REQUEST,
+                format!(
+                    "AzureIdentity {}/{} names clientID {}, which is no managed identity kite knows ('kite identity list')",
+                    namespace, identity.metadata.name, identity.spec.client_id
+                ),
+            )
+        })
 }
 
 /// The service principal a type 1 AzureIdentity names, authenticated with the client secret from
@@ -145,13 +151,25 @@ async fn service_principal(state: &AppState, cluster: &ClusterState, identity: &
     };
     match authenticated.await {
         Ok(client) => Ok((client.principal.clone(), hex::encode(digest::digest(&digest::SHA256, secret.as_bytes())))),
-        Err(e) if e.status.is_server_error() => Err((ImdsError::Internal, StatusCode::INTERNAL_SERVER_ERROR, "kite's token service failed; see kite's log".into())),
+        Err(e) if e.status.is_server_error() => {
+            Err((ImdsError::Internal, StatusCode::INTERNAL_SERVER_ERROR, "kite's token service failed; see kite's log".into()))
+        }
         Err(e) => {
-            let reference = identity.spec.client_password.as_ref().map(|r| format!("{}/{}", if r.namespace.is_empty() { &identity.metadata.namespace } else { &r.namespace }, r.name)).unwrap_or_default();
+            let reference = identity
+                .spec
+                .client_password
+                .as_ref()
+                .map(|r| format!("{}/{}", if r.namespace.is_empty() { &identity.metadata.namespace } else { &r.namespace }, r.name))
+                .unwrap_or_default();
             Err((
                 ImdsError::ClientSecretRefused,
                 StatusCode::FORBIDDEN,
-                format!("AzureIdentity {}/{}: the token service refused service principal {client_id} with the client secret from Secret {reference}: {}", identity.metadata.namespace, identity.metadata.name, e.summary()),
+                format!(
+                    "AzureIdentity {}/{}: the token service refused service principal {client_id} with the client secret from Secret {reference}: {}",
+                    identity.metadata.namespace,
+                    identity.metadata.name,
+                    e.summary()
+                ),
             ))
         }
     }
@@ -181,10 +199,7 @@ pub async fn token(State(state): State<AppState>, Query(q): Query<ImdsQuery>, re
         },
         (None, None) => None,
     };
-    let selector = Selector {
-        client_id,
-        resource_id: q.mi_res_id.clone().or(q.msi_res_id.clone()).or(q.resource_id.clone()),
-    };
+    let selector = Selector { client_id, resource_id: q.mi_res_id.clone().or(q.msi_res_id.clone()).or(q.resource_id.clone()) };
     let cluster = state.cluster.pods();
     let decision = match (decide(&cluster, &addr.ip().to_string(), &selector), state.nmi.mode) {
         (decision, ControllerMode::Standard) => require_assigned(&cluster, decision),

@@ -60,7 +60,14 @@ pub async fn issuer(state: &AppState) -> Result<std::sync::Arc<SessionIssuer>, S
 
 async fn assume_role_with_web_identity(state: &AppState, params: &[(String, String)]) -> Result<Response, StsError> {
     let get = |k: &str| params.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
-    let need = |k: &str| get(k).ok_or_else(|| StsError::new(ErrorCode::ValidationError, format!("1 validation error detected: Value null at '{}' failed to satisfy constraint: Member must not be null", lower_first(k))));
+    let need = |k: &str| {
+        get(k).ok_or_else(|| {
+            StsError::new(
+                ErrorCode::ValidationError,
+                format!("1 validation error detected: Value null at '{}' failed to satisfy constraint: Member must not be null", lower_first(k)),
+            )
+        })
+    };
     let (role_arn, session_name, token) = (need("RoleArn")?, need("RoleSessionName")?, need("WebIdentityToken")?);
     let duration = match get("DurationSeconds") {
         Some(d) => Some(d.parse::<u32>().map_err(|_| StsError::new(ErrorCode::ValidationError, format!("DurationSeconds '{d}' is not a number of seconds")))?),
@@ -70,7 +77,12 @@ async fn assume_role_with_web_identity(state: &AppState, params: &[(String, Stri
     let Resource::Role { name, .. } = arn.resource() else {
         return Err(StsError::new(ErrorCode::ValidationError, format!("'{role_arn}' is not a role ARN")));
     };
-    let not_authorized = || StsError::new(ErrorCode::AccessDenied, format!("Not authorized to perform sts:AssumeRoleWithWebIdentity: role {role_arn} does not exist (kite iam role list)"));
+    let not_authorized = || {
+        StsError::new(
+            ErrorCode::AccessDenied,
+            format!("Not authorized to perform sts:AssumeRoleWithWebIdentity: role {role_arn} does not exist (kite iam role list)"),
+        )
+    };
     let role = role_named(state, name).await.map_err(|_| not_authorized())?;
     if !role.arn.to_string().eq_ignore_ascii_case(&arn.to_string()) || arn.account() != state.aws_account() {
         return Err(StsError::new(
@@ -86,9 +98,11 @@ async fn assume_role_with_web_identity(state: &AppState, params: &[(String, Stri
     let verified = if iss == state.issuer_v2() {
         assertion::verify_with_jwks(token, state.keys().jwks())
     } else {
-        let jwks = state.issuers.jwks(&iss, claims.header.kid.as_deref()).await.map_err(|e| {
-            StsError::new(ErrorCode::InvalidIdentityToken, format!("Couldn't retrieve verification key from your identity provider: {e}"))
-        })?;
+        let jwks = state
+            .issuers
+            .jwks(&iss, claims.header.kid.as_deref())
+            .await
+            .map_err(|e| StsError::new(ErrorCode::InvalidIdentityToken, format!("Couldn't retrieve verification key from your identity provider: {e}")))?;
         assertion::verify_with_jwks(token, &jwks)
     };
     verified.map_err(|e| StsError::new(ErrorCode::InvalidIdentityToken, format!("The web identity token's signature is invalid: {}", e.detail())))?;
@@ -173,7 +187,10 @@ pub async fn endpoint(State(state): State<AppState>, method: Method, uri: Uri, h
             let wants_json = headers.get("accept").and_then(|v| v.to_str().ok()).is_some_and(|a| a.contains("application/json"));
             get_caller_identity(&state, &request, wants_json, &request_id).await
         }
-        Some(other) => Err(StsError::new(ErrorCode::ValidationError, format!("Action '{other}' is not supported by kite's STS: use AssumeRoleWithWebIdentity or GetCallerIdentity"))),
+        Some(other) => Err(StsError::new(
+            ErrorCode::ValidationError,
+            format!("Action '{other}' is not supported by kite's STS: use AssumeRoleWithWebIdentity or GetCallerIdentity"),
+        )),
         None => Err(StsError::new(ErrorCode::ValidationError, "Missing 'Action' parameter (e.g. Action=GetCallerIdentity&Version=2011-06-15)")),
     };
     result.unwrap_or_else(|e| error(e, &request_id))

@@ -123,7 +123,10 @@ fn certificate_grant(state: &AppState, app: &Application, client_id: &str, raw: 
             )
         })?;
     if now >= cert.end_date_time {
-        return Err(invalid_client(700027, format!("The certificate {} registered on application '{client_id}' expired on {}; upload a current one", cert.thumbprint, cert.end_date_time)));
+        return Err(invalid_client(
+            700027,
+            format!("The certificate {} registered on application '{client_id}' expired on {}; upload a current one", cert.thumbprint, cert.end_date_time),
+        ));
     }
     if claims.str_claim("sub") != Some(client_id) {
         return Err(invalid_client(700027, format!("Client assertion 'sub' must equal the client id '{client_id}'.")));
@@ -138,7 +141,8 @@ fn certificate_grant(state: &AppState, app: &Application, client_id: &str, raw: 
         return Err(invalid_client(700027, format!("Client assertion audience {aud:?} is invalid: it must be the token endpoint '{}'.", endpoints[0])));
     }
     let (n, e) = cert.rsa_public_key().map_err(|e| invalid_client(700027, e.to_string()))?;
-    assertion::verify_with_rsa(raw, &n, &e).map_err(|e| invalid_client(700027, format!("Client assertion failed signature validation. [Reason - {e}]", e = e.detail())))?;
+    assertion::verify_with_rsa(raw, &n, &e)
+        .map_err(|e| invalid_client(700027, format!("Client assertion failed signature validation. [Reason - {e}]", e = e.detail())))?;
     assertion::check_time(&claims.claims, now.unix_timestamp(), LEEWAY_SECS).map_err(time_error)
 }
 
@@ -154,9 +158,11 @@ async fn federated_grant(state: &AppState, client_id: &Uuid, raw: &str, claims: 
     let verified = if iss == state.issuer_v2() {
         assertion::verify_with_jwks(raw, state.keys().jwks())
     } else {
-        let jwks = state.issuers.jwks(iss, claims.header.kid.as_deref()).await.map_err(|e| {
-            OAuthError::new(StatusCode::BAD_REQUEST, "invalid_request", 50166, format!("Request to External OIDC endpoint failed: {e}"))
-        })?;
+        let jwks = state
+            .issuers
+            .jwks(iss, claims.header.kid.as_deref())
+            .await
+            .map_err(|e| OAuthError::new(StatusCode::BAD_REQUEST, "invalid_request", 50166, format!("Request to External OIDC endpoint failed: {e}")))?;
         assertion::verify_with_jwks(raw, &jwks)
     };
     verified.map_err(|e| invalid_client(50013, format!("Assertion failed signature validation. [Reason - {e}]")))?;
@@ -200,7 +206,10 @@ pub async fn lookup_client(state: &AppState, client_id: &str) -> Result<(Uuid, A
 pub fn check_secret(client: &Client, client_id: &str, secret: &str, now: OffsetDateTime) -> Result<(), OAuthError> {
     match &client.app {
         Some(app) => secret_grant(app, client_id, secret, now),
-        None => Err(invalid_client(7000215, format!("'{client_id}' is a managed identity: it has no client secrets. Use a federated credential (client_assertion)."))),
+        None => Err(invalid_client(
+            7000215,
+            format!("'{client_id}' is a managed identity: it has no client secrets. Use a federated credential (client_assertion)."),
+        )),
     }
 }
 
@@ -211,7 +220,12 @@ async fn issue(state: &AppState, tenant: &str, form: TokenForm, version: Version
     check_tenant(state, tenant)?;
     let grant = form.grant_type.as_deref().ok_or_else(|| missing("grant_type"))?;
     if grant != "client_credentials" {
-        return Err(OAuthError::new(StatusCode::BAD_REQUEST, "unsupported_grant_type", 70003, format!("The app requested an unsupported grant type '{grant}'.")));
+        return Err(OAuthError::new(
+            StatusCode::BAD_REQUEST,
+            "unsupported_grant_type",
+            70003,
+            format!("The app requested an unsupported grant type '{grant}'."),
+        ));
     }
     let client_id = form.client_id.as_deref().ok_or_else(|| missing("client_id"))?;
     let resource = match version {
@@ -235,7 +249,12 @@ async fn issue(state: &AppState, tenant: &str, form: TokenForm, version: Version
         (Some(secret), None) => check_secret(&client, client_id, secret, now)?,
         (None, Some(raw)) => {
             if form.client_assertion_type.as_deref() != Some(JWT_BEARER) {
-                return Err(OAuthError::new(StatusCode::BAD_REQUEST, "invalid_request", 900144, format!("The request body must contain the following parameter: 'client_assertion_type' = '{JWT_BEARER}'.")));
+                return Err(OAuthError::new(
+                    StatusCode::BAD_REQUEST,
+                    "invalid_request",
+                    900144,
+                    format!("The request body must contain the following parameter: 'client_assertion_type' = '{JWT_BEARER}'."),
+                ));
             }
             let claims = assertion::peek(raw).map_err(|e| invalid_client(50027, format!("JWT token is invalid or malformed: {e}")))?;
             match (app, claims.str_claim("iss") == Some(client_id)) {
@@ -243,8 +262,12 @@ async fn issue(state: &AppState, tenant: &str, form: TokenForm, version: Version
                 _ => federated_grant(state, &app_id, raw, &claims, now).await?,
             }
         }
-        (Some(_), Some(_)) => return Err(OAuthError::new(StatusCode::BAD_REQUEST, "invalid_request", 90023, "Give either client_secret or client_assertion, not both.")),
-        (None, None) => return Err(invalid_client(7000218, "The request body must contain the following parameter: 'client_assertion' or 'client_secret'.".into())),
+        (Some(_), Some(_)) => {
+            return Err(OAuthError::new(StatusCode::BAD_REQUEST, "invalid_request", 90023, "Give either client_secret or client_assertion, not both."))
+        }
+        (None, None) => {
+            return Err(invalid_client(7000218, "The request body must contain the following parameter: 'client_assertion' or 'client_secret'.".into()))
+        }
     }
     mint(state, principal, resource, version == Version::V2)
 }

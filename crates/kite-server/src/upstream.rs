@@ -57,7 +57,10 @@ impl UpstreamImds {
     /// upstream when it cannot be reached.
     pub async fn forward(&self, request: Request) -> Result<Response, String> {
         if request.headers().contains_key(FORWARDED_BY_KITE) {
-            return Err(format!("--upstream-imds {} leads back to a kite agent, so the request would go round for ever; give the node's IMDS ({DEFAULT_IMDS})", self.base));
+            return Err(format!(
+                "--upstream-imds {} leads back to a kite agent, so the request would go round for ever; give the node's IMDS ({DEFAULT_IMDS})",
+                self.base
+            ));
         }
         // The path as the client sent it, before kite's case-canonicalising rewrite.
         let uri = request.extensions().get::<SentUri>().map(|o| o.0.clone()).unwrap_or_else(|| request.uri().clone());

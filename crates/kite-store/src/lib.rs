@@ -198,7 +198,12 @@ pub trait Store: Send + Sync + 'static {
     async fn create_pod_identity_association(&self, a: &PodIdentityAssociation) -> Result<()>;
     async fn get_pod_identity_association(&self, cluster: &str, id: &str) -> Result<PodIdentityAssociation>;
     /// The cluster's associations, narrowed to a namespace and/or service account when given.
-    async fn list_pod_identity_associations(&self, cluster: &str, namespace: Option<&str>, service_account: Option<&str>) -> Result<Vec<PodIdentityAssociation>>;
+    async fn list_pod_identity_associations(
+        &self,
+        cluster: &str,
+        namespace: Option<&str>,
+        service_account: Option<&str>,
+    ) -> Result<Vec<PodIdentityAssociation>>;
     /// Deletes the association and returns what it was.
     async fn delete_pod_identity_association(&self, cluster: &str, id: &str) -> Result<PodIdentityAssociation>;
     /// IAM users, named case-insensitively as IAM does; `Conflict` when the name is taken.

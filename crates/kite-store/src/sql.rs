@@ -19,7 +19,7 @@ use sqlx::migrate::{Migration, MigrationSource, MigrationType, Migrator};
 use sqlx::{AnyPool, Row};
 use uuid::Uuid;
 
-use crate::{AppUpdate, ClusterUpdate, AssignmentFilter, AwsKind, Bootstrap, Error, GroupDeletion, Result, Store, StoredKey};
+use crate::{AppUpdate, AssignmentFilter, AwsKind, Bootstrap, ClusterUpdate, Error, GroupDeletion, Result, Store, StoredKey};
 
 /// Migrations are compiled into the binary, so a single-file install needs nothing beside it.
 #[derive(Debug)]
@@ -37,10 +37,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
 impl MigrationSource<'static> for Embedded {
     fn resolve(self) -> futures_core::future::BoxFuture<'static, Result<Vec<Migration>, sqlx::error::BoxDynError>> {
         Box::pin(async {
-            Ok(MIGRATIONS
-                .iter()
-                .map(|(v, d, sql)| Migration::new(*v, Cow::Borrowed(*d), MigrationType::Simple, Cow::Borrowed(*sql), false))
-                .collect())
+            Ok(MIGRATIONS.iter().map(|(v, d, sql)| Migration::new(*v, Cow::Borrowed(*d), MigrationType::Simple, Cow::Borrowed(*sql), false)).collect())
         })
     }
 }
@@ -92,11 +89,7 @@ impl SqlStore {
     pub async fn connect(url: &str) -> Result<SqlStore> {
         sqlx::any::install_default_drivers();
         let is_sqlite = url.starts_with("sqlite:");
-        let url = if is_sqlite && !url.contains("mode=") {
-            format!("{url}{}mode=rwc", if url.contains('?') { '&' } else { '?' })
-        } else {
-            url.to_string()
-        };
+        let url = if is_sqlite && !url.contains("mode=") { format!("{url}{}mode=rwc", if url.contains('?') { '&' } else { '?' }) } else { url.to_string() };
         let pool = AnyPoolOptions::new()
             .max_connections(if is_sqlite { 4 } else { 16 })
             .acquire_timeout(Duration::from_secs(10))
@@ -228,21 +221,13 @@ async fn insert_identity(tx: &mut Tx<'_>, mi: &ManagedIdentity) -> Result<()> {
 /// Deletes a group's identities (with their principals and assignments), every assignment at or
 /// below it, and the group itself; `None` when there is no such group.
 async fn delete_group_rows(tx: &mut Tx<'_>, sub: &str, name_key: &str) -> Result<Option<GroupDeletion>> {
-    let gone = sqlx::query("DELETE FROM resource_groups WHERE sub_id = $1 AND name_key = $2")
-        .bind(sub)
-        .bind(name_key)
-        .execute(&mut **tx)
-        .await
-        .map_err(backend)?;
+    let gone =
+        sqlx::query("DELETE FROM resource_groups WHERE sub_id = $1 AND name_key = $2").bind(sub).bind(name_key).execute(&mut **tx).await.map_err(backend)?;
     if gone.rows_affected() == 0 {
         return Ok(None);
     }
-    let ids = sqlx::query("SELECT body FROM identities WHERE sub_id = $1 AND rg_key = $2")
-        .bind(sub)
-        .bind(name_key)
-        .fetch_all(&mut **tx)
-        .await
-        .map_err(backend)?;
+    let ids =
+        sqlx::query("SELECT body FROM identities WHERE sub_id = $1 AND rg_key = $2").bind(sub).bind(name_key).fetch_all(&mut **tx).await.map_err(backend)?;
     let identities: Vec<ManagedIdentity> = rows(&ids)?;
     let mut deletion = GroupDeletion { identities: identities.len() as u64, role_assignments: 0 };
     for mi in &identities {
@@ -354,12 +339,8 @@ impl Store for SqlStore {
         let Some(mut deletion) = delete_group_rows(&mut tx, &s, &n).await? else {
             return Err(Error::NotFound(format!("resource group '{name}' could not be found")));
         };
-        let r = sqlx::query("SELECT body FROM managed_clusters WHERE sub_id = $1 AND rg_key = $2")
-            .bind(&s)
-            .bind(&n)
-            .fetch_all(&mut *tx)
-            .await
-            .map_err(backend)?;
+        let r =
+            sqlx::query("SELECT body FROM managed_clusters WHERE sub_id = $1 AND rg_key = $2").bind(&s).bind(&n).fetch_all(&mut *tx).await.map_err(backend)?;
         for cluster in rows::<ManagedCluster>(&r)? {
             deletion.add(delete_cluster_rows(&mut tx, &cluster).await?);
         }
@@ -530,10 +511,12 @@ impl Store for SqlStore {
 
     async fn list_role_assignments(&self, filter: &AssignmentFilter) -> Result<Vec<RoleAssignment>> {
         let r = match filter.principal_id {
-            Some(p) => sqlx::query("SELECT body FROM role_assignments WHERE principal_id = $1 ORDER BY scope_key, name")
-                .bind(p.to_string())
-                .fetch_all(&self.pool)
-                .await,
+            Some(p) => {
+                sqlx::query("SELECT body FROM role_assignments WHERE principal_id = $1 ORDER BY scope_key, name")
+                    .bind(p.to_string())
+                    .fetch_all(&self.pool)
+                    .await
+            }
             None => sqlx::query("SELECT body FROM role_assignments ORDER BY scope_key, name").fetch_all(&self.pool).await,
         }
         .map_err(backend)?;
@@ -561,15 +544,10 @@ impl Store for SqlStore {
 
     async fn create_federated_credential(&self, owner: &Uuid, fic: &FederatedCredential) -> Result<()> {
         let mut tx = self.pool.begin().await.map_err(backend)?;
-        let existing = sqlx::query("SELECT name_key FROM federated_credentials WHERE owner_id = $1")
-            .bind(owner.to_string())
-            .fetch_all(&mut *tx)
-            .await
-            .map_err(backend)?;
+        let existing =
+            sqlx::query("SELECT name_key FROM federated_credentials WHERE owner_id = $1").bind(owner.to_string()).fetch_all(&mut *tx).await.map_err(backend)?;
         if existing.len() >= MAX_PER_OWNER {
-            return Err(Error::Conflict(format!(
-                "{owner} already has {MAX_PER_OWNER} federated credentials, the most Entra allows; delete one first"
-            )));
+            return Err(Error::Conflict(format!("{owner} already has {MAX_PER_OWNER} federated credentials, the most Entra allows; delete one first")));
         }
         sqlx::query("INSERT INTO federated_credentials (owner_id, name_key, body) VALUES ($1, $2, $3)")
             .bind(owner.to_string())
@@ -667,7 +645,12 @@ impl Store for SqlStore {
         .await
     }
 
-    async fn list_pod_identity_associations(&self, cluster: &str, namespace: Option<&str>, service_account: Option<&str>) -> Result<Vec<PodIdentityAssociation>> {
+    async fn list_pod_identity_associations(
+        &self,
+        cluster: &str,
+        namespace: Option<&str>,
+        service_account: Option<&str>,
+    ) -> Result<Vec<PodIdentityAssociation>> {
         let r = sqlx::query(
             "SELECT body FROM pod_identity_associations WHERE cluster_key = $1 AND ($2 = '' OR namespace = $2) AND ($3 = '' OR service_account = $3) \
              ORDER BY namespace, service_account",
@@ -832,7 +815,8 @@ impl Store for SqlStore {
         let key = cluster_key(sub, rg, name);
         // Compare-and-swap on `version`: a concurrent writer makes us re-read and re-apply.
         for _ in 0..8 {
-            let row = sqlx::query("SELECT version, body FROM managed_clusters WHERE id_key = $1").bind(&key).fetch_optional(&self.pool).await.map_err(backend)?;
+            let row =
+                sqlx::query("SELECT version, body FROM managed_clusters WHERE id_key = $1").bind(&key).fetch_optional(&self.pool).await.map_err(backend)?;
             let Some(row) = row else { return Err(Error::NotFound(format!("managed cluster '{name}' was not found in resource group '{rg}'"))) };
             let version: i64 = row.try_get("version").map_err(backend)?;
             let current: ManagedCluster = from_row(&row)?;
@@ -860,7 +844,11 @@ impl Store for SqlStore {
 
     async fn delete_managed_cluster(&self, sub: &Uuid, rg: &str, name: &str) -> Result<GroupDeletion> {
         let mut tx = self.pool.begin().await.map_err(backend)?;
-        let row = sqlx::query("SELECT body FROM managed_clusters WHERE id_key = $1").bind(cluster_key(sub, rg, name)).fetch_optional(&mut *tx).await.map_err(backend)?;
+        let row = sqlx::query("SELECT body FROM managed_clusters WHERE id_key = $1")
+            .bind(cluster_key(sub, rg, name))
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(backend)?;
         let Some(row) = row else { return Err(Error::NotFound(format!("managed cluster '{name}' was not found in resource group '{rg}'"))) };
         let deletion = delete_cluster_rows(&mut tx, &from_row(&row)?).await?;
         tx.commit().await.map_err(backend)?;

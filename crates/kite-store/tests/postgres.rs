@@ -14,9 +14,7 @@ pub struct Schema(String);
 impl Drop for Schema {
     fn drop(&mut self) {
         let name = self.0.clone();
-        let _ = std::process::Command::new("psql")
-            .args([base_url().as_str(), "-qc", &format!("DROP SCHEMA IF EXISTS {name} CASCADE")])
-            .output();
+        let _ = std::process::Command::new("psql").args([base_url().as_str(), "-qc", &format!("DROP SCHEMA IF EXISTS {name} CASCADE")]).output();
     }
 }
 

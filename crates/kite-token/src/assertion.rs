@@ -26,7 +26,9 @@ impl AssertionError {
     /// What went wrong, without the category sentence (for messages that state the category themselves).
     pub fn detail(&self) -> &str {
         match self {
-            AssertionError::Malformed(d) | AssertionError::Algorithm(d) | AssertionError::Signature(d) | AssertionError::NoKey(d) | AssertionError::Time(d) => d,
+            AssertionError::Malformed(d) | AssertionError::Algorithm(d) | AssertionError::Signature(d) | AssertionError::NoKey(d) | AssertionError::Time(d) => {
+                d
+            }
         }
     }
 }

@@ -71,11 +71,7 @@ pub fn thumbprint(der: &[u8]) -> String {
 pub fn retired(keys: &[SigningKey], now_unix: i64, token_lifetime: i64, grace: i64) -> Vec<String> {
     let mut by_age: Vec<&SigningKey> = keys.iter().collect();
     by_age.sort_by_key(|k| (k.created_at, k.kid.clone()));
-    by_age
-        .windows(2)
-        .filter(|pair| now_unix > pair[1].created_at + token_lifetime + grace)
-        .map(|pair| pair[0].kid.clone())
-        .collect()
+    by_age.windows(2).filter(|pair| now_unix > pair[1].created_at + token_lifetime + grace).map(|pair| pair[0].kid.clone()).collect()
 }
 
 /// The claims of a kite access token, named as Entra ID v2 names them.
@@ -219,7 +215,13 @@ mod tests {
 
     #[test]
     fn a_key_is_retired_only_once_every_token_it_signed_has_expired() {
-        let k = |kid: &str, created_at| SigningKey { kid: kid.into(), created_at, private_key_pem: String::new(), certificate_pem: String::new(), certificate_der_b64: String::new() };
+        let k = |kid: &str, created_at| SigningKey {
+            kid: kid.into(),
+            created_at,
+            private_key_pem: String::new(),
+            certificate_pem: String::new(),
+            certificate_der_b64: String::new(),
+        };
         let keys = [k("old", 0), k("new", 1000)];
         assert!(retired(&keys, 1000 + 3600 + 300, 3600, 300).is_empty());
         assert_eq!(retired(&keys, 1000 + 3600 + 301, 3600, 300), vec!["old".to_string()]);

@@ -9,8 +9,8 @@ use std::process::ExitCode;
 
 use anyhow::{anyhow, bail, Context, Result};
 use clap::{Args, Subcommand};
-use reqwest::Method;
 use kite_k8s::podidentity::{AzureIdentity, AzureIdentityBinding};
+use reqwest::Method;
 use serde_json::{json, Value};
 
 use crate::client::Client;
@@ -186,16 +186,7 @@ fn addon_file(dir: &Path, namespace: &str, name: &str) -> PathBuf {
 
 pub async fn run(cmd: AksCmd, client: &mut Client, format: Format, query: Option<&str>) -> Result<ExitCode> {
     let v = match cmd {
-        AksCmd::Create {
-            cluster,
-            location,
-            identity,
-            service_principal,
-            client_secret,
-            network_plugin,
-            enable_pod_identity,
-            node_resource_group,
-        } => {
+        AksCmd::Create { cluster, location, identity, service_principal, client_secret, network_plugin, enable_pod_identity, node_resource_group } => {
             let sp_profile = match (&service_principal, &client_secret) {
                 (Some(_), _) if identity.identity().is_some() => {
                     bail!("give --service-principal or a managed identity (--enable-managed-identity/--assign-identity), not both")
@@ -351,9 +342,16 @@ fn addon_objects(updated: &Value, pod: &PodIdentityRef) -> Result<(AzureIdentity
         .as_array()
         .and_then(|l| l.iter().find(|e| e["name"] == json!(pod.name) && e["namespace"] == json!(pod.namespace)))
         .ok_or_else(|| anyhow!("the server's answer lacks pod identity {}/{}", pod.namespace, pod.name))?;
-    let field = |v: &Value| v.as_str().map(str::to_string).ok_or_else(|| anyhow!("the server's answer lacks a field of pod identity {}/{}", pod.namespace, pod.name));
+    let field =
+        |v: &Value| v.as_str().map(str::to_string).ok_or_else(|| anyhow!("the server's answer lacks a field of pod identity {}/{}", pod.namespace, pod.name));
     let selector = added["bindingSelector"].as_str().unwrap_or(&pod.name).to_string();
-    Ok(kite_k8s::aksaddon::pod_identity_objects(&pod.namespace, &pod.name, &field(&added["identity"]["resourceId"])?, &field(&added["identity"]["clientId"])?, &selector))
+    Ok(kite_k8s::aksaddon::pod_identity_objects(
+        &pod.namespace,
+        &pod.name,
+        &field(&added["identity"]["resourceId"])?,
+        &field(&added["identity"]["clientId"])?,
+        &selector,
+    ))
 }
 
 async fn pod_identity_add(client: &mut Client, pod: PodIdentityRef, identity_id: &str, binding_selector: Option<String>) -> Result<Value> {
@@ -406,7 +404,11 @@ async fn pod_identity_delete(client: &mut Client, pod: PodIdentityRef) -> Result
     if entries.len() == before {
         bail!(
             "cluster '{}' has no pod identity {}/{}; list them with 'kite aks pod-identity list --cluster-name {} -g {} --query podIdentityProfile'",
-            pod.cluster_name, pod.namespace, pod.name, pod.cluster_name, pod.resource_group
+            pod.cluster_name,
+            pod.namespace,
+            pod.name,
+            pod.cluster_name,
+            pod.resource_group
         );
     }
     // The objects go first: if that fails the entry stays, and the delete can be run again.

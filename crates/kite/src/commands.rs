@@ -716,7 +716,10 @@ impl ScopeArgs {
 
     fn required(&self, client: &Client) -> Result<String> {
         self.resolve(client)?.ok_or_else(|| {
-            anyhow!("--scope is required, e.g. --scope /subscriptions/{}/resourceGroups/<group> (or -g <group>)", client.subscription().unwrap_or("<subscription>"))
+            anyhow!(
+                "--scope is required, e.g. --scope /subscriptions/{}/resourceGroups/<group> (or -g <group>)",
+                client.subscription().unwrap_or("<subscription>")
+            )
         })
     }
 }
@@ -1004,9 +1007,7 @@ async fn iam(cmd: IamCmd, client: &mut Client, format: Format, query: Option<&st
             client.call(Method::DELETE, &format!("/kite/aws/users/{user_name}"), None).await?;
             return Ok(ExitCode::SUCCESS);
         }
-        IamCmd::AccessKey(AccessKeyCmd::Create { user_name }) => {
-            client.call(Method::POST, &format!("/kite/aws/users/{user_name}/accessKeys"), None).await?
-        }
+        IamCmd::AccessKey(AccessKeyCmd::Create { user_name }) => client.call(Method::POST, &format!("/kite/aws/users/{user_name}/accessKeys"), None).await?,
         IamCmd::AccessKey(AccessKeyCmd::List { user_name }) => client.call(Method::GET, &format!("/kite/aws/users/{user_name}/accessKeys"), None).await?,
         IamCmd::AccessKey(AccessKeyCmd::Update { access_key_id, status, user_name }) => {
             let owner: Vec<(&str, String)> = user_name.into_iter().map(|u| ("UserName", u)).collect();
@@ -1242,7 +1243,8 @@ async fn role(cmd: RoleCmd, client: &mut Client, format: Format, query: Option<&
                 let scope = filter.scope.required(client)?;
                 let q = filter.query(client, true).await?;
                 let found = client.call_with(Method::GET, &format!("{}/roleAssignments", authz(&scope)), &q, None).await?;
-                let ids: Vec<String> = list_of(found, |a| a["id"].clone()).as_array().into_iter().flatten().filter_map(|v| v.as_str().map(str::to_string)).collect();
+                let ids: Vec<String> =
+                    list_of(found, |a| a["id"].clone()).as_array().into_iter().flatten().filter_map(|v| v.as_str().map(str::to_string)).collect();
                 if ids.is_empty() {
                     bail!("no role assignment matches at '{scope}'; list them with 'kite role assignment list --scope {scope}'");
                 }

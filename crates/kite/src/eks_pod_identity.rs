@@ -54,7 +54,9 @@ fn path(cluster: &str, id: Option<&str>) -> Result<String> {
     let base = format!("/kite/eks/clusters/{cluster}/pod-identity-associations");
     match id {
         Some(id) if id.starts_with("a-") && id[2..].bytes().all(|b| b.is_ascii_alphanumeric()) => Ok(format!("{base}/{id}")),
-        Some(id) => bail!("'{id}' is not an association ID: they look like a-0123456789abcdefg (see 'kite eks pod-identity-association list --cluster-name {cluster}')"),
+        Some(id) => {
+            bail!("'{id}' is not an association ID: they look like a-0123456789abcdefg (see 'kite eks pod-identity-association list --cluster-name {cluster}')")
+        }
         None => Ok(base),
     }
 }

@@ -3,8 +3,8 @@
 mod aks;
 mod client;
 mod commands;
-mod output;
 mod eks_pod_identity;
+mod output;
 mod podidentity;
 
 use std::path::PathBuf;

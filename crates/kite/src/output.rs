@@ -103,14 +103,10 @@ fn table(value: &Value) -> Result<String> {
         }
         return Ok(out);
     }
-    let cells: Vec<Vec<String>> = rows
-        .iter()
-        .map(|r| columns.iter().map(|c| r.get(c).and_then(scalar).unwrap_or_default()).collect())
-        .collect();
+    let cells: Vec<Vec<String>> = rows.iter().map(|r| columns.iter().map(|c| r.get(c).and_then(scalar).unwrap_or_default()).collect()).collect();
     let headers: Vec<String> = columns.iter().map(|c| header(c)).collect();
-    let widths: Vec<usize> = (0..columns.len())
-        .map(|i| cells.iter().map(|r| r[i].chars().count()).chain([headers[i].chars().count()]).max().unwrap_or(0))
-        .collect();
+    let widths: Vec<usize> =
+        (0..columns.len()).map(|i| cells.iter().map(|r| r[i].chars().count()).chain([headers[i].chars().count()]).max().unwrap_or(0)).collect();
     let line = |cells: &[String]| -> String {
         cells.iter().zip(&widths).map(|(c, w)| format!("{c:<w$}")).collect::<Vec<_>>().join("  ").trim_end().to_string() + "\n"
     };

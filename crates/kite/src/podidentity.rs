@@ -41,7 +41,13 @@ pub fn get(resource: &str, dirs: &[PathBuf], namespace: Option<&str>, format: Op
     let Some(format) = format.filter(|f| *f != Format::Table) else {
         let mut header = vec!["NAME", "POD", "NODE", "IDENTITY", "STATUS"];
         let rows = items.iter().map(|a| {
-            let mut row = vec![a.metadata.name.clone(), a.spec.pod.clone(), a.spec.node_name.clone(), a.spec.identity.object.metadata.name.clone(), a.status.status.clone()];
+            let mut row = vec![
+                a.metadata.name.clone(),
+                a.spec.pod.clone(),
+                a.spec.node_name.clone(),
+                a.spec.identity.object.metadata.name.clone(),
+                a.status.status.clone(),
+            ];
             if namespace.is_none() {
                 row.insert(0, a.metadata.namespace.clone());
             }

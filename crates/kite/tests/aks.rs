@@ -63,8 +63,21 @@ fn a_managed_identity_cluster_comes_with_its_node_group_identities_and_contribut
     let mi = cli.run(&["identity", "show", "-g", "myResourceGroup", "-n", "myIdentity"]).ok();
     let own = cli
         .run(&[
-            "aks", "create", "-g", "myResourceGroup", "-n", "own", "--network-plugin", "azure", "--enable-managed-identity",
-            "--assign-identity", s(&mi["id"]), "--assign-kubelet-identity", s(&kubelet_mi["id"]), "--node-resource-group", "own-nodes",
+            "aks",
+            "create",
+            "-g",
+            "myResourceGroup",
+            "-n",
+            "own",
+            "--network-plugin",
+            "azure",
+            "--enable-managed-identity",
+            "--assign-identity",
+            s(&mi["id"]),
+            "--assign-kubelet-identity",
+            s(&kubelet_mi["id"]),
+            "--node-resource-group",
+            "own-nodes",
         ])
         .ok();
     assert_eq!(own["identity"]["type"], "UserAssigned");
@@ -86,7 +99,8 @@ fn a_managed_identity_cluster_comes_with_its_node_group_identities_and_contribut
     assert_eq!(names, json!(["myManagedCluster", "own"]));
     assert_eq!(cli.run(&["aks", "list", "-g", "myResourceGroup", "--query", "length(@)"]).ok(), json!(2));
 
-    cli.run(&["group", "delete", "-n", "MC_myResourceGroup_myManagedCluster_westus2", "--yes"]).fails_with(&["ResourceGroupManagedByCluster", "kite aks delete"]);
+    cli.run(&["group", "delete", "-n", "MC_myResourceGroup_myManagedCluster_westus2", "--yes"])
+        .fails_with(&["ResourceGroupManagedByCluster", "kite aks delete"]);
     // Deleting the cluster takes its node group, the kubelet identity and the system identity's assignments.
     cli.run(&["aks", "delete", "-g", "myResourceGroup", "-n", "myManagedCluster", "--yes"]).ok();
     cli.run(&["group", "show", "-n", "MC_myResourceGroup_myManagedCluster_westus2"]).fails_with(&["ResourceGroupNotFound"]);
@@ -118,7 +132,9 @@ fn deploying_needs_aks_contributor_on_the_group_and_a_denial_says_why() {
     ]);
     admin.run(&["group", "show", "-n", "MC_team_k8s-doitest_japaneast"]).fails_with(&["ResourceGroupNotFound"]);
 
-    admin.run(&["role", "assignment", "create", "--role", "Azure Kubernetes Service Contributor Role", "--assignee", s(&deployer["appId"]), "--scope", &scope]).ok();
+    admin
+        .run(&["role", "assignment", "create", "--role", "Azure Kubernetes Service Contributor Role", "--assignee", s(&deployer["appId"]), "--scope", &scope])
+        .ok();
     let aks = cli.run(&["aks", "create", "-g", "team", "-n", "k8s-doitest", "--enable-managed-identity"]).ok();
     assert_eq!(aks["nodeResourceGroup"], "MC_team_k8s-doitest_japaneast");
     assert_eq!(cli.run(&["aks", "list", "--query", "[].name"]).ok(), json!(["k8s-doitest"]));
@@ -154,7 +170,19 @@ fn a_service_principal_cluster_takes_new_credentials_in_place_and_moves_to_a_man
     old_login.fails_with(&["7000215"]);
     Cli::service_principal(&dir.path().join("new"), &server, &app_id, &new_secret).1.ok();
     let update = |secret: &str| {
-        cli.run(&["aks", "update-credentials", "-g", "doi_test", "-n", "k8s-doitest", "--reset-service-principal", "--service-principal", &app_id, "--client-secret", secret])
+        cli.run(&[
+            "aks",
+            "update-credentials",
+            "-g",
+            "doi_test",
+            "-n",
+            "k8s-doitest",
+            "--reset-service-principal",
+            "--service-principal",
+            &app_id,
+            "--client-secret",
+            secret,
+        ])
     };
     update(&old_secret).fails_with(&["AADSTS7000215", "kite ad sp credential reset"]);
     assert_eq!(update(&new_secret).ok()["servicePrincipalProfile"]["clientId"], json!(app_id));
@@ -201,8 +229,23 @@ fn pod_identity_add_grants_managed_identity_operator_and_the_node_agent_serves_t
     let dir_arg = cluster_dir.to_str().unwrap();
     let add = |cluster: &str, name: &str| {
         cli.run(&[
-            "aks", "pod-identity", "add", "--cluster-name", cluster, "-g", "pod-identity", "--namespace", "default", "--name", name,
-            "--identity-resource-id", s(&mi["id"]), "--binding-selector", "azure-vote", "--pod-identity-dir", dir_arg,
+            "aks",
+            "pod-identity",
+            "add",
+            "--cluster-name",
+            cluster,
+            "-g",
+            "pod-identity",
+            "--namespace",
+            "default",
+            "--name",
+            name,
+            "--identity-resource-id",
+            s(&mi["id"]),
+            "--binding-selector",
+            "azure-vote",
+            "--pod-identity-dir",
+            dir_arg,
         ])
     };
     add("plain", "azure-vote").fails_with(&["pod identity addon is not enabled", "kite aks update --enable-pod-identity"]);
@@ -232,9 +275,35 @@ fn pod_identity_add_grants_managed_identity_operator_and_the_node_agent_serves_t
     write_pod(&cluster_dir, "azure-vote");
     imds_until(&server, 200);
 
-    let listed = cli.run(&["aks", "pod-identity", "list", "--cluster-name", "pod-identity", "-g", "pod-identity", "--query", "podIdentityProfile.userAssignedIdentities[].name"]).ok();
+    let listed = cli
+        .run(&[
+            "aks",
+            "pod-identity",
+            "list",
+            "--cluster-name",
+            "pod-identity",
+            "-g",
+            "pod-identity",
+            "--query",
+            "podIdentityProfile.userAssignedIdentities[].name",
+        ])
+        .ok();
     assert_eq!(listed, json!(["azure-vote"]));
-    let delete = ["aks", "pod-identity", "delete", "--cluster-name", "pod-identity", "-g", "pod-identity", "--namespace", "default", "--name", "azure-vote", "--pod-identity-dir", dir_arg];
+    let delete = [
+        "aks",
+        "pod-identity",
+        "delete",
+        "--cluster-name",
+        "pod-identity",
+        "-g",
+        "pod-identity",
+        "--namespace",
+        "default",
+        "--name",
+        "azure-vote",
+        "--pod-identity-dir",
+        dir_arg,
+    ];
     let after = cli.run(&delete).ok();
     assert_eq!(after["podIdentityProfile"]["userAssignedIdentities"], json!([]));
     assert!(!file.exists());

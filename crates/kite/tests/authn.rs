@@ -100,7 +100,22 @@ fn an_iam_users_static_key_is_who_sts_and_the_authenticator_say_until_it_is_deac
     let refused = review(&server, &token);
     assert_ne!(refused["authenticated"], true);
     assert!(refused["error"].as_str().unwrap().contains(arn), "{refused}");
-    cli.run(&["eks", "iamidentitymapping", "create", "--cluster", "prod", "--aws-auth", auth.to_str().unwrap(), "--arn", arn, "--username", "6248", "--group", "eks-console-dashboard-full-access-group"]).ok();
+    cli.run(&[
+        "eks",
+        "iamidentitymapping",
+        "create",
+        "--cluster",
+        "prod",
+        "--aws-auth",
+        auth.to_str().unwrap(),
+        "--arn",
+        arn,
+        "--username",
+        "6248",
+        "--group",
+        "eks-console-dashboard-full-access-group",
+    ])
+    .ok();
     std::thread::sleep(std::time::Duration::from_secs(6));
     let ok = review(&server, &token);
     assert_eq!(ok["authenticated"], true, "{ok}");
@@ -123,7 +138,8 @@ fn an_iam_users_static_key_is_who_sts_and_the_authenticator_say_until_it_is_deac
 
 fn access_token(server: &Server, app: &Value, scope: &str) -> String {
     let tenant = server.credentials()["tenant"].as_str().unwrap().to_string();
-    let (id, secret, scope) = (format!("client_id={}", app["appId"].as_str().unwrap()), format!("client_secret={}", app["password"].as_str().unwrap()), format!("scope={scope}"));
+    let (id, secret, scope) =
+        (format!("client_id={}", app["appId"].as_str().unwrap()), format!("client_secret={}", app["password"].as_str().unwrap()), format!("scope={scope}"));
     let form = ["-d", "grant_type=client_credentials", "--data-urlencode", &id, "--data-urlencode", &secret, "--data-urlencode", &scope];
     let answer = curl(server, &form, &format!("/{tenant}/oauth2/v2.0/token"));
     answer["access_token"].as_str().unwrap_or_else(|| panic!("{answer}")).to_string()

@@ -28,11 +28,7 @@ fn sqlite_data_and_tls_identity_survive_a_restart() {
 #[test]
 fn plain_http_is_refused_off_loopback() {
     let dir = tempfile::tempdir().unwrap();
-    let out = Command::new(support::BIN)
-        .args(["serve", "--insecure-http", "--listen", "0.0.0.0:0"])
-        .env("KITE_HOME", dir.path())
-        .output()
-        .unwrap();
+    let out = Command::new(support::BIN).args(["serve", "--insecure-http", "--listen", "0.0.0.0:0"]).env("KITE_HOME", dir.path()).output().unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("only allowed on a loopback address"));
 }

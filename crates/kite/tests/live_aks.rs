@@ -4,7 +4,6 @@
 mod fake_kube;
 mod support;
 
-
 use fake_kube::FakeKube;
 use serde_json::{json, Value};
 use support::{Cli, Server};
@@ -74,7 +73,11 @@ fn pod_identity_add_with_a_kubeconfig_creates_the_addon_objects_the_node_agent_s
     pod_identity("add", "azure-vote", &["--identity-resource-id", id, "--binding-selector", "vote", "--kubeconfig", kc]).ok();
     let identity = kube.object(IDENTITIES, "azure-vote").expect("the AzureIdentity is in the cluster");
     assert_eq!((&identity["kind"], &identity["metadata"]["namespace"]), (&json!("AzureIdentity"), &json!("default")), "{identity}");
-    assert_eq!((&identity["spec"]["type"], &identity["spec"]["resourceID"], &identity["spec"]["clientID"]), (&json!(0), &json!(id), &mi["clientId"]), "{identity}");
+    assert_eq!(
+        (&identity["spec"]["type"], &identity["spec"]["resourceID"], &identity["spec"]["clientID"]),
+        (&json!(0), &json!(id), &mi["clientId"]),
+        "{identity}"
+    );
     let binding = kube.object(BINDINGS, "azure-vote-binding").expect("the AzureIdentityBinding is in the cluster");
     assert_eq!(binding["spec"], json!({"azureIdentity": "azure-vote", "selector": "vote", "weight": 0}));
 
@@ -84,7 +87,8 @@ fn pod_identity_add_with_a_kubeconfig_creates_the_addon_objects_the_node_agent_s
     assert!(token["access_token"].as_str().is_some_and(|t| t.split('.').count() == 3), "{token}");
 
     // Adding it again is refused by the cluster resource before anything is written.
-    pod_identity("add", "azure-vote", &["--identity-resource-id", id, "--binding-selector", "vote", "--kubeconfig", kc]).fails_with(&["default/azure-vote is given twice"]);
+    pod_identity("add", "azure-vote", &["--identity-resource-id", id, "--binding-selector", "vote", "--kubeconfig", kc])
+        .fails_with(&["default/azure-vote is given twice"]);
 
     pod_identity("delete", "azure-vote", &["--kubeconfig", kc]).ok();
     assert!(kube.object(IDENTITIES, "azure-vote").is_none() && kube.object(BINDINGS, "azure-vote-binding").is_none());
@@ -99,7 +103,8 @@ fn pod_identity_add_with_a_kubeconfig_creates_the_addon_objects_the_node_agent_s
     bare.kubeconfig(&bare_config);
     pod_identity("add", "azure-vote", &["--identity-resource-id", id, "--binding-selector", "vote", "--kubeconfig", bare_config.to_str().unwrap()])
         .fails_with(&["does not serve azureidentities.aadpodidentity.k8s.io", "kite k8s crds | kubectl apply -f -", "was not added"]);
-    let listed = cli.run(&["aks", "pod-identity", "list", "--cluster-name", "prod", "-g", "pod-identity", "--query", "podIdentityProfile.userAssignedIdentities"]).ok();
+    let listed =
+        cli.run(&["aks", "pod-identity", "list", "--cluster-name", "prod", "-g", "pod-identity", "--query", "podIdentityProfile.userAssignedIdentities"]).ok();
     assert_eq!(listed, json!([]), "{listed}");
     pod_identity("add", "azure-vote", &["--identity-resource-id", id, "--binding-selector", "vote", "--kubeconfig", kc]).ok();
     imds_until(&server, 200);

@@ -4,7 +4,6 @@
 mod fake_kube;
 mod support;
 
-
 use fake_kube::FakeKube;
 use serde_json::{json, Value};
 use support::{wait_for, Cli, Server};
@@ -72,13 +71,18 @@ fn kite_serve_with_a_kubeconfig_answers_imds_and_subject_access_reviews_from_the
 
     // The binding exists but names an AzureIdentity the cluster does not have yet.
     kube.wait_for_watch(IDENTITIES);
-    let (code, body) = wait_for("the pod state from the cluster", &server, || Some(server.imds("https://vault.azure.net")).filter(|(_, b)| b["error_description"].as_str().is_some_and(|d| d.contains("demo/web"))));
+    let (code, body) = wait_for("the pod state from the cluster", &server, || {
+        Some(server.imds("https://vault.azure.net")).filter(|(_, b)| b["error_description"].as_str().is_some_and(|d| d.contains("demo/web")))
+    });
     assert_eq!(code, 403, "{body}");
     assert!(body["error_description"].as_str().unwrap().contains("no AzureIdentityBinding"), "{body}");
 
     // kubectl apply of the AzureIdentity reaches kite through its watch: the pod gets its token.
-    kube.apply(IDENTITIES, json!({"apiVersion": "aadpodidentity.k8s.io/v1", "kind": "AzureIdentity", "metadata": {"name": "app-identity", "namespace": "demo"},
-        "spec": {"type": 0, "resourceID": identity["id"], "clientID": client_id}}));
+    kube.apply(
+        IDENTITIES,
+        json!({"apiVersion": "aadpodidentity.k8s.io/v1", "kind": "AzureIdentity", "metadata": {"name": "app-identity", "namespace": "demo"},
+        "spec": {"type": 0, "resourceID": identity["id"], "clientID": client_id}}),
+    );
     let (code, token) = wait_for("a token for the pod", &server, || Some(server.imds("https://vault.azure.net")).filter(|(c, _)| *c == 200));
     assert_eq!(code, 200);
     assert_eq!(token["client_id"], client_id.as_str(), "{token}");
@@ -90,9 +94,12 @@ fn kite_serve_with_a_kubeconfig_answers_imds_and_subject_access_reviews_from_the
     assert!(devs["reason"].as_str().unwrap_or_default().contains("devs-read-pods"), "{devs}");
     assert_eq!(allowed(&server, &["ops"])["allowed"], false);
     kube.wait_for_watch(CLUSTER_ROLE_BINDINGS);
-    kube.apply(CLUSTER_ROLE_BINDINGS, json!({"metadata": {"name": "ops-read-pods"},
+    kube.apply(
+        CLUSTER_ROLE_BINDINGS,
+        json!({"metadata": {"name": "ops-read-pods"},
         "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "pod-reader"},
-        "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "Group", "name": "ops"}]}));
+        "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "Group", "name": "ops"}]}),
+    );
     wait_for("the new ClusterRoleBinding to take effect", &server, || Some(allowed(&server, &["ops"])).filter(|s| s["allowed"] == true));
 }
 
@@ -109,7 +116,23 @@ fn iamidentitymapping_with_a_kubeconfig_edits_the_clusters_aws_auth_and_refuses_
     let cli = Cli::new(dir.path());
     let kc = kubeconfig.to_str().unwrap();
     let arn = "arn:aws:iam::111122223333:user/6248";
-    let rows = cli.run(&["eks", "iamidentitymapping", "create", "--cluster", "prod", "--kubeconfig", kc, "--arn", arn, "--username", "user-6248", "--group", "developers"]).ok();
+    let rows = cli
+        .run(&[
+            "eks",
+            "iamidentitymapping",
+            "create",
+            "--cluster",
+            "prod",
+            "--kubeconfig",
+            kc,
+            "--arn",
+            arn,
+            "--username",
+            "user-6248",
+            "--group",
+            "developers",
+        ])
+        .ok();
     assert_eq!(rows.as_array().unwrap().len(), 2, "{rows}");
 
     let stored = kube.object(CONFIGMAPS, "aws-auth").unwrap();
@@ -123,8 +146,22 @@ fn iamidentitymapping_with_a_kubeconfig_edits_the_clusters_aws_auth_and_refuses_
 
     // A role path never matches upstream: refused, and the cluster's ConfigMap is untouched.
     let before = kube.object(CONFIGMAPS, "aws-auth").unwrap();
-    cli.run(&["eks", "iamidentitymapping", "create", "--cluster", "prod", "--kubeconfig", kc, "--arn", "arn:aws:iam::111122223333:role/team/dev", "--username", "dev", "--group", "developers"])
-        .fails_with(&["role path", "arn:aws:iam::111122223333:role/dev"]);
+    cli.run(&[
+        "eks",
+        "iamidentitymapping",
+        "create",
+        "--cluster",
+        "prod",
+        "--kubeconfig",
+        kc,
+        "--arn",
+        "arn:aws:iam::111122223333:role/team/dev",
+        "--username",
+        "dev",
+        "--group",
+        "developers",
+    ])
+    .fails_with(&["role path", "arn:aws:iam::111122223333:role/dev"]);
     assert_eq!(kube.object(CONFIGMAPS, "aws-auth").unwrap(), before);
 
     cli.run(&["eks", "iamidentitymapping", "delete", "--cluster", "prod", "--kubeconfig", kc, "--arn", arn]).ok_text();

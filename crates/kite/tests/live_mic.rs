@@ -6,7 +6,6 @@
 mod fake_kube;
 mod support;
 
-
 use fake_kube::FakeKube;
 use serde_json::{json, Value};
 use support::{wait_for, Cli, Server};
@@ -49,10 +48,7 @@ fn standard_mode_with_a_kubeconfig_keeps_azure_assigned_identities_in_step_in_th
     let kube = cluster(&sub, &identity);
     let kubeconfig = dir.path().join("kubeconfig");
     kube.kubeconfig(&kubeconfig);
-    let server = Server::start(
-        &home,
-        &["--kubeconfig", kubeconfig.to_str().unwrap(), "--pod-identity-mode", "standard", "--cluster-identity", kubelet_id],
-    );
+    let server = Server::start(&home, &["--kubeconfig", kubeconfig.to_str().unwrap(), "--pod-identity-mode", "standard", "--cluster-identity", kubelet_id]);
     let admin = Cli::admin(&dir.path().join("admin"), &server);
 
     // The controller creates the assignment in the cluster: Created, with what is missing.
@@ -70,7 +66,8 @@ fn standard_mode_with_a_kubeconfig_keeps_azure_assigned_identities_in_step_in_th
     let mio_fix = format!("--role \"Managed Identity Operator\" --assignee {kubelet_id} --scope {}", identity["id"].as_str().unwrap());
     let vmc_fix = format!("--role \"Virtual Machine Contributor\" --assignee {kubelet_id} --scope {node_rg}");
     let (code, body) = wait_for("the agent to see the assignment", &server, || {
-        Some(server.imds("https://management.azure.com/")).filter(|(_, b)| b["error_description"].as_str().is_some_and(|d| d.contains("not yet assigned to node")))
+        Some(server.imds("https://management.azure.com/"))
+            .filter(|(_, b)| b["error_description"].as_str().is_some_and(|d| d.contains("not yet assigned to node")))
     });
     let why = body["error_description"].as_str().unwrap();
     assert_eq!(code, 403, "{body}");
@@ -78,7 +75,9 @@ fn standard_mode_with_a_kubeconfig_keeps_azure_assigned_identities_in_step_in_th
     assert!(why.contains(&mio_fix) && why.contains(&vmc_fix), "both missing roles with their fixes: {why}");
 
     // Granting both roles: the periodic re-check replaces the object as Assigned, and the pod gets its token.
-    admin.run(&["role", "assignment", "create", "--role", "Managed Identity Operator", "--assignee", kubelet_id, "--scope", identity["id"].as_str().unwrap()]).ok();
+    admin
+        .run(&["role", "assignment", "create", "--role", "Managed Identity Operator", "--assignee", kubelet_id, "--scope", identity["id"].as_str().unwrap()])
+        .ok();
     admin.run(&["role", "assignment", "create", "--role", "Virtual Machine Contributor", "--assignee", kubelet_id, "--scope", &node_rg]).ok();
     let (_, token) = wait_for("the token", &server, || Some(server.imds("https://management.azure.com/")).filter(|(c, _)| *c == 200));
     assert_eq!(token["client_id"], identity["clientId"], "{token}");

@@ -174,7 +174,10 @@ fn managed_mode_keeps_assigned_identities_in_step_with_the_pods() {
     assert_eq!(items.len(), 1, "{items:?}");
     let a = &items[0];
     assert_eq!((a["kind"].as_str(), a["status"]["status"].as_str()), (Some("AzureAssignedIdentity"), Some("Assigned")), "managed mode assigns at once: {a}");
-    assert_eq!((a["spec"]["pod"].as_str(), a["spec"]["podNamespace"].as_str(), a["spec"]["nodename"].as_str()), (Some("web"), Some("demo"), Some("aks-nodepool1-0")));
+    assert_eq!(
+        (a["spec"]["pod"].as_str(), a["spec"]["podNamespace"].as_str(), a["spec"]["nodename"].as_str()),
+        (Some("web"), Some("demo"), Some("aks-nodepool1-0"))
+    );
     assert_eq!(a["spec"]["azureIdentityRef"]["spec"]["clientID"], identity["clientId"]);
     assert_eq!(a["metadata"]["labels"]["nodename"], "aks-nodepool1-0");
     // What the controller writes is what the CRD accepts.
@@ -211,10 +214,7 @@ fn standard_mode_refuses_the_pod_until_the_cluster_identity_holds_both_roles() {
         .unwrap();
     let stderr = String::from_utf8_lossy(&refused.stderr);
     assert!(!refused.status.success() && stderr.contains("give its client ID with --cluster-identity"), "{stderr}");
-    let server = Server::start(
-        &home,
-        &["--pod-identity-dir", cluster.to_str().unwrap(), "--pod-identity-mode", "standard", "--cluster-identity", kubelet_id],
-    );
+    let server = Server::start(&home, &["--pod-identity-dir", cluster.to_str().unwrap(), "--pod-identity-mode", "standard", "--cluster-identity", kubelet_id]);
     let admin = Cli::admin(&dir.path().join("admin"), &server);
     std::fs::write(cluster.join("cluster.yaml"), cluster_yaml(&sub, &identity)).unwrap();
     std::fs::write(cluster.join("pod.yaml"), POD).unwrap();
@@ -233,7 +233,9 @@ fn standard_mode_refuses_the_pod_until_the_cluster_identity_holds_both_roles() {
     assert!(why.contains("pod demo/web: identity demo/app-identity is not yet assigned to node aks-nodepool1-0"), "{why}");
     assert!(why.contains(&mio_fix) && why.contains(&vmc_fix), "both missing roles with their fixes: {why}");
 
-    admin.run(&["role", "assignment", "create", "--role", "Managed Identity Operator", "--assignee", kubelet_id, "--scope", identity["id"].as_str().unwrap()]).ok();
+    admin
+        .run(&["role", "assignment", "create", "--role", "Managed Identity Operator", "--assignee", kubelet_id, "--scope", identity["id"].as_str().unwrap()])
+        .ok();
     let why = wait_for("Managed Identity Operator to count", &server, || {
         let (code, body) = server.imds("https://management.azure.com/");
         let why = body["error_description"].as_str().unwrap_or_default().to_string();

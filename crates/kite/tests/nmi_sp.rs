@@ -87,7 +87,11 @@ fn a_type_1_identity_gets_its_service_principals_token_until_the_secret_is_reset
     let body = imds_until(&server, 200, "access_token");
     assert_eq!((body["client_id"].as_str(), body["resource"].as_str(), body["token_type"].as_str()), (Some(app_id), Some(RESOURCE), Some("Bearer")), "{body}");
     let c = claims(body["access_token"].as_str().unwrap());
-    assert_eq!((c["appid"].as_str(), c["oid"].as_str(), c["tid"].as_str(), c["aud"].as_str()), (Some(app_id), Some(object_id.as_str()), Some(tenant), Some(RESOURCE)), "{c}");
+    assert_eq!(
+        (c["appid"].as_str(), c["oid"].as_str(), c["tid"].as_str(), c["aud"].as_str()),
+        (Some(app_id), Some(object_id.as_str()), Some(tenant), Some(RESOURCE)),
+        "{c}"
+    );
     // Served again from the cache: the same token.
     assert_eq!(server.imds(RESOURCE).1["access_token"], body["access_token"]);
 

@@ -32,7 +32,8 @@ impl Issuer {
                     Some("/openid/v1/jwks") => ("200 OK", jwks.as_str()),
                     _ => ("404 Not Found", "{}"),
                 };
-                let _ = write!(&stream, "HTTP/1.1 {status}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}", body.len());
+                let _ =
+                    write!(&stream, "HTTP/1.1 {status}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}", body.len());
             }
         });
         Issuer { url, keys }
@@ -78,12 +79,34 @@ fn a_pod_gets_its_associated_roles_credentials_until_the_association_is_deleted(
     let issuer = Issuer::start();
     let server = Server::start(&dir.path().join("srv"), &["--eks-cluster", "prod", "--cluster-issuer", &issuer.url]);
     let cli = Cli::admin(&dir.path().join("cli"), &server);
-    let pods_role = role(&cli, dir.path(), "s3-reader",
-        json!({"Effect": "Allow", "Principal": {"Service": "pods.eks.amazonaws.com"}, "Action": ["sts:AssumeRole", "sts:TagSession"]}));
-    let irsa_role = role(&cli, dir.path(), "irsa-only",
-        json!({"Effect": "Allow", "Principal": {"Federated": pods_role.replace(":role/s3-reader", ":oidc-provider/oidc.example.com")}, "Action": "sts:AssumeRoleWithWebIdentity"}));
+    let pods_role = role(
+        &cli,
+        dir.path(),
+        "s3-reader",
+        json!({"Effect": "Allow", "Principal": {"Service": "pods.eks.amazonaws.com"}, "Action": ["sts:AssumeRole", "sts:TagSession"]}),
+    );
+    let irsa_role = role(
+        &cli,
+        dir.path(),
+        "irsa-only",
+        json!({"Effect": "Allow", "Principal": {"Federated": pods_role.replace(":role/s3-reader", ":oidc-provider/oidc.example.com")}, "Action": "sts:AssumeRoleWithWebIdentity"}),
+    );
     let create = |sa: &str, arn: &str| {
-        cli.run(&["eks", "pod-identity-association", "create", "--cluster-name", "prod", "--namespace", "default", "--service-account", sa, "--role-arn", arn, "--region", "eu-west-1"])
+        cli.run(&[
+            "eks",
+            "pod-identity-association",
+            "create",
+            "--cluster-name",
+            "prod",
+            "--namespace",
+            "default",
+            "--service-account",
+            sa,
+            "--role-arn",
+            arn,
+            "--region",
+            "eu-west-1",
+        ])
     };
 
     // EKS's checks at creation: the role exists and trusts pods.eks.amazonaws.com to assume and tag it.

@@ -17,7 +17,19 @@ fn setup(dir: &std::path::Path) -> (Server, Cli, String) {
 fn a_contributor_cannot_grant_roles_until_given_user_access_administrator_and_is_told_why() {
     let dir = tempfile::tempdir().unwrap();
     let (server, admin, sub) = setup(dir.path());
-    let sp = admin.run(&["ad", "sp", "create-for-rbac", "--name", "deployer", "--role", "Contributor", "--scopes", &format!("/subscriptions/{sub}/resourceGroups/aks-rg")]).ok();
+    let sp = admin
+        .run(&[
+            "ad",
+            "sp",
+            "create-for-rbac",
+            "--name",
+            "deployer",
+            "--role",
+            "Contributor",
+            "--scopes",
+            &format!("/subscriptions/{sub}/resourceGroups/aks-rg"),
+        ])
+        .ok();
     let (deployer, login) = Cli::service_principal(&dir.path().join("deployer"), &server, sp["appId"].as_str().unwrap(), sp["password"].as_str().unwrap());
     login.ok();
     let kubelet = admin.run(&["identity", "create", "-g", "aks-rg", "-n", "aks-agentpool"]).ok();
@@ -30,7 +42,11 @@ fn a_contributor_cannot_grant_roles_until_given_user_access_administrator_and_is
     assert_eq!(deployer.run(&["group", "list", "--query", "[].name"]).ok(), serde_json::json!(["aks-rg"]));
     assert_eq!(deployer.run(&["identity", "list", "--query", "[].name"]).ok(), serde_json::json!(["aks-agentpool", "workload"]));
     assert_eq!(admin.run(&["identity", "list", "--query", "length(@)"]).ok(), serde_json::json!(3));
-    deployer.run(&["identity", "create", "-g", "other-rg", "-n", "workload"]).fails_with(&["AuthorizationFailed", "userAssignedIdentities/write", "has no role assignment"]);
+    deployer.run(&["identity", "create", "-g", "other-rg", "-n", "workload"]).fails_with(&[
+        "AuthorizationFailed",
+        "userAssignedIdentities/write",
+        "has no role assignment",
+    ]);
     let refused = deployer.run(&["role", "assignment", "create", "--role", "Managed Identity Operator", "--assignee", kubelet_id, "-g", "aks-rg"]);
     refused.fails_with(&[
         "AuthorizationFailed",
@@ -46,8 +62,13 @@ fn a_contributor_cannot_grant_roles_until_given_user_access_administrator_and_is
     let granted = deployer.run(&["role", "assignment", "create", "--role", "Managed Identity Operator", "--assignee", kubelet_id, "-g", "aks-rg"]).ok();
     assert_eq!(granted["roleDefinitionName"], "Managed Identity Operator");
     assert_eq!(granted["principalId"], kubelet_id);
-    assert_eq!(granted["roleDefinitionId"], format!("/subscriptions/{sub}/providers/Microsoft.Authorization/roleDefinitions/f1a07417-d97a-45cb-824c-7a7467783830"));
-    admin.run(&["role", "assignment", "create", "--role", "Managed Identity Operator", "--assignee", kubelet_id, "-g", "aks-rg"]).fails_with(&["RoleAssignmentExists"]);
+    assert_eq!(
+        granted["roleDefinitionId"],
+        format!("/subscriptions/{sub}/providers/Microsoft.Authorization/roleDefinitions/f1a07417-d97a-45cb-824c-7a7467783830")
+    );
+    admin
+        .run(&["role", "assignment", "create", "--role", "Managed Identity Operator", "--assignee", kubelet_id, "-g", "aks-rg"])
+        .fails_with(&["RoleAssignmentExists"]);
     // Removing by id, as az takes it.
     let id = granted["id"].as_str().unwrap();
     deployer.run(&["role", "assignment", "delete", "--ids", id]).ok();
@@ -73,14 +94,24 @@ fn check_access_explains_allow_and_deny_with_wildcards_and_any_case() {
     assert_eq!(d["grantedBy"]["scope"], node_rg);
     assert_eq!(d["grantedBy"]["matched"], "*");
 
-    let denied = admin.run(&["role", "check", "--assignee", "control-plane", "--action", "Microsoft.Network/loadBalancers/read", "--scope", &format!("/subscriptions/{sub}/resourceGroups/other-rg")]);
+    let denied = admin.run(&[
+        "role",
+        "check",
+        "--assignee",
+        "control-plane",
+        "--action",
+        "Microsoft.Network/loadBalancers/read",
+        "--scope",
+        &format!("/subscriptions/{sub}/resourceGroups/other-rg"),
+    ]);
     assert_eq!(denied.code, 3, "denied checks exit 3");
     let d = denied.json();
     assert_eq!(d["allowed"], false);
     assert_eq!(d["suggestion"]["roleName"], "Reader");
     assert!(d["suggestion"]["command"].as_str().unwrap().contains("--role \"Reader\" --scope /subscriptions/"));
 
-    let data = admin.run(&["role", "check", "--assignee", who, "--action", "Microsoft.KeyVault/vaults/secrets/getSecret/action", "--data-action", "-g", "aks-rg"]);
+    let data =
+        admin.run(&["role", "check", "--assignee", who, "--action", "Microsoft.KeyVault/vaults/secrets/getSecret/action", "--data-action", "-g", "aks-rg"]);
     assert_eq!(data.code, 3, "Contributor grants no data actions: {}", data.stdout);
     assert_eq!(data.json()["suggestion"]["roleName"], "Key Vault Secrets User");
 
@@ -95,10 +126,15 @@ fn bad_input_is_refused_clearly_and_changes_nothing() {
     admin.run(&["identity", "create", "-g", "aks-rg", "-n", "app-id"]).ok();
     let before = admin.run(&["role", "assignment", "list", "--all"]).ok();
 
-    admin.run(&["role", "assignment", "create", "--role", "Contributer", "--assignee", "app-id", "-g", "aks-rg"]).fails_with(&["RoleDefinitionDoesNotExist", "Did you mean 'Contributor'?"]);
-    admin.run(&["role", "assignment", "create", "--role", "Reader", "--assignee", "app-id", "--scope", &format!("/subscriptions/{sub}/resourcegroup/aks-rg")])
+    admin
+        .run(&["role", "assignment", "create", "--role", "Contributer", "--assignee", "app-id", "-g", "aks-rg"])
+        .fails_with(&["RoleDefinitionDoesNotExist", "Did you mean 'Contributor'?"]);
+    admin
+        .run(&["role", "assignment", "create", "--role", "Reader", "--assignee", "app-id", "--scope", &format!("/subscriptions/{sub}/resourcegroup/aks-rg")])
         .fails_with(&["InvalidScope", "/subscriptions/{subscriptionId}/resourceGroups/{resourceGroupName}"]);
-    admin.run(&["role", "assignment", "create", "--role", "Reader", "--assignee", "app-idd", "-g", "aks-rg"]).fails_with(&["PrincipalNotFound", "Did you mean 'app-id'?"]);
+    admin
+        .run(&["role", "assignment", "create", "--role", "Reader", "--assignee", "app-idd", "-g", "aks-rg"])
+        .fails_with(&["PrincipalNotFound", "Did you mean 'app-id'?"]);
     admin.run(&["role", "assignment", "create", "--role", "Reader", "--assignee", "app-id", "-g", "no-such-rg"]).fails_with(&["ResourceGroupNotFound"]);
     admin.run(&["role", "assignment", "create", "--role", "Reader", "--assignee", "app-id"]).fails_with(&["--scope is required"]);
     admin.run(&["role", "check", "--assignee", "app-id", "--action", "read everything", "-g", "aks-rg"]).fails_with(&["invalid action"]);
@@ -106,7 +142,11 @@ fn bad_input_is_refused_clearly_and_changes_nothing() {
 
     // Same name in two groups: the assignee is ambiguous, and the error lists both.
     admin.run(&["identity", "create", "-g", "other-rg", "-n", "app-id"]).ok();
-    admin.run(&["role", "assignment", "create", "--role", "Reader", "--assignee", "app-id", "-g", "aks-rg"]).fails_with(&["AmbiguousAssignee", "other-rg", "aks-rg"]);
+    admin.run(&["role", "assignment", "create", "--role", "Reader", "--assignee", "app-id", "-g", "aks-rg"]).fails_with(&[
+        "AmbiguousAssignee",
+        "other-rg",
+        "aks-rg",
+    ]);
 }
 
 #[test]
@@ -143,7 +183,20 @@ fn custom_roles_from_az_json_files() {
     admin.run(&["role", "definition", "delete", "--name", "LB Reader"]).ok();
     admin.run(&["role", "definition", "delete", "--name", "Reader"]).fails_with(&["built-in"]);
     let names = admin.run(&["role", "definition", "list", "--query", "[].roleName"]).ok();
-    for builtin in ["Owner", "Contributor", "Reader", "User Access Administrator", "Managed Identity Operator", "Virtual Machine Contributor", "Network Contributor", "Azure Kubernetes Service Contributor Role", "DNS Zone Contributor", "Key Vault Secrets User", "AcrPull", "Monitoring Metrics Publisher"] {
+    for builtin in [
+        "Owner",
+        "Contributor",
+        "Reader",
+        "User Access Administrator",
+        "Managed Identity Operator",
+        "Virtual Machine Contributor",
+        "Network Contributor",
+        "Azure Kubernetes Service Contributor Role",
+        "DNS Zone Contributor",
+        "Key Vault Secrets User",
+        "AcrPull",
+        "Monitoring Metrics Publisher",
+    ] {
         assert!(names.as_array().unwrap().iter().any(|n| n == builtin), "{builtin} missing");
     }
 }

@@ -26,7 +26,8 @@ fn federated_credentials_are_validated_listed_and_removed() {
     let listed = cli.run(&["identity", "federated-credential", "list", "--identity-name", "app-identity", "-g", "wi", "--query", "[].subject"]).ok();
     assert_eq!(listed, serde_json::json!(["system:serviceaccount:default:app"]));
     cli.run(&["identity", "federated-credential", "delete", "--name", "kubernetes", "--identity-name", "app-identity", "-g", "wi"]).ok();
-    cli.run(&["identity", "federated-credential", "show", "--name", "kubernetes", "--identity-name", "app-identity", "-g", "wi"]).fails_with(&["ResourceNotFound"]);
+    cli.run(&["identity", "federated-credential", "show", "--name", "kubernetes", "--identity-name", "app-identity", "-g", "wi"])
+        .fails_with(&["ResourceNotFound"]);
 }
 
 #[test]

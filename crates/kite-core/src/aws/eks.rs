@@ -135,15 +135,11 @@ fn validate_region(region: &str) -> Result<()> {
 /// EKS: 1-100 characters, a letter or digit first, then letters, digits, `-` and `_`.
 pub fn validate_cluster_name(name: &str) -> Result<()> {
     let mut chars = name.chars();
-    let ok = name.len() <= 100
-        && chars.next().is_some_and(|c| c.is_ascii_alphanumeric())
-        && chars.all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+    let ok = name.len() <= 100 && chars.next().is_some_and(|c| c.is_ascii_alphanumeric()) && chars.all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
     if ok {
         Ok(())
     } else {
-        Err(Error::InvalidArgument(format!(
-            "invalid cluster name '{name}': use 1-100 letters, digits, '-' and '_', starting with a letter or digit"
-        )))
+        Err(Error::InvalidArgument(format!("invalid cluster name '{name}': use 1-100 letters, digits, '-' and '_', starting with a letter or digit")))
     }
 }
 

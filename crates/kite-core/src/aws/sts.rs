@@ -394,10 +394,18 @@ impl SessionIssuer {
     /// is what the store holds for that key and its owner (`None` when either is gone: a deleted
     /// key or user stops working at once). An inactive key is refused, and so is a session token,
     /// which long-term keys never carry.
-    pub fn authenticate_user(&self, req: &SignedRequest, now: OffsetDateTime, access_key_id: &str, stored: Option<(&AccessKey, &User)>) -> Result<StsCaller, StsError> {
+    pub fn authenticate_user(
+        &self,
+        req: &SignedRequest,
+        now: OffsetDateTime,
+        access_key_id: &str,
+        stored: Option<(&AccessKey, &User)>,
+    ) -> Result<StsCaller, StsError> {
         let invalid = |why: String| StsError::new(ErrorCode::InvalidClientTokenId, format!("The security token included in the request is invalid: {why}"));
         let Some((key, user)) = stored else {
-            return Err(invalid(format!("access key {access_key_id} does not exist (deleted, or never issued by this kite; kite iam access-key list --user-name NAME)")));
+            return Err(invalid(format!(
+                "access key {access_key_id} does not exist (deleted, or never issued by this kite; kite iam access-key list --user-name NAME)"
+            )));
         };
         if key.status != KeyStatus::Active {
             return Err(invalid(format!("access key {access_key_id} of user {} is {}", user.user_name, key.status)));
@@ -659,11 +667,16 @@ mod tests {
     #[test]
     fn a_service_session_carries_its_tags_sealed_in_the_token() {
         let tags = vec![("kubernetes-namespace".to_string(), "default".to_string()), ("kubernetes-pod-name".to_string(), "app-1".to_string())];
-        let (c, s) = issuer().issue_for_service(&role(None), "eks-prod-app-1-x", "pods.eks.amazonaws.com", "system:serviceaccount:default:app", tags.clone(), None, NOW).unwrap();
+        let (c, s) = issuer()
+            .issue_for_service(&role(None), "eks-prod-app-1-x", "pods.eks.amazonaws.com", "system:serviceaccount:default:app", tags.clone(), None, NOW)
+            .unwrap();
         assert_eq!(s.assumed_role_arn.to_string(), "arn:aws:sts::123456789012:assumed-role/app/eks-prod-app-1-x");
         let opened = issuer().open(&c.session_token, NOW).unwrap();
         assert_eq!((opened.tags, opened.provider.as_str()), (tags, "pods.eks.amazonaws.com"));
-        assert_eq!(issuer().issue_for_service(&role(None), "x", "pods.eks.amazonaws.com", "s", vec![], None, NOW).unwrap_err().code, ErrorCode::ValidationError);
+        assert_eq!(
+            issuer().issue_for_service(&role(None), "x", "pods.eks.amazonaws.com", "s", vec![], None, NOW).unwrap_err().code,
+            ErrorCode::ValidationError
+        );
     }
 
     #[test]

@@ -122,7 +122,10 @@ mod tests {
         assert!(matches("Microsoft.Network/*", "Microsoft.Network/loadBalancers/write"));
         assert!(!matches("Microsoft.Network/*", "Microsoft.Compute/virtualMachines/read"));
         assert!(matches("Microsoft.Authorization/*/Write", "Microsoft.Authorization/roleAssignments/write"));
-        assert!(matches("Microsoft.ManagedIdentity/userAssignedIdentities/*/assign/action", "Microsoft.ManagedIdentity/userAssignedIdentities/x/assign/action"));
+        assert!(matches(
+            "Microsoft.ManagedIdentity/userAssignedIdentities/*/assign/action",
+            "Microsoft.ManagedIdentity/userAssignedIdentities/x/assign/action"
+        ));
         assert!(!matches("Microsoft.Network/loadBalancers/read", "Microsoft.Network/loadBalancers/readx"));
         assert!(matches("a*b*c", "aXXbYYbZc"));
         // Each whole-segment '*' may be absent on its own, not only all of them together.

@@ -87,12 +87,8 @@ fn granting_builtins(action: &str, kind: ActionKind) -> Arc<[usize]> {
     if let Some(hit) = GRANTING_BUILTINS.read().ok().and_then(|m| m.get(&key).cloned()) {
         return hit;
     }
-    let found: Arc<[usize]> = LEAST_PRIVILEGED_FIRST
-        .iter()
-        .enumerate()
-        .filter(|(_, r)| matches!(r.coverage(action, kind), Coverage::Granted { .. }))
-        .map(|(i, _)| i)
-        .collect();
+    let found: Arc<[usize]> =
+        LEAST_PRIVILEGED_FIRST.iter().enumerate().filter(|(_, r)| matches!(r.coverage(action, kind), Coverage::Granted { .. })).map(|(i, _)| i).collect();
     if let Ok(mut memo) = GRANTING_BUILTINS.write() {
         if memo.len() >= MEMO_LIMIT {
             memo.clear();
@@ -140,7 +136,10 @@ pub fn evaluate(view: &impl AccessView, req: &AccessRequest<'_>) -> Decision {
                     scope: req.scope.to_string(),
                     reason: format!(
                         "allowed: role '{}' assigned at '{}'{inherited} grants '{}' through '{matched}' (assignment {})",
-                        role.role_name, display_key(&evidence.scope), req.action, assignment.name
+                        role.role_name,
+                        display_key(&evidence.scope),
+                        req.action,
+                        assignment.name
                     ),
                     granted_by: Some(evidence),
                     assignments: Vec::new(),
@@ -167,19 +166,13 @@ fn deny(req: &AccessRequest<'_>, seen: Vec<Evidence>) -> Decision {
     };
     for e in &seen {
         if let Coverage::RemovedByNotAction { matched, not_action } = &e.coverage {
-            reason.push_str(&format!(
-                "; role '{}' at '{}' lists it under '{matched}' but its NotAction '{not_action}' removes it",
-                e.role_name, e.scope
-            ));
+            reason.push_str(&format!("; role '{}' at '{}' lists it under '{matched}' but its NotAction '{not_action}' removes it", e.role_name, e.scope));
         }
     }
     let suggestion = least_privileged_builtin(req.action, req.kind, req.scope).map(|role| Suggestion {
         role_name: role.role_name.clone(),
         role_definition_id: role.name,
-        command: format!(
-            "kite role assignment create --assignee {} --role \"{}\" --scope {}",
-            req.principal_id, role.role_name, req.scope
-        ),
+        command: format!("kite role assignment create --assignee {} --role \"{}\" --scope {}", req.principal_id, role.role_name, req.scope),
     });
     if let Some(s) = &suggestion {
         reason.push_str(&format!(". The least-privileged built-in role that grants it is '{}': {}", s.role_name, s.command));
@@ -276,11 +269,7 @@ mod tests {
         assert_eq!(d.assignments.len(), 2);
         assert!(d.reason.contains("NotAction 'Microsoft.Authorization/*/Write'"), "{}", d.reason);
         let s = d.suggestion.unwrap();
-        assert!(
-            ["Role Based Access Control Administrator", "User Access Administrator"].contains(&s.role_name.as_str()),
-            "{}",
-            s.role_name
-        );
+        assert!(["Role Based Access Control Administrator", "User Access Administrator"].contains(&s.role_name.as_str()), "{}", s.role_name);
         assert!(s.command.starts_with(&format!("kite role assignment create --assignee {p} --role")));
     }
 

@@ -69,9 +69,14 @@ pub enum ActionKind {
 #[serde(tag = "outcome", rename_all = "camelCase")]
 pub enum Coverage {
     #[serde(rename_all = "camelCase")]
-    Granted { matched: String },
+    Granted {
+        matched: String,
+    },
     #[serde(rename_all = "camelCase")]
-    RemovedByNotAction { matched: String, not_action: String },
+    RemovedByNotAction {
+        matched: String,
+        not_action: String,
+    },
     NotCovered,
 }
 
@@ -95,18 +100,17 @@ impl RoleDefinition {
 
     /// How much the role grants overall; see [`action::breadth`].
     pub fn breadth(&self) -> u64 {
-        self.permissions
-            .iter()
-            .flat_map(|p| p.actions.iter().chain(&p.data_actions))
-            .map(|a| action::breadth(a))
-            .sum()
+        self.permissions.iter().flat_map(|p| p.actions.iter().chain(&p.data_actions)).map(|a| action::breadth(a)).sum()
     }
 
     pub fn is_assignable_at(&self, scope: &Scope) -> bool {
         // Built-in roles are assignable at "/"; answering that without parsing keeps denials cheap.
-        self.assignable_scopes.iter().any(|s| s == "/" || match Scope::parse(s) {
-            Ok(allowed) => scope.is_within(&allowed),
-            Err(_) => false,
+        self.assignable_scopes.iter().any(|s| {
+            s == "/"
+                || match Scope::parse(s) {
+                    Ok(allowed) => scope.is_within(&allowed),
+                    Err(_) => false,
+                }
         })
     }
 
@@ -120,10 +124,9 @@ impl RoleDefinition {
         let strings = |v: Option<&Value>, field: &str| -> Result<Vec<String>> {
             match v {
                 None | Some(Value::Null) => Ok(Vec::new()),
-                Some(Value::Array(items)) => items
-                    .iter()
-                    .map(|i| i.as_str().map(str::to_string).ok_or_else(|| bad(&format!("'{field}' must be a list of strings"))))
-                    .collect(),
+                Some(Value::Array(items)) => {
+                    items.iter().map(|i| i.as_str().map(str::to_string).ok_or_else(|| bad(&format!("'{field}' must be a list of strings")))).collect()
+                }
                 Some(_) => Err(bad(&format!("'{field}' must be a list of strings"))),
             }
         };
@@ -212,10 +215,7 @@ mod tests {
             Coverage::RemovedByNotAction { matched: "*".into(), not_action: "Microsoft.Authorization/*/Write".into() }
         );
         let mio = roles.iter().find(|r| r.role_name == "Managed Identity Operator").unwrap();
-        assert!(matches!(
-            mio.coverage("Microsoft.ManagedIdentity/userAssignedIdentities/assign/action", ActionKind::Action),
-            Coverage::Granted { .. }
-        ));
+        assert!(matches!(mio.coverage("Microsoft.ManagedIdentity/userAssignedIdentities/assign/action", ActionKind::Action), Coverage::Granted { .. }));
         let kv = roles.iter().find(|r| r.role_name == "Key Vault Secrets User").unwrap();
         assert!(matches!(kv.coverage("Microsoft.KeyVault/vaults/secrets/getSecret/action", ActionKind::DataAction), Coverage::Granted { .. }));
         assert_eq!(kv.coverage("Microsoft.KeyVault/vaults/secrets/getSecret/action", ActionKind::Action), Coverage::NotCovered);

@@ -215,7 +215,11 @@ fn in_standard_mode_the_node_agent_waits_for_assigned_and_says_why() {
     let nothing = Snapshot::new([], []);
     let s = applied(s.clone(), &reconcile(&s, Some(&standard(&nothing))));
     let PodDecision::Refused { message, .. } = require_assigned(&s, before.clone()) else { panic!() };
-    assert!(message.contains("pod demo/web: identity demo/app-identity is not yet assigned to node aks-nodepool1-0") && message.contains("Managed Identity Operator"), "{message}");
+    assert!(
+        message.contains("pod demo/web: identity demo/app-identity is not yet assigned to node aks-nodepool1-0")
+            && message.contains("Managed Identity Operator"),
+        "{message}"
+    );
 
     let s = applied(s.clone(), &reconcile(&s, Some(&standard(&operator_and_contributor()))));
     assert!(matches!(require_assigned(&s, before), PodDecision::Identity { .. }));

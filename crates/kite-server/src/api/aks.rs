@@ -175,12 +175,18 @@ async fn identity_choice(state: &AppState, caller: &Caller, body: &ClusterBody) 
                 ));
             }
             let app_id = Uuid::parse_str(&sp.client_id).map_err(|_| {
-                ApiError::bad_request("InvalidServicePrincipalProfile", format!("servicePrincipalProfile.clientId '{}' is not an appId (a GUID) or 'msi'", sp.client_id))
+                ApiError::bad_request(
+                    "InvalidServicePrincipalProfile",
+                    format!("servicePrincipalProfile.clientId '{}' is not an appId (a GUID) or 'msi'", sp.client_id),
+                )
             })?;
             let app = state.store.get_application(&app_id).await.map_err(|e| match e {
                 kite_store::Error::NotFound(_) => ApiError::bad_request(
                     "ServicePrincipalNotFound",
-                    format!("Service principal clientID: {app_id} not found in Active Directory tenant {}; list them with 'kite ad sp list'", state.tenant.tenant_id),
+                    format!(
+                        "Service principal clientID: {app_id} not found in Active Directory tenant {}; list them with 'kite ad sp list'",
+                        state.tenant.tenant_id
+                    ),
                 ),
                 other => other.into(),
             })?;
@@ -345,11 +351,8 @@ pub async fn reset_service_principal_profile(
         other => other.into(),
     })?;
     let (now, by) = (state.now(), Some(caller.object_id));
-    let cluster = state
-        .store
-        .update_managed_cluster(&sub, &rg, &name, &|c| Ok(reset_service_principal(&c, &app, &body.secret, now, by)?))
-        .await
-        .map_err(not_found)?;
+    let cluster =
+        state.store.update_managed_cluster(&sub, &rg, &name, &|c| Ok(reset_service_principal(&c, &app, &body.secret, now, by)?)).await.map_err(not_found)?;
     tracing::info!(cluster = %cluster.id(), app = %app.app_id, by = %caller.object_id, "cluster service principal reset");
     Ok(respond(StatusCode::OK, render(&cluster)))
 }

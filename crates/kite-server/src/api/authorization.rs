@@ -137,11 +137,8 @@ async fn list_definitions(state: &AppState, caller: &Caller, scope: &Scope, quer
         None => roles.iter().collect(),
     };
     let custom_only = query.get("custom").is_some_and(|v| v == "true");
-    let value: Vec<Value> = chosen
-        .into_iter()
-        .filter(|r| !custom_only || r.role_type == kite_core::rbac::RoleType::CustomRole)
-        .map(|r| render_definition(state, r))
-        .collect();
+    let value: Vec<Value> =
+        chosen.into_iter().filter(|r| !custom_only || r.role_type == kite_core::rbac::RoleType::CustomRole).map(|r| render_definition(state, r)).collect();
     Ok(respond(StatusCode::OK, json!({ "value": value })))
 }
 
@@ -188,12 +185,7 @@ async fn list_assignments(state: &AppState, caller: &Caller, scope: &Scope, quer
         None => None,
     };
     let narrowed = !matches!(scope.level(), ScopeLevel::Root | ScopeLevel::Subscription) || flag("atScope");
-    let filter = AssignmentFilter {
-        principal_id,
-        scope: narrowed.then(|| scope.clone()),
-        include_inherited: flag("includeInherited"),
-        all: flag("all"),
-    };
+    let filter = AssignmentFilter { principal_id, scope: narrowed.then(|| scope.clone()), include_inherited: flag("includeInherited"), all: flag("all") };
     let roles = all_roles(state).await?;
     let role_filter = match query.get("role") {
         Some(r) => Some(resolve_role(&roles, r)?.name),
@@ -223,7 +215,8 @@ struct AssignmentBody {
 }
 
 async fn put_assignment(state: &AppState, caller: &Caller, scope: Scope, name: &str, body: &Bytes) -> ApiResult<Response> {
-    let name = Uuid::parse_str(name).map_err(|_| ApiError::bad_request("InvalidRoleAssignmentId", format!("The role assignment ID '{name}' is not valid: use a GUID")))?;
+    let name = Uuid::parse_str(name)
+        .map_err(|_| ApiError::bad_request("InvalidRoleAssignmentId", format!("The role assignment ID '{name}' is not valid: use a GUID")))?;
     let body: AssignmentBody = json_body(body)?;
     let principal_id = Uuid::parse_str(&body.properties.principal_id)
         .map_err(|_| ApiError::bad_request("InvalidPrincipalId", format!("principalId '{}' is not a GUID", body.properties.principal_id)))?;
@@ -231,7 +224,10 @@ async fn put_assignment(state: &AppState, caller: &Caller, scope: Scope, name: &
     let principal = state.store.get_principal(&principal_id).await.map_err(|e| match e {
         kite_store::Error::NotFound(_) => ApiError::bad_request(
             "PrincipalNotFound",
-            format!("Principal {principal_id} does not exist in the directory {}. Find it with 'kite ad sp list' or 'kite identity list'", state.tenant.tenant_id),
+            format!(
+                "Principal {principal_id} does not exist in the directory {}. Find it with 'kite ad sp list' or 'kite identity list'",
+                state.tenant.tenant_id
+            ),
         ),
         other => other.into(),
     })?;
@@ -261,7 +257,8 @@ async fn put_assignment(state: &AppState, caller: &Caller, scope: Scope, name: &
 }
 
 async fn delete_assignment(state: &AppState, caller: &Caller, name: &str) -> ApiResult<Response> {
-    let name = Uuid::parse_str(name).map_err(|_| ApiError::bad_request("InvalidRoleAssignmentId", format!("'{name}' is not a role assignment name (a GUID)")))?;
+    let name =
+        Uuid::parse_str(name).map_err(|_| ApiError::bad_request("InvalidRoleAssignmentId", format!("'{name}' is not a role assignment name (a GUID)")))?;
     let a = state.store.get_role_assignment(&name).await.map_err(|e| match e {
         kite_store::Error::NotFound(_) => ApiError::not_found("RoleAssignmentNotFound", format!("Role assignment {name} does not exist")),
         other => other.into(),

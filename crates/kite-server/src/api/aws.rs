@@ -106,7 +106,9 @@ pub async fn create_role(State(state): State<AppState>, caller: Caller, Body(req
     may(&state, &caller, "write").await?;
     // The CLI sends the document as read from the file; IAM also takes it as a JSON string.
     let policy = match req.assume_role_policy_document {
-        Value::String(s) => serde_json::from_str(&s).map_err(|e| ApiError::bad_request("MalformedPolicyDocument", format!("the trust policy is not JSON: {e}")))?,
+        Value::String(s) => {
+            serde_json::from_str(&s).map_err(|e| ApiError::bad_request("MalformedPolicyDocument", format!("the trust policy is not JSON: {e}")))?
+        }
         other => other,
     };
     let role = Role::new(&state.aws_account(), &req.role_name, req.path.as_deref(), policy, req.max_session_duration, state.now())

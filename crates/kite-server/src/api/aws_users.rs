@@ -34,7 +34,8 @@ pub struct NewUser {
 
 pub async fn create_user(State(state): State<AppState>, caller: Caller, Body(req): Body<NewUser>) -> ApiResult<Response> {
     may(&state, &caller, "write").await?;
-    let user = User::new(&state.aws_account(), &req.user_name, req.path.as_deref(), state.now()).map_err(|e| ApiError::bad_request("ValidationError", e.to_string()))?;
+    let user = User::new(&state.aws_account(), &req.user_name, req.path.as_deref(), state.now())
+        .map_err(|e| ApiError::bad_request("ValidationError", e.to_string()))?;
     state.store.create_iam_user(&user).await.map_err(iam_error)?;
     Ok(respond(StatusCode::CREATED, json!({"User": render_user(&user)})))
 }
@@ -89,9 +90,10 @@ pub struct Owner {
 async fn check_owner(state: &AppState, owner: &Owner, access_key_id: &str) -> ApiResult<()> {
     let key = state.store.get_access_key(access_key_id).await.map_err(iam_error)?;
     match &owner.user_name {
-        Some(user) if !key.user_name.eq_ignore_ascii_case(user) => {
-            Err(ApiError::not_found("NoSuchEntity", format!("The Access Key with id {access_key_id} cannot be found for user {user}: it belongs to {}", key.user_name)))
-        }
+        Some(user) if !key.user_name.eq_ignore_ascii_case(user) => Err(ApiError::not_found(
+            "NoSuchEntity",
+            format!("The Access Key with id {access_key_id} cannot be found for user {user}: it belongs to {}", key.user_name),
+        )),
         _ => Ok(()),
     }
 }
@@ -102,7 +104,13 @@ pub struct KeyUpdate {
     status: KeyStatus,
 }
 
-pub async fn update_key(State(state): State<AppState>, caller: Caller, Path(akid): Path<String>, Query(owner): Query<Owner>, Body(req): Body<KeyUpdate>) -> ApiResult<Json<Value>> {
+pub async fn update_key(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(akid): Path<String>,
+    Query(owner): Query<Owner>,
+    Body(req): Body<KeyUpdate>,
+) -> ApiResult<Json<Value>> {
     may(&state, &caller, "write").await?;
     check_owner(&state, &owner, &akid).await?;
     let key = state.store.update_access_key_status(&akid, req.status).await.map_err(iam_error)?;

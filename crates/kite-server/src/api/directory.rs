@@ -146,7 +146,12 @@ async fn may_manage(state: &AppState, caller: &Caller, app: &Application, action
 
 /// An app by client id or by its principal's object id.
 async fn find_app(state: &AppState, id: &str) -> ApiResult<Application> {
-    let missing = || ApiError::not_found("Request_ResourceNotFound", format!("Resource '{id}' does not exist or one of its queried reference-property objects are not present. List them with 'kite ad sp list'"));
+    let missing = || {
+        ApiError::not_found(
+            "Request_ResourceNotFound",
+            format!("Resource '{id}' does not exist or one of its queried reference-property objects are not present. List them with 'kite ad sp list'"),
+        )
+    };
     let uuid = Uuid::parse_str(id).map_err(|_| missing())?;
     if let Ok(app) = state.store.get_application(&uuid).await {
         return Ok(app);
@@ -286,7 +291,10 @@ pub async fn resolve(State(state): State<AppState>, _caller: Caller, Query(q): Q
                 "'{}' matches {} principals; give one of their object ids instead: {}",
                 q.assignee,
                 many.len(),
-                many.iter().map(|p| format!("{} ({})", p.object_id, p.alternative_names.last().cloned().unwrap_or(p.display_name.clone()))).collect::<Vec<_>>().join(", ")
+                many.iter()
+                    .map(|p| format!("{} ({})", p.object_id, p.alternative_names.last().cloned().unwrap_or(p.display_name.clone())))
+                    .collect::<Vec<_>>()
+                    .join(", ")
             ),
         )),
     }

@@ -54,7 +54,10 @@ pub async fn create(State(state): State<AppState>, caller: Caller, Path(cluster)
     let invalid = |e: kite_core::Error| ApiError::bad_request("InvalidParameterException", e.to_string());
     let (arn, name) = eks::parse_role_arn(&req.role_arn, &account).map_err(invalid)?;
     let role = role_named(&state, &name).await.map_err(|_| {
-        ApiError::bad_request("InvalidParameterException", format!("role {arn} does not exist in kite's IAM; create it first with 'kite iam role create --role-name {name} --trust-policy file://trust.json'"))
+        ApiError::bad_request(
+            "InvalidParameterException",
+            format!("role {arn} does not exist in kite's IAM; create it first with 'kite iam role create --role-name {name} --trust-policy file://trust.json'"),
+        )
     })?;
     if !role.arn.to_string().eq_ignore_ascii_case(&arn.to_string()) {
         return Err(ApiError::bad_request("InvalidParameterException", format!("no role {arn}; did you mean {}?", role.arn)));

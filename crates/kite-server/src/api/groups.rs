@@ -101,7 +101,10 @@ pub async fn delete(State(state): State<AppState>, caller: Caller, Path((sub, na
         return Err(ApiError::new(
             StatusCode::CONFLICT,
             "ResourceGroupManagedByCluster",
-            format!("resource group '{}' is the node resource group of {owner}; delete that cluster with 'kite aks delete' and this group goes with it", rg.name),
+            format!(
+                "resource group '{}' is the node resource group of {owner}; delete that cluster with 'kite aks delete' and this group goes with it",
+                rg.name
+            ),
         ));
     }
     let gone = state.store.delete_resource_group(&sub, &name).await?;

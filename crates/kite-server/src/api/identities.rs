@@ -170,16 +170,25 @@ pub async fn list_fics(State(state): State<AppState>, caller: Caller, Path((sub,
     Ok(Json(json!({"value": all.iter().map(|f| render_fic(&mi, f)).collect::<Vec<_>>()})))
 }
 
-pub async fn get_fic(State(state): State<AppState>, caller: Caller, Path((sub, rg, name, fic)): Path<(String, String, String, String)>) -> ApiResult<Json<Value>> {
+pub async fn get_fic(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((sub, rg, name, fic)): Path<(String, String, String, String)>,
+) -> ApiResult<Json<Value>> {
     let mi = identity_for_fic(&state, &caller, &sub, &rg, &name, "read").await?;
     let all = state.store.list_federated_credentials(&mi.client_id).await?;
-    let found = all.iter().find(|f| f.name.eq_ignore_ascii_case(&fic)).ok_or_else(|| {
-        ApiError::not_found("ResourceNotFound", format!("federated credential '{fic}' does not exist on identity '{name}'"))
-    })?;
+    let found = all
+        .iter()
+        .find(|f| f.name.eq_ignore_ascii_case(&fic))
+        .ok_or_else(|| ApiError::not_found("ResourceNotFound", format!("federated credential '{fic}' does not exist on identity '{name}'")))?;
     Ok(Json(render_fic(&mi, found)))
 }
 
-pub async fn delete_fic(State(state): State<AppState>, caller: Caller, Path((sub, rg, name, fic)): Path<(String, String, String, String)>) -> ApiResult<Response> {
+pub async fn delete_fic(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((sub, rg, name, fic)): Path<(String, String, String, String)>,
+) -> ApiResult<Response> {
     let mi = identity_for_fic(&state, &caller, &sub, &rg, &name, "delete").await?;
     state.store.delete_federated_credential(&mi.client_id, &fic).await?;
     Ok(respond(StatusCode::OK, json!({})))

@@ -89,10 +89,7 @@ pub async fn deleting_a_group_takes_its_identities_and_assignments_but_nothing_e
     let outsider = Uuid::new_v4();
     store.create_role_assignment(&assignment(mi.principal_id, "Reader", &format!("/subscriptions/{SUB}"))).await.unwrap();
     store.create_role_assignment(&assignment(outsider, "Reader", &rg_scope("rg1"))).await.unwrap();
-    store
-        .create_role_assignment(&assignment(outsider, "Reader", &format!("{}/providers/Microsoft.Network/loadBalancers/lb", rg_scope("RG1"))))
-        .await
-        .unwrap();
+    store.create_role_assignment(&assignment(outsider, "Reader", &format!("{}/providers/Microsoft.Network/loadBalancers/lb", rg_scope("RG1")))).await.unwrap();
     let kept = assignment(outsider, "Reader", &rg_scope("rg10"));
     store.create_role_assignment(&kept).await.unwrap();
 
@@ -242,11 +239,15 @@ pub async fn federated_credentials_are_per_owner_capped_and_go_with_their_identi
     store.create_resource_group(&rg).await.unwrap();
     let mi = ManagedIdentity::new(&rg, "workload", None, TENANT).unwrap();
     store.create_identity(&mi).await.unwrap();
-    let fic = |n: usize| FederatedCredential::new(&format!("fic-{n:02}"), "https://issuer.example", &format!("system:serviceaccount:ns:sa{n}"), vec![], None).unwrap();
+    let fic = |n: usize| {
+        FederatedCredential::new(&format!("fic-{n:02}"), "https://issuer.example", &format!("system:serviceaccount:ns:sa{n}"), vec![], None).unwrap()
+    };
     for n in 0..MAX_PER_OWNER {
         store.create_federated_credential(&mi.client_id, &fic(n)).await.unwrap();
     }
-    assert!(matches!(store.create_federated_credential(&mi.client_id, &fic(99)).await, Err(Error::Conflict(m)) if m.contains("at most") || m.contains("most Entra")));
+    assert!(
+        matches!(store.create_federated_credential(&mi.client_id, &fic(99)).await, Err(Error::Conflict(m)) if m.contains("at most") || m.contains("most Entra"))
+    );
     assert!(matches!(store.create_federated_credential(&mi.client_id, &fic(0)).await, Err(Error::Conflict(_))));
     assert_eq!(store.list_federated_credentials(&mi.client_id).await.unwrap().len(), MAX_PER_OWNER);
     assert!(store.list_federated_credentials(&Uuid::new_v4()).await.unwrap().is_empty());
@@ -343,7 +344,9 @@ pub async fn cluster_updates_are_compare_and_swap_and_write_what_they_bring(stor
     store.create_managed_cluster(&plan_create(&rg, cluster_spec("aks", sp), TENANT, NOW, None).unwrap()).await.unwrap();
 
     let migrated = store
-        .update_managed_cluster(&SUB, "rg", "aks", &|c| plan_update(&c, ClusterUpdate { identity: Some(IdentityChoice::SystemAssigned), ..Default::default() }, NOW, None).map_err(Into::into))
+        .update_managed_cluster(&SUB, "rg", "aks", &|c| {
+            plan_update(&c, ClusterUpdate { identity: Some(IdentityChoice::SystemAssigned), ..Default::default() }, NOW, None).map_err(Into::into)
+        })
         .await
         .unwrap();
     let system = migrated.control_plane.object_id();
@@ -360,7 +363,12 @@ pub async fn cluster_updates_are_compare_and_swap_and_write_what_they_bring(stor
         tasks.push(tokio::spawn(async move {
             store
                 .update_managed_cluster(&SUB, "rg", "aks", &|mut c| {
-                    c.pod_identities.push(PodIdentity { name: format!("id-{i}"), namespace: "default".into(), identity: IdentityRef::from(&mi), binding_selector: None });
+                    c.pod_identities.push(PodIdentity {
+                        name: format!("id-{i}"),
+                        namespace: "default".into(),
+                        identity: IdentityRef::from(&mi),
+                        binding_selector: None,
+                    });
                     let entries = c.pod_identities.clone();
                     plan_update(&c, ClusterUpdate { pod_identity: Some((true, entries)), ..Default::default() }, NOW, None).map_err(Into::into)
                 })
@@ -393,7 +401,9 @@ pub async fn pod_identity_associations_are_one_per_service_account_per_cluster(s
         other => panic!("expected Conflict, got {other:?}"),
     }
     assert_eq!(store.get_pod_identity_association("Prod", &a.association_id).await.unwrap(), a);
-    assert!(matches!(store.get_pod_identity_association("staging", &a.association_id).await, Err(Error::NotFound(m)) if m.contains("ResourceNotFoundException")));
+    assert!(
+        matches!(store.get_pod_identity_association("staging", &a.association_id).await, Err(Error::NotFound(m)) if m.contains("ResourceNotFoundException"))
+    );
     assert_eq!(store.list_pod_identity_associations("prod", None, None).await.unwrap(), vec![a.clone(), b.clone()]);
     assert_eq!(store.list_pod_identity_associations("prod", Some("payments"), None).await.unwrap(), vec![b.clone()]);
     assert_eq!(store.list_pod_identity_associations("prod", Some("default"), Some("app")).await.unwrap(), vec![a.clone()]);

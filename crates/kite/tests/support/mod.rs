@@ -70,7 +70,8 @@ impl Server {
     /// from 127.0.0.1: the status code and the JSON body (null when the body is not JSON).
     pub fn imds(&self, resource: &str) -> (u16, Value) {
         let url = format!("{}/metadata/identity/oauth2/token?api-version=2018-02-01&resource={resource}", self.url);
-        let out = Command::new("curl").args(["-sS", "--cacert", self.ca().to_str().unwrap(), "-H", "Metadata: true", "-w", "\n%{http_code}", &url]).output().unwrap();
+        let out =
+            Command::new("curl").args(["-sS", "--cacert", self.ca().to_str().unwrap(), "-H", "Metadata: true", "-w", "\n%{http_code}", &url]).output().unwrap();
         let text = String::from_utf8_lossy(&out.stdout).into_owned();
         let (body, code) = text.rsplit_once('\n').unwrap();
         (code.parse().unwrap(), serde_json::from_str(body).unwrap_or(Value::Null))
@@ -172,8 +173,18 @@ impl Cli {
     pub fn service_principal_in(home: &Path, server: &Server, tenant: &str, app_id: &str, secret: &str) -> (Cli, Run) {
         let cli = Cli::new(home);
         let run = cli.run(&[
-            "login", "--service-principal", "-u", app_id, "-p", secret, "--tenant", tenant, "--server", &server.url,
-            "--ca-file", server.ca().to_str().unwrap(),
+            "login",
+            "--service-principal",
+            "-u",
+            app_id,
+            "-p",
+            secret,
+            "--tenant",
+            tenant,
+            "--server",
+            &server.url,
+            "--ca-file",
+            server.ca().to_str().unwrap(),
         ]);
         (cli, run)
     }
