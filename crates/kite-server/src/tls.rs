@@ -24,6 +24,12 @@ pub fn write_private(path: &Path, contents: &str) -> Result<()> {
     #[cfg(unix)]
     opts.mode(0o600);
     let mut f = opts.open(path).with_context(|| format!("writing {}", path.display()))?;
+    // `mode` applies only when the file is created; one left wider by an older version is narrowed.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        f.set_permissions(std::fs::Permissions::from_mode(0o600)).with_context(|| format!("restricting {} to its owner", path.display()))?;
+    }
     f.write_all(contents.as_bytes()).with_context(|| format!("writing {}", path.display()))?;
     Ok(())
 }

@@ -79,6 +79,33 @@ fn identity_key(sub: &Uuid, rg: &str, name: &str) -> String {
     format!("/subscriptions/{sub}/resourcegroups/{rg}/providers/microsoft.managedidentity/userassignedidentities/{name}").to_lowercase()
 }
 
+/// The database holds credential hashes and signing keys: it is created 0600 before SQLite opens it
+/// (SQLite gives `-wal` and `-shm` the database file's mode), and files an older kite left wider
+/// are narrowed.
+fn restrict_sqlite_files(url: &str) -> Result<()> {
+    use std::str::FromStr;
+    let options = sqlx::sqlite::SqliteConnectOptions::from_str(url).map_err(|e| Error::Backend(format!("invalid SQLite URL '{}': {e}", redact(url))))?;
+    let db = options.get_filename();
+    if db.as_os_str().is_empty() || db.as_os_str() == ":memory:" {
+        return Ok(());
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+        let fail = |path: &std::path::Path, e: std::io::Error| Error::Backend(format!("cannot restrict {} to its owner: {e}", path.display()));
+        std::fs::OpenOptions::new().create(true).append(true).mode(0o600).open(db).map_err(|e| fail(db, e))?;
+        for suffix in ["", "-wal", "-shm"] {
+            let mut name = db.as_os_str().to_owned();
+            name.push(suffix);
+            let path = std::path::PathBuf::from(name);
+            if path.exists() {
+                std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).map_err(|e| fail(&path, e))?;
+            }
+        }
+    }
+    Ok(())
+}
+
 #[derive(Clone)]
 pub struct SqlStore {
     pool: AnyPool,
@@ -90,6 +117,9 @@ impl SqlStore {
         sqlx::any::install_default_drivers();
         let is_sqlite = url.starts_with("sqlite:");
         let url = if is_sqlite && !url.contains("mode=") { format!("{url}{}mode=rwc", if url.contains('?') { '&' } else { '?' }) } else { url.to_string() };
+        if is_sqlite {
+            restrict_sqlite_files(&url)?;
+        }
         let pool = AnyPoolOptions::new()
             .max_connections(if is_sqlite { 4 } else { 16 })
             .acquire_timeout(Duration::from_secs(10))
@@ -306,7 +336,9 @@ impl Store for SqlStore {
     }
 
     async fn tenant(&self) -> Result<Option<(Tenant, Vec<Subscription>)>> {
-        let (Some(t), Some(s)) = (self.meta("tenant").await?, self.meta("subscriptions").await?) else { return Ok(None) };
+        let (Some(t), Some(s)) = (self.meta("tenant").await?, self.meta("subscriptions").await?) else {
+            return Ok(None);
+        };
         let parse = |e: serde_json::Error| Error::Backend(format!("stored tenant does not parse: {e}"));
         Ok(Some((serde_json::from_str(&t).map_err(parse)?, serde_json::from_str(&s).map_err(parse)?)))
     }
@@ -421,7 +453,9 @@ impl Store for SqlStore {
                 .fetch_optional(&self.pool)
                 .await
                 .map_err(backend)?;
-            let Some(row) = row else { return Err(Error::NotFound(format!("application {app_id} does not exist"))) };
+            let Some(row) = row else {
+                return Err(Error::NotFound(format!("application {app_id} does not exist")));
+            };
             let version: i64 = row.try_get("version").map_err(backend)?;
             let new = update(from_row(&row)?)?;
             if new.app_id != *app_id || new.principal_id != from_row::<Application>(&row)?.principal_id {
@@ -473,7 +507,9 @@ impl Store for SqlStore {
     async fn delete_role_definition(&self, id: &Uuid) -> Result<RoleDefinition> {
         let mut tx = self.pool.begin().await.map_err(backend)?;
         let row = sqlx::query("SELECT body FROM role_definitions WHERE id = $1").bind(id.to_string()).fetch_optional(&mut *tx).await.map_err(backend)?;
-        let Some(row) = row else { return Err(Error::NotFound(format!("custom role {id} does not exist"))) };
+        let Some(row) = row else {
+            return Err(Error::NotFound(format!("custom role {id} does not exist")));
+        };
         let def: RoleDefinition = from_row(&row)?;
         let used = sqlx::query("SELECT name FROM role_assignments WHERE role_id = $1").bind(id.to_string()).fetch_all(&mut *tx).await.map_err(backend)?;
         if !used.is_empty() {
@@ -502,7 +538,9 @@ impl Store for SqlStore {
     async fn delete_role_assignment(&self, name: &Uuid) -> Result<RoleAssignment> {
         let mut tx = self.pool.begin().await.map_err(backend)?;
         let row = sqlx::query("SELECT body FROM role_assignments WHERE name = $1").bind(name.to_string()).fetch_optional(&mut *tx).await.map_err(backend)?;
-        let Some(row) = row else { return Err(Error::NotFound(format!("role assignment {name} does not exist"))) };
+        let Some(row) = row else {
+            return Err(Error::NotFound(format!("role assignment {name} does not exist")));
+        };
         let a = from_row(&row)?;
         sqlx::query("DELETE FROM role_assignments WHERE name = $1").bind(name.to_string()).execute(&mut *tx).await.map_err(backend)?;
         tx.commit().await.map_err(backend)?;
@@ -817,7 +855,9 @@ impl Store for SqlStore {
         for _ in 0..8 {
             let row =
                 sqlx::query("SELECT version, body FROM managed_clusters WHERE id_key = $1").bind(&key).fetch_optional(&self.pool).await.map_err(backend)?;
-            let Some(row) = row else { return Err(Error::NotFound(format!("managed cluster '{name}' was not found in resource group '{rg}'"))) };
+            let Some(row) = row else {
+                return Err(Error::NotFound(format!("managed cluster '{name}' was not found in resource group '{rg}'")));
+            };
             let version: i64 = row.try_get("version").map_err(backend)?;
             let current: ManagedCluster = from_row(&row)?;
             let w = update(current.clone())?;
@@ -849,7 +889,9 @@ impl Store for SqlStore {
             .fetch_optional(&mut *tx)
             .await
             .map_err(backend)?;
-        let Some(row) = row else { return Err(Error::NotFound(format!("managed cluster '{name}' was not found in resource group '{rg}'"))) };
+        let Some(row) = row else {
+            return Err(Error::NotFound(format!("managed cluster '{name}' was not found in resource group '{rg}'")));
+        };
         let deletion = delete_cluster_rows(&mut tx, &from_row(&row)?).await?;
         tx.commit().await.map_err(backend)?;
         Ok(deletion)

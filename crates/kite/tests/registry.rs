@@ -31,6 +31,26 @@ fn first_start_bootstraps_a_tenant_and_keeps_the_admin_secret_out_of_the_log() {
     assert!(!server.banner.contains(secret));
 }
 
+#[cfg(unix)]
+#[test]
+fn the_database_and_every_credential_file_are_readable_by_the_owner_only() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path().join("srv");
+    // A database an older kite created world-readable is narrowed at start.
+    std::fs::create_dir_all(&home).unwrap();
+    std::fs::write(home.join("kite.db"), "").unwrap();
+    std::fs::set_permissions(home.join("kite.db"), std::fs::Permissions::from_mode(0o644)).unwrap();
+    let server = Server::start(&home, &[]);
+    let cli = Cli::admin(&dir.path().join("cli"), &server);
+    cli.run(&["group", "create", "-n", "rg", "-l", "westus2"]).ok();
+    let files = ["kite.db", "kite.db-wal", "kite.db-shm", "admin-credentials.json", "tls/ca-key.pem", "tls/server-key.pem"];
+    for file in files.iter().map(|f| home.join(f)).chain(std::fs::read_dir(&cli.home).unwrap().map(|e| e.unwrap().path())) {
+        let mode = std::fs::metadata(&file).unwrap_or_else(|e| panic!("{}: {e}", file.display())).permissions().mode();
+        assert_eq!(mode & 0o077, 0, "{} is open to others: {mode:o}", file.display());
+    }
+}
+
 #[test]
 fn groups_and_identities_behave_like_az() {
     let dir = tempfile::tempdir().unwrap();
