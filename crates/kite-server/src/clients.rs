@@ -1,9 +1,10 @@
 //! The token endpoint's view of its clients, cached: looking a client up in the database costs more
 //! than the rest of a token request bar the signature. Entries live a few seconds; this replica
 //! forgets them at once whenever it changes a client, and other replicas' changes show within the TTL.
+//! At most [`CAPACITY`] clients are held, least recently used out first.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::num::NonZeroUsize;
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use kite_core::directory::{Application, Principal, PrincipalKind};
@@ -11,6 +12,8 @@ use kite_store::Store;
 use uuid::Uuid;
 
 pub const TTL: Duration = Duration::from_secs(5);
+/// Enough for every client of a large tenant; only clients that exist are ever cached.
+pub const CAPACITY: NonZeroUsize = NonZeroUsize::new(10_000).unwrap();
 
 /// A client: its principal, and for apps the registration holding its credentials.
 pub struct Client {
@@ -18,21 +21,34 @@ pub struct Client {
     pub app: Option<Application>,
 }
 
-#[derive(Default)]
 pub struct ClientCache {
-    entries: Mutex<HashMap<Uuid, (Instant, Arc<Client>)>>,
+    entries: Mutex<lru::LruCache<Uuid, (Instant, Arc<Client>)>>,
+}
+
+impl Default for ClientCache {
+    fn default() -> Self {
+        ClientCache { entries: Mutex::new(lru::LruCache::new(CAPACITY)) }
+    }
 }
 
 impl ClientCache {
+    /// Each operation is one call into the LRU, so a poisoned lock still guards a consistent cache.
+    fn entries(&self) -> MutexGuard<'_, lru::LruCache<Uuid, (Instant, Arc<Client>)>> {
+        self.entries.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
     /// The client with this client id, or `None` when there is none.
     pub async fn get(&self, store: &dyn Store, app_id: &Uuid) -> kite_store::Result<Option<Arc<Client>>> {
-        if let Some((at, c)) = self.entries.lock().ok().and_then(|e| e.get(app_id).cloned()) {
+        let cached = self.entries().get(app_id).cloned();
+        if let Some((at, c)) = cached {
             if at.elapsed() < TTL {
                 return Ok(Some(c));
             }
         }
         let id = app_id.to_string();
-        let Some(principal) = store.find_principals(&id).await?.into_iter().find(|p| p.app_id == *app_id) else { return Ok(None) };
+        let Some(principal) = store.find_principals(&id).await?.into_iter().find(|p| p.app_id == *app_id) else {
+            return Ok(None);
+        };
         let app = match principal.service_principal_type {
             PrincipalKind::Application => match store.get_application(app_id).await {
                 Ok(a) => Some(a),
@@ -42,16 +58,12 @@ impl ClientCache {
             PrincipalKind::ManagedIdentity => None,
         };
         let client = Arc::new(Client { principal, app });
-        if let Ok(mut e) = self.entries.lock() {
-            e.insert(*app_id, (Instant::now(), client.clone()));
-        }
+        self.entries().put(*app_id, (Instant::now(), client.clone()));
         Ok(Some(client))
     }
 
     /// Drops every entry; called after this replica changes any client or its credentials.
     pub fn forget_all(&self) {
-        if let Ok(mut e) = self.entries.lock() {
-            e.clear();
-        }
+        self.entries().clear();
     }
 }

@@ -89,6 +89,8 @@ pub struct Config {
     pub agent_listen: Option<SocketAddr>,
     /// The node's IMDS, where excepted pods' calls and other IMDS paths are forwarded.
     pub upstream_imds: String,
+    /// How many tokens the node agent's cache holds before it evicts the least recently used.
+    pub imds_cache_size: std::num::NonZeroUsize,
 }
 
 async fn subscriptions(State(state): State<AppState>, _caller: Caller) -> Json<Value> {
@@ -236,7 +238,7 @@ pub async fn prepare(store: Arc<dyn Store>, config: &Config, public_url: &str, c
         entra_audience: config.entra_audience.clone(),
         entra_mapping: config.entra_mapping.clone(),
     })?);
-    let nmi = Arc::new(nmi::NodeAgent::new(config.pod_identity.clone())?.with_mode(config.pod_identity_mode));
+    let nmi = Arc::new(nmi::NodeAgent::new(config.pod_identity.clone(), config.imds_cache_size)?.with_mode(config.pod_identity_mode));
     let state = AppState {
         store,
         keys: Arc::new(RwLock::new(Arc::new(keys))),

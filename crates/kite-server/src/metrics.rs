@@ -12,6 +12,7 @@ use axum::response::{IntoResponse, Response};
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
 
@@ -81,6 +82,8 @@ pub struct Metrics {
     latency: Family<EndpointLabels, Histogram>,
     cache_hits: Counter,
     cache_misses: Counter,
+    cache_evictions: Counter,
+    cache_entries: Gauge,
     imds_errors: Family<KindLabels, Counter>,
 }
 
@@ -90,13 +93,16 @@ impl Default for Metrics {
         let requests = Family::<RequestLabels, Counter>::default();
         let latency = Family::<EndpointLabels, Histogram>::new_with_constructor(latency_histogram as fn() -> Histogram);
         let (cache_hits, cache_misses) = (Counter::default(), Counter::default());
+        let (cache_evictions, cache_entries) = (Counter::default(), Gauge::default());
         let imds_errors = Family::<KindLabels, Counter>::default();
         registry.register("http_requests", "HTTP requests by endpoint (route template) and status", requests.clone());
         registry.register("http_request_duration_seconds", "Time to answer an HTTP request, by endpoint", latency.clone());
         registry.register("imds_token_cache_hits", "IMDS token requests answered from the token cache", cache_hits.clone());
         registry.register("imds_token_cache_misses", "IMDS token requests that needed a new token", cache_misses.clone());
+        registry.register("imds_token_cache_evictions", "Tokens dropped from the full IMDS token cache, least recently used first", cache_evictions.clone());
+        registry.register("imds_token_cache_entries", "Tokens the IMDS token cache holds (at most --imds-cache-size)", cache_entries.clone());
         registry.register("imds_errors", "Node-agent requests that failed, by kind", imds_errors.clone());
-        Metrics { registry, requests, latency, cache_hits, cache_misses, imds_errors }
+        Metrics { registry, requests, latency, cache_hits, cache_misses, cache_evictions, cache_entries, imds_errors }
     }
 }
 
@@ -107,6 +113,13 @@ impl Metrics {
 
     pub fn cache_miss(&self) {
         self.cache_misses.inc();
+    }
+
+    pub fn cache_stored(&self, evicted: bool, entries: usize) {
+        if evicted {
+            self.cache_evictions.inc();
+        }
+        self.cache_entries.set(i64::try_from(entries).unwrap_or(i64::MAX));
     }
 
     pub fn imds_error(&self, kind: ImdsError) {

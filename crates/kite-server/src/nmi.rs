@@ -3,10 +3,10 @@
 //! re-read as it changes, or a live cluster's watchers). Type 0 identities are managed identities; type 1 are service
 //! principals whose client secret the agent reads from the Secret the identity names. Tokens are
 //! cached per (identity, resource) until five minutes before they expire, so a busy pod costs one
-//! signature an hour.
+//! signature an hour; the cache holds at most `--imds-cache-size` tokens, least recently used first out.
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::num::NonZeroUsize;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, RwLock};
 
@@ -34,20 +34,51 @@ type CacheKey = (String, String, Option<String>);
 /// An IMDS refusal: what to count, the status, and the message for the pod.
 type Refused = (ImdsError, StatusCode, String);
 
+/// Tokens the agent minted, by key, with their `expires_on`. Bounded: a pod asking for endless
+/// distinct resources evicts its own oldest entries instead of growing the agent.
+struct TokenCache(Mutex<lru::LruCache<CacheKey, (i64, Value)>>);
+
+impl TokenCache {
+    fn get(&self, key: &CacheKey) -> Option<(i64, Value)> {
+        self.lock().get(key).cloned()
+    }
+
+    /// Stores an entry; returns whether another had to go, and how many entries there now are.
+    fn insert(&self, key: CacheKey, entry: (i64, Value)) -> (bool, usize) {
+        let mut cache = self.lock();
+        let evicted = cache.push(key.clone(), entry).is_some_and(|(old, _)| old != key);
+        (evicted, cache.len())
+    }
+
+    /// A panic while holding the lock leaves a cache that is still consistent (each operation is
+    /// one call into `LruCache`), so a poisoned lock is taken over rather than disabling caching.
+    fn lock(&self) -> std::sync::MutexGuard<'_, lru::LruCache<CacheKey, (i64, Value)>> {
+        self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+/// `--imds-cache-size`'s default: a few megabytes of tokens, far more than a node's pods use.
+pub const DEFAULT_CACHE_SIZE: NonZeroUsize = NonZeroUsize::new(10_000).unwrap();
+
 /// Cluster state for the node agent, and its token cache.
-#[derive(Default)]
 pub struct NodeAgent {
     pub paths: Vec<PathBuf>,
     cluster: RwLock<Arc<ClusterState>>,
-    cache: Mutex<HashMap<CacheKey, (i64, Value)>>,
+    cache: TokenCache,
     watched: crate::watch::Watched,
     /// Standard mode serves a pod only once its AzureAssignedIdentity is Assigned.
     mode: ControllerMode,
 }
 
 impl NodeAgent {
-    pub fn new(paths: Vec<PathBuf>) -> anyhow::Result<NodeAgent> {
-        let agent = NodeAgent { paths, ..Default::default() };
+    pub fn new(paths: Vec<PathBuf>, cache_size: NonZeroUsize) -> anyhow::Result<NodeAgent> {
+        let agent = NodeAgent {
+            paths,
+            cluster: RwLock::default(),
+            cache: TokenCache(Mutex::new(lru::LruCache::new(cache_size))),
+            watched: Default::default(),
+            mode: ControllerMode::default(),
+        };
         if !agent.paths.is_empty() {
             let state = ClusterState::load(&agent.paths).map_err(|e| anyhow::anyhow!("--pod-identity-dir: {e}"))?;
             if let Ok(mut c) = agent.cluster.write() {
@@ -234,7 +265,7 @@ pub async fn token(State(state): State<AppState>, Query(q): Query<ImdsQuery>, re
     // minted with the one before.
     let key = (identity.spec.client_id.to_lowercase(), resource.clone(), service_principal.as_ref().map(|(_, digest)| digest.clone()));
     let now = state.now().unix_timestamp();
-    if let Some((expires_on, body)) = state.nmi.cache.lock().ok().and_then(|c| c.get(&key).cloned()) {
+    if let Some((expires_on, body)) = state.nmi.cache.get(&key) {
         if expires_on - now > 300 {
             state.metrics.cache_hit();
             return Json(body).into_response();
@@ -257,9 +288,8 @@ pub async fn token(State(state): State<AppState>, Query(q): Query<ImdsQuery>, re
     };
     body["client_id"] = json!(principal.app_id);
     let expires_on = body["expires_on"].as_str().and_then(|s| s.parse::<i64>().ok()).unwrap_or(now);
-    if let Ok(mut c) = state.nmi.cache.lock() {
-        c.insert(key, (expires_on, body.clone()));
-    }
+    let (evicted, entries) = state.nmi.cache.insert(key, (expires_on, body.clone()));
+    state.metrics.cache_stored(evicted, entries);
     tracing::info!(pod = %pod, namespace = %namespace, identity = %identity.metadata.name, "imds token issued");
     Json(body).into_response()
 }

@@ -143,6 +143,16 @@ pub struct ServeArgs {
     /// The node's IMDS: calls from pods an AzurePodIdentityException lets through, and IMDS paths the agent does not answer, go there untouched.
     #[arg(long, default_value = kite_server::upstream::DEFAULT_IMDS)]
     upstream_imds: String,
+    /// Tokens the node agent caches (1 to 1000000); past that the least recently used go first.
+    #[arg(long, default_value_t = kite_server::nmi::DEFAULT_CACHE_SIZE, value_parser = cache_size)]
+    imds_cache_size: std::num::NonZeroUsize,
+}
+
+fn cache_size(raw: &str) -> Result<std::num::NonZeroUsize, String> {
+    match raw.parse::<std::num::NonZeroUsize>() {
+        Ok(n) if n.get() <= 1_000_000 => Ok(n),
+        _ => Err(format!("'{raw}' is not a cache size: give a whole number from 1 to 1000000")),
+    }
 }
 
 fn home(cli_home: Option<PathBuf>) -> PathBuf {
@@ -183,6 +193,7 @@ async fn main() -> ExitCode {
                 cluster_identity: args.cluster_identity,
                 agent_listen: args.agent_listen,
                 upstream_imds: args.upstream_imds,
+                imds_cache_size: args.imds_cache_size,
             };
             kite_server::serve(config).await.map(|_| ExitCode::SUCCESS)
         }

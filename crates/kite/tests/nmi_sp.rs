@@ -115,3 +115,55 @@ fn a_type_1_identity_gets_its_service_principals_token_until_the_secret_is_reset
     let cert = imds_until(&server, 400, "type 2");
     assert!(cert["error_description"].as_str().unwrap().contains("not type 2 (service principal with a certificate)"), "{cert}");
 }
+
+/// `kite_<name> <value>` from the server's /metrics.
+fn metric(server: &Server, name: &str) -> f64 {
+    let out = std::process::Command::new("curl").args(["-sS", "--cacert", server.ca().to_str().unwrap(), &format!("{}/metrics", server.url)]).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let line = text.lines().find(|l| l.split_whitespace().next() == Some(&format!("kite_{name}"))).unwrap_or_else(|| panic!("no kite_{name} in:\n{text}"));
+    line.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
+#[test]
+fn the_token_cache_holds_at_most_imds_cache_size_tokens_and_evicts_the_least_recently_used() {
+    let dir = tempfile::tempdir().unwrap();
+    let cluster = dir.path().join("cluster");
+    std::fs::create_dir(&cluster).unwrap();
+    let server = Server::start(&dir.path().join("server"), &["--pod-identity-dir", cluster.to_str().unwrap(), "--imds-cache-size", "3"]);
+    let admin = Cli::admin(&dir.path().join("admin"), &server);
+    let sp = admin.run(&["ad", "sp", "create-for-rbac", "--name", "worker-sp"]).ok();
+    write(&cluster, "pod.yaml", POD_AND_BINDING);
+    write(&cluster, "identity.yaml", &identity_yaml(sp["tenant"].as_str().unwrap(), sp["appId"].as_str().unwrap()));
+    write(&cluster, "secret.yaml", &secret_yaml(sp["password"].as_str().unwrap()));
+    imds_until(&server, 200, "access_token");
+
+    // One pod asking for ever new resources (the probe's 30,000) keeps the cache at its size.
+    let resources: Vec<String> = (0..6).map(|i| format!("https://resource-{i}.example.com")).collect();
+    let mut first = Value::Null;
+    for (i, r) in resources.iter().enumerate() {
+        let (code, body) = server.imds(r);
+        assert_eq!(code, 200, "{body}");
+        if i == 0 {
+            first = body;
+        }
+    }
+    assert_eq!(metric(&server, "imds_token_cache_entries"), 3.0);
+    assert!(metric(&server, "imds_token_cache_evictions_total") >= 4.0, "RESOURCE, resource-0, -1 and -2 went");
+    // The most recent is a hit; the oldest was evicted and is minted anew.
+    let misses = metric(&server, "imds_token_cache_misses_total");
+    server.imds(&resources[5]);
+    assert_eq!(metric(&server, "imds_token_cache_misses_total"), misses);
+    let (_, again) = server.imds(&resources[0]);
+    assert_eq!(metric(&server, "imds_token_cache_misses_total"), misses + 1.0);
+    assert_eq!(again["resource"], first["resource"]);
+    assert_eq!(metric(&server, "imds_token_cache_entries"), 3.0);
+}
+
+#[test]
+fn an_imds_cache_size_out_of_range_is_refused_with_the_range() {
+    for bad in ["0", "-1", "1000001", "lots"] {
+        let out = std::process::Command::new(support::BIN).args(["serve", &format!("--imds-cache-size={bad}")]).output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success() && err.contains("from 1 to 1000000"), "{bad}: {err}");
+    }
+}
