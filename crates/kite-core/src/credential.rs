@@ -56,12 +56,13 @@ pub fn secret_end_date(now: OffsetDateTime, years: Option<u32>, end_date: Option
         }
         (Some(0), None) => return Err(Error::InvalidArgument("--years must be 1 or 2".into())),
         (Some(y), None) => {
-            if y * 12 > MAX_SECRET_LIFETIME_MONTHS {
+            // Compared before multiplying: a huge --years must not wrap into a short, valid lifetime.
+            if y > MAX_SECRET_LIFETIME_MONTHS / 12 {
                 return Err(Error::InvalidArgument(format!(
                     "a client secret may live at most {MAX_SECRET_LIFETIME_MONTHS} months; --years {y} asks for {} months. \
                      Use --years 1 or --years 2, and rotate with 'kite ad sp credential reset' before it expires \
                      (or use a certificate or a federated credential instead)",
-                    y * 12
+                    u64::from(y) * 12
                 )));
             }
             add_months(now, y * 12)
@@ -219,6 +220,10 @@ mod tests {
         let err = secret_end_date(NOW, None, Some(datetime!(2028-03-01 00:00 UTC))).unwrap_err().to_string();
         assert!(err.contains("at most 24 months"), "{err}");
         assert!(secret_end_date(NOW, None, Some(datetime!(2025-01-01 00:00 UTC))).is_err());
+        // 357913942 × 12 wraps a u32 to 8: refused, not an 8-month secret.
+        let err = secret_end_date(NOW, Some(357_913_942), None).unwrap_err().to_string();
+        assert!(err.contains("4294967304 months"), "{err}");
+        assert!(secret_end_date(NOW, Some(u32::MAX), None).is_err());
     }
 
     #[test]

@@ -48,9 +48,32 @@ pub fn validate_location(location: &str) -> Result<String> {
     Ok(normalized)
 }
 
+/// ARM's limits on a resource's tags: at most 50, names up to 512 characters without `<>%&\\?/`,
+/// values up to 256 characters.
+pub fn validate_tags(tags: &BTreeMap<String, String>) -> Result<()> {
+    const MAX_TAGS: usize = 50;
+    if tags.len() > MAX_TAGS {
+        return Err(Error::InvalidArgument(format!("{} tags were given; a resource may have at most {MAX_TAGS}", tags.len())));
+    }
+    for (name, value) in tags {
+        let shown: String = name.chars().take(40).collect();
+        if name.is_empty() || name.chars().count() > 512 {
+            return Err(Error::InvalidArgument(format!("tag name '{shown}…' has {} characters; use 1 to 512", name.chars().count())));
+        }
+        if let Some(c) = name.chars().find(|c| "<>%&\\?/".contains(*c) || c.is_control()) {
+            return Err(Error::InvalidArgument(format!("tag name '{shown}' contains {c:?}, which tag names may not contain (<, >, %, &, \\, ?, /)")));
+        }
+        if value.chars().count() > 256 {
+            return Err(Error::InvalidArgument(format!("the value of tag '{shown}' has {} characters; use at most 256", value.chars().count())));
+        }
+    }
+    Ok(())
+}
+
 impl ResourceGroup {
     pub fn new(subscription_id: Uuid, name: &str, location: &str, tags: BTreeMap<String, String>) -> Result<Self> {
         validate_resource_group_name(name)?;
+        validate_tags(&tags)?;
         Ok(ResourceGroup { subscription_id, name: name.into(), location: validate_location(location)?, tags, managed_by: None })
     }
 

@@ -88,14 +88,14 @@ pub struct ServeArgs {
     /// Extra DNS name or IP for the server certificate (repeatable).
     #[arg(long = "tls-name")]
     tls_names: Vec<String>,
-    /// Lifetime of issued access tokens, in seconds.
-    #[arg(long, default_value_t = 3600)]
+    /// Lifetime of issued access tokens, in seconds: 600 to 86400 (Entra's configurable range).
+    #[arg(long, default_value_t = 3600, value_parser = clap::value_parser!(i64).range(600..=86_400))]
     token_lifetime: i64,
     /// CA certificate (PEM) to trust when fetching an external issuer's keys (repeatable).
     #[arg(long = "issuer-ca-file")]
     issuer_cas: Vec<PathBuf>,
     /// Seconds a rotated-out signing key stays published after the last token it signed expired.
-    #[arg(long, default_value_t = 300)]
+    #[arg(long, default_value_t = 300, value_parser = clap::value_parser!(i64).range(0..=604_800))]
     key_retire_grace: i64,
     /// Kubernetes RBAC YAML (files or directories) for the SubjectAccessReview webhook, re-read as it changes.
     #[arg(long = "k8s-rbac", conflicts_with = "kubernetes")]

@@ -61,6 +61,7 @@ pub async fn put(
     let group = groups::existing(&state, &sub, &rg).await?;
     let mut mi = ManagedIdentity::new(&group, &name, body.location.as_deref(), state.tenant.tenant_id)?;
     mi.tags = body.tags.clone().unwrap_or_default();
+    kite_core::directory::validate_tags(&mi.tags)?;
     match state.store.create_identity(&mi).await {
         Ok(()) => Ok(respond(StatusCode::CREATED, render(&mi))),
         Err(kite_store::Error::Conflict(m)) => {
