@@ -34,9 +34,9 @@ impl FromRequestParts<AppState> for Caller {
         let auds: Vec<&str> = audiences.iter().map(String::as_str).collect();
         let keys = state.keys();
         let now = state.now().unix_timestamp();
+        let (v2, v1) = (state.issuer_v2(), state.issuer_v1());
         let claims = keys
-            .verify(token.trim(), &auds, &state.issuer_v2(), now)
-            .or_else(|_| keys.verify(token.trim(), &auds, &state.issuer_v1(), now))
+            .verify(token.trim(), &auds, &[&v2, &v1], now)
             .map_err(|e| ApiError::unauthenticated(format!("The access token is invalid: {e}. Sign in again with 'kite login'")))?;
         if claims.tid != state.tenant.tenant_id.to_string() {
             return Err(ApiError::unauthenticated("The access token is from another tenant"));

@@ -12,6 +12,7 @@ use kite_k8s::entra::{default_identity, EntraMapping, TokenPrincipal};
 use kite_k8s::k8s_openapi::api::authentication::v1::UserInfo;
 use kite_token::assertion;
 use time::OffsetDateTime;
+use uuid::Uuid;
 
 use crate::state::AppState;
 use crate::watch::Watched;
@@ -57,7 +58,9 @@ impl EntraReview {
 
     /// Re-reads the mapping when it changed; a broken one is logged and the last good one stays.
     pub fn reload(&self) {
-        let Some(path) = &self.mapping_path else { return };
+        let Some(path) = &self.mapping_path else {
+            return;
+        };
         if !self.watched.changed(std::slice::from_ref(path)) {
             return;
         }
@@ -66,12 +69,14 @@ impl EntraReview {
                 tracing::info!("Entra mapping reloaded from {}", path.display());
                 self.set(mapping);
             }
-            Err(e) => tracing::warn!("Entra mapping not reloaded, the last good one stays in force: {e}"),
+            Err(e) => {
+                tracing::warn!("Entra mapping not reloaded, the last good one stays in force: {e}")
+            }
         }
     }
 
     /// Who a kite-issued access token belongs to, or why it is refused.
-    pub fn identify(&self, state: &AppState, token: &str) -> Result<UserInfo, String> {
+    pub async fn identify(&self, state: &AppState, token: &str) -> Result<UserInfo, String> {
         let peeked = assertion::peek(token).map_err(|e| format!("the token is neither an `aws eks get-token` token nor a JWT access token: {}", e.detail()))?;
         let (v2, v1) = (state.issuer_v2(), state.issuer_v1());
         let iss = peeked.str_claim("iss").unwrap_or_default();
@@ -81,7 +86,8 @@ impl EntraReview {
         // The signature first (with the token's own audience), so nothing below trusts forged claims.
         let aud = peeked.audiences();
         let auds: Vec<&str> = aud.iter().map(String::as_str).collect();
-        let claims = state.keys().verify_ignoring_time(token, &auds, iss).map_err(|e| format!("the token does not verify with kite's published keys: {e}"))?;
+        let claims =
+            state.keys().verify_ignoring_time(token, &auds, &[iss]).map_err(|e| format!("the token does not verify with kite's published keys: {e}"))?;
         if claims.aud != self.audience {
             return Err(format!(
                 "the token is for audience '{}', but this cluster accepts '{}': request it with scope {}/.default (kubelogin --server-id {})",
@@ -98,11 +104,23 @@ impl EntraReview {
         if claims.tid != state.tenant.tenant_id.to_string() {
             return Err(format!("the token is from tenant {}, not this kite's {}", claims.tid, state.tenant.tenant_id));
         }
+        // A deleted principal's tokens stop here, not when they expire: the client cache lives a few
+        // seconds and this replica forgets it whenever it deletes a principal.
+        let gone = || format!("the token's principal (appid {}, oid {}) no longer exists in this directory", claims.appid, claims.oid);
+        let app_id = Uuid::parse_str(&claims.appid).map_err(|_| gone())?;
+        let client = state.clients.get(state.store.as_ref(), &app_id).await.map_err(|e| {
+            tracing::error!("token review: reading the directory failed: {e}");
+            "kite could not read its directory; see kite's log".to_string()
+        })?;
+        if client.is_none_or(|c| c.principal.object_id.to_string() != claims.oid) {
+            return Err(gone());
+        }
         let principal = TokenPrincipal { oid: &claims.oid, appid: &claims.appid };
         let mapping = self.mapping.read().ok().and_then(|m| m.clone());
-        let id = match (&mapping, &self.mapping_path) {
-            (Some(m), Some(path)) => m.map(principal).map_err(|e| format!("{e} ({})", path.display()))?,
-            _ => default_identity(principal),
+        let id = match mapping {
+            // The mapping file's path stays in kite's log; the API server relays refusals to clients.
+            Some(m) => m.map(principal).map_err(|e| format!("{e} (in kite's --entra-mapping file)"))?,
+            None => default_identity(principal),
         };
         let extra = [("oid", claims.oid.clone()), ("appid", claims.appid.clone()), ("tid", claims.tid.clone())];
         Ok(UserInfo {

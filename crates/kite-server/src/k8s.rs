@@ -94,7 +94,9 @@ impl K8sPolicy {
     }
 
     fn reload_aws_auth(&self) {
-        let Some(path) = &self.aws_auth_path else { return };
+        let Some(path) = &self.aws_auth_path else {
+            return;
+        };
         if !self.watched[0].changed(std::slice::from_ref(path)) {
             return;
         }
@@ -102,7 +104,9 @@ impl K8sPolicy {
             Ok(t) => t,
             Err(e) => return tracing::warn!("aws-auth not reloaded from {}: {e}; the last good mapping stays in force", path.display()),
         };
-        let Ok(mut store) = self.aws_auth.write() else { return };
+        let Ok(mut store) = self.aws_auth.write() else {
+            return;
+        };
         match store.apply(&text) {
             Ok(report) => tracing::info!(
                 warnings = report.warnings.len(),
@@ -125,7 +129,9 @@ impl K8sPolicy {
     }
 
     fn reload_access_entries(&self) {
-        let Some(path) = &self.access_entries_path else { return };
+        let Some(path) = &self.access_entries_path else {
+            return;
+        };
         if !self.watched[1].changed(std::slice::from_ref(path)) {
             return;
         }
@@ -135,7 +141,9 @@ impl K8sPolicy {
                     *current = entries;
                 }
             }
-            Err(e) => tracing::warn!("access entries not reloaded, the last good ones stay in force: {e}"),
+            Err(e) => {
+                tracing::warn!("access entries not reloaded, the last good ones stay in force: {e}")
+            }
         }
     }
 
@@ -151,7 +159,9 @@ impl K8sPolicy {
         }
         match RbacSnapshot::load(&self.rbac_paths) {
             Ok(snap) => self.set_rbac(snap),
-            Err(e) => tracing::warn!("RBAC objects not reloaded, the last good ones stay in force: {e}"),
+            Err(e) => {
+                tracing::warn!("RBAC objects not reloaded, the last good ones stay in force: {e}")
+            }
         }
     }
 }
@@ -196,7 +206,7 @@ pub async fn authorize(State(state): State<AppState>, Json(sar): Json<SubjectAcc
 async fn identify(state: &AppState, token: &str) -> Result<UserInfo, String> {
     if !token.starts_with(sigv4::EKS_TOKEN_PREFIX) {
         return match &state.k8s.entra {
-            Some(entra) => entra.identify(state, token),
+            Some(entra) => entra.identify(state, token).await,
             None => Err(format!(
                 "only {}… tokens (aws eks get-token) are accepted here; start kite with --entra-audience AUD to accept kite-issued access tokens",
                 sigv4::EKS_TOKEN_PREFIX

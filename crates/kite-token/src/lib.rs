@@ -137,9 +137,10 @@ impl KeySet {
         jsonwebtoken::encode(&header, claims, &self.signer.1).map_err(|e| Error::Key(e.to_string()))
     }
 
-    /// Verifies signature (RS256 only, key by `kid`), `exp`/`nbf` at `now` with no leeway, `aud` and `iss`.
-    pub fn verify(&self, token: &str, audiences: &[&str], issuer: &str, now_unix: i64) -> Result<AccessClaims> {
-        let c = self.verify_ignoring_time(token, audiences, issuer)?;
+    /// Verifies signature (RS256 only, key by `kid`), `exp`/`nbf` at `now` with no leeway, `aud` and
+    /// `iss` (one of `issuers`).
+    pub fn verify(&self, token: &str, audiences: &[&str], issuers: &[&str], now_unix: i64) -> Result<AccessClaims> {
+        let c = self.verify_ignoring_time(token, audiences, issuers)?;
         if now_unix >= c.exp {
             return Err(Error::Invalid(format!("the token expired at {} (unix time)", c.exp)));
         }
@@ -150,7 +151,7 @@ impl KeySet {
     }
 
     /// [`KeySet::verify`] without the time checks, for callers that explain expiry in their own words.
-    pub fn verify_ignoring_time(&self, token: &str, audiences: &[&str], issuer: &str) -> Result<AccessClaims> {
+    pub fn verify_ignoring_time(&self, token: &str, audiences: &[&str], issuers: &[&str]) -> Result<AccessClaims> {
         let header = jsonwebtoken::decode_header(token).map_err(|e| Error::Invalid(format!("malformed token: {e}")))?;
         if header.alg != Algorithm::RS256 {
             return Err(Error::Invalid(format!("algorithm {:?} is not accepted; kite signs with RS256", header.alg)));
@@ -159,15 +160,27 @@ impl KeySet {
         let key = self.verifiers.get(&kid).ok_or_else(|| Error::Invalid(format!("signing key '{kid}' is not (or no longer) published")))?;
         let mut v = Validation::new(Algorithm::RS256);
         v.set_audience(audiences);
-        v.set_issuer(&[issuer]);
+        v.set_issuer(issuers);
         // Time is checked below against the caller's clock rather than the library's.
         v.validate_nbf = false;
         v.validate_exp = false;
         v.leeway = 0;
         v.set_required_spec_claims(&["exp", "nbf", "aud", "iss"]);
-        let data = jsonwebtoken::decode::<AccessClaims>(token, key, &v).map_err(|e| Error::Invalid(e.to_string()))?;
+        let data = jsonwebtoken::decode::<AccessClaims>(token, key, &v).map_err(|e| rejection(&e, audiences, issuers))?;
         Ok(data.claims)
     }
+}
+
+/// Which check a token failed, in words: callers relay it, so each reason must be its own.
+fn rejection(e: &jsonwebtoken::errors::Error, audiences: &[&str], issuers: &[&str]) -> Error {
+    use jsonwebtoken::errors::ErrorKind;
+    Error::Invalid(match e.kind() {
+        ErrorKind::InvalidAudience => format!("its audience (aud) is not one this API accepts ({})", audiences.join(", ")),
+        ErrorKind::InvalidIssuer => format!("its issuer (iss) is not {}", issuers.join(" or ")),
+        ErrorKind::InvalidSignature => "its signature does not verify".into(),
+        ErrorKind::MissingRequiredClaim(claim) => format!("it has no '{claim}' claim"),
+        _ => format!("it could not be decoded: {e}"),
+    })
 }
 
 #[cfg(test)]
@@ -198,19 +211,23 @@ mod tests {
         let set = KeySet::new(std::slice::from_ref(&k1)).unwrap();
         let token = set.sign(&claims(now)).unwrap();
         let aud = ["https://management.kite.local/"];
-        assert_eq!(set.verify(&token, &aud, "https://kite/t/v2.0", now + 10).unwrap().oid, "o");
-        assert!(set.verify(&token, &aud, "https://kite/t/v2.0", now + 3600).is_err());
-        assert!(set.verify(&token, &["other"], "https://kite/t/v2.0", now).is_err());
-        assert!(set.verify(&token, &aud, "https://elsewhere", now).is_err());
+        assert_eq!(set.verify(&token, &aud, &["https://kite/t/v2.0"], now + 10).unwrap().oid, "o");
+        // Each refusal names its own reason, not the last check tried.
+        let reason = |r: Result<AccessClaims>| r.unwrap_err().to_string();
+        assert!(reason(set.verify(&token, &aud, &["https://kite/t/v2.0"], now + 3600)).contains("expired"));
+        assert!(reason(set.verify(&token, &aud, &["https://kite/t/v2.0"], now - 1)).contains("not valid yet"));
+        assert!(reason(set.verify(&token, &["other"], &["https://kite/t/v2.0"], now)).contains("audience (aud) is not one this API accepts (other)"));
+        assert!(reason(set.verify(&token, &aud, &["https://elsewhere", "https://v1"], now)).contains("issuer (iss) is not https://elsewhere or https://v1"));
+        assert_eq!(set.verify(&token, &aud, &["https://v1", "https://kite/t/v2.0"], now + 10).unwrap().oid, "o", "any listed issuer");
 
         // Rotation: a new key signs; the old one still verifies while published, not after removal.
         let k2 = SigningKey::generate("kite", now + 1).unwrap();
         let both = KeySet::new(&[k1.clone(), k2.clone()]).unwrap();
         assert_eq!(both.signing_kid(), k2.kid);
         assert_eq!(both.jwks().keys.len(), 2);
-        assert!(both.verify(&token, &aud, "https://kite/t/v2.0", now).is_ok());
+        assert!(both.verify(&token, &aud, &["https://kite/t/v2.0"], now).is_ok());
         let only_new = KeySet::new(&[k2]).unwrap();
-        assert!(only_new.verify(&token, &aud, "https://kite/t/v2.0", now).unwrap_err().to_string().contains("not (or no longer) published"));
+        assert!(only_new.verify(&token, &aud, &["https://kite/t/v2.0"], now).unwrap_err().to_string().contains("not (or no longer) published"));
     }
 
     #[test]
@@ -234,6 +251,6 @@ mod tests {
         let set = KeySet::new(&[SigningKey::generate("kite", now).unwrap()]).unwrap();
         let b64 = |s: &str| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(s);
         let none = format!("{}.{}.", b64(r#"{"alg":"none","typ":"JWT"}"#), b64(&serde_json::to_string(&claims(now)).unwrap()));
-        assert!(set.verify(&none, &["https://management.kite.local/"], "https://kite/t/v2.0", now).is_err());
+        assert!(set.verify(&none, &["https://management.kite.local/"], &["https://kite/t/v2.0"], now).is_err());
     }
 }

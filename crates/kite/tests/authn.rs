@@ -137,12 +137,7 @@ fn an_iam_users_static_key_is_who_sts_and_the_authenticator_say_until_it_is_deac
 }
 
 fn access_token(server: &Server, app: &Value, scope: &str) -> String {
-    let tenant = server.credentials()["tenant"].as_str().unwrap().to_string();
-    let (id, secret, scope) =
-        (format!("client_id={}", app["appId"].as_str().unwrap()), format!("client_secret={}", app["password"].as_str().unwrap()), format!("scope={scope}"));
-    let form = ["-d", "grant_type=client_credentials", "--data-urlencode", &id, "--data-urlencode", &secret, "--data-urlencode", &scope];
-    let answer = curl(server, &form, &format!("/{tenant}/oauth2/v2.0/token"));
-    answer["access_token"].as_str().unwrap_or_else(|| panic!("{answer}")).to_string()
+    server.access_token(app["appId"].as_str().unwrap(), app["password"].as_str().unwrap(), scope)
 }
 
 #[test]
@@ -160,6 +155,8 @@ fn kite_issued_access_tokens_for_the_cluster_audience_are_mapped_through_the_ent
     let token = access_token(&server, &app, &format!("{AKS_SERVER_APP}/.default"));
     let refused = review(&server, &token);
     assert!(refused["error"].as_str().unwrap().contains(&format!("no mapping for oid {oid}")), "{refused}");
+    // The API server relays refusals to its clients: kite's file paths stay in kite's log.
+    assert!(!refused.to_string().contains(dir.path().to_str().unwrap()), "a server path leaked: {refused}");
 
     std::fs::write(&mapping, format!("principals:\n- appId: {}\n  groups: [ci]\n", app["appId"].as_str().unwrap())).unwrap();
     std::thread::sleep(std::time::Duration::from_secs(6));
@@ -180,6 +177,25 @@ fn kite_issued_access_tokens_for_the_cluster_audience_are_mapped_through_the_ent
         .unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("names neither objectId nor appId"), "{}", String::from_utf8_lossy(&out.stderr));
+}
+
+#[test]
+fn a_deleted_principals_token_is_refused_at_once_not_when_it_expires() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&dir.path().join("srv"), &["--entra-audience", AKS_SERVER_APP]);
+    let cli = Cli::admin(&dir.path().join("cli"), &server);
+    let app = cli.run(&["ad", "sp", "create-for-rbac", "--name", "aks-ci"]).ok();
+    let token = access_token(&server, &app, &format!("{AKS_SERVER_APP}/.default"));
+    assert_eq!(review(&server, &token)["authenticated"], true);
+
+    cli.run(&["ad", "sp", "delete", "--id", app["appId"].as_str().unwrap()]).ok();
+    // This replica forgets its client cache on the deletion, so the very next review refuses
+    // (other replicas within clients::TTL, 5 s).
+    let started = std::time::Instant::now();
+    let gone = review(&server, &token);
+    assert_eq!(gone["authenticated"], false, "{gone}");
+    assert!(gone["error"].as_str().unwrap().contains("no longer exists in this directory"), "{gone}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(2));
 }
 
 const CONFIGMAPS: &str = "/api/v1/namespaces/kube-system/configmaps";

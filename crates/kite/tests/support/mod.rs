@@ -78,6 +78,59 @@ impl Server {
     }
 }
 
+impl Server {
+    /// One HTTPS request with curl (kite's CA trusted): the status and the body as text.
+    pub fn curl(&self, args: &[&str], path: &str) -> (u16, String) {
+        self.curl_with_input(args, path, b"")
+    }
+
+    /// As [`Server::curl`], with `input` on curl's standard input (`--data-binary @-` sends it).
+    pub fn curl_with_input(&self, args: &[&str], path: &str, input: &[u8]) -> (u16, String) {
+        use std::io::Write;
+        let mut child = Command::new("curl")
+            .args(["-sS", "--cacert", self.ca().to_str().unwrap(), "-w", "\n%{http_code}"])
+            .args(args)
+            .arg(format!("{}{path}", self.url))
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child.stdin.take().unwrap().write_all(input).unwrap();
+        let out = child.wait_with_output().unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        let (body, code) = text.rsplit_once('\n').unwrap_or(("", &text));
+        (code.trim().parse().unwrap_or(0), body.to_string())
+    }
+
+    /// A management API call with a bearer token and an optional JSON body: status and JSON answer.
+    pub fn api(&self, method: &str, path: &str, token: &str, body: Option<&Value>) -> (u16, Value) {
+        let auth = format!("Authorization: Bearer {token}");
+        let mut args = vec!["-X", method, "-H", &auth, "-H", "content-type: application/json"];
+        if body.is_some() {
+            args.extend(["--data-binary", "@-"]);
+        }
+        let input = body.map(Value::to_string).unwrap_or_default();
+        let (code, text) = self.curl_with_input(&args, path, input.as_bytes());
+        (code, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+    }
+
+    /// An access token from the token endpoint (client_credentials with a secret) for `scope`.
+    pub fn access_token(&self, app_id: &str, secret: &str, scope: &str) -> String {
+        let tenant = self.credentials()["tenant"].as_str().unwrap().to_string();
+        let (id, secret, scope) = (format!("client_id={app_id}"), format!("client_secret={secret}"), format!("scope={scope}"));
+        let form = ["-d", "grant_type=client_credentials", "--data-urlencode", &id, "--data-urlencode", &secret, "--data-urlencode", &scope];
+        let (_, text) = self.curl(&form, &format!("/{tenant}/oauth2/v2.0/token"));
+        let answer: Value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}: {text}"));
+        answer["access_token"].as_str().unwrap_or_else(|| panic!("{answer}")).to_string()
+    }
+
+    /// The bootstrap admin's management token.
+    pub fn admin_token(&self) -> String {
+        let c = self.credentials();
+        self.access_token(c["appId"].as_str().unwrap(), c["password"].as_str().unwrap(), "https://management.azure.com/.default")
+    }
+}
+
 /// Polls `probe` (state the server re-reads every few seconds) until it gives a value; after 40 s
 /// the test fails naming `what`, with the server's log.
 pub fn wait_for<T>(what: &str, server: &Server, mut probe: impl FnMut() -> Option<T>) -> T {
