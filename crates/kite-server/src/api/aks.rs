@@ -4,7 +4,9 @@
 
 use std::collections::BTreeMap;
 
-use axum::extract::{Path, State};
+use axum::extract::State;
+
+use super::Path;
 use axum::http::StatusCode;
 use axum::response::Response;
 use axum::Json;
@@ -193,7 +195,9 @@ async fn identity_choice(state: &AppState, caller: &Caller, body: &ClusterBody) 
             return Ok(Some(IdentityChoice::ServicePrincipal { app, secret: secret.clone() }));
         }
     }
-    let Some(identity) = &body.identity else { return Ok(None) };
+    let Some(identity) = &body.identity else {
+        return Ok(None);
+    };
     match identity.kind.to_ascii_lowercase().as_str() {
         "systemassigned" => Ok(Some(IdentityChoice::SystemAssigned)),
         "userassigned" => {

@@ -6,7 +6,9 @@
 use std::collections::HashMap;
 
 use axum::body::Bytes;
-use axum::extract::{Query, State};
+use axum::extract::State;
+
+use super::Query;
 use axum::http::{Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use kite_core::rbac::{builtin_roles, ActionKind, RoleAssignment, RoleDefinition};

@@ -1,7 +1,9 @@
 //! IAM-shaped objects kite's STS trusts: OIDC identity providers and roles with trust policies.
 //! Rendered in IAM's own field names (`Arn`, `RoleName`, `AssumeRolePolicyDocument`, …).
 
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
+
+use super::{Path, Query};
 use axum::http::StatusCode;
 use axum::response::Response;
 use axum::Json;

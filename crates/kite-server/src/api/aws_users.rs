@@ -2,7 +2,9 @@
 //! `AccessKeyId`, `Status`, …). A key's secret is derived, never stored: it is in the create
 //! answer once and nowhere else.
 
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
+
+use super::{Path, Query};
 use axum::http::StatusCode;
 use axum::response::Response;
 use axum::Json;

@@ -5,7 +5,9 @@
 //! principal that created it) or by a principal whose roles grant `Microsoft.Directory/…` actions
 //! at the subscription (Owner and Contributor do, through `*`).
 
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
+
+use super::{Path, Query};
 use axum::http::StatusCode;
 use axum::response::Response;
 use axum::Json;

@@ -2,7 +2,9 @@
 //! a cluster's (namespace, service account) mapped to one of kite's IAM roles, whose trust policy
 //! must let `pods.eks.amazonaws.com` assume and tag it. Rendered in EKS's field names.
 
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
+
+use super::{Path, Query};
 use axum::http::StatusCode;
 use axum::response::Response;
 use axum::Json;

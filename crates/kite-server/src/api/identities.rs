@@ -2,7 +2,9 @@
 
 use std::collections::BTreeMap;
 
-use axum::extract::{Path, State};
+use axum::extract::State;
+
+use super::Path;
 use axum::http::StatusCode;
 use axum::response::Response;
 use axum::Json;

@@ -11,8 +11,8 @@ pub mod eks;
 pub mod groups;
 pub mod identities;
 
-use axum::extract::rejection::JsonRejection;
-use axum::extract::FromRequest;
+use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
+use axum::extract::{FromRequest, FromRequestParts};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 
@@ -25,7 +25,31 @@ pub struct Body<T>(pub T);
 
 impl From<JsonRejection> for ApiError {
     fn from(r: JsonRejection) -> Self {
-        ApiError::bad_request("InvalidRequestContent", format!("The request content was invalid: {}", r.body_text()))
+        // The rejection's status stays: 413 for a body over the limit, 415 without a JSON content type.
+        ApiError::new(r.status(), "InvalidRequestContent", format!("The request content was invalid: {}", r.body_text()))
+    }
+}
+
+/// A path whose segments did not parse (e.g. a key ID that is not a GUID) is an ARM error too, not
+/// axum's plain text.
+#[derive(FromRequestParts)]
+#[from_request(via(axum::extract::Path), rejection(ApiError))]
+pub struct Path<T>(pub T);
+
+impl From<PathRejection> for ApiError {
+    fn from(r: PathRejection) -> Self {
+        ApiError::new(r.status(), "InvalidRequestUri", format!("The request URI is invalid: {}", r.body_text()))
+    }
+}
+
+/// Query parameters, with ARM's error shape when they do not parse.
+#[derive(FromRequestParts)]
+#[from_request(via(axum::extract::Query), rejection(ApiError))]
+pub struct Query<T>(pub T);
+
+impl From<QueryRejection> for ApiError {
+    fn from(r: QueryRejection) -> Self {
+        ApiError::new(r.status(), "InvalidQueryParameterValue", format!("The query string is invalid: {}", r.body_text()))
     }
 }
 
