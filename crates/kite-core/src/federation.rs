@@ -53,47 +53,52 @@ impl FederatedCredential {
     }
 }
 
-/// Why no federated credential accepts an assertion, with Entra's code.
+/// Why no federated credential accepts an assertion, with Entra's code. `message` is for the caller,
+/// who may be anyone holding any token: it echoes only what the assertion presented, as Entra's
+/// AADSTS70021 does. `detail` explains the closest miss (a trailing slash on the issuer is the
+/// classic one) and names the `near` credentials: for the app's owner and the log, never the caller.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct FederationDenial {
     pub code: u32,
     pub message: String,
+    pub detail: String,
+    pub near: Vec<String>,
 }
 
-/// The credential that accepts an assertion with these claims, or Entra's refusal explaining the
-/// closest miss (a trailing slash on the issuer is the classic one).
+/// The credential that accepts an assertion with these claims, or Entra's refusal.
 pub fn match_assertion<'a>(credentials: &'a [FederatedCredential], iss: &str, sub: &str, aud: &[String]) -> Result<&'a FederatedCredential, FederationDenial> {
-    let shown = format!("Assertion Issuer: '{iss}'. Assertion Subject: '{sub}'. Assertion Audience: '{}'.", aud.join(","));
+    let no_record = format!(
+        "No matching federated identity record found for presented assertion. Assertion Issuer: '{iss}'. Assertion Subject: '{sub}'. Assertion Audience: '{}'.",
+        aud.join(",")
+    );
     let by_issuer: Vec<&FederatedCredential> = credentials.iter().filter(|c| c.issuer == iss).collect();
     if by_issuer.is_empty() {
-        let near = credentials
-            .iter()
-            .find(|c| c.issuer.trim_end_matches('/').eq_ignore_ascii_case(iss.trim_end_matches('/')))
-            .map(|c| {
-                format!(" The credential '{}' has issuer '{}', which differs only by case or a trailing slash: issuers must match exactly.", c.name, c.issuer)
-            })
-            .unwrap_or_default();
-        return Err(FederationDenial { code: 70021, message: format!("No matching federated identity record found for presented assertion. {shown}{near}") });
+        let near: Vec<&FederatedCredential> =
+            credentials.iter().filter(|c| c.issuer.trim_end_matches('/').eq_ignore_ascii_case(iss.trim_end_matches('/'))).collect();
+        let detail = match near.first() {
+            Some(c) => format!(
+                "the assertion's issuer '{iss}' differs from the credential's '{}' only by case or a trailing slash: issuers must match exactly",
+                c.issuer
+            ),
+            None => format!("no federated credential names the issuer '{iss}'"),
+        };
+        return Err(FederationDenial { code: 70021, message: no_record, detail, near: near.iter().map(|c| c.name.clone()).collect() });
     }
     let Some(by_subject) = by_issuer.iter().copied().find(|c| c.subject == sub) else {
-        let registered: Vec<String> = by_issuer.iter().map(|c| format!("'{}' ({})", c.subject, c.name)).collect();
+        let expected: Vec<String> = by_issuer.iter().map(|c| format!("'{}' ({})", c.subject, c.name)).collect();
         return Err(FederationDenial {
             code: 70021,
-            message: format!(
-                "No matching federated identity record found for presented assertion. {shown} Subjects registered for this issuer: {}.",
-                registered.join(", ")
-            ),
+            message: no_record,
+            detail: format!("the assertion's subject '{sub}' is none of those registered for its issuer: {}", expected.join(", ")),
+            near: by_issuer.iter().map(|c| c.name.clone()).collect(),
         });
     };
     if !by_subject.audiences.iter().any(|a| aud.contains(a)) {
         return Err(FederationDenial {
             code: 700212,
-            message: format!(
-                "No matching federated identity record found for presented assertion audience '{}'. The credential '{}' expects '{}'.",
-                aud.join(","),
-                by_subject.name,
-                by_subject.audiences.join(",")
-            ),
+            message: format!("No matching federated identity record found for presented assertion audience '{}'.", aud.join(",")),
+            detail: format!("the assertion's audience '{}' is not the credential's '{}'", aud.join(","), by_subject.audiences.join(",")),
+            near: vec![by_subject.name.clone()],
         });
     }
     Ok(by_subject)
@@ -119,12 +124,30 @@ mod tests {
         let creds = [fic()];
         let aud = vec![DEFAULT_AUDIENCE.to_string()];
         let d = match_assertion(&creds, "https://oidc.example.com/cluster1/", "system:serviceaccount:default:app", &aud).unwrap_err();
-        assert_eq!(d.code, 70021);
-        assert!(d.message.contains("trailing slash"), "{}", d.message);
+        assert_eq!((d.code, d.near.as_slice()), (70021, ["kubernetes-app".to_string()].as_slice()));
+        assert!(d.detail.contains("trailing slash"), "{}", d.detail);
         let d = match_assertion(&creds, "https://oidc.example.com/cluster1", "system:serviceaccount:default:other", &aud).unwrap_err();
-        assert!(d.message.contains("'system:serviceaccount:default:app' (kubernetes-app)"), "{}", d.message);
+        assert!(d.detail.contains("'system:serviceaccount:default:app' (kubernetes-app)"), "{}", d.detail);
         let d = match_assertion(&creds, "https://oidc.example.com/cluster1", "system:serviceaccount:default:app", &["other".into()]).unwrap_err();
         assert_eq!(d.code, 700212);
+        assert!(d.detail.contains(DEFAULT_AUDIENCE), "{}", d.detail);
+    }
+
+    #[test]
+    fn the_callers_message_echoes_only_what_the_assertion_presented() {
+        let creds = [fic()];
+        let aud = vec![DEFAULT_AUDIENCE.to_string()];
+        let presented = |iss: &str, sub: &str| {
+            format!("No matching federated identity record found for presented assertion. Assertion Issuer: '{iss}'. Assertion Subject: '{sub}'. Assertion Audience: '{DEFAULT_AUDIENCE}'.")
+        };
+        for (iss, sub) in [
+            ("https://OIDC.example.com/cluster1/", "system:serviceaccount:default:app"),
+            ("https://oidc.example.com/cluster1", "system:serviceaccount:default:other"),
+        ] {
+            assert_eq!(match_assertion(&creds, iss, sub, &aud).unwrap_err().message, presented(iss, sub));
+        }
+        let d = match_assertion(&creds, "https://oidc.example.com/cluster1", "system:serviceaccount:default:app", &["other".into()]).unwrap_err();
+        assert_eq!(d.message, "No matching federated identity record found for presented assertion audience 'other'.");
     }
 
     #[test]

@@ -17,6 +17,7 @@ pub mod keys;
 pub mod metrics;
 pub mod mic;
 pub mod nmi;
+pub mod refusals;
 pub mod state;
 pub mod sts;
 pub mod tls;
@@ -256,6 +257,7 @@ pub async fn prepare(store: Arc<dyn Store>, config: &Config, public_url: &str, c
         cluster_issuer: config.cluster_issuer.clone(),
         metrics: Arc::default(),
         upstream_imds: Arc::new(upstream::UpstreamImds::new(&config.upstream_imds)?),
+        refusals: Arc::default(),
     };
     Ok((state, boot.credentials_file))
 }

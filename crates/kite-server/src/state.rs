@@ -37,6 +37,8 @@ pub struct AppState {
     pub metrics: Arc<crate::metrics::Metrics>,
     /// The node's IMDS, for excepted pods and the IMDS paths the agent does not answer.
     pub upstream_imds: Arc<crate::upstream::UpstreamImds>,
+    /// Why federated assertions last missed each credential, for its owner.
+    pub refusals: Arc<crate::refusals::FederationRefusals>,
 }
 
 /// Audiences kite's management API accepts: Azure's management resource IDs (so unmodified Azure

@@ -152,7 +152,8 @@ async fn federated_grant(state: &AppState, client_id: &Uuid, raw: &str, claims: 
     let sub = claims.str_claim("sub").unwrap_or_default();
     let fics = state.store.list_federated_credentials(client_id).await.map_err(server_error)?;
     match_assertion(&fics, iss, sub, &claims.audiences()).map_err(|d| {
-        tracing::info!(client = %client_id, iss, sub, "federated assertion refused: {}", d.message);
+        tracing::info!(client = %client_id, iss, sub, "federated assertion refused: {}", d.detail);
+        state.refusals.record(*client_id, &d, now);
         OAuthError::new(StatusCode::BAD_REQUEST, "invalid_request", d.code, d.message)
     })?;
     let verified = if iss == state.issuer_v2() {

@@ -309,9 +309,9 @@ pub struct AppFic {
     props: super::identities::FicProps,
 }
 
-fn render_app_fic(app: &Application, f: &kite_core::federation::FederatedCredential) -> Value {
+fn render_app_fic(state: &AppState, app: &Application, f: &kite_core::federation::FederatedCredential) -> Value {
     json!({"id": f.name, "name": f.name, "issuer": f.issuer, "subject": f.subject, "audiences": f.audiences,
-           "description": f.description, "appId": app.app_id})
+           "description": f.description, "appId": app.app_id, "kiteLastRefusal": state.refusals.last(app.app_id, &f.name)})
 }
 
 pub async fn create_fic(State(state): State<AppState>, caller: Caller, Path(id): Path<String>, Body(req): Body<AppFic>) -> ApiResult<Response> {
@@ -319,14 +319,14 @@ pub async fn create_fic(State(state): State<AppState>, caller: Caller, Path(id):
     may_manage(&state, &caller, &app, "Microsoft.Directory/applications/credentials/update").await?;
     let fic = req.props.into_credential(&req.name)?;
     state.store.create_federated_credential(&app.app_id, &fic).await?;
-    Ok(respond(StatusCode::CREATED, render_app_fic(&app, &fic)))
+    Ok(respond(StatusCode::CREATED, render_app_fic(&state, &app, &fic)))
 }
 
 pub async fn list_fics(State(state): State<AppState>, caller: Caller, Path(id): Path<String>) -> ApiResult<Json<Value>> {
     let app = find_app(&state, &id).await?;
     may_manage(&state, &caller, &app, "Microsoft.Directory/applications/credentials/read").await?;
     let all = state.store.list_federated_credentials(&app.app_id).await?;
-    Ok(Json(json!({"value": all.iter().map(|f| render_app_fic(&app, f)).collect::<Vec<_>>()})))
+    Ok(Json(json!({"value": all.iter().map(|f| render_app_fic(&state, &app, f)).collect::<Vec<_>>()})))
 }
 
 pub async fn delete_fic(State(state): State<AppState>, caller: Caller, Path((id, name)): Path<(String, String)>) -> ApiResult<Response> {

@@ -116,12 +116,13 @@ pub async fn delete(State(state): State<AppState>, caller: Caller, Path((sub, rg
 }
 
 /// A federated credential as ARM shows it under its identity.
-pub fn render_fic(mi: &ManagedIdentity, fic: &FederatedCredential) -> Value {
+pub fn render_fic(state: &AppState, mi: &ManagedIdentity, fic: &FederatedCredential) -> Value {
     json!({
         "id": format!("{}/federatedIdentityCredentials/{}", mi.id(), fic.name),
         "name": fic.name,
         "type": format!("{TYPE}/federatedIdentityCredentials"),
         "properties": {"issuer": fic.issuer, "subject": fic.subject, "audiences": fic.audiences},
+        "kiteLastRefusal": state.refusals.last(mi.client_id, &fic.name),
     })
 }
 
@@ -164,13 +165,13 @@ pub async fn put_fic(
     let mi = identity_for_fic(&state, &caller, &sub, &rg, &name, "write").await?;
     let credential = body.properties.into_credential(&fic)?;
     state.store.create_federated_credential(&mi.client_id, &credential).await?;
-    Ok(respond(StatusCode::CREATED, render_fic(&mi, &credential)))
+    Ok(respond(StatusCode::CREATED, render_fic(&state, &mi, &credential)))
 }
 
 pub async fn list_fics(State(state): State<AppState>, caller: Caller, Path((sub, rg, name)): Path<(String, String, String)>) -> ApiResult<Json<Value>> {
     let mi = identity_for_fic(&state, &caller, &sub, &rg, &name, "read").await?;
     let all = state.store.list_federated_credentials(&mi.client_id).await?;
-    Ok(Json(json!({"value": all.iter().map(|f| render_fic(&mi, f)).collect::<Vec<_>>()})))
+    Ok(Json(json!({"value": all.iter().map(|f| render_fic(&state, &mi, f)).collect::<Vec<_>>()})))
 }
 
 pub async fn get_fic(
@@ -184,7 +185,7 @@ pub async fn get_fic(
         .iter()
         .find(|f| f.name.eq_ignore_ascii_case(&fic))
         .ok_or_else(|| ApiError::not_found("ResourceNotFound", format!("federated credential '{fic}' does not exist on identity '{name}'")))?;
-    Ok(Json(render_fic(&mi, found)))
+    Ok(Json(render_fic(&state, &mi, found)))
 }
 
 pub async fn delete_fic(
