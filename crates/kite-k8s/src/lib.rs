@@ -1,41 +1,28 @@
-//! Kubernetes RBAC as the API server evaluates it, with every decision explaining itself.
-//! Security-sensitive: a decision is a pure function of the request attributes and a snapshot of
-//! RBAC objects; the only I/O is [`RbacSnapshot::load`] reading YAML files.
+//! Pure Kubernetes logic, one folder per concept; the only I/O is reading YAML files the caller names.
 //!
-//! - [`RbacSnapshot`] holds Roles, ClusterRoles (aggregation resolved as the controller-manager
-//!   does), RoleBindings and ClusterRoleBindings, with bindings indexed by subject.
-//! - [`evaluate`] is the RBAC authorizer (`plugin/pkg/auth/authorizer/rbac`) plus the
-//!   `system:masters` short-cut the API server takes before it; [`can_i`] adds kubectl's argument
-//!   parsing and impersonation, [`review`] answers a `SubjectAccessReview`, [`who_can`] inverts it.
-//!
-//! The types are k8s-openapi's (`rbac/v1`, `authorization/v1`), re-exported as [`k8s_openapi`].
+//! - [`rbac`]: Kubernetes RBAC as the API server evaluates it (can-i, who-can, the authorizer), every
+//!   decision explaining itself.
+//! - [`awsauth`]: EKS authentication: the `aws-auth` ConfigMap (parse, validate, map), identity
+//!   mappings, access entries and authentication modes.
+//! - [`podidentity`]: aad-pod-identity: its objects, the node agent's decision, the MIC reconcile,
+//!   the CRDs, service-principal Secrets and the AKS add-on's objects.
+//! - [`entra`]: how kite-issued (Entra-shaped) tokens' principals map to Kubernetes users.
+//! - [`source`]: the one [`ClusterSource`] trait that files and live clusters implement.
 
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
-mod aggregate;
-pub mod aksaddon;
-pub mod authorizer;
 pub mod awsauth;
-pub mod cani;
-pub mod crds;
 pub mod entra;
-mod load;
-pub mod mic;
 pub mod podidentity;
-pub mod rules;
+pub mod rbac;
 pub mod source;
-pub mod spsecret;
-mod suggest;
 
 pub use k8s_openapi;
 
-pub use authorizer::{
-    evaluate, review, who_can, who_can_attributes, Attributes, BindingKind, BindingRef, Considered, Decision, Grant, RoleName, RuleMiss, Suggestion,
-    PRIVILEGED_GROUP,
+pub use rbac::{
+    can_i, evaluate, parse_target, review, who_can, who_can_attributes, Attributes, BindingKind, BindingRef, CanIArgs, Considered, Decision, Grant, Mismatch,
+    RbacObjects, RbacSnapshot, RoleName, RuleMiss, Suggestion, Target, PRIVILEGED_GROUP,
 };
-pub use cani::{can_i, parse_target, CanIArgs, Target};
-pub use load::{RbacObjects, RbacSnapshot};
-pub use rules::Mismatch;
 pub use source::ClusterSource;
 
 use std::path::PathBuf;

@@ -2,7 +2,7 @@
 //! pod-identity add-on's `AzureIdentity` and `AzureIdentityBinding` for one pod identity,
 //! created or replaced (with the resourceVersion read), and deleted.
 
-use kite_k8s::aksaddon::binding_name;
+use kite_k8s::podidentity::aksaddon::binding_name;
 use kite_k8s::podidentity::{AzureIdentity, AzureIdentityBinding};
 use kube::Client;
 

@@ -1,7 +1,7 @@
 //! The controller's writes in a live cluster: `AzureAssignedIdentity` objects created, replaced
 //! and deleted through the API server, rendered by the same serde types the directory writer uses.
 
-use kite_k8s::mic::AzureAssignedIdentity;
+use kite_k8s::podidentity::mic::AzureAssignedIdentity;
 use kube::Client;
 
 use crate::objects::{Kind, Named};

@@ -171,7 +171,7 @@ async fn the_live_source_lists_then_watches_every_kind_and_answers_from_what_it_
     assert!(matches!(decide(&pods, "10.244.0.5", &Selector::default()), PodDecision::Identity { .. }));
     // A type 1 identity's client secret, from the watched Secret.
     let sp = pods.identities.iter().find(|i| i.metadata.name == "sp-identity").unwrap();
-    assert_eq!(kite_k8s::spsecret::client_secret(&pods, sp).unwrap(), "s3cr3t-value");
+    assert_eq!(kite_k8s::podidentity::spsecret::client_secret(&pods, sp).unwrap(), "s3cr3t-value");
 
     // RBAC: a can-i decision through the cluster's RoleBinding.
     let rbac = eventually("RBAC objects", || live.rbac()).await;
@@ -313,8 +313,8 @@ async fn listed_state(live: &LiveCluster, pods: usize, assigned: usize) -> std::
     eventually("the cluster state", || Some(live.pods()).filter(|s| s.pods.len() == pods && s.assigned.len() == assigned && !s.bindings.is_empty())).await
 }
 
-fn managed_plan(state: &kite_k8s::podidentity::ClusterState) -> kite_k8s::mic::Plan {
-    kite_k8s::mic::reconcile::<kite_core::rbac::engine::Snapshot>(state, None)
+fn managed_plan(state: &kite_k8s::podidentity::ClusterState) -> kite_k8s::podidentity::mic::Plan {
+    kite_k8s::podidentity::mic::reconcile::<kite_core::rbac::engine::Snapshot>(state, None)
 }
 
 #[tokio::test]
@@ -367,7 +367,7 @@ fn refusal(code: u16, reason: &str, message: &str) -> Value {
 }
 
 /// An assignment as reconcile makes it, from the scheduled pod.
-async fn desired(status: &str) -> kite_k8s::mic::AzureAssignedIdentity {
+async fn desired(status: &str) -> kite_k8s::podidentity::mic::AzureAssignedIdentity {
     let (kube, handle) = client();
     scheduled_world(vec![scheduled_pod()], vec![]).run(handle);
     let live = LiveCluster::start(kube);
@@ -450,7 +450,7 @@ const ADDON: &str = "/apis/aadpodidentity.k8s.io/v1/namespaces/default";
 /// What `az aks pod-identity add --namespace default --name azure-vote --binding-selector vote` makes.
 fn addon_objects() -> (kite_k8s::podidentity::AzureIdentity, kite_k8s::podidentity::AzureIdentityBinding) {
     let id = "/subscriptions/s/resourcegroups/rg/providers/Microsoft.ManagedIdentity/userAssignedIdentities/azure-vote";
-    kite_k8s::aksaddon::pod_identity_objects("default", "azure-vote", id, CLIENT_ID, "vote")
+    kite_k8s::podidentity::aksaddon::pod_identity_objects("default", "azure-vote", id, CLIENT_ID, "vote")
 }
 
 #[tokio::test]

@@ -83,7 +83,7 @@ pub struct Config {
     /// The `--eks-cluster`'s service-account issuer, whose tokens `GET /v1/credentials` accepts.
     pub cluster_issuer: Option<String>,
     /// Managed (the AKS add-on) or standard (the controller assigns identities to nodes).
-    pub pod_identity_mode: kite_k8s::mic::ControllerMode,
+    pub pod_identity_mode: kite_k8s::podidentity::mic::ControllerMode,
     /// Standard mode: the kubelet identity's client ID, whose role assignments the controller checks.
     pub cluster_identity: Option<String>,
     /// Plain-HTTP listener for the node-agent endpoints only (NMI's port), e.g. `0.0.0.0:2579`.

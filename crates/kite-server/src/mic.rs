@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use anyhow::bail;
 use kite_core::rbac::engine::Snapshot;
-use kite_k8s::mic::{reconcile, ControllerMode, Plan, Standard};
+use kite_k8s::podidentity::mic::{reconcile, ControllerMode, Plan, Standard};
 use kite_k8s::podidentity::ClusterState;
 
 use sink::Sink;

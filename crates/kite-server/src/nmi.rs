@@ -18,9 +18,9 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use kite_core::directory::Principal;
 use kite_core::directory::PrincipalKind;
-use kite_k8s::mic::{require_assigned, ControllerMode};
+use kite_k8s::podidentity::mic::{require_assigned, ControllerMode};
+use kite_k8s::podidentity::spsecret::{client_secret, MissingSecret};
 use kite_k8s::podidentity::{decide, AzureIdentity, ClusterState, PodDecision, Selector};
-use kite_k8s::spsecret::{client_secret, MissingSecret};
 use serde::Deserialize;
 use serde_json::{json, Value};
 

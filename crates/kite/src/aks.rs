@@ -311,7 +311,7 @@ impl AddonTarget {
             AddonTarget::None => {}
             AddonTarget::Dir(dir) => {
                 std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-                let yaml = kite_k8s::aksaddon::to_yaml(identity, binding).map_err(|e| anyhow!("{e}"))?;
+                let yaml = kite_k8s::podidentity::aksaddon::to_yaml(identity, binding).map_err(|e| anyhow!("{e}"))?;
                 replace_file(&addon_file(dir, &identity.metadata.namespace, &identity.metadata.name), &yaml)?;
             }
             AddonTarget::Cluster(client) => kite_kube::addon::apply(client, identity, binding).await?,
@@ -345,7 +345,7 @@ fn addon_objects(updated: &Value, pod: &PodIdentityRef) -> Result<(AzureIdentity
     let field =
         |v: &Value| v.as_str().map(str::to_string).ok_or_else(|| anyhow!("the server's answer lacks a field of pod identity {}/{}", pod.namespace, pod.name));
     let selector = added["bindingSelector"].as_str().unwrap_or(&pod.name).to_string();
-    Ok(kite_k8s::aksaddon::pod_identity_objects(
+    Ok(kite_k8s::podidentity::aksaddon::pod_identity_objects(
         &pod.namespace,
         &pod.name,
         &field(&added["identity"]["resourceId"])?,

@@ -133,7 +133,7 @@ pub struct ServeArgs {
     /// managed (the AKS add-on: no node assignment) or standard (the controller assigns identities to
     /// nodes once the cluster identity holds the roles for it, and the agent waits for that).
     #[arg(long, default_value = "managed")]
-    pod_identity_mode: kite_k8s::mic::ControllerMode,
+    pod_identity_mode: kite_k8s::podidentity::mic::ControllerMode,
     /// Standard mode: the client ID of the cluster's kubelet identity, whose role assignments the controller checks.
     #[arg(long)]
     cluster_identity: Option<String>,

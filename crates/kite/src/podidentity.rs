@@ -16,7 +16,7 @@ fn list(items: Vec<Value>) -> Value {
 }
 
 pub fn crds(format: Option<Format>, query: Option<&str>) -> Result<ExitCode> {
-    let all = kite_k8s::crds::crds();
+    let all = kite_k8s::podidentity::crds::crds();
     match (format.unwrap_or(Format::Yaml), query) {
         // `kubectl apply -f -` takes the manifests one document each.
         (Format::Yaml, None) => {
@@ -30,7 +30,7 @@ pub fn crds(format: Option<Format>, query: Option<&str>) -> Result<ExitCode> {
 }
 
 pub fn get(resource: &str, dirs: &[PathBuf], namespace: Option<&str>, format: Option<Format>, query: Option<&str>) -> Result<ExitCode> {
-    match kite_k8s::crds::kind_named(resource) {
+    match kite_k8s::podidentity::crds::kind_named(resource) {
         Some("AzureAssignedIdentity") => {}
         Some(kind) => bail!("kite k8s get reads azureassignedidentities (the controller's output); {kind} objects are the YAML you wrote into the directory"),
         None => bail!("unknown resource '{resource}': kite k8s get reads azureassignedidentities"),

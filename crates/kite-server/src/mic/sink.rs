@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::Context;
-use kite_k8s::mic::AzureAssignedIdentity;
+use kite_k8s::podidentity::mic::AzureAssignedIdentity;
 use kite_k8s::podidentity::ClusterState;
 
 use crate::state::AppState;

@@ -5,7 +5,7 @@
 use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, PolicyRule, Role, RoleBinding, RoleRef, Subject};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
-use crate::authorizer::{split_service_account, Attributes, BindingKind, BindingRef, RoleName, Suggestion};
+use crate::rbac::authorizer::{split_service_account, Attributes, BindingKind, BindingRef, RoleName, Suggestion};
 
 const RBAC_GROUP: &str = "rbac.authorization.k8s.io";
 /// Object names are capped well under the 253 characters Kubernetes allows, to stay readable.

@@ -4,7 +4,7 @@
 
 use serde_json::{json, Value};
 
-use crate::mic::API_VERSION;
+use crate::podidentity::mic::API_VERSION;
 
 pub const GROUP: &str = "aadpodidentity.k8s.io";
 

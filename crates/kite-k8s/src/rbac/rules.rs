@@ -5,7 +5,7 @@
 use k8s_openapi::api::rbac::v1::PolicyRule;
 use serde::{Deserialize, Serialize};
 
-use crate::authorizer::Attributes;
+use crate::rbac::authorizer::Attributes;
 
 /// The wildcard for verbs, API groups, resources and non-resource URLs alike.
 pub const ALL: &str = "*";

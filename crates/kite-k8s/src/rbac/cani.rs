@@ -7,7 +7,7 @@
 //! built-in ones (plural, singular or short name, with or without `.group`); an unknown
 //! `TYPE.GROUP` is taken as a custom resource of that group, with a warning.
 
-use crate::authorizer::{evaluate, split_service_account, Attributes, Decision};
+use crate::rbac::authorizer::{evaluate, split_service_account, Attributes, Decision};
 use crate::{Error, RbacSnapshot, Result};
 
 const RESOURCE_VERBS: &[&str] = &[

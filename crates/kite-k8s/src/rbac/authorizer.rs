@@ -15,10 +15,10 @@ use k8s_openapi::api::authorization::v1::{SubjectAccessReview, SubjectAccessRevi
 use k8s_openapi::api::rbac::v1::{PolicyRule, Subject};
 use serde::{Deserialize, Serialize};
 
-use crate::cani::parse_target;
-use crate::load::{BindingView, RbacSnapshot};
-use crate::rules::{compact, describe_mismatch, mismatches, quoted, rule_allows, Mismatch};
-use crate::suggest::smallest_grant;
+use crate::rbac::cani::parse_target;
+use crate::rbac::load::{BindingView, RbacSnapshot};
+use crate::rbac::rules::{compact, describe_mismatch, mismatches, quoted, rule_allows, Mismatch};
+use crate::rbac::suggest::smallest_grant;
 use crate::Result;
 
 /// The group the API server authorizes for everything before consulting RBAC.

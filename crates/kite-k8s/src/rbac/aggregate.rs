@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use k8s_openapi::api::rbac::v1::{ClusterRole, PolicyRule};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 
-use crate::rules::same_rule;
+use crate::rbac::rules::same_rule;
 use crate::{Error, Result};
 
 /// `metav1.LabelSelectorAsSelector` then `Matches`: matchLabels and matchExpressions all hold; an

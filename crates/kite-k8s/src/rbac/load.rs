@@ -12,8 +12,8 @@ use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, PolicyRule, Ro
 use serde::Deserialize;
 use serde_yaml_ng::Value;
 
-use crate::aggregate::aggregate;
-use crate::authorizer::{service_account_username, BindingKind};
+use crate::rbac::aggregate::aggregate;
+use crate::rbac::authorizer::{service_account_username, BindingKind};
 use crate::{Error, Result};
 
 const RBAC_GROUP: &str = "rbac.authorization.k8s.io";

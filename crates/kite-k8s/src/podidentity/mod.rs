@@ -3,6 +3,11 @@
 //! IMDS endpoint from a given IP may have. Managed mode: bindings are matched directly, as NMI does
 //! when MIC is not running.
 
+pub mod aksaddon;
+pub mod crds;
+pub mod mic;
+pub mod spsecret;
+
 use std::collections::BTreeMap;
 use std::path::Path;
 
@@ -101,9 +106,9 @@ pub struct ClusterState {
     pub bindings: Vec<AzureIdentityBinding>,
     pub exceptions: Vec<AzurePodIdentityException>,
     /// The controller's output, read back like any other object.
-    pub assigned: Vec<crate::mic::AzureAssignedIdentity>,
+    pub assigned: Vec<crate::podidentity::mic::AzureAssignedIdentity>,
     /// Where type 1 identities' client secrets live.
-    pub secrets: Vec<crate::spsecret::SecretData>,
+    pub secrets: Vec<crate::podidentity::spsecret::SecretData>,
 }
 
 impl ClusterState {
@@ -160,7 +165,7 @@ impl ClusterState {
             "AzureIdentity" => self.identities.push(serde_json::from_value(item).map_err(parse)?),
             "AzureIdentityBinding" => self.bindings.push(serde_json::from_value(item).map_err(parse)?),
             "AzurePodIdentityException" => self.exceptions.push(serde_json::from_value(item).map_err(parse)?),
-            "Secret" => self.secrets.push(crate::spsecret::SecretData::from_value(item)?),
+            "Secret" => self.secrets.push(crate::podidentity::spsecret::SecretData::from_value(item)?),
             _ => {}
         }
         Ok(())
