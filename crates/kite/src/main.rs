@@ -168,6 +168,8 @@ async fn main() -> ExitCode {
             tracing_subscriber::fmt()
                 .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("KITE_LOG").unwrap_or_else(|_| "info".into()))
                 .with_writer(std::io::stderr)
+                // Colour codes only for a person at a terminal, not in files or log collectors.
+                .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
                 .init();
             let config = kite_server::Config {
                 home,

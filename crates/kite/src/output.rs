@@ -21,7 +21,61 @@ pub fn query(value: Value, expression: Option<&str>) -> Result<Value> {
     let Some(expression) = expression else { return Ok(value) };
     let compiled = jmespath::compile(expression).map_err(|e| anyhow::anyhow!("invalid --query '{expression}': {e}"))?;
     let result = compiled.search(value).map_err(|e| anyhow::anyhow!("--query '{expression}' failed: {e}"))?;
-    serde_json::to_value(&*result).context("converting the query result")
+    let mut value = serde_json::to_value(&*result).context("converting the query result")?;
+    // The jmespath crate answers objects with sorted keys; az keeps a projection's keys in the
+    // order written (`{Name:name, Id:id}` prints Name then Id), which scripts reading tsv rely on.
+    let mut orders = Vec::new();
+    multi_hash_keys(compiled.as_ast(), &mut orders);
+    reorder(&mut value, &orders);
+    Ok(value)
+}
+
+/// The key lists of every `{key: expr, …}` in the expression, as written.
+fn multi_hash_keys(ast: &jmespath::ast::Ast, out: &mut Vec<Vec<String>>) {
+    use jmespath::ast::Ast;
+    match ast {
+        Ast::MultiHash { elements, .. } => {
+            out.push(elements.iter().map(|kv| kv.key.clone()).collect());
+            elements.iter().for_each(|kv| multi_hash_keys(&kv.value, out));
+        }
+        Ast::MultiList { elements, .. } => elements.iter().for_each(|e| multi_hash_keys(e, out)),
+        Ast::Function { args, .. } => args.iter().for_each(|a| multi_hash_keys(a, out)),
+        Ast::Comparison { lhs, rhs, .. }
+        | Ast::Projection { lhs, rhs, .. }
+        | Ast::And { lhs, rhs, .. }
+        | Ast::Or { lhs, rhs, .. }
+        | Ast::Subexpr { lhs, rhs, .. } => {
+            multi_hash_keys(lhs, out);
+            multi_hash_keys(rhs, out);
+        }
+        Ast::Condition { predicate, then, .. } => {
+            multi_hash_keys(predicate, out);
+            multi_hash_keys(then, out);
+        }
+        Ast::Expref { ast, .. } => multi_hash_keys(ast, out),
+        Ast::Flatten { node, .. } | Ast::Not { node, .. } | Ast::ObjectValues { node, .. } => multi_hash_keys(node, out),
+        Ast::Identity { .. } | Ast::Field { .. } | Ast::Index { .. } | Ast::Literal { .. } | Ast::Slice { .. } => {}
+    }
+}
+
+/// Puts the keys of every object that one of `orders` produced back in that order.
+fn reorder(value: &mut Value, orders: &[Vec<String>]) {
+    match value {
+        Value::Array(items) => items.iter_mut().for_each(|v| reorder(v, orders)),
+        Value::Object(map) => {
+            map.values_mut().for_each(|v| reorder(v, orders));
+            if let Some(order) = orders.iter().find(|o| o.len() == map.len() && o.iter().all(|k| map.contains_key(k))) {
+                let mut sorted = serde_json::Map::new();
+                for key in order {
+                    if let Some(v) = map.remove(key) {
+                        sorted.insert(key.clone(), v);
+                    }
+                }
+                *map = sorted;
+            }
+        }
+        _ => {}
+    }
 }
 
 pub fn render(value: &Value, format: Format) -> Result<String> {

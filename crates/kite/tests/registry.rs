@@ -28,6 +28,7 @@ fn first_start_bootstraps_a_tenant_and_keeps_the_admin_secret_out_of_the_log() {
     assert_eq!(owners[0]["roleDefinitionName"], "Owner");
     assert_eq!(owners[0]["scope"], format!("/subscriptions/{}", creds["subscription"].as_str().unwrap()));
     assert!(!server.log_text().contains(secret), "the admin secret appeared in the server log");
+    assert!(server.log_text().contains("kite serving") && !server.log_text().contains('\u{1b}'), "a log file gets no colour codes");
     assert!(!server.banner.contains(secret));
 }
 
@@ -81,6 +82,12 @@ fn groups_and_identities_behave_like_az() {
     let q = "[].{Name:name, Id:id, Location:location}";
     let table = cli.run(&["identity", "list", "--query", q, "-o", "table"]).ok_text();
     assert!(table.lines().next().unwrap().contains("Location") && table.contains("myIdentity"), "{table}");
+    // Columns keep the order the query wrote, as az prints them (scripts read tsv by position).
+    let header: Vec<&str> = table.lines().next().unwrap().split_whitespace().collect();
+    assert_eq!(header, ["Name", "Id", "Location"], "{table}");
+    let row = cli.run(&["identity", "list", "--query", "[].{Name:name, Id:id, Location:location}", "-o", "tsv"]).ok_text();
+    let cells: Vec<&str> = row.trim().split('\t').collect();
+    assert_eq!(cells, [mi["name"].as_str().unwrap(), mi["id"].as_str().unwrap(), "westus2"], "{row}");
     let tsv = cli.run(&["identity", "list", "--query", "[].clientId", "-o", "tsv"]).ok_text();
     assert_eq!(tsv.trim(), mi["clientId"].as_str().unwrap());
     let yaml = cli.run(&["identity", "list", "-o", "yaml"]).ok_text();
