@@ -92,7 +92,7 @@ fn restrict_sqlite_files(url: &str) -> Result<()> {
     #[cfg(unix)]
     {
         use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
-        let fail = |path: &std::path::Path, e: std::io::Error| Error::Backend(format!("cannot restrict {} to its owner: {e}", path.display()));
+        let fail = |path: &std::path::Path, e: std::io::Error| Error::Backend(format!("cannot open database '{}' (owner-only): {e}", path.display()));
         std::fs::OpenOptions::new().create(true).append(true).mode(0o600).open(db).map_err(|e| fail(db, e))?;
         for suffix in ["", "-wal", "-shm"] {
             let mut name = db.as_os_str().to_owned();

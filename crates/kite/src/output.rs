@@ -225,21 +225,22 @@ mod tests {
         let v = query(identities(), Some("[].{Name:name, Location:location}")).unwrap();
         assert_eq!(
             render(&v, Format::Table).unwrap(),
-            // Columns come out in key order: the jmespath crate keeps objects sorted.
-            "Location   Name\n---------  ----------\nwestus2    myIdentity\njapaneast  kubelet\n"
+            // Columns come out in the order the query wrote them, as az prints them.
+            "Name        Location\n----------  ---------\nmyIdentity  westus2\nkubelet     japaneast\n"
         );
     }
 
     #[test]
     fn tsv_keeps_scalars_and_a_bad_query_is_an_error() {
-        assert_eq!(render(&identities(), Format::Tsv).unwrap(), "c1\twestus2\tmyIdentity\nc2\tjapaneast\tkubelet\n");
+        // Objects keep their keys' order (the server's), as az's tsv does.
+        assert_eq!(render(&identities(), Format::Tsv).unwrap(), "myIdentity\twestus2\tc1\nkubelet\tjapaneast\tc2\n");
         assert_eq!(render(&query(identities(), Some("[0].clientId")).unwrap(), Format::Tsv).unwrap(), "c1\n");
         assert!(query(identities(), Some("[?name==")).unwrap_err().to_string().contains("invalid --query"));
     }
 
     #[test]
     fn yaml_and_scalar_tables() {
-        assert!(render(&identities(), Format::Yaml).unwrap().contains("  name: myIdentity"));
+        assert!(render(&identities(), Format::Yaml).unwrap().contains("- name: myIdentity\n  location: westus2\n"));
         let names = query(identities(), Some("[].name")).unwrap();
         assert_eq!(render(&names, Format::Table).unwrap(), "Result\n----------\nmyIdentity\nkubelet\n");
         assert!(render(&json!({"a": "b"}), Format::Jsonc).unwrap().contains("\x1b[94m\"a\"\x1b[0m"));
