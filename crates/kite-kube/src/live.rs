@@ -4,7 +4,9 @@
 //! answers from a half-read cluster; a rebuild that fails keeps the last good one in force.
 
 use std::fmt::Debug;
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
+
+use parking_lot::RwLock;
 
 use futures::{Stream, StreamExt};
 use k8s_openapi::api::core::v1::{ConfigMap, Node, Pod, Secret};
@@ -52,15 +54,15 @@ pub struct LiveCluster {
 
 impl ClusterSource for LiveCluster {
     fn pods(&self) -> Arc<ClusterState> {
-        self.pods.read().map(|p| p.clone()).unwrap_or_default()
+        self.pods.read().clone()
     }
 
     fn rbac(&self) -> Option<Arc<RbacSnapshot>> {
-        self.rbac.read().ok().and_then(|r| r.clone())
+        self.rbac.read().clone()
     }
 
     fn aws_auth(&self) -> AwsAuth {
-        self.aws_auth.read().map(|s| s.current().clone()).unwrap_or_default()
+        self.aws_auth.read().current().clone()
     }
 }
 
@@ -177,9 +179,7 @@ impl LiveCluster {
             loop {
                 let state = Arc::new(cluster_state(&stores));
                 tracing::info!(pods = state.pods.len(), bindings = state.bindings.len(), "pod identity state from the cluster");
-                if let Ok(mut p) = live.pods.write() {
-                    *p = state;
-                }
+                *live.pods.write() = state;
                 changed.notified().await;
             }
         });
@@ -205,9 +205,7 @@ impl LiveCluster {
                 };
                 match RbacSnapshot::new(objects) {
                     Ok(snap) => {
-                        if let Ok(mut r) = live.rbac.write() {
-                            *r = Some(Arc::new(snap));
-                        }
+                        *live.rbac.write() = Some(Arc::new(snap));
                     }
                     Err(e) => tracing::warn!("RBAC objects from the cluster not applied, the last good ones stay in force: {e}"),
                 }
@@ -242,7 +240,7 @@ impl LiveCluster {
             Ok(y) => y,
             Err(e) => return tracing::warn!("{NAMESPACE}/{CONFIGMAP} not readable, the last good mapping stays in force: {e}"),
         };
-        let Ok(mut store) = self.aws_auth.write() else { return };
+        let mut store = self.aws_auth.write();
         let version = cm.metadata.resource_version.as_deref().unwrap_or_default();
         match store.apply(&yaml) {
             Ok(report) if report.warnings.is_empty() => tracing::info!("aws-auth applied from the cluster (resourceVersion {version})"),

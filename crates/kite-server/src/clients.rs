@@ -4,11 +4,12 @@
 //! At most [`CAPACITY`] clients are held, least recently used out first.
 
 use std::num::NonZeroUsize;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use kite_core::directory::{Application, Principal, PrincipalKind};
 use kite_store::Store;
+use parking_lot::{Mutex, MutexGuard};
 use uuid::Uuid;
 
 pub const TTL: Duration = Duration::from_secs(5);
@@ -32,9 +33,8 @@ impl Default for ClientCache {
 }
 
 impl ClientCache {
-    /// Each operation is one call into the LRU, so a poisoned lock still guards a consistent cache.
     fn entries(&self) -> MutexGuard<'_, lru::LruCache<Uuid, (Instant, Arc<Client>)>> {
-        self.entries.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.entries.lock()
     }
 
     /// The client with this client id, or `None` when there is none.

@@ -6,11 +6,12 @@
 //! foreign token is refused as foreign rather than as signed by an unknown key.
 
 use std::path::PathBuf;
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 
 use kite_k8s::entra::{default_identity, EntraMapping, TokenPrincipal};
 use kite_k8s::k8s_openapi::api::authentication::v1::UserInfo;
 use kite_token::assertion;
+use parking_lot::RwLock;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
@@ -51,9 +52,7 @@ impl EntraReview {
     }
 
     fn set(&self, mapping: EntraMapping) {
-        if let Ok(mut m) = self.mapping.write() {
-            *m = Some(Arc::new(mapping));
-        }
+        *self.mapping.write() = Some(Arc::new(mapping));
     }
 
     /// Re-reads the mapping when it changed; a broken one is logged and the last good one stays.
@@ -116,7 +115,7 @@ impl EntraReview {
             return Err(gone());
         }
         let principal = TokenPrincipal { oid: &claims.oid, appid: &claims.appid };
-        let mapping = self.mapping.read().ok().and_then(|m| m.clone());
+        let mapping = self.mapping.read().clone();
         let id = match mapping {
             // The mapping file's path stays in kite's log; the API server relays refusals to clients.
             Some(m) => m.map(principal).map_err(|e| format!("{e} (in kite's --entra-mapping file)"))?,

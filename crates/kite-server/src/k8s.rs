@@ -6,7 +6,9 @@
 //! (a typo must not lock a cluster out, the upstream authenticator's trap).
 
 use std::path::PathBuf;
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
+
+use parking_lot::RwLock;
 use std::time::Duration;
 
 use axum::extract::State;
@@ -71,9 +73,7 @@ impl K8sPolicy {
         };
         if let Some(path) = &policy.access_entries_path {
             let entries = read_entries(path).map_err(|e| anyhow::anyhow!("--access-entries {e}"))?;
-            if let Ok(mut current) = policy.access_entries.write() {
-                *current = entries;
-            }
+            *policy.access_entries.write() = entries;
         }
         // Bad files at start-up are configuration errors worth stopping for.
         if !policy.rbac_paths.is_empty() {
@@ -82,15 +82,13 @@ impl K8sPolicy {
         }
         if let Some(path) = &policy.aws_auth_path {
             let text = std::fs::read_to_string(path).map_err(|e| anyhow::anyhow!("--aws-auth {}: {e}", path.display()))?;
-            if let Ok(mut store) = policy.aws_auth.write() {
-                store.apply(&text).map_err(|report| anyhow::anyhow!("--aws-auth {} is refused:\n{report}", path.display()))?;
-            }
+            policy.aws_auth.write().apply(&text).map_err(|report| anyhow::anyhow!("--aws-auth {} is refused:\n{report}", path.display()))?;
         }
         Ok(policy)
     }
 
     pub fn aws_auth(&self) -> AwsAuth {
-        self.aws_auth.read().map(|s| s.current().clone()).unwrap_or_default()
+        self.aws_auth.read().current().clone()
     }
 
     fn reload_aws_auth(&self) {
@@ -104,9 +102,7 @@ impl K8sPolicy {
             Ok(t) => t,
             Err(e) => return tracing::warn!("aws-auth not reloaded from {}: {e}; the last good mapping stays in force", path.display()),
         };
-        let Ok(mut store) = self.aws_auth.write() else {
-            return;
-        };
+        let mut store = self.aws_auth.write();
         match store.apply(&text) {
             Ok(report) => tracing::info!(
                 warnings = report.warnings.len(),
@@ -119,13 +115,11 @@ impl K8sPolicy {
     }
 
     fn set_rbac(&self, snap: RbacSnapshot) {
-        if let Ok(mut r) = self.rbac.write() {
-            *r = Some(Arc::new(snap));
-        }
+        *self.rbac.write() = Some(Arc::new(snap));
     }
 
     pub fn rbac(&self) -> Option<Arc<RbacSnapshot>> {
-        self.rbac.read().ok().and_then(|r| r.clone())
+        self.rbac.read().clone()
     }
 
     fn reload_access_entries(&self) {
@@ -137,9 +131,7 @@ impl K8sPolicy {
         }
         match read_entries(path) {
             Ok(entries) => {
-                if let Ok(mut current) = self.access_entries.write() {
-                    *current = entries;
-                }
+                *self.access_entries.write() = entries;
             }
             Err(e) => {
                 tracing::warn!("access entries not reloaded, the last good ones stay in force: {e}")
@@ -222,7 +214,7 @@ async fn identify(state: &AppState, token: &str) -> Result<UserInfo, String> {
     }
     let caller = crate::sts::authenticate(state, &request).await.map_err(|e| e.to_string())?;
     let arn = caller.arn().to_string();
-    let entries = state.k8s.access_entries.read().map(|e| e.clone()).unwrap_or_default();
+    let entries = state.k8s.access_entries.read().clone();
     let mode = state.k8s.mode.unwrap_or(AuthenticationMode::ConfigMap);
     let id =
         awsauth::resolve(mode, &entries, &state.cluster.aws_auth(), &arn, caller.access_key_id(), caller.session_name()).map_err(|miss| miss.to_string())?;

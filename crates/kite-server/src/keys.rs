@@ -43,9 +43,7 @@ pub async fn reload(state: &AppState) -> ApiResult<Vec<SigningKey>> {
         keys.retain(|k| k.kid != kid);
     }
     let set = KeySet::new(&keys).map_err(internal)?;
-    if let Ok(mut current) = state.keys.write() {
-        *current = Arc::new(set);
-    }
+    *state.keys.write() = Arc::new(set);
     Ok(keys)
 }
 

@@ -27,7 +27,7 @@ pub mod watch;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
@@ -38,6 +38,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use kite_store::{SqlStore, Store};
 use kite_token::KeySet;
+use parking_lot::RwLock;
 use serde_json::{json, Value};
 use tower::Layer;
 

@@ -8,7 +8,9 @@
 use std::net::SocketAddr;
 use std::num::NonZeroUsize;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::Arc;
+
+use parking_lot::{Mutex, MutexGuard, RwLock};
 
 use aws_lc_rs::digest;
 use axum::extract::connect_info::ConnectInfo;
@@ -50,10 +52,8 @@ impl TokenCache {
         (evicted, cache.len())
     }
 
-    /// A panic while holding the lock leaves a cache that is still consistent (each operation is
-    /// one call into `LruCache`), so a poisoned lock is taken over rather than disabling caching.
-    fn lock(&self) -> std::sync::MutexGuard<'_, lru::LruCache<CacheKey, (i64, Value)>> {
-        self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    fn lock(&self) -> MutexGuard<'_, lru::LruCache<CacheKey, (i64, Value)>> {
+        self.0.lock()
     }
 }
 
@@ -81,9 +81,7 @@ impl NodeAgent {
         };
         if !agent.paths.is_empty() {
             let state = ClusterState::load(&agent.paths).map_err(|e| anyhow::anyhow!("--pod-identity-dir: {e}"))?;
-            if let Ok(mut c) = agent.cluster.write() {
-                *c = Arc::new(state);
-            }
+            *agent.cluster.write() = Arc::new(state);
         }
         Ok(agent)
     }
@@ -99,9 +97,7 @@ impl NodeAgent {
         }
         match ClusterState::load(&self.paths) {
             Ok(state) => {
-                if let Ok(mut c) = self.cluster.write() {
-                    *c = Arc::new(state);
-                }
+                *self.cluster.write() = Arc::new(state);
             }
             Err(e) => tracing::warn!("pod identity state not reloaded, the last good one stays in force: {e}"),
         }
@@ -109,7 +105,7 @@ impl NodeAgent {
 
     /// The state last read from the files.
     pub fn cluster(&self) -> Arc<ClusterState> {
-        self.cluster.read().map(|c| c.clone()).unwrap_or_default()
+        self.cluster.read().clone()
     }
 }
 
@@ -133,23 +129,29 @@ pub fn metadata_missing(headers: &axum::http::HeaderMap) -> Option<Response> {
     (!metadata.is_some_and(|v| v.eq_ignore_ascii_case("true"))).then(|| imds_error(StatusCode::BAD_REQUEST, "Required metadata header not specified"))
 }
 
+/// A store failure on the agent's path: logged with a trace id, answered 500 with that id only.
+fn store_failure(e: kite_store::Error) -> Refused {
+    let trace = uuid::Uuid::new_v4();
+    tracing::error!(%trace, "node agent: reading the directory failed: {e}");
+    (ImdsError::Internal, StatusCode::INTERNAL_SERVER_ERROR, format!("kite could not read its directory (trace id {trace}); see kite's log"))
+}
+
 /// The client ID of the managed identity whose principal (object) ID is `object_id`.
-async fn client_id_of(state: &AppState, object_id: &str) -> Result<String, String> {
-    let unknown = || format!("object_id {object_id} is no managed identity kite knows ('kite identity list' shows principalId)");
-    let id = object_id.parse::<uuid::Uuid>().map_err(|_| format!("object_id {object_id:?} is not a GUID"))?;
+async fn client_id_of(state: &AppState, object_id: &str) -> Result<String, Refused> {
+    let unknown = |m: String| (ImdsError::UnknownIdentity, StatusCode::BAD_REQUEST, m);
+    let id = object_id.parse::<uuid::Uuid>().map_err(|_| unknown(format!("object_id {object_id:?} is not a GUID")))?;
     match state.store.get_principal(&id).await {
         Ok(p) if p.service_principal_type == PrincipalKind::ManagedIdentity => Ok(p.app_id.to_string()),
-        Ok(_) | Err(kite_store::Error::NotFound(_)) => Err(unknown()),
-        Err(e) => Err(e.to_string()),
+        Ok(_) | Err(kite_store::Error::NotFound(_)) => {
+            Err(unknown(format!("object_id {object_id} is no managed identity kite knows ('kite identity list' shows principalId)")))
+        }
+        Err(e) => Err(store_failure(e)),
     }
 }
 
 /// The managed identity a type 0 AzureIdentity names.
 async fn managed_identity(state: &AppState, namespace: &str, identity: &AzureIdentity) -> Result<Principal, Refused> {
-    let found = state.store.find_principals(&identity.spec.client_id).await.map_err(|e| {
-        tracing::error!("node agent: reading principals failed: {e}");
-        (ImdsError::Internal, StatusCode::INTERNAL_SERVER_ERROR, "kite's store could not be read; see kite's log".to_string())
-    })?;
+    let found = state.store.find_principals(&identity.spec.client_id).await.map_err(store_failure)?;
     found
         .into_iter()
         .find(|p| p.app_id.to_string().eq_ignore_ascii_case(&identity.spec.client_id) && p.service_principal_type == PrincipalKind::ManagedIdentity)
@@ -226,7 +228,7 @@ pub async fn token(State(state): State<AppState>, Query(q): Query<ImdsQuery>, re
         (Some(c), _) => Some(c.clone()),
         (None, Some(o)) => match client_id_of(&state, o).await {
             Ok(c) => Some(c),
-            Err(message) => return fail(ImdsError::UnknownIdentity, StatusCode::BAD_REQUEST, message),
+            Err((kind, status, message)) => return fail(kind, status, message),
         },
         (None, None) => None,
     };

@@ -5,9 +5,9 @@
 //! Per replica and in memory (the log has every refusal); bounded.
 
 use std::num::NonZeroUsize;
-use std::sync::{Mutex, MutexGuard};
 
 use kite_core::federation::FederationDenial;
+use parking_lot::{Mutex, MutexGuard};
 use serde_json::{json, Value};
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -26,9 +26,8 @@ impl Default for FederationRefusals {
 }
 
 impl FederationRefusals {
-    /// Each operation is one call into the LRU, so a poisoned lock still guards a consistent map.
     fn entries(&self) -> MutexGuard<'_, lru::LruCache<Key, Value>> {
-        self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.0.lock()
     }
 
     /// Remembers the refusal on every credential it came close to (`client` owns them).

@@ -1,10 +1,11 @@
 //! What every handler shares.
 
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 
 use kite_core::directory::{Subscription, Tenant};
 use kite_store::Store;
 use kite_token::KeySet;
+use parking_lot::RwLock;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
@@ -52,7 +53,7 @@ impl AppState {
     }
 
     pub fn keys(&self) -> Arc<KeySet> {
-        self.keys.read().map(|k| k.clone()).unwrap_or_else(|poisoned| poisoned.into_inner().clone())
+        self.keys.read().clone()
     }
 
     pub fn issuer_v2(&self) -> String {

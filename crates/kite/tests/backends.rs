@@ -79,3 +79,28 @@ fn replicas_on_one_postgres_bootstrap_once_and_share_everything() {
     let seen = admin.run(&["role", "assignment", "list", "-g", "shared", "--query", "[].roleDefinitionName"]).ok();
     assert_eq!(seen, serde_json::json!(["Reader"]));
 }
+
+#[test]
+fn a_store_failure_on_a_request_path_is_a_500_with_a_trace_id_never_the_backends_text() {
+    let schema = Schema(format!("kite_e2e_{}", uuid::Uuid::new_v4().simple()));
+    let made = Command::new("psql").args([postgres_base().as_str(), "-qc", &format!("CREATE SCHEMA {}", schema.0)]).output().unwrap();
+    assert!(made.status.success(), "PostgreSQL must be running: {}", String::from_utf8_lossy(&made.stderr));
+    let url = format!("{}?options=-c%20search_path%3D{}", postgres_base(), schema.0);
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&dir.path().join("srv"), &["--database-url", &url]);
+    let token = server.admin_token();
+    let sub = server.credentials()["subscription"].as_str().unwrap().to_string();
+
+    // The tables vanish under the running server (an operator's mistake, a restore gone wrong).
+    let dropped = Command::new("psql").args([postgres_base().as_str(), "-qc", &format!("DROP SCHEMA {} CASCADE", schema.0)]).output().unwrap();
+    assert!(dropped.status.success(), "{}", String::from_utf8_lossy(&dropped.stderr));
+
+    let (code, answer) = server.api("GET", &format!("/subscriptions/{sub}/resourceGroups?api-version=2021-04-01"), &token, None);
+    assert_eq!((code, answer["error"]["code"].as_str()), (500, Some("InternalServerError")), "{answer}");
+    let (code, imds) = server.imds(&format!("https://vault.azure.net&object_id={}", uuid::Uuid::new_v4()));
+    assert_eq!(code, 500, "the node agent says its store failed, not that the identity is unknown: {imds}");
+    for body in [answer.to_string(), imds.to_string()] {
+        assert!(body.contains("trace id") && !body.contains("relation") && !body.contains("does not exist"), "{body}");
+    }
+    assert!(server.log_text().contains("does not exist"), "the backend's text is in the log, with the trace id");
+}
