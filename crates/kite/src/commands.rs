@@ -9,7 +9,7 @@ use std::process::ExitCode;
 use anyhow::{anyhow, bail, Context, Result};
 use clap::{Args, Subcommand};
 use reqwest::Method;
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 
 use crate::client::{profile_path, Client, Profile};
 use crate::output::{self, Format};
@@ -677,15 +677,7 @@ pub(crate) fn identity_view(v: Value) -> Value {
         let rg = id.split('/').skip_while(|s| !s.eq_ignore_ascii_case("resourcegroups")).nth(1).map(str::to_string);
         v["resourceGroup"] = json!(rg);
     }
-    sort_keys(v)
-}
-
-/// az prints object keys in alphabetical order.
-fn sort_keys(v: Value) -> Value {
-    match v {
-        Value::Object(m) => Value::Object(m.into_iter().collect::<BTreeMap<_, _>>().into_iter().collect::<Map<_, _>>()),
-        other => other,
-    }
+    v
 }
 
 pub(crate) fn list_of(v: Value, f: impl Fn(Value) -> Value) -> Value {
@@ -905,10 +897,10 @@ async fn identity(cmd: IdentityCmd, client: &mut Client, format: Format, query: 
             match cmd {
                 IdentityFicCmd::Create { name, identity, issuer, subject, audiences } => {
                     let body = json!({"properties": {"issuer": issuer, "subject": subject, "audiences": audiences}});
-                    sort_keys(flatten(client.call(Method::PUT, &format!("{}/{name}", fics(&identity)), Some(&body)).await?))
+                    flatten(client.call(Method::PUT, &format!("{}/{name}", fics(&identity)), Some(&body)).await?)
                 }
-                IdentityFicCmd::List { identity } => list_of(client.call(Method::GET, &fics(&identity), None).await?, |f| sort_keys(flatten(f))),
-                IdentityFicCmd::Show { name, identity } => sort_keys(flatten(client.call(Method::GET, &format!("{}/{name}", fics(&identity)), None).await?)),
+                IdentityFicCmd::List { identity } => list_of(client.call(Method::GET, &fics(&identity), None).await?, flatten),
+                IdentityFicCmd::Show { name, identity } => flatten(client.call(Method::GET, &format!("{}/{name}", fics(&identity)), None).await?),
                 IdentityFicCmd::Delete { name, identity } => {
                     client.call(Method::DELETE, &format!("{}/{name}", fics(&identity)), None).await?;
                     return Ok(ExitCode::SUCCESS);
@@ -1200,7 +1192,7 @@ async fn role(cmd: RoleCmd, client: &mut Client, format: Format, query: Option<&
             if custom_role_only {
                 q.push(("custom", "true".to_string()));
             }
-            let list = list_of(client.call_with(Method::GET, &format!("{}/roleDefinitions", authz(&sub_scope)), &q, None).await?, |d| sort_keys(flatten(d)));
+            let list = list_of(client.call_with(Method::GET, &format!("{}/roleDefinitions", authz(&sub_scope)), &q, None).await?, flatten);
             return print_as(list, format, query, Some("[].{Name: roleName, Type: roleType, Description: description}"));
         }
         RoleCmd::Definition(DefinitionCmd::Create { role_definition }) => {
@@ -1208,7 +1200,7 @@ async fn role(cmd: RoleCmd, client: &mut Client, format: Format, query: Option<&
             let def: Value = serde_json::from_str(&text).context("--role-definition is not valid JSON")?;
             let id = uuid_of(&def).unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
             let body = json!({ "properties": def });
-            sort_keys(flatten(client.call(Method::PUT, &format!("{}/roleDefinitions/{id}", authz(&sub_scope)), Some(&body)).await?))
+            flatten(client.call(Method::PUT, &format!("{}/roleDefinitions/{id}", authz(&sub_scope)), Some(&body)).await?)
         }
         RoleCmd::Definition(DefinitionCmd::Delete { name }) => {
             let id = match uuid::Uuid::parse_str(&name) {
@@ -1226,14 +1218,14 @@ async fn role(cmd: RoleCmd, client: &mut Client, format: Format, query: Option<&
             let principal = principal_id(client, &assignee).await?;
             let body = json!({"properties": {"roleDefinitionId": role, "principalId": principal, "description": description}});
             let name = uuid::Uuid::new_v4();
-            sort_keys(flatten(client.call(Method::PUT, &format!("{}/roleAssignments/{name}", authz(&scope)), Some(&body)).await?))
+            flatten(client.call(Method::PUT, &format!("{}/roleAssignments/{name}", authz(&scope)), Some(&body)).await?)
         }
         RoleCmd::Assignment(AssignmentCmd::List { filter, all, include_inherited }) => {
             let scope = filter.scope.resolve(client)?;
             let mut q = filter.query(client, scope.is_some()).await?;
             q.extend([("all", all.to_string()), ("includeInherited", include_inherited.to_string())]);
             let at = scope.unwrap_or(sub_scope);
-            let list = list_of(client.call_with(Method::GET, &format!("{}/roleAssignments", authz(&at)), &q, None).await?, |a| sort_keys(flatten(a)));
+            let list = list_of(client.call_with(Method::GET, &format!("{}/roleAssignments", authz(&at)), &q, None).await?, flatten);
             return print_as(list, format, query, Some("[].{Principal: principalName, Role: roleDefinitionName, Scope: scope}"));
         }
         RoleCmd::Assignment(AssignmentCmd::Delete { ids, filter }) => {

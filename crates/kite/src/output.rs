@@ -17,13 +17,17 @@ pub enum Format {
 }
 
 /// Applies `--query`, the way az does, before formatting.
-pub fn query(value: Value, expression: Option<&str>) -> Result<Value> {
-    let Some(expression) = expression else { return Ok(value) };
+pub fn query(mut value: Value, expression: Option<&str>) -> Result<Value> {
+    let Some(expression) = expression else {
+        sort_keys(&mut value);
+        return Ok(value);
+    };
     let compiled = jmespath::compile(expression).map_err(|e| anyhow::anyhow!("invalid --query '{expression}': {e}"))?;
     let result = compiled.search(value).map_err(|e| anyhow::anyhow!("--query '{expression}' failed: {e}"))?;
     let mut value = serde_json::to_value(&*result).context("converting the query result")?;
-    // The jmespath crate answers objects with sorted keys; az keeps a projection's keys in the
-    // order written (`{Name:name, Id:id}` prints Name then Id), which scripts reading tsv rely on.
+    // az prints objects with sorted keys, except a projection's, which keep the order written
+    // (`{Name:name, Id:id}` prints Name then Id in table and tsv): scripts read tsv by position.
+    sort_keys(&mut value);
     let mut orders = Vec::new();
     multi_hash_keys(compiled.as_ast(), &mut orders);
     reorder(&mut value, &orders);
@@ -58,6 +62,18 @@ fn multi_hash_keys(ast: &jmespath::ast::Ast, out: &mut Vec<Vec<String>>) {
     }
 }
 
+/// Sorts every object's keys, as az's output does for objects that no projection ordered.
+fn sort_keys(value: &mut Value) {
+    match value {
+        Value::Array(items) => items.iter_mut().for_each(sort_keys),
+        Value::Object(map) => {
+            map.values_mut().for_each(sort_keys);
+            map.sort_keys();
+        }
+        _ => {}
+    }
+}
+
 /// Puts the keys of every object that one of `orders` produced back in that order.
 fn reorder(value: &mut Value, orders: &[Vec<String>]) {
     match value {
@@ -79,14 +95,20 @@ fn reorder(value: &mut Value, orders: &[Vec<String>]) {
 }
 
 pub fn render(value: &Value, format: Format) -> Result<String> {
+    // az's JSON and YAML always sort keys (json.dumps(sort_keys=True)); only table and tsv follow a projection.
+    let sorted = || {
+        let mut v = value.clone();
+        sort_keys(&mut v);
+        v
+    };
     Ok(match format {
-        Format::Json => serde_json::to_string_pretty(value)? + "\n",
+        Format::Json => serde_json::to_string_pretty(&sorted())? + "\n",
         Format::Jsonc => {
             let mut out = String::new();
-            colorize(value, 0, &mut out);
+            colorize(&sorted(), 0, &mut out);
             out + "\n"
         }
-        Format::Yaml => serde_yaml_ng::to_string(value)?,
+        Format::Yaml => serde_yaml_ng::to_string(&sorted())?,
         Format::Tsv => tsv(value),
         Format::Table => table(value)?,
         Format::None => String::new(),
@@ -232,15 +254,15 @@ mod tests {
 
     #[test]
     fn tsv_keeps_scalars_and_a_bad_query_is_an_error() {
-        // Objects keep their keys' order (the server's), as az's tsv does.
-        assert_eq!(render(&identities(), Format::Tsv).unwrap(), "myIdentity\twestus2\tc1\nkubelet\tjapaneast\tc2\n");
+        // Without a projection, keys are sorted (clientId, location, name), as az's tsv does.
+        assert_eq!(render(&query(identities(), None).unwrap(), Format::Tsv).unwrap(), "c1\twestus2\tmyIdentity\nc2\tjapaneast\tkubelet\n");
         assert_eq!(render(&query(identities(), Some("[0].clientId")).unwrap(), Format::Tsv).unwrap(), "c1\n");
         assert!(query(identities(), Some("[?name==")).unwrap_err().to_string().contains("invalid --query"));
     }
 
     #[test]
     fn yaml_and_scalar_tables() {
-        assert!(render(&identities(), Format::Yaml).unwrap().contains("- name: myIdentity\n  location: westus2\n"));
+        assert!(render(&identities(), Format::Yaml).unwrap().contains("- clientId: c1\n  location: westus2\n  name: myIdentity\n"));
         let names = query(identities(), Some("[].name")).unwrap();
         assert_eq!(render(&names, Format::Table).unwrap(), "Result\n----------\nmyIdentity\nkubelet\n");
         assert!(render(&json!({"a": "b"}), Format::Jsonc).unwrap().contains("\x1b[94m\"a\"\x1b[0m"));
