@@ -74,6 +74,22 @@ pub async fn ensure_tenant(store: &dyn Store, home: &Path, public_url: &str, ca_
     Ok(Bootstrapped { tenant, subscriptions: vec![subscription], credentials_file: Some(path) })
 }
 
+/// Names every stored custom role that would take over a built-in role (stored by an older kite,
+/// or written around the API). None takes effect: the engine and the API leave them out.
+pub async fn report_shadowing_roles(store: &dyn Store) -> Result<()> {
+    for def in store.list_role_definitions().await? {
+        if let Err(e) = def.check_custom() {
+            tracing::error!(
+                role_definition = %def.name,
+                role_name = %def.role_name,
+                "stored custom role refused, it is never in effect: {e}. Remove it with 'kite role definition delete --name {}'",
+                def.name
+            );
+        }
+    }
+    Ok(())
+}
+
 /// Loads the signing keys (the first one is written by the bootstrap).
 pub async fn load_keys(store: &dyn Store) -> Result<Vec<SigningKey>> {
     let stored = store.list_signing_keys().await?;

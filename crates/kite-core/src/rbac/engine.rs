@@ -192,6 +192,8 @@ fn deny(req: &AccessRequest<'_>, seen: Vec<Evidence>) -> Decision {
 
 /// An in-memory view: every built-in role, the custom roles given, and assignments indexed by
 /// principal then exact scope key, so a check does one hash lookup per level of the scope chain.
+/// A custom role that would take over a built-in role (its GUID or name) is left out: it never
+/// takes effect, whatever the store holds (the server names such roles at start).
 #[derive(Default)]
 pub struct Snapshot {
     roles: HashMap<Uuid, RoleDefinition>,
@@ -200,7 +202,8 @@ pub struct Snapshot {
 
 impl Snapshot {
     pub fn new(custom_roles: impl IntoIterator<Item = RoleDefinition>, assignments: impl IntoIterator<Item = RoleAssignment>) -> Self {
-        let roles = builtin_roles().iter().cloned().chain(custom_roles).map(|r| (r.name, r)).collect();
+        let customs = custom_roles.into_iter().filter(|r| r.check_custom().is_ok());
+        let roles = builtin_roles().iter().cloned().chain(customs).map(|r| (r.name, r)).collect();
         let mut index: HashMap<Uuid, HashMap<String, Vec<RoleAssignment>>> = HashMap::new();
         for a in assignments {
             index.entry(a.principal_id).or_default().entry(a.scope.key().to_string()).or_default().push(a);
@@ -288,5 +291,28 @@ mod tests {
         let d = check(&snap, Uuid::new_v4(), "Microsoft.Compute/virtualMachines/read", &format!("/subscriptions/{SUB}"));
         assert!(!d.allowed && d.assignments.is_empty());
         assert!(d.reason.contains("has no role assignment"));
+    }
+
+    #[test]
+    fn a_custom_role_with_a_builtin_id_or_name_never_takes_effect() {
+        let p = Uuid::new_v4();
+        let sub = format!("/subscriptions/{SUB}");
+        let everything = |name: Uuid, role_name: &str| RoleDefinition {
+            name,
+            role_name: role_name.into(),
+            description: String::new(),
+            role_type: super::super::RoleType::CustomRole,
+            permissions: vec![super::super::Permission { actions: vec!["*".into()], ..Default::default() }],
+            assignable_scopes: vec!["/".into()],
+        };
+        let as_reader = everything(role_id("Reader"), "Reader but more");
+        let named_reader = everything(Uuid::new_v4(), "READER");
+        let mut by_name = assign(p, "Reader", &sub);
+        by_name.role_definition_id = named_reader.name;
+        let snap = Snapshot::new([as_reader, named_reader], [assign(p, "Reader", &sub), by_name]);
+        let d = check(&snap, p, "Microsoft.Compute/virtualMachines/write", &sub);
+        assert!(!d.allowed, "{}", d.reason);
+        assert!(d.assignments.iter().any(|e| e.role_name == "Reader"), "{:?}", d.assignments);
+        assert!(check(&snap, p, "Microsoft.Compute/virtualMachines/read", &sub).allowed);
     }
 }

@@ -11,7 +11,7 @@ use axum::extract::State;
 use super::Query;
 use axum::http::{Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
-use kite_core::rbac::{builtin_roles, ActionKind, RoleAssignment, RoleDefinition};
+use kite_core::rbac::{builtin_roles, ActionKind, RoleAssignment, RoleDefinition, RoleType};
 use kite_core::scope::ScopeLevel;
 use kite_core::{suggest, Scope};
 use kite_store::AssignmentFilter;
@@ -66,10 +66,11 @@ async fn render_assignment(state: &AppState, a: &RoleAssignment, roles: &[RoleDe
     })
 }
 
-/// Built-in roles and this tenant's custom roles.
+/// Built-in roles and this tenant's custom roles, leaving out any stored custom role that would
+/// take over a built-in one (it never takes effect; see `bootstrap::report_shadowing_roles`).
 async fn all_roles(state: &AppState) -> ApiResult<Vec<RoleDefinition>> {
     let mut roles = builtin_roles().to_vec();
-    roles.extend(state.store.list_role_definitions().await?);
+    roles.extend(state.store.list_role_definitions().await?.into_iter().filter(|r| r.check_custom().is_ok()));
     Ok(roles)
 }
 
@@ -139,8 +140,7 @@ async fn list_definitions(state: &AppState, caller: &Caller, scope: &Scope, quer
         None => roles.iter().collect(),
     };
     let custom_only = query.get("custom").is_some_and(|v| v == "true");
-    let value: Vec<Value> =
-        chosen.into_iter().filter(|r| !custom_only || r.role_type == kite_core::rbac::RoleType::CustomRole).map(|r| render_definition(state, r)).collect();
+    let value: Vec<Value> = chosen.into_iter().filter(|r| !custom_only || r.role_type == RoleType::CustomRole).map(|r| render_definition(state, r)).collect();
     Ok(respond(StatusCode::OK, json!({ "value": value })))
 }
 
@@ -156,20 +156,30 @@ async fn put_definition(state: &AppState, caller: &Caller, id: &str, body: &Byte
     if let Value::Object(m) = &mut props {
         m.insert("name".into(), Value::String(id.to_string()));
     }
-    let def = RoleDefinition::custom_from_json(&props)?;
+    let same_name = |m: String| ApiError::new(StatusCode::CONFLICT, "RoleDefinitionWithSameNameExists", m);
+    let def = RoleDefinition::custom_from_json(&props).map_err(|e| match e {
+        kite_core::Error::Conflict(m) => same_name(m),
+        other => other.into(),
+    })?;
+    // As in Azure: the right to write definitions at every scope the role can be assigned at.
     for s in &def.assignable_scopes {
         authorize(state, caller, "Microsoft.Authorization/roleDefinitions/write", &Scope::parse(s)?).await?;
     }
     state.store.create_role_definition(&def).await.map_err(|e| match e {
-        kite_store::Error::Conflict(m) => ApiError::new(StatusCode::CONFLICT, "RoleDefinitionWithSameNameExists", m),
+        kite_store::Error::Conflict(m) => same_name(m),
         other => other.into(),
     })?;
     Ok(respond(StatusCode::CREATED, render_definition(state, &def)))
 }
 
 async fn delete_definition(state: &AppState, caller: &Caller, id: &str) -> ApiResult<Response> {
-    let role = resolve_role(&all_roles(state).await?, id)?;
-    if role.role_type != kite_core::rbac::RoleType::CustomRole {
+    // A stored role that shadows a built-in one never takes effect, but it must still be removable.
+    let shadows: Vec<RoleDefinition> = state.store.list_role_definitions().await?.into_iter().filter(|r| r.check_custom().is_err()).collect();
+    let role = match resolve_role(&shadows, id) {
+        Ok(shadow) => shadow,
+        Err(_) => resolve_role(&all_roles(state).await?, id)?,
+    };
+    if role.role_type != RoleType::CustomRole {
         return Err(ApiError::bad_request("CannotDeleteBuiltInRole", format!("'{}' is a built-in role and cannot be deleted", role.role_name)));
     }
     for s in &role.assignable_scopes {
