@@ -222,33 +222,6 @@ fn the_api_refuses_missing_or_forged_tokens() {
     assert_eq!(body["error"]["code"], "InvalidAuthenticationToken", "{body}");
 }
 
-/// A client-credentials access token for the management API.
-fn token(server: &Server, app_id: &str, secret: &str) -> String {
-    let tenant = server.credentials()["tenant"].as_str().unwrap().to_string();
-    let out = std::process::Command::new("curl")
-        .args(["-s", "--cacert", server.ca().to_str().unwrap(), "-d", "grant_type=client_credentials"])
-        .args(["--data-urlencode", &format!("client_id={app_id}"), "--data-urlencode", &format!("client_secret={secret}")])
-        .args(["--data-urlencode", "scope=https://management.azure.com/.default"])
-        .arg(format!("{}/{tenant}/oauth2/v2.0/token", server.url))
-        .output()
-        .unwrap();
-    let answer: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    answer["access_token"].as_str().unwrap_or_else(|| panic!("{answer}")).to_string()
-}
-
-/// One API call as a raw HTTP client makes it: the status and the JSON body.
-fn call(server: &Server, method: &str, path: &str, token: &str, body: &serde_json::Value) -> (u16, serde_json::Value) {
-    let out = std::process::Command::new("curl")
-        .args(["-s", "--cacert", server.ca().to_str().unwrap(), "-X", method, "-H", &format!("Authorization: Bearer {token}")])
-        .args(["-H", "content-type: application/json", "-d", &body.to_string(), "-w", "\n%{http_code}"])
-        .arg(format!("{}{path}", server.url))
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    let (body, code) = text.rsplit_once('\n').unwrap();
-    (code.parse().unwrap(), serde_json::from_str(body).unwrap_or(serde_json::Value::Null))
-}
-
 const READER: &str = "acdd72a7-3385-48ef-bd42-f606fba81ae7";
 const OWNER: &str = "8e3af657-a8ff-443c-a75c-2fe8c4bcb635";
 
@@ -263,17 +236,18 @@ fn a_custom_role_can_never_take_over_a_builtin_role() {
     let rg_admin = admin.run(&["ad", "sp", "create-for-rbac", "--name", "rg-admin", "--role", "User Access Administrator", "--scopes", &rg]).ok();
     let reader = admin.run(&["ad", "sp", "create-for-rbac", "--name", "reader", "--role", "Reader", "--scopes", &format!("/subscriptions/{sub}")]).ok();
     let reader_id = reader["appId"].as_str().unwrap();
-    let attacker = token(&server, rg_admin["appId"].as_str().unwrap(), rg_admin["password"].as_str().unwrap());
+    let attacker = server.access_token(rg_admin["appId"].as_str().unwrap(), rg_admin["password"].as_str().unwrap(), "https://management.azure.com/.default");
 
     for (id, name) in [(READER, "Reader"), (OWNER, "Owner")] {
         let body = serde_json::json!({"properties": {"roleName": "takeover", "permissions": [{"actions": ["*"]}], "assignableScopes": [rg]}});
-        let (status, answer) = call(&server, "PUT", &format!("{rg}/providers/Microsoft.Authorization/roleDefinitions/{id}"), &attacker, &body);
+        let (status, answer) = server.api("PUT", &format!("{rg}/providers/Microsoft.Authorization/roleDefinitions/{id}"), &attacker, Some(&body));
         assert_eq!(status, 409, "{answer}");
         assert_eq!(answer["error"]["code"], "RoleDefinitionWithSameNameExists");
         assert!(answer["error"]["message"].as_str().unwrap().contains(&format!("built-in role '{name}'")), "{answer}");
     }
     let body = serde_json::json!({"properties": {"roleName": "rEADER", "permissions": [{"actions": ["*"]}], "assignableScopes": [rg]}});
-    let (status, answer) = call(&server, "PUT", &format!("{rg}/providers/Microsoft.Authorization/roleDefinitions/{}", uuid::Uuid::new_v4()), &attacker, &body);
+    let (status, answer) =
+        server.api("PUT", &format!("{rg}/providers/Microsoft.Authorization/roleDefinitions/{}", uuid::Uuid::new_v4()), &attacker, Some(&body));
     assert_eq!((status, &answer["error"]["code"]), (409, &serde_json::json!("RoleDefinitionWithSameNameExists")), "{answer}");
     let write = ["role", "check", "--assignee", reader_id, "--action", "Microsoft.Compute/virtualMachines/write", "--scope", &rg];
     assert_eq!(admin.run(&write).code, 3, "a Reader must not write");

@@ -1,6 +1,7 @@
 //! Role definitions and assignments, shaped as Azure's `Microsoft.Authorization` resources.
 
 pub mod action;
+pub mod directory;
 pub mod engine;
 
 use std::sync::LazyLock;
@@ -10,7 +11,7 @@ use serde_json::Value;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use crate::scope::Scope;
+use crate::scope::{Scope, ScopeLevel};
 use crate::{Error, Result};
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
@@ -30,6 +31,8 @@ pub struct Permission {
 pub enum RoleType {
     BuiltInRole,
     CustomRole,
+    /// An Entra directory role (see [`directory`]): assignable only at the tenant root.
+    DirectoryRole,
 }
 
 /// A role definition in `az role definition list` shape (the full `id` is added by the API layer,
@@ -57,12 +60,12 @@ pub fn builtin_roles() -> &'static [RoleDefinition] {
     &BUILTIN_ROLES
 }
 
-/// The built-in role a custom role would take over: one with its GUID, or
+/// The built-in role (Azure or directory) a custom role would take over: one with its GUID, or
 /// with its name ignoring case (Unicode lower-casing, as the store's unique name key). A custom
 /// role that collides is refused on write and never takes effect when found stored.
 pub fn shadowed_builtin(custom: &RoleDefinition) -> Option<&'static RoleDefinition> {
     let name = custom.role_name.trim().to_lowercase();
-    builtin_roles().iter().find(|b| b.name == custom.name || b.role_name.to_lowercase() == name)
+    builtin_roles().iter().chain(directory::directory_roles()).find(|b| b.name == custom.name || b.role_name.to_lowercase() == name)
 }
 
 /// What an action is checked against: control-plane `actions` or data-plane `dataActions`.
@@ -112,6 +115,9 @@ impl RoleDefinition {
     }
 
     pub fn is_assignable_at(&self, scope: &Scope) -> bool {
+        if self.role_type == RoleType::DirectoryRole {
+            return *scope.level() == ScopeLevel::Root;
+        }
         // Built-in roles are assignable at "/"; answering that without parsing keeps denials cheap.
         self.assignable_scopes.iter().any(|s| {
             s == "/"
@@ -284,6 +290,9 @@ mod tests {
             let role = RoleDefinition::custom_from_json(&shape).unwrap();
             assert_eq!((role.role_name.as_str(), role.name.to_string().as_str()), ("LB Reader", id), "{shape}");
         }
+        let mut directory_name = flat.clone();
+        directory_name["Name"] = "Global ADMINISTRATOR".into();
+        assert!(RoleDefinition::custom_from_json(&directory_name).unwrap_err().to_string().contains("built-in role 'Global Administrator'"));
         let mut bad_action = flat;
         bad_action["Actions"] = serde_json::json!(["read everything"]);
         assert!(RoleDefinition::custom_from_json(&bad_action).unwrap_err().to_string().contains("invalid action"));

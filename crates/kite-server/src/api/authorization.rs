@@ -11,6 +11,7 @@ use axum::extract::State;
 use super::Query;
 use axum::http::{Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
+use kite_core::rbac::directory::{directory_roles, is_directory_action, ROLE_ASSIGNMENTS_MANAGE, ROLE_ASSIGNMENTS_READ};
 use kite_core::rbac::{builtin_roles, ActionKind, RoleAssignment, RoleDefinition, RoleType};
 use kite_core::scope::ScopeLevel;
 use kite_core::{suggest, Scope};
@@ -66,10 +67,10 @@ async fn render_assignment(state: &AppState, a: &RoleAssignment, roles: &[RoleDe
     })
 }
 
-/// Built-in roles and this tenant's custom roles, leaving out any stored custom role that would
-/// take over a built-in one (it never takes effect; see `bootstrap::report_shadowing_roles`).
-async fn all_roles(state: &AppState) -> ApiResult<Vec<RoleDefinition>> {
-    let mut roles = builtin_roles().to_vec();
+/// Built-in Azure roles, directory roles and this tenant's custom roles, leaving out any stored
+/// custom role that would take over a built-in one (it never takes effect; see `bootstrap::report_shadowing_roles`).
+pub async fn all_roles(state: &AppState) -> ApiResult<Vec<RoleDefinition>> {
+    let mut roles: Vec<RoleDefinition> = builtin_roles().iter().chain(directory_roles()).cloned().collect();
     roles.extend(state.store.list_role_definitions().await?.into_iter().filter(|r| r.check_custom().is_ok()));
     Ok(roles)
 }
@@ -232,7 +233,8 @@ async fn put_assignment(state: &AppState, caller: &Caller, scope: Scope, name: &
     let body: AssignmentBody = json_body(body)?;
     let principal_id = Uuid::parse_str(&body.properties.principal_id)
         .map_err(|_| ApiError::bad_request("InvalidPrincipalId", format!("principalId '{}' is not a GUID", body.properties.principal_id)))?;
-    authorize(state, caller, "Microsoft.Authorization/roleAssignments/write", &scope).await?;
+    let role = resolve_role(&all_roles(state).await?, &body.properties.role_definition_id)?;
+    may_assign(state, caller, &role, &scope).await?;
     let principal = state.store.get_principal(&principal_id).await.map_err(|e| match e {
         kite_store::Error::NotFound(_) => ApiError::bad_request(
             "PrincipalNotFound",
@@ -243,13 +245,6 @@ async fn put_assignment(state: &AppState, caller: &Caller, scope: Scope, name: &
         ),
         other => other.into(),
     })?;
-    let role = resolve_role(&all_roles(state).await?, &body.properties.role_definition_id)?;
-    if !role.is_assignable_at(&scope) {
-        return Err(ApiError::bad_request(
-            "InvalidRoleAssignmentScope",
-            format!("Role '{}' can only be assigned at {:?}, not at '{scope}'", role.role_name, role.assignable_scopes),
-        ));
-    }
     if let (Some(sub), Some(rg)) = (scope.subscription_id(), scope.resource_group_name()) {
         groups::existing(state, &state.subscription(sub)?, rg).await?;
     }
@@ -268,6 +263,28 @@ async fn put_assignment(state: &AppState, caller: &Caller, scope: Scope, name: &
     Ok(respond(StatusCode::CREATED, render_assignment(state, &a, std::slice::from_ref(&role)).await))
 }
 
+/// Whether `caller` may assign `role` at `scope`: an Azure role needs `roleAssignments/write` there
+/// and a scope the role allows; a directory role is granted only at the tenant root, by a holder
+/// of a directory role that manages role assignments (Global Administrator).
+pub async fn may_assign(state: &AppState, caller: &Caller, role: &RoleDefinition, scope: &Scope) -> ApiResult<()> {
+    if role.role_type == RoleType::DirectoryRole {
+        if *scope.level() != ScopeLevel::Root {
+            return Err(ApiError::bad_request(
+                "InvalidRoleAssignmentScope",
+                format!("'{}' is a directory role: assign it at the tenant root with --scope /, not at '{scope}'", role.role_name),
+            ));
+        }
+        return authorize(state, caller, ROLE_ASSIGNMENTS_MANAGE, scope).await;
+    }
+    if !role.is_assignable_at(scope) {
+        return Err(ApiError::bad_request(
+            "InvalidRoleAssignmentScope",
+            format!("Role '{}' can only be assigned at {:?}, not at '{scope}'", role.role_name, role.assignable_scopes),
+        ));
+    }
+    authorize(state, caller, "Microsoft.Authorization/roleAssignments/write", scope).await
+}
+
 async fn delete_assignment(state: &AppState, caller: &Caller, name: &str) -> ApiResult<Response> {
     let name =
         Uuid::parse_str(name).map_err(|_| ApiError::bad_request("InvalidRoleAssignmentId", format!("'{name}' is not a role assignment name (a GUID)")))?;
@@ -275,9 +292,12 @@ async fn delete_assignment(state: &AppState, caller: &Caller, name: &str) -> Api
         kite_store::Error::NotFound(_) => ApiError::not_found("RoleAssignmentNotFound", format!("Role assignment {name} does not exist")),
         other => other.into(),
     })?;
-    authorize(state, caller, "Microsoft.Authorization/roleAssignments/delete", &a.scope).await?;
+    let roles = all_roles(state).await?;
+    let directory = roles.iter().any(|r| r.name == a.role_definition_id && r.role_type == RoleType::DirectoryRole);
+    let action = if directory { ROLE_ASSIGNMENTS_MANAGE } else { "Microsoft.Authorization/roleAssignments/delete" };
+    authorize(state, caller, action, &a.scope).await?;
     let a = state.store.delete_role_assignment(&name).await?;
-    Ok(respond(StatusCode::OK, render_assignment(state, &a, &all_roles(state).await?).await))
+    Ok(respond(StatusCode::OK, render_assignment(state, &a, &roles).await))
 }
 
 #[derive(Deserialize)]
@@ -293,7 +313,12 @@ async fn check_access(state: &AppState, caller: &Caller, scope: &Scope, body: &B
     let body: CheckBody = json_body(body)?;
     kite_core::rbac::action::validate(&body.action)?;
     if body.principal_id != caller.object_id {
-        authorize(state, caller, "Microsoft.Authorization/roleAssignments/read", scope).await?;
+        // Who holds directory roles is read in the directory, not through Azure roles.
+        if is_directory_action(&body.action) {
+            authorize(state, caller, ROLE_ASSIGNMENTS_READ, &Scope::root()).await?;
+        } else {
+            authorize(state, caller, "Microsoft.Authorization/roleAssignments/read", scope).await?;
+        }
     }
     let kind = if body.data_action { ActionKind::DataAction } else { ActionKind::Action };
     let decision = decide(state, body.principal_id, &body.action, kind, scope).await?;
