@@ -274,3 +274,25 @@ fn a_custom_role_can_never_take_over_a_builtin_role() {
     assert_eq!(String::from_utf8_lossy(&left.stdout).trim(), "0");
     admin.run(&["role", "definition", "delete", "--name", READER]).fails_with(&["built-in"]);
 }
+
+/// As in Azure: writing a role definition takes `roleDefinitions/write` at every one of its
+/// assignable scopes, not only at the scope the request names.
+#[test]
+fn writing_a_role_definition_needs_write_at_every_assignable_scope() {
+    let dir = tempfile::tempdir().unwrap();
+    let (server, admin, sub) = setup(dir.path());
+    let (rg, other) = (format!("/subscriptions/{sub}/resourceGroups/aks-rg"), format!("/subscriptions/{sub}/resourceGroups/other-rg"));
+    let rg_admin = admin.run(&["ad", "sp", "create-for-rbac", "--name", "rg-admin", "--role", "User Access Administrator", "--scopes", &rg]).ok();
+    let token = server.access_token(rg_admin["appId"].as_str().unwrap(), rg_admin["password"].as_str().unwrap(), "https://management.azure.com/.default");
+    let put = |scopes: serde_json::Value| {
+        let body = serde_json::json!({"properties": {"roleName": "LB Reader", "permissions": [{"actions": ["Microsoft.Network/loadBalancers/read"]}], "assignableScopes": scopes}});
+        server.api("PUT", &format!("{rg}/providers/Microsoft.Authorization/roleDefinitions/{}", uuid::Uuid::new_v4()), &token, Some(&body))
+    };
+    for scopes in [serde_json::json!([rg, other]), serde_json::json!([format!("/subscriptions/{sub}")])] {
+        let (status, answer) = put(scopes.clone());
+        assert_eq!((status, &answer["error"]["code"]), (403, &serde_json::json!("AuthorizationFailed")), "{scopes}: {answer}");
+        assert!(answer["error"]["message"].as_str().unwrap().contains("roleDefinitions/write"), "{answer}");
+    }
+    let (status, answer) = put(serde_json::json!([rg]));
+    assert_eq!(status, 201, "{answer}");
+}
