@@ -55,9 +55,15 @@ fn contributor_and_owner_on_the_subscription_cannot_add_a_secret_to_the_admin_ap
             server.api("POST", &format!("/v1.0/applications/{}/resetCredentials", s(&plain["appId"])), &token, Some(&json!({"append": true})));
         assert_eq!(status, 403, "{role}: {answer}");
         assert!(s(&answer["error"]["message"]).contains("grant nothing in the directory"), "{answer}");
+        // Nor a federated credential, the other way to sign in as the app.
+        let fic = json!({"name": "takeover", "issuer": "https://token.actions.githubusercontent.com", "subject": "repo:x/y:ref:refs/heads/main",
+                         "audiences": ["api://AzureADTokenExchange"]});
+        let (status, answer) = server.api("POST", &format!("/v1.0/applications/{admin_app}/federatedIdentityCredentials"), &token, Some(&fic));
+        assert_eq!((status, &answer["error"]["code"]), (403, &json!("AuthorizationFailed")), "{answer}");
     }
     let secrets = admin.run(&["ad", "sp", "credential", "list", "--id", &admin_app]).ok();
     assert_eq!(secrets.as_array().unwrap().len(), 1, "{secrets}");
+    assert_eq!(admin.run(&["ad", "app", "federated-credential", "list", "--id", &admin_app]).ok(), json!([]));
 }
 
 #[test]
@@ -104,6 +110,9 @@ fn owners_manage_their_apps_and_directory_roles_at_the_root_decide_the_rest() {
     assert_eq!(check["grantedBy"]["roleName"], "Application Administrator");
     let held = admin.run(&["role", "assignment", "list", "--assignee", "app-admin"]).ok();
     assert_eq!(held[0]["roleDefinitionName"], "Application Administrator", "{held}");
+    let at_root = admin.run(&["role", "assignment", "list", "--scope", "/", "--query", "sort([].roleDefinitionName)"]).ok();
+    assert_eq!(at_root, json!(["Application Administrator", "Global Administrator"]));
+    builder.run(&["role", "assignment", "list", "--scope", "/"]).fails_with(&["AuthorizationFailed"]);
 
     // Application Administrator manages an ordinary app, not a privileged one.
     app_admin.run(&["ad", "sp", "credential", "reset", "--id", plain_app, "--append"]).ok();

@@ -191,7 +191,12 @@ async fn delete_definition(state: &AppState, caller: &Caller, id: &str) -> ApiRe
 }
 
 async fn list_assignments(state: &AppState, caller: &Caller, scope: &Scope, query: &HashMap<String, String>) -> ApiResult<Response> {
-    authorize(state, caller, "Microsoft.Authorization/roleAssignments/read", scope).await?;
+    // Directory roles are assigned at the root: who may read them there may list it.
+    let directory_reader =
+        *scope.level() == ScopeLevel::Root && decide(state, caller.object_id, ROLE_ASSIGNMENTS_READ, ActionKind::Action, scope).await?.allowed;
+    if !directory_reader {
+        authorize(state, caller, "Microsoft.Authorization/roleAssignments/read", scope).await?;
+    }
     let flag = |k: &str| query.get(k).is_some_and(|v| v == "true");
     let principal_id = match query.get("principalId") {
         Some(p) => Some(Uuid::parse_str(p).map_err(|_| ApiError::bad_request("InvalidPrincipalId", format!("principalId '{p}' is not a GUID")))?),
