@@ -1,14 +1,19 @@
 //! Property tests for the RBAC decision engine, driven only through its public API:
-//! `Snapshot::new`, `evaluate`, `Scope::parse` and `builtin_roles()`.
+//! `Snapshot::new`, `evaluate`, `Scope::parse`, `builtin_roles()` and `directory_roles()`.
 //!
 //! Scopes, actions and action patterns are drawn from small vocabularies so that random
 //! snapshots collide often: names that share prefixes (`rg`, `rg1`, `rg10`), patterns with
 //! wildcards (`*`, `Microsoft.Network/*`, `*/read`, whole-segment `/*/`), mixed spellings.
 //! The brute-force oracle below re-derives every decision from the documented rules without
 //! the engine's index, scope chain or glob.
+//!
+//! Custom roles often take a built-in role's GUID or name (any case): the oracle reads every
+//! assignment with the built-in roles as Azure and Entra define them, and such custom roles grant
+//! nothing. Directory roles decide `microsoft.directory/` actions alone; Azure roles the rest.
 
 use std::collections::HashMap;
 
+use kite_core::rbac::directory::directory_roles;
 use kite_core::rbac::engine::{evaluate, AccessRequest, Decision, Snapshot};
 use kite_core::rbac::{builtin_roles, ActionKind, Coverage, Permission, RoleAssignment, RoleDefinition, RoleType};
 use kite_core::Scope;
@@ -68,6 +73,14 @@ const ACTIONS: &[&str] = &[
     "Microsoft.Resources/subscriptions/resourceGroups/read",
 ];
 
+/// Directory actions (Entra's names, mixed spellings): only directory roles may grant them.
+const DIRECTORY_ACTIONS: &[&str] = &[
+    "microsoft.directory/applications/credentials/update",
+    "Microsoft.Directory/applications/delete",
+    "microsoft.directory/roleAssignments/allProperties/allTasks",
+    "microsoft.directory/applications/applicationProxy/update",
+];
+
 /// Action patterns for custom roles: every literal action above, plus wildcards.
 const WILDCARDS: &[&str] = &[
     "*",
@@ -93,14 +106,25 @@ const WILDCARDS: &[&str] = &[
     "Microsoft.*/read",
     "*/subnets/*",
     "*Assignments*",
+    "Microsoft.Directory/*",
+    "microsoft.directory/applications/*",
 ];
 
 fn pattern() -> impl Strategy<Value = String> {
     prop_oneof![select(WILDCARDS).prop_map(String::from), select(ACTIONS).prop_map(String::from)]
 }
 
+/// An Azure action or, one time in five, a directory action.
 fn action() -> impl Strategy<Value = String> {
+    prop_oneof![4 => arm_action(), 1 => select(DIRECTORY_ACTIONS).prop_map(String::from)]
+}
+
+fn arm_action() -> impl Strategy<Value = String> {
     select(ACTIONS).prop_map(String::from)
+}
+
+fn is_directory_action(action: &str) -> bool {
+    action.to_ascii_lowercase().starts_with("microsoft.directory/")
 }
 
 fn kind() -> impl Strategy<Value = ActionKind> {
@@ -245,32 +269,68 @@ fn permission_block() -> impl Strategy<Value = Permission> {
 }
 
 fn custom_role(n: u8, permissions: Vec<Permission>) -> RoleDefinition {
-    RoleDefinition {
-        name: Uuid::from_u128(CUSTOM_ROLE_BASE + u128::from(n)),
-        role_name: format!("prop custom {n}"),
-        description: String::new(),
-        role_type: RoleType::CustomRole,
-        permissions,
-        assignable_scopes: vec!["/".into()],
-    }
+    named_custom_role(Uuid::from_u128(CUSTOM_ROLE_BASE + u128::from(n)), format!("prop custom {n}"), permissions)
+}
+
+fn named_custom_role(name: Uuid, role_name: String, permissions: Vec<Permission>) -> RoleDefinition {
+    RoleDefinition { name, role_name, description: String::new(), role_type: RoleType::CustomRole, permissions, assignable_scopes: vec!["/".into()] }
 }
 
 const CUSTOM_ROLES: usize = 3;
 
-fn custom_roles() -> impl Strategy<Value = Vec<RoleDefinition>> {
-    prop::collection::vec(prop::collection::vec(permission_block(), 1..=3), CUSTOM_ROLES)
-        .prop_map(|blocks| blocks.into_iter().enumerate().map(|(i, ps)| custom_role(i as u8, ps)).collect())
+/// Every built-in role: Azure's, then Entra's directory roles.
+fn builtins() -> Vec<&'static RoleDefinition> {
+    builtin_roles().iter().chain(directory_roles()).collect()
 }
 
-/// Role GUIDs to assign: every built-in role, then the custom ones.
-fn role_ids() -> Vec<Uuid> {
-    builtin_roles().iter().map(|r| r.name).chain((0..CUSTOM_ROLES).map(|i| Uuid::from_u128(CUSTOM_ROLE_BASE + i as u128))).collect()
+/// Who a custom role claims to be: usually itself, often a built-in role's GUID, or a built-in
+/// role's name in some spelling.
+#[derive(Clone, Debug)]
+enum Claim {
+    Own,
+    BuiltinId(usize),
+    BuiltinName(usize, Vec<bool>),
+}
+
+fn claim() -> impl Strategy<Value = Claim> {
+    let n = builtins().len();
+    prop_oneof![
+        2 => Just(Claim::Own),
+        1 => (0..n).prop_map(Claim::BuiltinId),
+        1 => (0..n, case_mask()).prop_map(|(i, mask)| Claim::BuiltinName(i, mask)),
+    ]
+}
+
+fn custom_roles() -> impl Strategy<Value = Vec<RoleDefinition>> {
+    prop::collection::vec((prop::collection::vec(permission_block(), 1..=3), claim()), CUSTOM_ROLES).prop_map(|roles| {
+        roles
+            .into_iter()
+            .enumerate()
+            .map(|(i, (ps, claim))| {
+                let own = custom_role(i as u8, ps);
+                match claim {
+                    Claim::Own => own,
+                    Claim::BuiltinId(b) => RoleDefinition { name: builtins()[b].name, ..own },
+                    Claim::BuiltinName(b, mask) => RoleDefinition { role_name: recase(&builtins()[b].role_name, &mask), ..own },
+                }
+            })
+            .collect()
+    })
+}
+
+fn claims_builtin(c: &RoleDefinition) -> bool {
+    builtins().iter().any(|b| b.name == c.name || b.role_name.to_lowercase() == c.role_name.trim().to_lowercase())
+}
+
+/// Role GUIDs to assign: every built-in role, then the custom ones (which may repeat a built-in's).
+fn role_ids(customs: &[RoleDefinition]) -> Vec<Uuid> {
+    builtins().iter().map(|r| r.name).chain(customs.iter().map(|r| r.name)).collect()
 }
 
 fn role_index() -> impl Strategy<Value = usize> {
-    let n = builtin_roles().len() + CUSTOM_ROLES;
+    let n = builtins().len() + CUSTOM_ROLES;
     // Custom roles carry the random patterns, so weight them as much as all built-ins together.
-    prop_oneof![0..n, builtin_roles().len()..n]
+    prop_oneof![0..n, builtins().len()..n]
 }
 
 /// An assignment as the test wrote it: the scope string it was made at, and the engine's record.
@@ -307,8 +367,10 @@ impl World {
         Snapshot::new(self.customs.clone(), self.made.iter().map(|m| m.assignment.clone()))
     }
 
+    /// The roles as Azure and Entra define them: every built-in, and each custom role that does not
+    /// claim a built-in's GUID or name (ignoring case); one that does grants nothing.
     fn roles(&self) -> HashMap<Uuid, &RoleDefinition> {
-        builtin_roles().iter().chain(&self.customs).map(|r| (r.name, r)).collect()
+        builtins().into_iter().chain(self.customs.iter().filter(|c| !claims_builtin(c))).map(|r| (r.name, r)).collect()
     }
 }
 
@@ -318,7 +380,7 @@ const PRINCIPALS: u8 = 3;
 fn world() -> impl Strategy<Value = World> {
     let assignment = (0..PRINCIPALS, role_index(), any_scope(), case_mask(), any::<bool>());
     (custom_roles(), prop::collection::vec(assignment, 0..=30)).prop_map(|(customs, raw)| {
-        let ids = role_ids();
+        let ids = role_ids(&customs);
         let made = raw
             .into_iter()
             .enumerate()
@@ -418,18 +480,23 @@ fn oracle_block_grants(p: &Permission, action: &str, kind: ActionKind) -> bool {
     allow.iter().any(|x| oracle_glob(x, action)) && !deny.iter().any(|x| oracle_glob(x, action))
 }
 
+/// Directory roles grant directory actions only, every other role the rest only.
 fn oracle_role_grants(role: &RoleDefinition, action: &str, kind: ActionKind) -> bool {
-    role.permissions.iter().any(|p| oracle_block_grants(p, action, kind))
+    (role.role_type == RoleType::DirectoryRole) == is_directory_action(action) && role.permissions.iter().any(|p| oracle_block_grants(p, action, kind))
 }
 
-/// Every assignment of the principal whose scope is the query's scope or above it.
+/// Every assignment of the principal whose scope is the query's scope or above it and whose role
+/// is of the kind that decides the action (or unknown: those are listed, granting nothing).
 fn oracle_on_chain<'w>(w: &'w World, q: &Query) -> Vec<&'w Made> {
-    w.made.iter().filter(|m| m.assignment.principal_id == q.principal && oracle_covers(&m.scope, &q.scope)).collect()
+    let roles = w.roles();
+    let relevant =
+        |m: &Made| roles.get(&m.assignment.role_definition_id).is_none_or(|r| (r.role_type == RoleType::DirectoryRole) == is_directory_action(&q.action));
+    w.made.iter().filter(|m| m.assignment.principal_id == q.principal && oracle_covers(&m.scope, &q.scope) && relevant(m)).collect()
 }
 
 fn oracle_allows(w: &World, q: &Query) -> bool {
     let roles = w.roles();
-    oracle_on_chain(w, q).iter().any(|m| oracle_role_grants(roles[&m.assignment.role_definition_id], &q.action, q.kind))
+    oracle_on_chain(w, q).iter().any(|m| roles.get(&m.assignment.role_definition_id).is_some_and(|r| oracle_role_grants(r, &q.action, q.kind)))
 }
 
 fn summary(d: &Decision) -> String {
@@ -499,10 +566,11 @@ proptest! {
     ) {
         let p = principal(0);
         let here = format!("/subscriptions/{}/resourceGroups/{}", sub_id(sub), RESOURCE_GROUPS[rg]);
+        let ids = role_ids(&customs);
         let world = World {
             customs,
             made: vec![
-                make(0, p, role_ids()[role], &recase(&here, &mask)),
+                make(0, p, ids[role], &recase(&here, &mask)),
                 // Someone else holds Owner everywhere; that must not leak to `p`.
                 make(1, principal(1), builtin_roles()[0].name, "/"),
             ],
@@ -535,7 +603,8 @@ proptest! {
         kind in kind(),
     ) {
         let p = principal(0);
-        let world = World { customs, made: vec![make(0, p, role_ids()[role], &recase(&scope_string(&base), &mask))] };
+        let ids = role_ids(&customs);
+        let world = World { customs, made: vec![make(0, p, ids[role], &recase(&scope_string(&base), &mask))] };
         let snap = world.snapshot();
         let below = descend(&base, &parts);
         let at_scope = check(&snap, p, &action, kind, &scope_string(&base));
@@ -551,7 +620,7 @@ proptest! {
     #[test]
     fn not_action_in_the_same_block_always_wins_over_actions(
         mut blocks in prop::collection::vec(permission_block(), 1..=3),
-        action in action(),
+        action in arm_action(),
         kind in kind(),
         which in 0usize..6,
         mask in case_mask(),
@@ -591,6 +660,25 @@ proptest! {
         }
     }
 
+    /// Issue 9: custom roles, built-in GUIDs and names among them, never give a principal an action
+    /// its assignments do not grant when read with the built-in roles as Azure and Entra define
+    /// them (and Azure roles never grant a directory action). Leaving out every custom role that
+    /// claims a built-in changes no decision: such a role is never in effect.
+    #[test]
+    fn no_principal_gains_an_action_its_assignments_read_with_the_builtins_do_not_grant((w, q) in world_and_query()) {
+        let d = ask(&w.snapshot(), &q);
+        if d.allowed {
+            prop_assert!(oracle_allows(&w, &q), "query {:?} allowed beyond the built-ins' definitions: {}", q, summary(&d));
+            let g = d.granted_by.as_ref().unwrap();
+            let custom = w.customs.iter().find(|c| c.name == g.role_definition_id && c.role_name == g.role_name);
+            prop_assert!(custom.is_none_or(|c| !claims_builtin(c)), "granted through a custom role that claims a built-in: {:?}", custom);
+        }
+        let honest = World { customs: w.customs.iter().filter(|c| !claims_builtin(c)).cloned().collect(), made: w.made.clone() };
+        let without = ask(&honest.snapshot(), &q);
+        prop_assert_eq!(without.allowed, d.allowed, "{} vs {}", summary(&without), summary(&d));
+        prop_assert_eq!(without.granted_by, d.granted_by);
+    }
+
     /// The engine agrees with a brute-force scan of every assignment on random snapshots, and
     /// when it allows, the assignment it names really is on the chain and really grants.
     #[test]
@@ -605,6 +693,7 @@ proptest! {
             let m = m.unwrap();
             let roles = w.roles();
             prop_assert!(oracle_role_grants(roles[&m.assignment.role_definition_id], &q.action, q.kind));
+            prop_assert_eq!(&g.role_name, &roles[&m.assignment.role_definition_id].role_name);
             prop_assert_eq!(g.role_definition_id, m.assignment.role_definition_id);
             let granted = matches!(&g.coverage, Coverage::Granted { .. });
             prop_assert!(granted);
@@ -667,7 +756,10 @@ proptest! {
             for e in &d.assignments {
                 let m = by_name[&e.assignment_name];
                 prop_assert_eq!(e.role_definition_id, m.assignment.role_definition_id);
-                prop_assert_eq!(&e.role_name, &roles[&m.assignment.role_definition_id].role_name);
+                match roles.get(&m.assignment.role_definition_id) {
+                    Some(r) => prop_assert_eq!(&e.role_name, &r.role_name),
+                    None => prop_assert!(e.role_name.starts_with("(missing role"), "{}", e.role_name),
+                }
                 prop_assert!(oracle_covers(&e.scope, &q.scope));
                 let granted = matches!(e.coverage, Coverage::Granted { .. });
                 prop_assert!(!granted);
@@ -675,7 +767,8 @@ proptest! {
             let depths: Vec<usize> = d.assignments.iter().map(|e| segs_of(&e.scope).len()).collect();
             prop_assert!(depths.windows(2).all(|w| w[0] >= w[1]), "not most specific first: {:?}", depths);
             if d.assignments.is_empty() {
-                prop_assert!(d.reason.contains("has no role assignment"), "{}", d.reason);
+                let expected = if is_directory_action(&q.action) { "has no directory role assignment" } else { "has no role assignment" };
+                prop_assert!(d.reason.contains(expected), "{}", d.reason);
             }
         } else {
             prop_assert!(d.assignments.is_empty());

@@ -1,5 +1,6 @@
 //! First start: a tenant, a subscription, and an admin service principal holding Owner on the
-//! subscription, written in one transaction. The admin's secret goes to a file only the user can
+//! subscription, written in one transaction; then Global Administrator for the admin (see
+//! [`ensure_global_administrator`]). The admin's secret goes to a file only the user can
 //! read, never to the log. Replicas starting together on one PostgreSQL agree: the loser of the
 //! race reads what the winner wrote.
 
@@ -8,9 +9,10 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 use kite_core::credential::{secret_end_date, PasswordCredential};
 use kite_core::directory::{Application, Subscription, Tenant};
+use kite_core::rbac::directory::GLOBAL_ADMINISTRATOR;
 use kite_core::rbac::{builtin_roles, RoleAssignment};
 use kite_core::Scope;
-use kite_store::{Bootstrap, Store, StoredKey};
+use kite_store::{AssignmentFilter, Bootstrap, Store, StoredKey};
 use kite_token::SigningKey;
 use serde_json::json;
 use time::OffsetDateTime;
@@ -26,6 +28,9 @@ pub struct Bootstrapped {
 }
 
 pub const CREDENTIALS_FILE: &str = "admin-credentials.json";
+
+/// How the bootstrap admin's assignments are marked, so a later start can find the admin.
+const BOOTSTRAP_ADMIN: &str = "kite bootstrap administrator";
 
 pub async fn ensure_tenant(store: &dyn Store, home: &Path, public_url: &str, ca_file: Option<&Path>) -> Result<Bootstrapped> {
     if let Some((tenant, subscriptions)) = store.tenant().await? {
@@ -44,7 +49,7 @@ pub async fn ensure_tenant(store: &dyn Store, home: &Path, public_url: &str, ca_
         role_definition_id: owner.name,
         principal_id: admin.principal_id,
         principal_type: "ServicePrincipal".into(),
-        description: Some("kite bootstrap administrator".into()),
+        description: Some(BOOTSTRAP_ADMIN.into()),
         created_on: now,
         created_by: None,
     };
@@ -72,6 +77,53 @@ pub async fn ensure_tenant(store: &dyn Store, home: &Path, public_url: &str, ca_
     });
     write_private(&path, &serde_json::to_string_pretty(&creds)?)?;
     Ok(Bootstrapped { tenant, subscriptions: vec![subscription], credentials_file: Some(path) })
+}
+
+/// The directory always keeps a Global Administrator: when no principal holds it (a tenant made
+/// before directory roles existed, or the last one removed), the bootstrap admin is granted it at
+/// the tenant root, so an upgrade never locks the admin out of managing apps. Racing replicas
+/// agree: the store refuses the second identical assignment.
+pub async fn ensure_global_administrator(store: &dyn Store) -> Result<()> {
+    let all = store.list_role_assignments(&AssignmentFilter { all: true, ..Default::default() }).await?;
+    if all.iter().any(|a| a.role_definition_id == GLOBAL_ADMINISTRATOR) {
+        return Ok(());
+    }
+    let Some(admin) = all.iter().find(|a| a.description.as_deref() == Some(BOOTSTRAP_ADMIN) && a.created_by.is_none()) else {
+        tracing::warn!("no principal holds Global Administrator and the bootstrap admin is gone: no one can grant directory roles or change privileged apps");
+        return Ok(());
+    };
+    let grant = RoleAssignment {
+        name: Uuid::new_v4(),
+        scope: Scope::root(),
+        role_definition_id: GLOBAL_ADMINISTRATOR,
+        principal_id: admin.principal_id,
+        principal_type: "ServicePrincipal".into(),
+        description: Some(BOOTSTRAP_ADMIN.into()),
+        created_on: OffsetDateTime::now_utc(),
+        created_by: None,
+    };
+    match store.create_role_assignment(&grant).await {
+        Ok(()) => tracing::info!(principal = %admin.principal_id, "granted Global Administrator at '/' to the bootstrap admin"),
+        Err(kite_store::Error::Conflict(_)) => {}
+        Err(e) => return Err(e.into()),
+    }
+    Ok(())
+}
+
+/// Names every stored custom role that would take over a built-in role (stored by an older kite,
+/// or written around the API). None takes effect: the engine and the API leave them out.
+pub async fn report_shadowing_roles(store: &dyn Store) -> Result<()> {
+    for def in store.list_role_definitions().await? {
+        if let Err(e) = def.check_custom() {
+            tracing::error!(
+                role_definition = %def.name,
+                role_name = %def.role_name,
+                "stored custom role refused, it is never in effect: {e}. Remove it with 'kite role definition delete --name {}'",
+                def.name
+            );
+        }
+    }
+    Ok(())
 }
 
 /// Loads the signing keys (the first one is written by the bootstrap).

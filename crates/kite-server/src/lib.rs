@@ -230,6 +230,8 @@ pub async fn prepare(store: Arc<dyn Store>, config: &Config, public_url: &str, c
         container_credentials::check_issuer(issuer)?;
     }
     let boot = bootstrap::ensure_tenant(store.as_ref(), &config.home, public_url, ca_file).await?;
+    bootstrap::ensure_global_administrator(store.as_ref()).await?;
+    bootstrap::report_shadowing_roles(store.as_ref()).await?;
     let keys = KeySet::new(&bootstrap::load_keys(store.as_ref()).await?)?;
     let k8s = Arc::new(k8s::K8sPolicy::new(k8s::Sources {
         rbac: config.k8s_rbac.clone(),

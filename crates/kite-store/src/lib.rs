@@ -156,6 +156,7 @@ pub trait Store: Send + Sync + 'static {
     /// Deletes the app, its principal and its role assignments.
     async fn delete_application(&self, app_id: &Uuid) -> Result<()>;
 
+    /// `Conflict` when the name (case-insensitive) or GUID is taken, by a custom or a built-in role.
     async fn create_role_definition(&self, def: &RoleDefinition) -> Result<()>;
     /// Custom role definitions (built-ins live in code).
     async fn list_role_definitions(&self) -> Result<Vec<RoleDefinition>>;

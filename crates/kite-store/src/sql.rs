@@ -489,6 +489,7 @@ impl Store for SqlStore {
     }
 
     async fn create_role_definition(&self, def: &RoleDefinition) -> Result<()> {
+        def.check_custom()?;
         sqlx::query("INSERT INTO role_definitions (id, name_key, body) VALUES ($1, $2, $3)")
             .bind(def.name.to_string())
             .bind(def.role_name.to_lowercase())
@@ -512,7 +513,9 @@ impl Store for SqlStore {
         };
         let def: RoleDefinition = from_row(&row)?;
         let used = sqlx::query("SELECT name FROM role_assignments WHERE role_id = $1").bind(id.to_string()).fetch_all(&mut *tx).await.map_err(backend)?;
-        if !used.is_empty() {
+        // A stored role under a built-in's GUID never took effect: the assignments naming that GUID are the built-in's.
+        let builtin_id = kite_core::rbac::shadowed_builtin(&def).is_some_and(|b| b.name == def.name);
+        if !used.is_empty() && !builtin_id {
             return Err(Error::Conflict(format!(
                 "role '{}' is still used by {} role assignment(s); delete them first ('kite role assignment list --role \"{}\" --all')",
                 def.role_name,

@@ -221,3 +221,78 @@ fn the_api_refuses_missing_or_forged_tokens() {
     let body: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(body["error"]["code"], "InvalidAuthenticationToken", "{body}");
 }
+
+const READER: &str = "acdd72a7-3385-48ef-bd42-f606fba81ae7";
+const OWNER: &str = "8e3af657-a8ff-443c-a75c-2fe8c4bcb635";
+
+/// Issue 9, hole 1: whoever may write role definitions on one resource group sends a custom role
+/// under Reader's (or Owner's) ID with `Actions: ["*"]`. It is refused, as is a built-in's name in
+/// any case; one already stored never takes effect, is named at start, and can be removed.
+#[test]
+fn a_custom_role_can_never_take_over_a_builtin_role() {
+    let dir = tempfile::tempdir().unwrap();
+    let (server, admin, sub) = setup(dir.path());
+    let rg = format!("/subscriptions/{sub}/resourceGroups/aks-rg");
+    let rg_admin = admin.run(&["ad", "sp", "create-for-rbac", "--name", "rg-admin", "--role", "User Access Administrator", "--scopes", &rg]).ok();
+    let reader = admin.run(&["ad", "sp", "create-for-rbac", "--name", "reader", "--role", "Reader", "--scopes", &format!("/subscriptions/{sub}")]).ok();
+    let reader_id = reader["appId"].as_str().unwrap();
+    let attacker = server.access_token(rg_admin["appId"].as_str().unwrap(), rg_admin["password"].as_str().unwrap(), "https://management.azure.com/.default");
+
+    for (id, name) in [(READER, "Reader"), (OWNER, "Owner")] {
+        let body = serde_json::json!({"properties": {"roleName": "takeover", "permissions": [{"actions": ["*"]}], "assignableScopes": [rg]}});
+        let (status, answer) = server.api("PUT", &format!("{rg}/providers/Microsoft.Authorization/roleDefinitions/{id}"), &attacker, Some(&body));
+        assert_eq!(status, 409, "{answer}");
+        assert_eq!(answer["error"]["code"], "RoleDefinitionWithSameNameExists");
+        assert!(answer["error"]["message"].as_str().unwrap().contains(&format!("built-in role '{name}'")), "{answer}");
+    }
+    let body = serde_json::json!({"properties": {"roleName": "rEADER", "permissions": [{"actions": ["*"]}], "assignableScopes": [rg]}});
+    let (status, answer) =
+        server.api("PUT", &format!("{rg}/providers/Microsoft.Authorization/roleDefinitions/{}", uuid::Uuid::new_v4()), &attacker, Some(&body));
+    assert_eq!((status, &answer["error"]["code"]), (409, &serde_json::json!("RoleDefinitionWithSameNameExists")), "{answer}");
+    let write = ["role", "check", "--assignee", reader_id, "--action", "Microsoft.Compute/virtualMachines/write", "--scope", &rg];
+    assert_eq!(admin.run(&write).code, 3, "a Reader must not write");
+    assert!(admin.run(&["role", "definition", "list", "--custom-role-only"]).ok().as_array().unwrap().is_empty());
+
+    // Stored by an older kite: the row is there, but it never takes effect.
+    let home = server.home.clone();
+    drop(server);
+    let stored = serde_json::json!({"name": READER, "roleName": "takeover", "description": "", "roleType": "CustomRole",
+        "permissions": [{"actions": ["*"]}], "assignableScopes": [rg]});
+    let insert = format!("INSERT INTO role_definitions (id, name_key, body) VALUES ('{READER}', 'takeover', '{stored}')");
+    let db = home.join("kite.db");
+    let out = std::process::Command::new("sqlite3").arg(&db).arg(&insert).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let server = Server::start(&home, &[]);
+    let admin = Cli::admin(&dir.path().join("admin2"), &server);
+    let log = server.log_text();
+    assert!(log.contains("ERROR") && log.contains(READER) && log.contains(&format!("kite role definition delete --name {READER}")), "{log}");
+    assert_eq!(admin.run(&write).code, 3, "a stored takeover must not take effect");
+    let shown = admin.run(&["role", "definition", "list", "--name", "Reader"]).ok();
+    assert_eq!(shown[0]["roleType"], "BuiltInRole");
+    admin.run(&["role", "definition", "delete", "--name", READER]).ok();
+    let left = std::process::Command::new("sqlite3").arg(&db).arg("SELECT count(*) FROM role_definitions").output().unwrap();
+    assert_eq!(String::from_utf8_lossy(&left.stdout).trim(), "0");
+    admin.run(&["role", "definition", "delete", "--name", READER]).fails_with(&["built-in"]);
+}
+
+/// As in Azure: writing a role definition takes `roleDefinitions/write` at every one of its
+/// assignable scopes, not only at the scope the request names.
+#[test]
+fn writing_a_role_definition_needs_write_at_every_assignable_scope() {
+    let dir = tempfile::tempdir().unwrap();
+    let (server, admin, sub) = setup(dir.path());
+    let (rg, other) = (format!("/subscriptions/{sub}/resourceGroups/aks-rg"), format!("/subscriptions/{sub}/resourceGroups/other-rg"));
+    let rg_admin = admin.run(&["ad", "sp", "create-for-rbac", "--name", "rg-admin", "--role", "User Access Administrator", "--scopes", &rg]).ok();
+    let token = server.access_token(rg_admin["appId"].as_str().unwrap(), rg_admin["password"].as_str().unwrap(), "https://management.azure.com/.default");
+    let put = |scopes: serde_json::Value| {
+        let body = serde_json::json!({"properties": {"roleName": "LB Reader", "permissions": [{"actions": ["Microsoft.Network/loadBalancers/read"]}], "assignableScopes": scopes}});
+        server.api("PUT", &format!("{rg}/providers/Microsoft.Authorization/roleDefinitions/{}", uuid::Uuid::new_v4()), &token, Some(&body))
+    };
+    for scopes in [serde_json::json!([rg, other]), serde_json::json!([format!("/subscriptions/{sub}")])] {
+        let (status, answer) = put(scopes.clone());
+        assert_eq!((status, &answer["error"]["code"]), (403, &serde_json::json!("AuthorizationFailed")), "{scopes}: {answer}");
+        assert!(answer["error"]["message"].as_str().unwrap().contains("roleDefinitions/write"), "{answer}");
+    }
+    let (status, answer) = put(serde_json::json!([rg]));
+    assert_eq!(status, 201, "{answer}");
+}

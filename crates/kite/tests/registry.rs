@@ -25,8 +25,11 @@ fn first_start_bootstraps_a_tenant_and_keeps_the_admin_secret_out_of_the_log() {
     assert_eq!(account["id"], creds["subscription"]);
     assert_eq!(account["tenantId"], creds["tenant"]);
     let owners = cli.run(&["role", "assignment", "list", "--assignee", creds["appId"].as_str().unwrap()]).ok();
-    assert_eq!(owners[0]["roleDefinitionName"], "Owner");
-    assert_eq!(owners[0]["scope"], format!("/subscriptions/{}", creds["subscription"].as_str().unwrap()));
+    // Owner on the subscription, and Global Administrator (a directory role) at the tenant root.
+    let held: Vec<(&str, &str)> =
+        owners.as_array().unwrap().iter().map(|a| (a["roleDefinitionName"].as_str().unwrap(), a["scope"].as_str().unwrap())).collect();
+    let sub_scope = format!("/subscriptions/{}", creds["subscription"].as_str().unwrap());
+    assert_eq!(held, vec![("Global Administrator", "/"), ("Owner", sub_scope.as_str())]);
     assert!(!server.log_text().contains(secret), "the admin secret appeared in the server log");
     assert!(server.log_text().contains("kite serving") && !server.log_text().contains('\u{1b}'), "a log file gets no colour codes");
     assert!(!server.banner.contains(secret));

@@ -5,6 +5,9 @@
 //! scope above it (resource ← parent resources ← resource group ← subscription ← root) grants it:
 //! within one permission block Actions minus NotActions, blocks adding up. The cost of a check
 //! grows with the depth of the scope, not with the number of assignments.
+//!
+//! Two kinds of role never mix: actions under `microsoft.directory/` are granted only by directory
+//! roles, every other action only by Azure roles (built-in or custom).
 
 use std::collections::HashMap;
 use std::sync::{Arc, LazyLock, RwLock};
@@ -12,7 +15,8 @@ use std::sync::{Arc, LazyLock, RwLock};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::{builtin_roles, ActionKind, Coverage, RoleAssignment, RoleDefinition};
+use super::directory::{directory_roles, is_directory_action};
+use super::{builtin_roles, ActionKind, Coverage, RoleAssignment, RoleDefinition, RoleType};
 use crate::scope::{display_key, Scope};
 
 /// What the engine reads: assignments by (principal, exact scope) and role definitions by GUID.
@@ -66,9 +70,9 @@ pub struct AccessRequest<'a> {
     pub scope: &'a Scope,
 }
 
-/// Built-in roles ordered from least to most privileged, for suggestions.
+/// Built-in roles (Azure, then directory) ordered from least to most privileged, for suggestions.
 static LEAST_PRIVILEGED_FIRST: LazyLock<Vec<&'static RoleDefinition>> = LazyLock::new(|| {
-    let mut roles: Vec<&RoleDefinition> = builtin_roles().iter().collect();
+    let mut roles: Vec<&RoleDefinition> = builtin_roles().iter().chain(directory_roles()).collect();
     roles.sort_by_key(|r| (r.breadth(), r.permissions.iter().map(|p| p.actions.len() + p.data_actions.len()).sum::<usize>()));
     roles
 });
@@ -87,8 +91,12 @@ fn granting_builtins(action: &str, kind: ActionKind) -> Arc<[usize]> {
     if let Some(hit) = GRANTING_BUILTINS.read().ok().and_then(|m| m.get(&key).cloned()) {
         return hit;
     }
-    let found: Arc<[usize]> =
-        LEAST_PRIVILEGED_FIRST.iter().enumerate().filter(|(_, r)| matches!(r.coverage(action, kind), Coverage::Granted { .. })).map(|(i, _)| i).collect();
+    let found: Arc<[usize]> = LEAST_PRIVILEGED_FIRST
+        .iter()
+        .enumerate()
+        .filter(|(_, r)| counts_for(r, action) && matches!(r.coverage(action, kind), Coverage::Granted { .. }))
+        .map(|(i, _)| i)
+        .collect();
     if let Ok(mut memo) = GRANTING_BUILTINS.write() {
         if memo.len() >= MEMO_LIMIT {
             memo.clear();
@@ -103,11 +111,21 @@ pub fn least_privileged_builtin(action: &str, kind: ActionKind, scope: &Scope) -
     granting_builtins(action, kind).iter().map(|&i| LEAST_PRIVILEGED_FIRST[i]).find(|r| r.is_assignable_at(scope))
 }
 
+/// Whether `role` may grant `action` at all: directory roles only directory actions, Azure roles
+/// only the rest (so Owner's `*` never reaches the directory).
+fn counts_for(role: &RoleDefinition, action: &str) -> bool {
+    (role.role_type == RoleType::DirectoryRole) == is_directory_action(action)
+}
+
 pub fn evaluate(view: &impl AccessView, req: &AccessRequest<'_>) -> Decision {
     let mut seen = Vec::new();
     for key in req.scope.chain_keys() {
         for assignment in view.assignments_at(&req.principal_id, key) {
-            let Some(role) = view.role(&assignment.role_definition_id) else {
+            let role = view.role(&assignment.role_definition_id);
+            if role.is_some_and(|r| !counts_for(r, req.action)) {
+                continue;
+            }
+            let Some(role) = role else {
                 // A role deleted under its assignment grants nothing, but the denial still lists it.
                 seen.push(Evidence {
                     assignment_name: assignment.name,
@@ -153,7 +171,13 @@ pub fn evaluate(view: &impl AccessView, req: &AccessRequest<'_>) -> Decision {
 }
 
 fn deny(req: &AccessRequest<'_>, seen: Vec<Evidence>) -> Decision {
-    let mut reason = if seen.is_empty() {
+    let directory = is_directory_action(req.action);
+    let mut reason = if directory && seen.is_empty() {
+        format!(
+            "denied: principal {} has no directory role assignment at the tenant root ('/'); Azure roles, Owner included, grant nothing in the directory",
+            req.principal_id
+        )
+    } else if seen.is_empty() {
         format!("denied: principal {} has no role assignment at '{}' or any scope above it", req.principal_id, req.scope)
     } else {
         format!(
@@ -169,10 +193,12 @@ fn deny(req: &AccessRequest<'_>, seen: Vec<Evidence>) -> Decision {
             reason.push_str(&format!("; role '{}' at '{}' lists it under '{matched}' but its NotAction '{not_action}' removes it", e.role_name, e.scope));
         }
     }
-    let suggestion = least_privileged_builtin(req.action, req.kind, req.scope).map(|role| Suggestion {
+    // Directory roles are granted at the tenant root whatever scope was asked about.
+    let scope = if directory { Scope::root() } else { req.scope.clone() };
+    let suggestion = least_privileged_builtin(req.action, req.kind, &scope).map(|role| Suggestion {
         role_name: role.role_name.clone(),
         role_definition_id: role.name,
-        command: format!("kite role assignment create --assignee {} --role \"{}\" --scope {}", req.principal_id, role.role_name, req.scope),
+        command: format!("kite role assignment create --assignee {} --role \"{}\" --scope {scope}", req.principal_id, role.role_name),
     });
     if let Some(s) = &suggestion {
         reason.push_str(&format!(". The least-privileged built-in role that grants it is '{}': {}", s.role_name, s.command));
@@ -192,6 +218,8 @@ fn deny(req: &AccessRequest<'_>, seen: Vec<Evidence>) -> Decision {
 
 /// An in-memory view: every built-in role, the custom roles given, and assignments indexed by
 /// principal then exact scope key, so a check does one hash lookup per level of the scope chain.
+/// A custom role that would take over a built-in role (its GUID or name) is left out: it never
+/// takes effect, whatever the store holds (the server names such roles at start).
 #[derive(Default)]
 pub struct Snapshot {
     roles: HashMap<Uuid, RoleDefinition>,
@@ -200,7 +228,8 @@ pub struct Snapshot {
 
 impl Snapshot {
     pub fn new(custom_roles: impl IntoIterator<Item = RoleDefinition>, assignments: impl IntoIterator<Item = RoleAssignment>) -> Self {
-        let roles = builtin_roles().iter().cloned().chain(custom_roles).map(|r| (r.name, r)).collect();
+        let customs = custom_roles.into_iter().filter(|r| r.check_custom().is_ok());
+        let roles = builtin_roles().iter().chain(directory_roles()).cloned().chain(customs).map(|r| (r.name, r)).collect();
         let mut index: HashMap<Uuid, HashMap<String, Vec<RoleAssignment>>> = HashMap::new();
         for a in assignments {
             index.entry(a.principal_id).or_default().entry(a.scope.key().to_string()).or_default().push(a);
@@ -227,7 +256,7 @@ mod tests {
     pub(crate) const SUB: Uuid = Uuid::from_u128(0x1111);
 
     fn role_id(name: &str) -> Uuid {
-        builtin_roles().iter().find(|r| r.role_name == name).unwrap().name
+        builtin_roles().iter().chain(directory_roles()).find(|r| r.role_name == name).unwrap().name
     }
 
     fn assign(principal: Uuid, role: &str, scope: &str) -> RoleAssignment {
@@ -288,5 +317,54 @@ mod tests {
         let d = check(&snap, Uuid::new_v4(), "Microsoft.Compute/virtualMachines/read", &format!("/subscriptions/{SUB}"));
         assert!(!d.allowed && d.assignments.is_empty());
         assert!(d.reason.contains("has no role assignment"));
+    }
+
+    #[test]
+    fn a_custom_role_with_a_builtin_id_or_name_never_takes_effect() {
+        let p = Uuid::new_v4();
+        let sub = format!("/subscriptions/{SUB}");
+        let everything = |name: Uuid, role_name: &str| RoleDefinition {
+            name,
+            role_name: role_name.into(),
+            description: String::new(),
+            role_type: RoleType::CustomRole,
+            permissions: vec![super::super::Permission { actions: vec!["*".into()], ..Default::default() }],
+            assignable_scopes: vec!["/".into()],
+        };
+        let as_reader = everything(role_id("Reader"), "Reader but more");
+        let named_reader = everything(Uuid::new_v4(), "READER");
+        let named_admin = everything(Uuid::new_v4(), "global administrator");
+        let mut by_name = assign(p, "Reader", &sub);
+        by_name.role_definition_id = named_reader.name;
+        let mut by_admin_name = assign(p, "Reader", &sub);
+        by_admin_name.role_definition_id = named_admin.name;
+        let snap = Snapshot::new([as_reader, named_reader, named_admin], [assign(p, "Reader", &sub), by_name, by_admin_name]);
+        let d = check(&snap, p, "Microsoft.Compute/virtualMachines/write", &sub);
+        assert!(!d.allowed, "{}", d.reason);
+        assert!(d.assignments.iter().any(|e| e.role_name == "Reader"), "{:?}", d.assignments);
+        assert!(check(&snap, p, "Microsoft.Compute/virtualMachines/read", &sub).allowed);
+    }
+
+    #[test]
+    fn azure_roles_grant_nothing_in_the_directory_and_directory_roles_nothing_in_azure() {
+        let p = Uuid::new_v4();
+        let sub = format!("/subscriptions/{SUB}");
+        let snap = Snapshot::new([], [assign(p, "Owner", "/"), assign(p, "Contributor", &sub), assign(p, "Application Administrator", "/")]);
+        let d = check(&snap, p, super::super::directory::ROLE_ASSIGNMENTS_MANAGE, "/");
+        assert!(!d.allowed, "{}", d.reason);
+        assert_eq!(d.assignments.len(), 1, "only the directory role is evidence: {:?}", d.assignments);
+        let s = d.suggestion.unwrap();
+        assert_eq!(s.role_name, "Global Administrator");
+        assert!(s.command.ends_with("--scope /"), "{}", s.command);
+        let d = check(&snap, p, super::super::directory::CREDENTIALS_UPDATE, &sub);
+        assert!(d.allowed && d.granted_by.unwrap().role_name == "Application Administrator", "{}", d.reason);
+
+        let admin_only = Snapshot::new([], [assign(p, "Global Administrator", "/")]);
+        assert!(check(&admin_only, p, super::super::directory::ROLE_ASSIGNMENTS_MANAGE, "/").allowed);
+        assert!(!check(&admin_only, p, "Microsoft.Compute/virtualMachines/read", &sub).allowed);
+        let contributor_only = Snapshot::new([], [assign(p, "Contributor", &sub)]);
+        let d = check(&contributor_only, p, "Microsoft.Directory/applications/credentials/update", &sub);
+        assert!(!d.allowed && d.reason.contains("grant nothing in the directory"), "{}", d.reason);
+        assert_eq!(d.suggestion.unwrap().role_name, "Cloud Application Administrator");
     }
 }

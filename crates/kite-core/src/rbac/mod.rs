@@ -1,6 +1,7 @@
 //! Role definitions and assignments, shaped as Azure's `Microsoft.Authorization` resources.
 
 pub mod action;
+pub mod directory;
 pub mod engine;
 
 use std::sync::LazyLock;
@@ -10,7 +11,7 @@ use serde_json::Value;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use crate::scope::Scope;
+use crate::scope::{Scope, ScopeLevel};
 use crate::{Error, Result};
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
@@ -30,6 +31,8 @@ pub struct Permission {
 pub enum RoleType {
     BuiltInRole,
     CustomRole,
+    /// An Entra directory role (see [`directory`]): assignable only at the tenant root.
+    DirectoryRole,
 }
 
 /// A role definition in `az role definition list` shape (the full `id` is added by the API layer,
@@ -55,6 +58,14 @@ static BUILTIN_ROLES: LazyLock<Vec<RoleDefinition>> = LazyLock::new(|| {
 /// Azure's built-in roles with their real GUIDs and permission lists.
 pub fn builtin_roles() -> &'static [RoleDefinition] {
     &BUILTIN_ROLES
+}
+
+/// The built-in role (Azure or directory) a custom role would take over: one with its GUID, or
+/// with its name ignoring case (Unicode lower-casing, as the store's unique name key). A custom
+/// role that collides is refused on write and never takes effect when found stored.
+pub fn shadowed_builtin(custom: &RoleDefinition) -> Option<&'static RoleDefinition> {
+    let name = custom.role_name.trim().to_lowercase();
+    builtin_roles().iter().chain(directory::directory_roles()).find(|b| b.name == custom.name || b.role_name.to_lowercase() == name)
 }
 
 /// What an action is checked against: control-plane `actions` or data-plane `dataActions`.
@@ -104,6 +115,9 @@ impl RoleDefinition {
     }
 
     pub fn is_assignable_at(&self, scope: &Scope) -> bool {
+        if self.role_type == RoleType::DirectoryRole {
+            return *scope.level() == ScopeLevel::Root;
+        }
         // Built-in roles are assignable at "/"; answering that without parsing keeps denials cheap.
         self.assignable_scopes.iter().any(|s| {
             s == "/"
@@ -120,7 +134,15 @@ impl RoleDefinition {
     pub fn custom_from_json(input: &Value) -> Result<RoleDefinition> {
         let bad = |why: &str| Error::InvalidArgument(format!("invalid role definition: {why}"));
         let Value::Object(map) = input else { return Err(bad("expected a JSON object")) };
-        let get = |keys: &[&str]| map.iter().find(|(k, _)| keys.iter().any(|w| k.eq_ignore_ascii_case(w))).map(|(_, v)| v);
+        // Every value under `keys`, in the keys' order, each key spelled exactly before any other case:
+        // the flat shape's `Name` (the role's name) and the API's `name` (its GUID) differ only in case.
+        let all = |keys: &[&str]| -> Vec<&Value> {
+            keys.iter()
+                .flat_map(|w| map.iter().filter(|(k, _)| k.as_str() == *w).chain(map.iter().filter(|(k, _)| k.as_str() != *w && k.eq_ignore_ascii_case(w))))
+                .map(|(_, v)| v)
+                .collect()
+        };
+        let get = |keys: &[&str]| all(keys).into_iter().next();
         let strings = |v: Option<&Value>, field: &str| -> Result<Vec<String>> {
             match v {
                 None | Some(Value::Null) => Ok(Vec::new()),
@@ -130,15 +152,15 @@ impl RoleDefinition {
                 Some(_) => Err(bad(&format!("'{field}' must be a list of strings"))),
             }
         };
-        let role_name = get(&["roleName", "Name"])
+        let guid = |v: &Value| v.as_str().and_then(|s| Uuid::parse_str(s.rsplit('/').next().unwrap_or(s)).ok());
+        let role_name = all(&["roleName", "Name"])
+            .into_iter()
+            .find(|v| guid(v).is_none())
             .and_then(Value::as_str)
             .filter(|s| !s.trim().is_empty())
             .ok_or_else(|| bad("'Name' (or 'roleName') is required"))?
             .trim()
             .to_string();
-        if let Some(existing) = builtin_roles().iter().find(|r| r.role_name.eq_ignore_ascii_case(&role_name)) {
-            return Err(Error::Conflict(format!("'{}' is a built-in role; give the custom role another name", existing.role_name)));
-        }
         let description = get(&["description"]).and_then(Value::as_str).unwrap_or_default().to_string();
         let permissions = match get(&["permissions"]) {
             Some(Value::Array(blocks)) => blocks
@@ -166,11 +188,27 @@ impl RoleDefinition {
         for s in &assignable_scopes {
             Scope::parse(s)?;
         }
-        let name = match get(&["name", "id"]).and_then(Value::as_str).and_then(|s| Uuid::parse_str(s.rsplit('/').next().unwrap_or(s)).ok()) {
-            Some(id) => id,
-            None => Uuid::new_v4(),
-        };
-        Ok(RoleDefinition { name, role_name, description, role_type: RoleType::CustomRole, permissions, assignable_scopes })
+        let name = all(&["name", "id"]).into_iter().find_map(guid).unwrap_or_else(Uuid::new_v4);
+        let def = RoleDefinition { name, role_name, description, role_type: RoleType::CustomRole, permissions, assignable_scopes };
+        def.check_custom()?;
+        Ok(def)
+    }
+
+    /// A custom role must be typed as one and must not take a built-in role's GUID or name.
+    pub fn check_custom(&self) -> Result<()> {
+        if self.role_type != RoleType::CustomRole {
+            return Err(Error::InvalidArgument(format!("role definition {} ('{}') is not typed CustomRole", self.name, self.role_name)));
+        }
+        match shadowed_builtin(self) {
+            Some(b) if b.name == self.name => Err(Error::Conflict(format!(
+                "role definition id {} is the built-in role '{}'; a custom role needs its own id (omit it and one is generated)",
+                self.name, b.role_name
+            ))),
+            Some(b) => {
+                Err(Error::Conflict(format!("'{}' is the name of the built-in role '{}'; give the custom role another name", self.role_name, b.role_name)))
+            }
+            None => Ok(()),
+        }
     }
 }
 
@@ -237,6 +275,24 @@ mod tests {
         let mut builtin_name = flat.clone();
         builtin_name["Name"] = "reader".into();
         assert!(RoleDefinition::custom_from_json(&builtin_name).unwrap_err().to_string().contains("built-in"));
+        let builtin_id = serde_json::json!({
+            "name": "acdd72a7-3385-48ef-bd42-f606fba81ae7", "roleName": "Reader but more",
+            "permissions": [{"actions": ["*"]}], "assignableScopes": ["/subscriptions/00000000-0000-0000-0000-000000000001/resourceGroups/rg"]
+        });
+        let refused = RoleDefinition::custom_from_json(&builtin_id).unwrap_err();
+        assert!(matches!(&refused, Error::Conflict(m) if m.contains("built-in role 'Reader'")), "{refused}");
+        // The API adds the GUID from the URL as `name`; neither shape may lose its role name or GUID to it.
+        let id = "0f0e0d0c-0b0a-0908-0706-050403020100";
+        let mut flat_with_id = flat.clone();
+        flat_with_id["name"] = id.into();
+        let api = serde_json::json!({"roleName": "LB Reader", "name": id, "permissions": [{"actions": ["*/read"]}], "assignableScopes": ["/"]});
+        for shape in [flat_with_id, api] {
+            let role = RoleDefinition::custom_from_json(&shape).unwrap();
+            assert_eq!((role.role_name.as_str(), role.name.to_string().as_str()), ("LB Reader", id), "{shape}");
+        }
+        let mut directory_name = flat.clone();
+        directory_name["Name"] = "Global ADMINISTRATOR".into();
+        assert!(RoleDefinition::custom_from_json(&directory_name).unwrap_err().to_string().contains("built-in role 'Global Administrator'"));
         let mut bad_action = flat;
         bad_action["Actions"] = serde_json::json!(["read everything"]);
         assert!(RoleDefinition::custom_from_json(&bad_action).unwrap_err().to_string().contains("invalid action"));

@@ -11,7 +11,8 @@ use axum::extract::State;
 use super::Query;
 use axum::http::{Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
-use kite_core::rbac::{builtin_roles, ActionKind, RoleAssignment, RoleDefinition};
+use kite_core::rbac::directory::{directory_roles, is_directory_action, ROLE_ASSIGNMENTS_MANAGE, ROLE_ASSIGNMENTS_READ};
+use kite_core::rbac::{builtin_roles, ActionKind, RoleAssignment, RoleDefinition, RoleType};
 use kite_core::scope::ScopeLevel;
 use kite_core::{suggest, Scope};
 use kite_store::AssignmentFilter;
@@ -66,10 +67,11 @@ async fn render_assignment(state: &AppState, a: &RoleAssignment, roles: &[RoleDe
     })
 }
 
-/// Built-in roles and this tenant's custom roles.
-async fn all_roles(state: &AppState) -> ApiResult<Vec<RoleDefinition>> {
-    let mut roles = builtin_roles().to_vec();
-    roles.extend(state.store.list_role_definitions().await?);
+/// Built-in Azure roles, directory roles and this tenant's custom roles, leaving out any stored
+/// custom role that would take over a built-in one (it never takes effect; see `bootstrap::report_shadowing_roles`).
+pub async fn all_roles(state: &AppState) -> ApiResult<Vec<RoleDefinition>> {
+    let mut roles: Vec<RoleDefinition> = builtin_roles().iter().chain(directory_roles()).cloned().collect();
+    roles.extend(state.store.list_role_definitions().await?.into_iter().filter(|r| r.check_custom().is_ok()));
     Ok(roles)
 }
 
@@ -139,8 +141,7 @@ async fn list_definitions(state: &AppState, caller: &Caller, scope: &Scope, quer
         None => roles.iter().collect(),
     };
     let custom_only = query.get("custom").is_some_and(|v| v == "true");
-    let value: Vec<Value> =
-        chosen.into_iter().filter(|r| !custom_only || r.role_type == kite_core::rbac::RoleType::CustomRole).map(|r| render_definition(state, r)).collect();
+    let value: Vec<Value> = chosen.into_iter().filter(|r| !custom_only || r.role_type == RoleType::CustomRole).map(|r| render_definition(state, r)).collect();
     Ok(respond(StatusCode::OK, json!({ "value": value })))
 }
 
@@ -156,20 +157,30 @@ async fn put_definition(state: &AppState, caller: &Caller, id: &str, body: &Byte
     if let Value::Object(m) = &mut props {
         m.insert("name".into(), Value::String(id.to_string()));
     }
-    let def = RoleDefinition::custom_from_json(&props)?;
+    let same_name = |m: String| ApiError::new(StatusCode::CONFLICT, "RoleDefinitionWithSameNameExists", m);
+    let def = RoleDefinition::custom_from_json(&props).map_err(|e| match e {
+        kite_core::Error::Conflict(m) => same_name(m),
+        other => other.into(),
+    })?;
+    // As in Azure: the right to write definitions at every scope the role can be assigned at.
     for s in &def.assignable_scopes {
         authorize(state, caller, "Microsoft.Authorization/roleDefinitions/write", &Scope::parse(s)?).await?;
     }
     state.store.create_role_definition(&def).await.map_err(|e| match e {
-        kite_store::Error::Conflict(m) => ApiError::new(StatusCode::CONFLICT, "RoleDefinitionWithSameNameExists", m),
+        kite_store::Error::Conflict(m) => same_name(m),
         other => other.into(),
     })?;
     Ok(respond(StatusCode::CREATED, render_definition(state, &def)))
 }
 
 async fn delete_definition(state: &AppState, caller: &Caller, id: &str) -> ApiResult<Response> {
-    let role = resolve_role(&all_roles(state).await?, id)?;
-    if role.role_type != kite_core::rbac::RoleType::CustomRole {
+    // A stored role that shadows a built-in one never takes effect, but it must still be removable.
+    let shadows: Vec<RoleDefinition> = state.store.list_role_definitions().await?.into_iter().filter(|r| r.check_custom().is_err()).collect();
+    let role = match resolve_role(&shadows, id) {
+        Ok(shadow) => shadow,
+        Err(_) => resolve_role(&all_roles(state).await?, id)?,
+    };
+    if role.role_type != RoleType::CustomRole {
         return Err(ApiError::bad_request("CannotDeleteBuiltInRole", format!("'{}' is a built-in role and cannot be deleted", role.role_name)));
     }
     for s in &role.assignable_scopes {
@@ -180,7 +191,12 @@ async fn delete_definition(state: &AppState, caller: &Caller, id: &str) -> ApiRe
 }
 
 async fn list_assignments(state: &AppState, caller: &Caller, scope: &Scope, query: &HashMap<String, String>) -> ApiResult<Response> {
-    authorize(state, caller, "Microsoft.Authorization/roleAssignments/read", scope).await?;
+    // Directory roles are assigned at the root: who may read them there may list it.
+    let directory_reader =
+        *scope.level() == ScopeLevel::Root && decide(state, caller.object_id, ROLE_ASSIGNMENTS_READ, ActionKind::Action, scope).await?.allowed;
+    if !directory_reader {
+        authorize(state, caller, "Microsoft.Authorization/roleAssignments/read", scope).await?;
+    }
     let flag = |k: &str| query.get(k).is_some_and(|v| v == "true");
     let principal_id = match query.get("principalId") {
         Some(p) => Some(Uuid::parse_str(p).map_err(|_| ApiError::bad_request("InvalidPrincipalId", format!("principalId '{p}' is not a GUID")))?),
@@ -222,7 +238,8 @@ async fn put_assignment(state: &AppState, caller: &Caller, scope: Scope, name: &
     let body: AssignmentBody = json_body(body)?;
     let principal_id = Uuid::parse_str(&body.properties.principal_id)
         .map_err(|_| ApiError::bad_request("InvalidPrincipalId", format!("principalId '{}' is not a GUID", body.properties.principal_id)))?;
-    authorize(state, caller, "Microsoft.Authorization/roleAssignments/write", &scope).await?;
+    let role = resolve_role(&all_roles(state).await?, &body.properties.role_definition_id)?;
+    may_assign(state, caller, &role, &scope).await?;
     let principal = state.store.get_principal(&principal_id).await.map_err(|e| match e {
         kite_store::Error::NotFound(_) => ApiError::bad_request(
             "PrincipalNotFound",
@@ -233,13 +250,6 @@ async fn put_assignment(state: &AppState, caller: &Caller, scope: Scope, name: &
         ),
         other => other.into(),
     })?;
-    let role = resolve_role(&all_roles(state).await?, &body.properties.role_definition_id)?;
-    if !role.is_assignable_at(&scope) {
-        return Err(ApiError::bad_request(
-            "InvalidRoleAssignmentScope",
-            format!("Role '{}' can only be assigned at {:?}, not at '{scope}'", role.role_name, role.assignable_scopes),
-        ));
-    }
     if let (Some(sub), Some(rg)) = (scope.subscription_id(), scope.resource_group_name()) {
         groups::existing(state, &state.subscription(sub)?, rg).await?;
     }
@@ -258,6 +268,28 @@ async fn put_assignment(state: &AppState, caller: &Caller, scope: Scope, name: &
     Ok(respond(StatusCode::CREATED, render_assignment(state, &a, std::slice::from_ref(&role)).await))
 }
 
+/// Whether `caller` may assign `role` at `scope`: an Azure role needs `roleAssignments/write` there
+/// and a scope the role allows; a directory role is granted only at the tenant root, by a holder
+/// of a directory role that manages role assignments (Global Administrator).
+pub async fn may_assign(state: &AppState, caller: &Caller, role: &RoleDefinition, scope: &Scope) -> ApiResult<()> {
+    if role.role_type == RoleType::DirectoryRole {
+        if *scope.level() != ScopeLevel::Root {
+            return Err(ApiError::bad_request(
+                "InvalidRoleAssignmentScope",
+                format!("'{}' is a directory role: assign it at the tenant root with --scope /, not at '{scope}'", role.role_name),
+            ));
+        }
+        return authorize(state, caller, ROLE_ASSIGNMENTS_MANAGE, scope).await;
+    }
+    if !role.is_assignable_at(scope) {
+        return Err(ApiError::bad_request(
+            "InvalidRoleAssignmentScope",
+            format!("Role '{}' can only be assigned at {:?}, not at '{scope}'", role.role_name, role.assignable_scopes),
+        ));
+    }
+    authorize(state, caller, "Microsoft.Authorization/roleAssignments/write", scope).await
+}
+
 async fn delete_assignment(state: &AppState, caller: &Caller, name: &str) -> ApiResult<Response> {
     let name =
         Uuid::parse_str(name).map_err(|_| ApiError::bad_request("InvalidRoleAssignmentId", format!("'{name}' is not a role assignment name (a GUID)")))?;
@@ -265,9 +297,12 @@ async fn delete_assignment(state: &AppState, caller: &Caller, name: &str) -> Api
         kite_store::Error::NotFound(_) => ApiError::not_found("RoleAssignmentNotFound", format!("Role assignment {name} does not exist")),
         other => other.into(),
     })?;
-    authorize(state, caller, "Microsoft.Authorization/roleAssignments/delete", &a.scope).await?;
+    let roles = all_roles(state).await?;
+    let directory = roles.iter().any(|r| r.name == a.role_definition_id && r.role_type == RoleType::DirectoryRole);
+    let action = if directory { ROLE_ASSIGNMENTS_MANAGE } else { "Microsoft.Authorization/roleAssignments/delete" };
+    authorize(state, caller, action, &a.scope).await?;
     let a = state.store.delete_role_assignment(&name).await?;
-    Ok(respond(StatusCode::OK, render_assignment(state, &a, &all_roles(state).await?).await))
+    Ok(respond(StatusCode::OK, render_assignment(state, &a, &roles).await))
 }
 
 #[derive(Deserialize)]
@@ -283,7 +318,12 @@ async fn check_access(state: &AppState, caller: &Caller, scope: &Scope, body: &B
     let body: CheckBody = json_body(body)?;
     kite_core::rbac::action::validate(&body.action)?;
     if body.principal_id != caller.object_id {
-        authorize(state, caller, "Microsoft.Authorization/roleAssignments/read", scope).await?;
+        // Who holds directory roles is read in the directory, not through Azure roles.
+        if is_directory_action(&body.action) {
+            authorize(state, caller, ROLE_ASSIGNMENTS_READ, &Scope::root()).await?;
+        } else {
+            authorize(state, caller, "Microsoft.Authorization/roleAssignments/read", scope).await?;
+        }
     }
     let kind = if body.data_action { ActionKind::DataAction } else { ActionKind::Action };
     let decision = decide(state, body.principal_id, &body.action, kind, scope).await?;

@@ -2,8 +2,10 @@
 //!
 //! Who may do what follows Entra ID's defaults: any signed-in principal may register an app (seed
 //! 000, "Users can register applications"); an app's credentials are managed by its owner (the
-//! principal that created it) or by a principal whose roles grant `Microsoft.Directory/…` actions
-//! at the subscription (Owner and Contributor do, through `*`).
+//! principal that created it) or by a holder of a directory role that grants it (Cloud Application
+//! Administrator, Application Administrator, Global Administrator). Azure roles, Owner included,
+//! grant nothing here. Changing a privileged app (its principal holds a directory role or an Azure
+//! role that grants role assignments) takes Global Administrator, owners included.
 
 use axum::extract::State;
 
@@ -13,14 +15,17 @@ use axum::response::Response;
 use axum::Json;
 use kite_core::credential::{secret_end_date, CertificateCredential, PasswordCredential};
 use kite_core::directory::{Application, Principal};
-use kite_core::rbac::{builtin_roles, RoleAssignment};
+use kite_core::rbac::directory::{privileged_holding, APPLICATIONS_DELETE, APPLICATIONS_READ, CREDENTIALS_UPDATE, ROLE_ASSIGNMENTS_MANAGE};
+use kite_core::rbac::engine::{AccessView, Snapshot};
+use kite_core::rbac::RoleAssignment;
 use kite_core::{suggest, Scope};
 use serde::Deserialize;
 use serde_json::{json, Value};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use super::{authorization::resolve_role, respond, Body};
+use super::authorization::{all_roles, may_assign, resolve_role};
+use super::{respond, Body};
 use crate::auth::{authorize, Caller};
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
@@ -139,11 +144,30 @@ fn credential_answer(app: &Application, tenant: Uuid, cred: &NewCredential) -> V
     out
 }
 
+/// Reads: the app's owner, or a directory role granting `action` at the tenant root.
 async fn may_manage(state: &AppState, caller: &Caller, app: &Application, action: &str) -> ApiResult<()> {
     if app.owner == Some(caller.object_id) {
         return Ok(());
     }
-    authorize(state, caller, action, &Scope::subscription(&state.default_subscription())).await
+    authorize(state, caller, action, &Scope::root()).await
+}
+
+/// Writes: as [`may_manage`], except that a privileged app (one whose principal could grant
+/// roles) takes what granting roles takes, whoever owns it: a way to sign in as it is its power.
+async fn may_change(state: &AppState, caller: &Caller, app: &Application, action: &str) -> ApiResult<()> {
+    let filter = kite_store::AssignmentFilter { principal_id: Some(app.principal_id), all: true, ..Default::default() };
+    let held = state.store.list_role_assignments(&filter).await?;
+    let roles = Snapshot::new(state.store.list_role_definitions().await?, []);
+    let Some((a, role)) = privileged_holding(&held, |id| roles.role(id)) else {
+        return may_manage(state, caller, app, action).await;
+    };
+    authorize(state, caller, ROLE_ASSIGNMENTS_MANAGE, &Scope::root()).await.map_err(|mut e| {
+        e.message = format!(
+            "App '{}' ({}) is privileged: its principal holds '{}' at '{}', so changing it takes Global Administrator. {}",
+            app.display_name, app.app_id, role.role_name, a.scope, e.message
+        );
+        e
+    })
 }
 
 /// An app by client id or by its principal's object id.
@@ -184,12 +208,10 @@ pub async fn create_for_rbac(State(state): State<AppState>, caller: Caller, Body
         return Err(ApiError::bad_request("InvalidRequestContent", "give --role and --scopes together (or neither)"));
     }
     if let Some(role) = &req.role {
-        let mut roles = builtin_roles().to_vec();
-        roles.extend(state.store.list_role_definitions().await?);
-        let role = resolve_role(&roles, role)?;
+        let role = resolve_role(&all_roles(&state).await?, role)?;
         for s in &req.scopes {
             let scope = Scope::parse(s)?;
-            authorize(&state, &caller, "Microsoft.Authorization/roleAssignments/write", &scope).await?;
+            may_assign(&state, &caller, &role, &scope).await?;
             assignments.push(RoleAssignment {
                 name: Uuid::new_v4(),
                 scope,
@@ -221,7 +243,7 @@ pub async fn delete(State(state): State<AppState>, caller: Caller, Path(id): Pat
     if app.principal_id == caller.object_id {
         return Err(ApiError::bad_request("CannotDeleteSelf", "a service principal cannot delete itself; sign in as another principal"));
     }
-    may_manage(&state, &caller, &app, "Microsoft.Directory/applications/delete").await?;
+    may_change(&state, &caller, &app, APPLICATIONS_DELETE).await?;
     state.store.delete_application(&app.app_id).await?;
     state.clients.forget_all();
     Ok(respond(StatusCode::OK, json!({})))
@@ -229,7 +251,7 @@ pub async fn delete(State(state): State<AppState>, caller: Caller, Path(id): Pat
 
 pub async fn reset(State(state): State<AppState>, caller: Caller, Path(id): Path<String>, Body(req): Body<CredentialRequest>) -> ApiResult<Response> {
     let app = find_app(&state, &id).await?;
-    may_manage(&state, &caller, &app, "Microsoft.Directory/applications/credentials/update").await?;
+    may_change(&state, &caller, &app, CREDENTIALS_UPDATE).await?;
     let cred = new_credential(&req, state.now())?;
     let app = state.store.update_application(&app.app_id, &|a| Ok(apply(a, &cred, req.append))).await?;
     state.clients.forget_all();
@@ -245,13 +267,13 @@ pub struct ListQuery {
 
 pub async fn list_credentials(State(state): State<AppState>, caller: Caller, Path(id): Path<String>, Query(q): Query<ListQuery>) -> ApiResult<Json<Value>> {
     let app = find_app(&state, &id).await?;
-    may_manage(&state, &caller, &app, "Microsoft.Directory/applications/credentials/read").await?;
+    may_manage(&state, &caller, &app, APPLICATIONS_READ).await?;
     Ok(Json(render_credentials(&app, state.now(), q.cert)))
 }
 
 pub async fn delete_credential(State(state): State<AppState>, caller: Caller, Path((id, key_id)): Path<(String, Uuid)>) -> ApiResult<Response> {
     let app = find_app(&state, &id).await?;
-    may_manage(&state, &caller, &app, "Microsoft.Directory/applications/credentials/update").await?;
+    may_change(&state, &caller, &app, CREDENTIALS_UPDATE).await?;
     let app = state
         .store
         .update_application(&app.app_id, &|mut a| {
@@ -316,7 +338,7 @@ fn render_app_fic(state: &AppState, app: &Application, f: &kite_core::federation
 
 pub async fn create_fic(State(state): State<AppState>, caller: Caller, Path(id): Path<String>, Body(req): Body<AppFic>) -> ApiResult<Response> {
     let app = find_app(&state, &id).await?;
-    may_manage(&state, &caller, &app, "Microsoft.Directory/applications/credentials/update").await?;
+    may_change(&state, &caller, &app, CREDENTIALS_UPDATE).await?;
     let fic = req.props.into_credential(&req.name)?;
     state.store.create_federated_credential(&app.app_id, &fic).await?;
     Ok(respond(StatusCode::CREATED, render_app_fic(&state, &app, &fic)))
@@ -324,14 +346,14 @@ pub async fn create_fic(State(state): State<AppState>, caller: Caller, Path(id):
 
 pub async fn list_fics(State(state): State<AppState>, caller: Caller, Path(id): Path<String>) -> ApiResult<Json<Value>> {
     let app = find_app(&state, &id).await?;
-    may_manage(&state, &caller, &app, "Microsoft.Directory/applications/credentials/read").await?;
+    may_manage(&state, &caller, &app, APPLICATIONS_READ).await?;
     let all = state.store.list_federated_credentials(&app.app_id).await?;
     Ok(Json(json!({"value": all.iter().map(|f| render_app_fic(&state, &app, f)).collect::<Vec<_>>()})))
 }
 
 pub async fn delete_fic(State(state): State<AppState>, caller: Caller, Path((id, name)): Path<(String, String)>) -> ApiResult<Response> {
     let app = find_app(&state, &id).await?;
-    may_manage(&state, &caller, &app, "Microsoft.Directory/applications/credentials/update").await?;
+    may_change(&state, &caller, &app, CREDENTIALS_UPDATE).await?;
     state.store.delete_federated_credential(&app.app_id, &name).await?;
     Ok(respond(StatusCode::OK, json!({})))
 }

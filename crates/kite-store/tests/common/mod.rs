@@ -221,6 +221,24 @@ pub async fn custom_roles_cannot_be_deleted_while_assigned(store: impl Store) {
     assert!(store.list_role_definitions().await.unwrap().is_empty());
 }
 
+/// A custom role can never be stored under a built-in role's GUID or name (any case), whatever the
+/// caller built; the store checks on its own, not trusting the API layer.
+pub async fn custom_roles_never_take_a_builtin_id_or_name(store: impl Store) {
+    let mut def = RoleDefinition::custom_from_json(&serde_json::json!({
+        "Name": "Everything", "Actions": ["*"], "AssignableScopes": [format!("/subscriptions/{SUB}")]
+    }))
+    .unwrap();
+    def.name = role("Reader");
+    assert!(matches!(store.create_role_definition(&def).await, Err(Error::Conflict(m)) if m.contains("built-in role 'Reader'")));
+    def.name = Uuid::new_v4();
+    def.role_name = "oWNER".into();
+    assert!(matches!(store.create_role_definition(&def).await, Err(Error::Conflict(m)) if m.contains("built-in role 'Owner'")));
+    def.role_name = "Everything".into();
+    def.role_type = kite_core::rbac::RoleType::BuiltInRole;
+    assert!(matches!(store.create_role_definition(&def).await, Err(Error::Invalid(_))));
+    assert!(store.list_role_definitions().await.unwrap().is_empty());
+}
+
 pub async fn signing_keys_round_trip(store: impl Store) {
     let k1 = StoredKey { kid: "k1".into(), created_at: 1, body: "{\"a\":1}".into() };
     let k2 = StoredKey { kid: "k2".into(), created_at: 2, body: "{}".into() };
@@ -458,7 +476,7 @@ macro_rules! conformance_tests {
             deleting_a_group_takes_its_identities_and_assignments_but_nothing_else,
             identities_are_found_by_client_id_object_id_and_name, a_failed_multi_row_write_leaves_nothing_behind,
             concurrent_application_updates_all_land, role_assignments_filter_like_az,
-            custom_roles_cannot_be_deleted_while_assigned, signing_keys_round_trip,
+            custom_roles_cannot_be_deleted_while_assigned, custom_roles_never_take_a_builtin_id_or_name, signing_keys_round_trip,
             federated_credentials_are_per_owner_capped_and_go_with_their_identity, aws_objects_and_write_once_settings,
             pod_identity_associations_are_one_per_service_account_per_cluster,
             iam_users_and_access_keys,
