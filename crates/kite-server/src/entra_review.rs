@@ -55,6 +55,10 @@ impl EntraReview {
         *self.mapping.write() = Some(Arc::new(mapping));
     }
 
+    pub fn mapping_path(&self) -> Option<&PathBuf> {
+        self.mapping_path.as_ref()
+    }
+
     /// Re-reads the mapping when it changed; a broken one is logged and the last good one stays.
     pub fn reload(&self) {
         let Some(path) = &self.mapping_path else {

@@ -159,13 +159,12 @@ impl K8sPolicy {
 }
 
 pub fn spawn_reloader(policy: Arc<K8sPolicy>) {
-    tokio::spawn(async move {
-        let mut tick = tokio::time::interval(RELOAD_EVERY);
-        loop {
-            tick.tick().await;
-            policy.reload();
-        }
-    });
+    let mut paths = policy.rbac_paths.clone();
+    paths.extend(policy.aws_auth_path.iter().chain(&policy.access_entries_path).cloned());
+    paths.extend(policy.entra.as_ref().and_then(|e| e.mapping_path()).cloned());
+    if !paths.is_empty() {
+        crate::watch::spawn(paths, move || policy.reload());
+    }
 }
 
 /// The authorization webhook (`authorization.k8s.io/v1` SubjectAccessReview in, the same out with status).

@@ -297,11 +297,7 @@ pub async fn token(State(state): State<AppState>, Query(q): Query<ImdsQuery>, re
 }
 
 pub fn spawn_reloader(agent: Arc<NodeAgent>) {
-    tokio::spawn(async move {
-        let mut tick = tokio::time::interval(crate::k8s::RELOAD_EVERY);
-        loop {
-            tick.tick().await;
-            agent.reload();
-        }
-    });
+    if !agent.paths.is_empty() {
+        crate::watch::spawn(agent.paths.clone(), move || agent.reload());
+    }
 }

@@ -1,9 +1,18 @@
-//! Noticing that watched files changed, so periodic reloads parse only what changed and a broken
-//! file is reported once, not on every tick.
+//! Noticing that watched files changed: the file system tells us (inotify and its peers, through
+//! `notify`), so an edit takes effect within a moment; a slow periodic check covers file systems
+//! that send no events. [`Watched`] then says whether anything really changed, so a reload parses
+//! only what changed and a broken file is reported once, not on every event.
 
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
+
+use notify::Watcher;
+
+/// Checked this often even without events (network mounts and some volume types send none).
+const FALLBACK: Duration = Duration::from_secs(30);
+/// Events arrive in bursts (an editor's write, rename and chmod): one reload after the burst.
+const SETTLE: Duration = Duration::from_millis(50);
 
 type Stamp = Vec<(PathBuf, Option<SystemTime>, u64)>;
 
@@ -41,6 +50,52 @@ impl Watched {
         *last = Some(now);
         true
     }
+}
+
+/// Calls `reload` soon after anything under `paths` changes, and every [`FALLBACK`] anyway.
+/// Files are watched through their directory, so a file replaced by rename (editors, `kubectl`'s
+/// ConfigMap volumes, kite's own writers) is still followed.
+pub fn spawn(paths: Vec<PathBuf>, reload: impl Fn() + Send + 'static) {
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<()>(1);
+    let watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
+        if event.is_ok() {
+            // A full channel already holds a pending reload.
+            let _ = tx.try_send(());
+        }
+    });
+    let watcher = match watcher {
+        Ok(mut w) => {
+            for path in &paths {
+                let (target, mode) = match path.is_dir() {
+                    true => (path.as_path(), notify::RecursiveMode::Recursive),
+                    false => (path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new(".")), notify::RecursiveMode::NonRecursive),
+                };
+                if let Err(e) = w.watch(target, mode) {
+                    tracing::warn!("not notified of changes to {}: {e}; checking it every {}s instead", target.display(), FALLBACK.as_secs());
+                }
+            }
+            Some(w)
+        }
+        Err(e) => {
+            tracing::warn!("file change notifications unavailable: {e}; checking every {}s instead", FALLBACK.as_secs());
+            None
+        }
+    };
+    tokio::spawn(async move {
+        // The watcher lives as long as the task; dropping it would stop the events.
+        let _watcher = watcher;
+        let mut tick = tokio::time::interval(FALLBACK);
+        loop {
+            tokio::select! {
+                Some(()) = rx.recv() => {
+                    tokio::time::sleep(SETTLE).await;
+                    while rx.try_recv().is_ok() {}
+                }
+                _ = tick.tick() => {}
+            }
+            reload();
+        }
+    });
 }
 
 #[cfg(test)]
