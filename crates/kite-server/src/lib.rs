@@ -9,6 +9,7 @@ pub mod bootstrap;
 pub mod clients;
 pub mod cluster;
 pub mod container_credentials;
+pub mod egress;
 pub mod entra_review;
 pub mod error;
 pub mod issuers;
@@ -62,6 +63,8 @@ pub struct Config {
     pub token_lifetime_secs: i64,
     /// CA certificates to trust when fetching external issuers' keys.
     pub issuer_cas: Vec<PathBuf>,
+    /// Non-public networks external issuers may be fetched from (loopback, private).
+    pub issuer_access: issuers::IssuerAccess,
     /// Extra time a superseded signing key stays published after its last token expired (clock skew).
     pub key_retire_grace_secs: i64,
     /// RBAC YAML files or directories for the SubjectAccessReview webhook (`POST /authorize`).
@@ -227,7 +230,7 @@ fn is_loopback(addr: &SocketAddr) -> bool {
 /// credentials were written when this call created the tenant.
 pub async fn prepare(store: Arc<dyn Store>, config: &Config, public_url: &str, ca_file: Option<&std::path::Path>) -> Result<(AppState, Option<PathBuf>)> {
     if let Some(issuer) = &config.cluster_issuer {
-        container_credentials::check_issuer(issuer)?;
+        container_credentials::check_issuer(issuer, config.issuer_access)?;
     }
     let boot = bootstrap::ensure_tenant(store.as_ref(), &config.home, public_url, ca_file).await?;
     bootstrap::ensure_global_administrator(store.as_ref()).await?;
@@ -250,7 +253,7 @@ pub async fn prepare(store: Arc<dyn Store>, config: &Config, public_url: &str, c
         subscriptions: boot.subscriptions,
         public_url: public_url.to_string(),
         token_lifetime_secs: config.token_lifetime_secs,
-        issuers: Arc::new(issuers::IssuerKeys::new(&config.issuer_cas)?),
+        issuers: Arc::new(issuers::IssuerKeys::new(&config.issuer_cas, config.issuer_access)?),
         key_retire_grace_secs: config.key_retire_grace_secs,
         clients: Arc::default(),
         cluster: cluster::source(config.kubernetes.as_ref(), &nmi, &k8s).await?,

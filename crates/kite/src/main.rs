@@ -94,6 +94,14 @@ pub struct ServeArgs {
     /// CA certificate (PEM) to trust when fetching an external issuer's keys (repeatable).
     #[arg(long = "issuer-ca-file")]
     issuer_cas: Vec<PathBuf>,
+    /// Let federated-credential and cluster issuers live on this machine (loopback), over http or
+    /// https: for tests and local clusters. Without it, issuers are https on non-loopback addresses.
+    #[arg(long)]
+    allow_http_issuer: bool,
+    /// Let issuers resolve to private networks (10/8, 172.16/12, 192.168/16, fc00::/7, 100.64/10),
+    /// e.g. an on-premises cluster's issuer. Link-local and metadata addresses are never fetched.
+    #[arg(long)]
+    allow_private_issuer: bool,
     /// Seconds a rotated-out signing key stays published after the last token it signed expired.
     #[arg(long, default_value_t = 300, value_parser = clap::value_parser!(i64).range(0..=604_800))]
     key_retire_grace: i64,
@@ -180,6 +188,7 @@ async fn main() -> ExitCode {
                 tls_names: args.tls_names,
                 token_lifetime_secs: args.token_lifetime,
                 issuer_cas: args.issuer_cas,
+                issuer_access: kite_server::issuers::IssuerAccess { loopback: args.allow_http_issuer, private: args.allow_private_issuer },
                 key_retire_grace_secs: args.key_retire_grace,
                 k8s_rbac: args.k8s_rbac,
                 eks_cluster: args.eks_cluster,
