@@ -21,6 +21,7 @@ pub mod nmi;
 pub mod refusals;
 pub mod state;
 pub mod sts;
+pub mod throttle;
 pub mod tls;
 pub mod token;
 pub mod upstream;
@@ -262,6 +263,7 @@ pub async fn prepare(store: Arc<dyn Store>, config: &Config, public_url: &str, c
         nmi,
         cluster_issuer: config.cluster_issuer.clone(),
         metrics: Arc::default(),
+        auth_throttle: Arc::default(),
         upstream_imds: Arc::new(upstream::UpstreamImds::new(&config.upstream_imds)?),
         refusals: Arc::default(),
     };
