@@ -328,6 +328,7 @@ pub async fn serve(config: Config) -> Result<()> {
         Some(files) => {
             let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
             let rustls_config = axum_server::tls_rustls::RustlsConfig::from_pem_file(&files.server_cert, &files.server_key).await?;
+            tls::spawn_renewal(config.home.clone(), files, rustls_config.clone());
             axum_server::from_tcp_rustls(listener, rustls_config).handle(handle).serve(make).await?;
         }
         None => {
