@@ -8,6 +8,7 @@ pub mod auth;
 pub mod bootstrap;
 pub mod clients;
 pub mod cluster;
+pub mod conn;
 pub mod container_credentials;
 pub mod egress;
 pub mod entra_review;
@@ -97,6 +98,8 @@ pub struct Config {
     pub upstream_imds: String,
     /// How many tokens the node agent's cache holds before it evicts the least recently used.
     pub imds_cache_size: std::num::NonZeroUsize,
+    /// Connection cap and idle timeout, for each listener.
+    pub connections: conn::ConnectionLimits,
 }
 
 async fn subscriptions(State(state): State<AppState>, _caller: Caller) -> Json<Value> {
@@ -176,6 +179,7 @@ pub fn app(state: AppState) -> Router {
         .route("/kite/signingKeys/rotate", post(keys::rotate))
         .merge(agent::routes())
         .fallback(authorization::dispatch)
+        .layer(middleware::from_fn(conn::limit_body))
         .layer(middleware::from_fn_with_state(state.clone(), metrics::track))
         .layer(middleware::from_fn(access_log))
         .with_state(state)
@@ -310,7 +314,7 @@ pub async fn serve(config: Config) -> Result<()> {
     let service = Router::new().fallback_service(tower::util::MapRequestLayer::new(rewrite).layer(app(state.clone())));
     let agent_handle = axum_server::Handle::new();
     if let Some((listener, bound)) = agent {
-        agent::spawn(listener, state.clone(), agent_handle.clone());
+        agent::spawn(listener, state.clone(), agent_handle.clone(), config.connections);
         println!("kite: node agent listening on http://{bound}");
     }
     println!("kite: listening on {public_url}");
@@ -324,15 +328,20 @@ pub async fn serve(config: Config) -> Result<()> {
         shutdown.graceful_shutdown(Some(std::time::Duration::from_secs(10)));
     });
     let make = service.into_make_service_with_connect_info::<SocketAddr>();
+    let limited = conn::Limited::new(config.connections);
     match tls {
         Some(files) => {
             let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
             let rustls_config = axum_server::tls_rustls::RustlsConfig::from_pem_file(&files.server_cert, &files.server_key).await?;
             tls::spawn_renewal(config.home.clone(), files, rustls_config.clone());
-            axum_server::from_tcp_rustls(listener, rustls_config).handle(handle).serve(make).await?;
+            let mut server = axum_server::from_tcp_rustls(listener, rustls_config).map(|tls| tls.acceptor(limited)).handle(handle);
+            conn::tune(server.http_builder());
+            server.serve(make).await?;
         }
         None => {
-            axum_server::from_tcp(listener).handle(handle).serve(make).await?;
+            let mut server = axum_server::from_tcp(listener).acceptor(limited).handle(handle);
+            conn::tune(server.http_builder());
+            server.serve(make).await?;
         }
     }
     Ok(())

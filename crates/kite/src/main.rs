@@ -154,6 +154,12 @@ pub struct ServeArgs {
     /// Tokens the node agent caches (1 to 1000000); past that the least recently used go first.
     #[arg(long, default_value_t = kite_server::nmi::DEFAULT_CACHE_SIZE, value_parser = cache_size)]
     imds_cache_size: std::num::NonZeroUsize,
+    /// Connections each listener holds open at once; past it new ones are closed at once (logged).
+    #[arg(long, default_value_t = 4096, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    max_connections: u32,
+    /// Seconds a connection may stay open with no byte moving either way before it is closed.
+    #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    idle_timeout: u64,
 }
 
 fn cache_size(raw: &str) -> Result<std::num::NonZeroUsize, String> {
@@ -205,6 +211,10 @@ async fn main() -> ExitCode {
                 agent_listen: args.agent_listen,
                 upstream_imds: args.upstream_imds,
                 imds_cache_size: args.imds_cache_size,
+                connections: kite_server::conn::ConnectionLimits {
+                    max_connections: args.max_connections as usize,
+                    idle_timeout: std::time::Duration::from_secs(args.idle_timeout),
+                },
             };
             kite_server::serve(config).await.map(|_| ExitCode::SUCCESS)
         }

@@ -1,8 +1,11 @@
-//! End to end: how the HTTPS listener holds up over time: its certificate is renewed before it
-//! runs out, and its CA can vouch only for kite's own names.
+//! End to end: how the HTTPS listener holds up: against idle connections and oversized bodies,
+//! and over time (its certificate is renewed before it runs out, and its CA can vouch only for
+//! kite's own names).
 mod support;
 
-use std::process::Command;
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
 
 use support::Server;
 
@@ -38,4 +41,76 @@ fn a_certificate_near_its_end_is_reissued_at_start_from_a_name_constrained_ca() 
     assert!(!sh(&format!("openssl x509 -in {t}/server.pem -noout -checkend {}", 30 * 86400)).0, "the planted certificate has 10 days");
     let server = Server::start(&home, &[]);
     assert!(served_valid_for(&server, 300 * 86400), "the 10-day certificate is still served");
+}
+
+/// Whether `GET /healthz` answers "ok" within 5 s.
+fn healthz(server: &Server) -> bool {
+    let out = Command::new("curl")
+        .args(["-sS", "--max-time", "5", "--cacert", server.ca().to_str().unwrap()])
+        .arg(format!("{}/healthz", server.url))
+        .output()
+        .unwrap();
+    out.status.success() && out.stdout == b"ok"
+}
+
+/// A TLS connection that completes its handshake and then sends nothing (stdin stays open).
+fn idle_connection(server: &Server) -> Child {
+    let addr = server.url.trim_start_matches("https://");
+    let mut child = Command::new("openssl")
+        .args(["s_client", "-connect", addr, "-servername", "localhost", "-brief"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    assert!(lines.any(|l| l.is_ok_and(|l| l.contains("CONNECTION ESTABLISHED"))), "the TLS handshake did not complete");
+    child
+}
+
+#[test]
+fn idle_connections_are_capped_and_closed_and_healthz_keeps_answering() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&dir.path().join("srv"), &["--max-connections", "6", "--idle-timeout", "3"]);
+    assert!(healthz(&server));
+    let mut held: Vec<Child> = (0..6).map(|_| idle_connection(&server)).collect();
+    // Every place is held by a connection that says nothing: the next one is closed at once, and
+    // the operator is told.
+    assert!(!healthz(&server), "a connection past --max-connections was served");
+    let log = server.log_text();
+    assert!(log.lines().any(|l| l.contains("WARN") && l.contains("connection refused: --max-connections reached")), "{log}");
+    // The idle connections are closed by the server, and then the service answers again.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    for child in &mut held {
+        while child.try_wait().unwrap().is_none() {
+            assert!(Instant::now() < deadline, "an idle connection was still open after 10 s");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+    assert!(healthz(&server), "healthz does not answer once the idle connections are gone");
+    assert!(Command::new(support::BIN).args(["serve", "--max-connections", "0"]).output().unwrap().stderr.starts_with(b"error: invalid value '0'"));
+}
+
+#[test]
+fn an_oversized_body_is_answered_413_over_http1_and_http2() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&dir.path().join("srv"), &[]);
+    let big = dir.path().join("big.json");
+    std::fs::write(&big, format!("{{\"location\": \"x\", \"tags\": {{\"a\": \"{}\"}}}}", "b".repeat(3 << 20))).unwrap();
+    let url = format!("{}/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/rg?api-version=2021-04-01", server.url);
+    for (protocol, version) in [("--http1.1", "1.1"), ("--http2", "2")] {
+        // With a declared length, and streamed without one.
+        for framing in [&[][..], &["-H", "Transfer-Encoding: chunked"][..]] {
+            let out = Command::new("curl")
+                .args(["-sS", protocol, "--cacert", server.ca().to_str().unwrap(), "-X", "PUT", "-H", "content-type: application/json"])
+                .args(framing)
+                .args(["--data-binary", &format!("@{}", big.display()), "-w", "\n%{http_code} %{http_version}", &url])
+                .output()
+                .unwrap();
+            let text = String::from_utf8_lossy(&out.stdout);
+            let (body, status) = text.rsplit_once('\n').unwrap_or_else(|| panic!("{protocol} {framing:?}: {}", String::from_utf8_lossy(&out.stderr)));
+            assert_eq!(status, format!("413 {version}"), "{protocol} {framing:?}: {body} {}", String::from_utf8_lossy(&out.stderr));
+            assert!(body.contains("RequestEntityTooLarge"), "{body}");
+        }
+    }
 }

@@ -31,5 +31,6 @@ pub fn config(home: &Path, database_url: &str, eks_cluster: Option<&str>, aws_au
         agent_listen: None,
         upstream_imds: kite_server::upstream::DEFAULT_IMDS.into(),
         imds_cache_size: kite_server::nmi::DEFAULT_CACHE_SIZE,
+        connections: Default::default(),
     }
 }
