@@ -31,6 +31,8 @@ const FIRST_BACKOFF: Duration = Duration::from_secs(5);
 const MAX_BACKOFF: Duration = Duration::from_secs(300);
 /// Issuers remembered (keys and failures alike); past it the stalest entry makes room.
 const MAX_ISSUERS: usize = 1024;
+/// Fetches under way at once, whatever the issuers.
+const MAX_FETCHES: usize = 16;
 
 struct Failure {
     until: Instant,
@@ -48,6 +50,9 @@ pub struct IssuerKeys {
     http: reqwest::Client,
     access: IssuerAccess,
     caches: Mutex<Caches>,
+    /// Per issuer, the turn to fetch it; entries live only while a fetch or its waiters do.
+    inflight: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    fetching: tokio::sync::Semaphore,
 }
 
 /// Drops the entry whose `age` is oldest when `map` is full, so it never grows past `MAX_ISSUERS`.
@@ -74,24 +79,39 @@ impl IssuerKeys {
             let pem = std::fs::read(ca).with_context(|| format!("reading issuer CA {}", ca.display()))?;
             builder = builder.add_root_certificate(reqwest::Certificate::from_pem(&pem).with_context(|| format!("{} is not a PEM certificate", ca.display()))?);
         }
-        Ok(IssuerKeys { http: builder.build()?, access, caches: Mutex::default() })
+        Ok(IssuerKeys {
+            http: builder.build()?,
+            access,
+            caches: Mutex::default(),
+            inflight: Mutex::default(),
+            fetching: tokio::sync::Semaphore::new(MAX_FETCHES),
+        })
     }
 
     /// The issuer's JWKS; `kid` names the key the caller needs, so a cache without it is refreshed.
     pub async fn jwks(&self, issuer: &str, kid: Option<&str>) -> Result<Arc<JwkSet>, String> {
-        let (cached, failed) = match self.caches.lock() {
-            Ok(c) => (c.keys.get(issuer).cloned(), c.failures.get(issuer).filter(|f| f.until > Instant::now()).map(|f| (f.until, f.reason.clone()))),
-            Err(_) => (None, None),
+        if let Some(answer) = self.cached(issuer, kid) {
+            return answer;
+        }
+        // One fetch per issuer at a time, and whoever waited looks again: the fetch it waited
+        // behind has answered for it, so a burst naming one issuer fetches it once.
+        let gate = self.inflight.lock().map_err(|_| "the issuer cache is unavailable".to_string())?.entry(issuer.to_string()).or_default().clone();
+        let turn = gate.lock().await;
+        let answer = match self.cached(issuer, kid) {
+            Some(answer) => answer,
+            None => self.fetch_and_remember(issuer).await,
         };
-        if let Some((at, keys)) = &cached {
-            let has_kid = kid.is_none_or(|k| keys.find(k).is_some());
-            if at.elapsed() < TTL && (has_kid || at.elapsed() < REFRESH_FLOOR) {
-                return Ok(keys.clone());
+        drop(turn);
+        if let Ok(mut inflight) = self.inflight.lock() {
+            if inflight.get(issuer).is_some_and(|g| Arc::ptr_eq(g, &gate)) {
+                inflight.remove(issuer);
             }
         }
-        if let Some((until, reason)) = failed {
-            return Err(format!("{reason} (not retried for another {}s)", until.saturating_duration_since(Instant::now()).as_secs().max(1)));
-        }
+        answer
+    }
+
+    async fn fetch_and_remember(&self, issuer: &str) -> Result<Arc<JwkSet>, String> {
+        let _place = self.fetching.acquire().await.map_err(|_| "kite is shutting down".to_string())?;
         match self.fetch(issuer).await {
             Ok(keys) => {
                 let keys = Arc::new(keys);
@@ -112,6 +132,20 @@ impl IssuerKeys {
                 Err(reason)
             }
         }
+    }
+
+    /// The cached keys, or the cached failure while its back-off lasts.
+    fn cached(&self, issuer: &str, kid: Option<&str>) -> Option<Result<Arc<JwkSet>, String>> {
+        let c = self.caches.lock().ok()?;
+        if let Some((at, keys)) = c.keys.get(issuer) {
+            let has_kid = kid.is_none_or(|k| keys.find(k).is_some());
+            if at.elapsed() < TTL && (has_kid || at.elapsed() < REFRESH_FLOOR) {
+                return Some(Ok(keys.clone()));
+            }
+        }
+        let failure = c.failures.get(issuer).filter(|f| f.until > Instant::now())?;
+        let left = failure.until.saturating_duration_since(Instant::now()).as_secs().max(1);
+        Some(Err(format!("{} (not retried for another {left}s)", failure.reason)))
     }
 
     async fn fetch(&self, issuer: &str) -> Result<JwkSet, String> {

@@ -166,3 +166,22 @@ fn hostile_issuer_urls_redirects_and_answers_are_refused_without_echo() {
     refused(6, "timed out");
     assert!(started.elapsed() < Duration::from_secs(10), "the fetch took {:?}", started.elapsed());
 }
+
+#[test]
+fn a_burst_naming_a_slow_issuer_fetches_it_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&dir.path().join("srv"), &["--allow-http-issuer"]);
+    let cli = Cli::admin(&dir.path().join("cli"), &server);
+    let silent = Listener::start(None);
+    let issuer = format!("http://127.0.0.1:{}", silent.port);
+    let app = app_trusting(&cli, "ssrf-burst", &[&issuer]);
+    let answers: Vec<(u16, String)> = std::thread::scope(|s| {
+        let workers: Vec<_> = (0..8).map(|_| s.spawn(|| assert_with(&server, &app, &issuer))).collect();
+        workers.into_iter().map(|w| w.join().unwrap()).collect()
+    });
+    for (status, summary) in &answers {
+        assert_eq!(*status, 400, "{summary}");
+        assert!(summary.contains("timed out"), "{summary}");
+    }
+    assert_eq!(silent.count(), 1, "8 concurrent assertions made kite connect more than once");
+}
