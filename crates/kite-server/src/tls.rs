@@ -213,22 +213,28 @@ pub fn spawn_renewal(home: PathBuf, files: TlsFiles, config: axum_server::tls_ru
         tick.tick().await;
         loop {
             tick.tick().await;
-            match renew_if_due(&home, OffsetDateTime::now_utc()) {
+            match renew_and_reload(&home, &files, &config, OffsetDateTime::now_utc()).await {
                 Ok(false) => {}
-                Ok(true) => match config.reload_from_pem_file(&files.server_cert, &files.server_key).await {
-                    Ok(()) => tracing::info!("serving the renewed server certificate"),
-                    Err(e) => {
-                        tracing::error!("renewed the server certificate but could not load it: {e}")
-                    }
-                },
-                Err(e) => tracing::error!("checking the server certificate for renewal: {e:#}"),
+                Ok(true) => tracing::info!("serving the renewed server certificate"),
+                Err(e) => tracing::error!("renewing the server certificate: {e:#}"),
             }
         }
     });
 }
 
+/// One renewal check: re-issues a due certificate and has `config` serve it; whether it did.
+async fn renew_and_reload(home: &Path, files: &TlsFiles, config: &axum_server::tls_rustls::RustlsConfig, now: OffsetDateTime) -> Result<bool> {
+    if !renew_if_due(home, now)? {
+        return Ok(false);
+    }
+    config.reload_from_pem_file(&files.server_cert, &files.server_key).await.context("loading the renewed server certificate")?;
+    Ok(true)
+}
+
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
+
     use super::*;
 
     fn end_of(home: &Path) -> OffsetDateTime {
@@ -253,6 +259,21 @@ mod tests {
         ensure_with_host(home.path(), Some("node-2".into()), &["kite.example.com".into(), "10.0.0.7".into()]).unwrap();
         let names = std::fs::read_to_string(home.path().join("tls/server-names.txt")).unwrap();
         assert!(!names.contains("node-2") && names.contains("kite.example.com"), "{names}");
+    }
+
+    #[tokio::test]
+    async fn a_running_server_swaps_in_the_renewed_certificate() {
+        let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+        let home = tempfile::tempdir().unwrap();
+        let files = ensure_with_host(home.path(), None, &[]).unwrap();
+        let config = axum_server::tls_rustls::RustlsConfig::from_pem_file(&files.server_cert, &files.server_key).await.unwrap();
+        let served = config.get_inner();
+        let now = OffsetDateTime::now_utc();
+        assert!(!renew_and_reload(home.path(), &files, &config, now).await.unwrap());
+        assert!(Arc::ptr_eq(&served, &config.get_inner()), "a fresh certificate is left alone");
+        assert!(renew_and_reload(home.path(), &files, &config, now + Duration::days(380)).await.unwrap());
+        assert!(!Arc::ptr_eq(&served, &config.get_inner()), "new connections get the renewed certificate");
+        assert!(end_of(home.path()) - now > Duration::days(700));
     }
 
     #[test]
