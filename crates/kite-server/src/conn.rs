@@ -9,7 +9,7 @@ use std::future::Future;
 use std::io;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -22,6 +22,7 @@ use axum_server::accept::Accept;
 use http_body_util::BodyExt;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 use hyper_util::server::conn::auto;
+use parking_lot::Mutex;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::{Instant, Sleep};
@@ -125,12 +126,11 @@ impl Limited {
 
     fn refuse(&self) -> io::Error {
         let count = self.refusals.since_warning.fetch_add(1, Ordering::Relaxed) + 1;
-        if let Ok(mut last) = self.refusals.last_warning.lock() {
-            if last.is_none_or(|t| t.elapsed() >= WARN_EVERY) {
-                *last = Some(Instant::now());
-                self.refusals.since_warning.store(0, Ordering::Relaxed);
-                tracing::warn!(max_connections = self.limits.max_connections, refused = count, "connection refused: --max-connections reached");
-            }
+        let mut last = self.refusals.last_warning.lock();
+        if last.is_none_or(|t| t.elapsed() >= WARN_EVERY) {
+            *last = Some(Instant::now());
+            self.refusals.since_warning.store(0, Ordering::Relaxed);
+            tracing::warn!(max_connections = self.limits.max_connections, refused = count, "connection refused: --max-connections reached");
         }
         io::Error::other("connection cap reached")
     }

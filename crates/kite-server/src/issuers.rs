@@ -8,11 +8,12 @@
 
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use kite_token::JwkSet;
+use parking_lot::Mutex;
 use serde_json::Value;
 
 pub use crate::egress::IssuerAccess;
@@ -95,17 +96,16 @@ impl IssuerKeys {
         }
         // One fetch per issuer at a time, and whoever waited looks again: the fetch it waited
         // behind has answered for it, so a burst naming one issuer fetches it once.
-        let gate = self.inflight.lock().map_err(|_| "the issuer cache is unavailable".to_string())?.entry(issuer.to_string()).or_default().clone();
+        let gate = self.inflight.lock().entry(issuer.to_string()).or_default().clone();
         let turn = gate.lock().await;
         let answer = match self.cached(issuer, kid) {
             Some(answer) => answer,
             None => self.fetch_and_remember(issuer).await,
         };
         drop(turn);
-        if let Ok(mut inflight) = self.inflight.lock() {
-            if inflight.get(issuer).is_some_and(|g| Arc::ptr_eq(g, &gate)) {
-                inflight.remove(issuer);
-            }
+        let mut inflight = self.inflight.lock();
+        if inflight.get(issuer).is_some_and(|g| Arc::ptr_eq(g, &gate)) {
+            inflight.remove(issuer);
         }
         answer
     }
@@ -115,20 +115,18 @@ impl IssuerKeys {
         match self.fetch(issuer).await {
             Ok(keys) => {
                 let keys = Arc::new(keys);
-                if let Ok(mut c) = self.caches.lock() {
-                    c.failures.remove(issuer);
-                    make_room(&mut c.keys, |(at, _)| *at);
-                    c.keys.insert(issuer.to_string(), (Instant::now(), keys.clone()));
-                }
+                let mut c = self.caches.lock();
+                c.failures.remove(issuer);
+                make_room(&mut c.keys, |(at, _)| *at);
+                c.keys.insert(issuer.to_string(), (Instant::now(), keys.clone()));
                 Ok(keys)
             }
             Err(reason) => {
                 tracing::warn!(issuer, "fetching the issuer's keys failed: {reason}");
-                if let Ok(mut c) = self.caches.lock() {
-                    let backoff = c.failures.get(issuer).map_or(FIRST_BACKOFF, |f| (f.backoff * 2).min(MAX_BACKOFF));
-                    make_room(&mut c.failures, |f| f.until);
-                    c.failures.insert(issuer.to_string(), Failure { until: Instant::now() + backoff, backoff, reason: reason.clone() });
-                }
+                let mut c = self.caches.lock();
+                let backoff = c.failures.get(issuer).map_or(FIRST_BACKOFF, |f| (f.backoff * 2).min(MAX_BACKOFF));
+                make_room(&mut c.failures, |f| f.until);
+                c.failures.insert(issuer.to_string(), Failure { until: Instant::now() + backoff, backoff, reason: reason.clone() });
                 Err(reason)
             }
         }
@@ -136,7 +134,7 @@ impl IssuerKeys {
 
     /// The cached keys, or the cached failure while its back-off lasts.
     fn cached(&self, issuer: &str, kid: Option<&str>) -> Option<Result<Arc<JwkSet>, String>> {
-        let c = self.caches.lock().ok()?;
+        let c = self.caches.lock();
         if let Some((at, keys)) = c.keys.get(issuer) {
             let has_kid = kid.is_none_or(|k| keys.find(k).is_some());
             if at.elapsed() < TTL && (has_kid || at.elapsed() < REFRESH_FLOOR) {

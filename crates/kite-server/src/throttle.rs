@@ -6,9 +6,9 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::net::IpAddr;
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use parking_lot::Mutex;
 use uuid::Uuid;
 
 /// Failures allowed per (client, address) within `WINDOW`.
@@ -37,9 +37,7 @@ impl AuthThrottle {
     }
 
     fn check_at(&self, client: Uuid, source: IpAddr, now: Instant) -> Result<(), Duration> {
-        let Ok(mut map) = self.failures.lock() else {
-            return Ok(());
-        };
+        let mut map = self.failures.lock();
         let Some(times) = map.get_mut(&(client, source)) else {
             return Ok(());
         };
@@ -56,9 +54,7 @@ impl AuthThrottle {
     }
 
     fn failed_at(&self, client: Uuid, source: IpAddr, now: Instant) {
-        let Ok(mut map) = self.failures.lock() else {
-            return;
-        };
+        let mut map = self.failures.lock();
         if map.len() >= MAX_TRACKED && !map.contains_key(&(client, source)) {
             map.retain(|_, times| times.back().is_some_and(|t| now.duration_since(*t) < WINDOW));
             if map.len() >= MAX_TRACKED {
@@ -79,14 +75,12 @@ impl AuthThrottle {
 
     /// A success forgets the pair's failures.
     pub fn succeeded(&self, client: Uuid, source: IpAddr) {
-        if let Ok(mut map) = self.failures.lock() {
-            map.remove(&(client, source));
-        }
+        self.failures.lock().remove(&(client, source));
     }
 
     #[cfg(test)]
     fn tracked(&self) -> usize {
-        self.failures.lock().map(|m| m.len()).unwrap_or(0)
+        self.failures.lock().len()
     }
 }
 
