@@ -114,3 +114,22 @@ fn an_oversized_body_is_answered_413_over_http1_and_http2() {
         }
     }
 }
+
+#[test]
+fn headers_trickled_a_line_a_second_are_cut_off_after_the_header_read_timeout() {
+    use std::io::Write;
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&dir.path().join("srv"), &[]);
+    let mut slow = idle_connection(&server);
+    let mut stdin = slow.stdin.take().unwrap();
+    let started = Instant::now();
+    // Never idle (a line every second), never done: only the header-read timeout (10 s) ends it.
+    let _ = stdin.write_all(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\n");
+    while slow.try_wait().unwrap().is_none() {
+        assert!(started.elapsed() < Duration::from_secs(20), "a request whose headers never end held its connection for 20 s");
+        let _ = stdin.write_all(b"X-Trickle: 1\r\n").and_then(|_| stdin.flush());
+        std::thread::sleep(Duration::from_secs(1));
+    }
+    assert!(started.elapsed() >= Duration::from_secs(9), "closed after {:?}, before the timeout", started.elapsed());
+    assert!(healthz(&server));
+}
