@@ -14,7 +14,7 @@ SA = "system:serviceaccount:default:s3-reader"
 @pytest.fixture
 def world(tmp_path, kite_factory):
     issuer = Issuer(tmp_path)
-    kite = kite_factory("--issuer-ca-file", str(issuer.ca_file))
+    kite = kite_factory("--issuer-ca-file", str(issuer.ca_file), "--allow-http-issuer")
     provider = kite.cli("iam", "oidc-provider", "create", "--url", issuer.url, "--client-id-list", "sts.amazonaws.com")
     host = issuer.url.removeprefix("https://")
     policy = {

@@ -116,6 +116,12 @@ def test_certificate_credential_signs_an_assertion_kite_verifies(kite, tmp_path)
 
 
 @pytest.fixture
+def kite(kite_factory):
+    """The federated tests' issuer is plain http on loopback, which kite fetches only when told to."""
+    return kite_factory("--allow-http-issuer")
+
+
+@pytest.fixture
 def issuer():
     i = Issuer()
     yield i

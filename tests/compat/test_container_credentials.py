@@ -26,7 +26,7 @@ TRUST = {
 @pytest.fixture
 def cluster(tmp_path, kite_factory, monkeypatch):
     issuer = Issuer()
-    kite = kite_factory("--insecure-http", "--eks-cluster", "prod", "--cluster-issuer", issuer.url)
+    kite = kite_factory("--insecure-http", "--allow-http-issuer", "--eks-cluster", "prod", "--cluster-issuer", issuer.url)
     (tmp_path / "trust.json").write_text(json.dumps(TRUST))
     role = kite.cli("iam", "role", "create", "--role-name", "pod-role", "--trust-policy", f"file://{tmp_path / 'trust.json'}")["Role"]
     token_file = tmp_path / "eks-pod-identity-token"

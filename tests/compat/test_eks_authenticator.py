@@ -33,7 +33,7 @@ def eks(tmp_path, kite_factory):
     issuer = Issuer(tmp_path)
     auth_file = tmp_path / "aws-auth.yaml"
     auth_file.write_text("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: aws-auth\n  namespace: kube-system\ndata: {}\n")
-    kite = kite_factory("--issuer-ca-file", str(issuer.ca_file), "--eks-cluster", "prod", "--aws-auth", str(auth_file))
+    kite = kite_factory("--issuer-ca-file", str(issuer.ca_file), "--allow-http-issuer", "--eks-cluster", "prod", "--aws-auth", str(auth_file))
     provider = kite.cli("iam", "oidc-provider", "create", "--url", issuer.url, "--client-id-list", "sts.amazonaws.com")
     policy = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {"Federated": provider["Arn"]},
               "Action": "sts:AssumeRoleWithWebIdentity"}]}
@@ -157,7 +157,7 @@ def test_access_entries_map_callers_in_api_mode(tmp_path, kite_factory):
     issuer = Issuer(tmp_path)
     entries = tmp_path / "access-entries.json"
     entries.write_text("[]")
-    kite = kite_factory("--issuer-ca-file", str(issuer.ca_file), "--eks-cluster", "prod", "--access-entries", str(entries),
+    kite = kite_factory("--issuer-ca-file", str(issuer.ca_file), "--allow-http-issuer", "--eks-cluster", "prod", "--access-entries", str(entries),
                         "--authentication-mode", "API")
     provider = kite.cli("iam", "oidc-provider", "create", "--url", issuer.url, "--client-id-list", "sts.amazonaws.com")
     policy = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {"Federated": provider["Arn"]}, "Action": "sts:AssumeRoleWithWebIdentity"}]}

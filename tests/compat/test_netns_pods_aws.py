@@ -41,7 +41,7 @@ class Node:
             ip("addr", "add", f"{AGENT_ADDRESS}/32", "dev", pod.host_if)
         # The pods reach the HTTPS listener at their gateway, so its certificate must name each one.
         names = [arg for pod in self.pods.values() for arg in ("--tls-name", pod.host_ip)]
-        self.kite = kite_factory("--eks-cluster", "prod", "--cluster-issuer", self.issuer.url, "--agent-listen", "0.0.0.0:0", *names,
+        self.kite = kite_factory("--eks-cluster", "prod", "--cluster-issuer", self.issuer.url, "--allow-http-issuer", "--agent-listen", "0.0.0.0:0", *names,
                                  listen="0.0.0.0:0")
         self.port, self.agent_port = self.kite.url.rsplit(":", 1)[1], self.kite.agent_url.rsplit(":", 1)[1]
         (tmp_path / "trust.json").write_text(json.dumps(TRUST))

@@ -32,9 +32,7 @@ impl FederatedCredential {
                 "invalid federated credential name '{name}': use 3-120 letters, digits, '-' or '_', starting with a letter or digit"
             )));
         }
-        let https = issuer.starts_with("https://");
-        let loopback_http = ["http://127.0.0.1", "http://localhost", "http://[::1]"].iter().any(|p| issuer.starts_with(p));
-        if !(https || loopback_http) || issuer.len() > 600 || issuer.contains(char::is_whitespace) {
+        if !issuer_url_ok(issuer) || issuer.len() > 600 || issuer.contains(char::is_whitespace) {
             return Err(Error::InvalidArgument(format!(
                 "invalid issuer '{issuer}': give the issuer's https URL exactly as its tokens carry it in 'iss' \
                  (for AKS: az aks show --query oidcIssuerProfile.issuerUrl)"
@@ -51,6 +49,20 @@ impl FederatedCredential {
         }
         Ok(FederatedCredential { name: name.into(), issuer: issuer.into(), subject: subject.into(), audiences, description })
     }
+}
+
+/// An issuer is an https URL, or http to a loopback host (tests, local clusters), with no
+/// credentials in it; the host is parsed, so `http://localhost@evil` and `http://127.0.0.1.evil`
+/// are not loopback. Whether kite will fetch it is decided at fetch time, by `kite serve`'s flags.
+fn issuer_url_ok(issuer: &str) -> bool {
+    let Ok(url) = url::Url::parse(issuer) else { return false };
+    let loopback = match url.host() {
+        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => return false,
+    };
+    url.username().is_empty() && url.password().is_none() && (url.scheme() == "https" || (url.scheme() == "http" && loopback))
 }
 
 /// Why no federated credential accepts an assertion, with Entra's code. `message` is for the caller,
@@ -110,6 +122,24 @@ mod tests {
 
     fn fic() -> FederatedCredential {
         FederatedCredential::new("kubernetes-app", "https://oidc.example.com/cluster1", "system:serviceaccount:default:app", vec![], None).unwrap()
+    }
+
+    #[test]
+    fn issuers_are_https_or_loopback_http_judged_by_the_parsed_host() {
+        let new = |issuer: &str| FederatedCredential::new("kubernetes-app", issuer, "sub", vec![], None);
+        for ok in ["https://oidc.example.com/x", "http://127.0.0.1:8080", "http://localhost:9", "http://[::1]:9"] {
+            assert!(new(ok).is_ok(), "{ok}");
+        }
+        for refused in [
+            "http://localhost@127.0.0.1:9",
+            "http://127.0.0.1.evil.com",
+            "http://localhost.evil.com",
+            "https://user:pw@oidc.example.com",
+            "http://oidc.example.com",
+            "oidc",
+        ] {
+            assert!(new(refused).unwrap_err().to_string().contains("invalid issuer"), "{refused}");
+        }
     }
 
     #[test]

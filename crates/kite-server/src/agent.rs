@@ -54,10 +54,13 @@ pub fn bind(addr: SocketAddr) -> anyhow::Result<(std::net::TcpListener, SocketAd
     Ok((listener, bound))
 }
 
-/// Serves the agent endpoints on `listener` until `handle` shuts it down.
-pub fn spawn(listener: std::net::TcpListener, state: AppState, handle: axum_server::Handle) {
+/// Serves the agent endpoints on `listener` until `handle` shuts it down, under its own
+/// connection cap (pods cannot crowd out the HTTPS listener, nor it them).
+pub fn spawn(listener: std::net::TcpListener, state: AppState, handle: axum_server::Handle, limits: crate::conn::ConnectionLimits) {
     tokio::spawn(async move {
-        if let Err(e) = axum_server::from_tcp(listener).handle(handle).serve(service(state)).await {
+        let mut server = axum_server::from_tcp(listener).acceptor(crate::conn::Limited::new(limits)).handle(handle);
+        crate::conn::tune(server.http_builder());
+        if let Err(e) = server.serve(service(state)).await {
             tracing::error!("node agent listener stopped: {e}");
         }
     });

@@ -26,11 +26,9 @@ use crate::api::aws::role_named;
 use crate::state::AppState;
 
 /// Refuses at start-up a `--cluster-issuer` whose keys kite could never fetch.
-pub fn check_issuer(issuer: &str) -> anyhow::Result<()> {
-    if !crate::issuers::allowed(issuer) {
-        anyhow::bail!(
-            "--cluster-issuer '{issuer}' is not an https URL: give the issuer exactly as the cluster's tokens carry it in 'iss' (plain http only on loopback)"
-        );
+pub fn check_issuer(issuer: &str, access: crate::issuers::IssuerAccess) -> anyhow::Result<()> {
+    if let Err(why) = access.check_url(issuer) {
+        anyhow::bail!("--cluster-issuer '{issuer}': {why}; give the issuer exactly as the cluster's tokens carry it in 'iss'");
     }
     Ok(())
 }

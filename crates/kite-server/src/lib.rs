@@ -8,7 +8,9 @@ pub mod auth;
 pub mod bootstrap;
 pub mod clients;
 pub mod cluster;
+pub mod conn;
 pub mod container_credentials;
+pub mod egress;
 pub mod entra_review;
 pub mod error;
 pub mod issuers;
@@ -20,6 +22,7 @@ pub mod nmi;
 pub mod refusals;
 pub mod state;
 pub mod sts;
+pub mod throttle;
 pub mod tls;
 pub mod token;
 pub mod upstream;
@@ -62,6 +65,8 @@ pub struct Config {
     pub token_lifetime_secs: i64,
     /// CA certificates to trust when fetching external issuers' keys.
     pub issuer_cas: Vec<PathBuf>,
+    /// Non-public networks external issuers may be fetched from (loopback, private).
+    pub issuer_access: issuers::IssuerAccess,
     /// Extra time a superseded signing key stays published after its last token expired (clock skew).
     pub key_retire_grace_secs: i64,
     /// RBAC YAML files or directories for the SubjectAccessReview webhook (`POST /authorize`).
@@ -93,6 +98,8 @@ pub struct Config {
     pub upstream_imds: String,
     /// How many tokens the node agent's cache holds before it evicts the least recently used.
     pub imds_cache_size: std::num::NonZeroUsize,
+    /// Connection cap and idle timeout, for each listener.
+    pub connections: conn::ConnectionLimits,
 }
 
 async fn subscriptions(State(state): State<AppState>, _caller: Caller) -> Json<Value> {
@@ -172,6 +179,7 @@ pub fn app(state: AppState) -> Router {
         .route("/kite/signingKeys/rotate", post(keys::rotate))
         .merge(agent::routes())
         .fallback(authorization::dispatch)
+        .layer(middleware::from_fn(conn::limit_body))
         .layer(middleware::from_fn_with_state(state.clone(), metrics::track))
         .layer(middleware::from_fn(access_log))
         .with_state(state)
@@ -227,7 +235,7 @@ fn is_loopback(addr: &SocketAddr) -> bool {
 /// credentials were written when this call created the tenant.
 pub async fn prepare(store: Arc<dyn Store>, config: &Config, public_url: &str, ca_file: Option<&std::path::Path>) -> Result<(AppState, Option<PathBuf>)> {
     if let Some(issuer) = &config.cluster_issuer {
-        container_credentials::check_issuer(issuer)?;
+        container_credentials::check_issuer(issuer, config.issuer_access)?;
     }
     let boot = bootstrap::ensure_tenant(store.as_ref(), &config.home, public_url, ca_file).await?;
     bootstrap::ensure_global_administrator(store.as_ref()).await?;
@@ -250,7 +258,7 @@ pub async fn prepare(store: Arc<dyn Store>, config: &Config, public_url: &str, c
         subscriptions: boot.subscriptions,
         public_url: public_url.to_string(),
         token_lifetime_secs: config.token_lifetime_secs,
-        issuers: Arc::new(issuers::IssuerKeys::new(&config.issuer_cas)?),
+        issuers: Arc::new(issuers::IssuerKeys::new(&config.issuer_cas, config.issuer_access)?),
         key_retire_grace_secs: config.key_retire_grace_secs,
         clients: Arc::default(),
         cluster: cluster::source(config.kubernetes.as_ref(), &nmi, &k8s).await?,
@@ -259,6 +267,7 @@ pub async fn prepare(store: Arc<dyn Store>, config: &Config, public_url: &str, c
         nmi,
         cluster_issuer: config.cluster_issuer.clone(),
         metrics: Arc::default(),
+        auth_throttle: Arc::default(),
         upstream_imds: Arc::new(upstream::UpstreamImds::new(&config.upstream_imds)?),
         refusals: Arc::default(),
     };
@@ -305,7 +314,7 @@ pub async fn serve(config: Config) -> Result<()> {
     let service = Router::new().fallback_service(tower::util::MapRequestLayer::new(rewrite).layer(app(state.clone())));
     let agent_handle = axum_server::Handle::new();
     if let Some((listener, bound)) = agent {
-        agent::spawn(listener, state.clone(), agent_handle.clone());
+        agent::spawn(listener, state.clone(), agent_handle.clone(), config.connections);
         println!("kite: node agent listening on http://{bound}");
     }
     println!("kite: listening on {public_url}");
@@ -319,14 +328,20 @@ pub async fn serve(config: Config) -> Result<()> {
         shutdown.graceful_shutdown(Some(std::time::Duration::from_secs(10)));
     });
     let make = service.into_make_service_with_connect_info::<SocketAddr>();
+    let limited = conn::Limited::new(config.connections);
     match tls {
         Some(files) => {
             let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
             let rustls_config = axum_server::tls_rustls::RustlsConfig::from_pem_file(&files.server_cert, &files.server_key).await?;
-            axum_server::from_tcp_rustls(listener, rustls_config).handle(handle).serve(make).await?;
+            tls::spawn_renewal(config.home.clone(), files, rustls_config.clone());
+            let mut server = axum_server::from_tcp_rustls(listener, rustls_config).map(|tls| tls.acceptor(limited)).handle(handle);
+            conn::tune(server.http_builder());
+            server.serve(make).await?;
         }
         None => {
-            axum_server::from_tcp(listener).handle(handle).serve(make).await?;
+            let mut server = axum_server::from_tcp(listener).acceptor(limited).handle(handle);
+            conn::tune(server.http_builder());
+            server.serve(make).await?;
         }
     }
     Ok(())

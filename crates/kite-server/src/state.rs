@@ -36,6 +36,8 @@ pub struct AppState {
     /// The EKS cluster's service-account issuer, for the container-credentials endpoint.
     pub cluster_issuer: Option<String>,
     pub metrics: Arc<crate::metrics::Metrics>,
+    /// Failed client authentications per (client, source address), for the token endpoint's brake.
+    pub auth_throttle: Arc<crate::throttle::AuthThrottle>,
     /// The node's IMDS, for excepted pods and the IMDS paths the agent does not answer.
     pub upstream_imds: Arc<crate::upstream::UpstreamImds>,
     /// Why federated assertions last missed each credential, for its owner.

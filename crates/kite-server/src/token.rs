@@ -1,12 +1,14 @@
 //! Entra-ID-shaped token service endpoints: OIDC discovery, JWKS and `client_credentials` with a
 //! client secret. Errors carry Entra's AADSTS codes and shape, so clients and people recognise them.
 
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 
+use axum::extract::connect_info::ConnectInfo;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::{Form, Json};
+use axum::{Extension, Form, Json};
 use kite_core::directory::{Application, Principal};
 use kite_core::federation::match_assertion;
 use kite_token::assertion::{self, AssertionError, Unverified};
@@ -26,11 +28,13 @@ pub struct OAuthError {
     pub error: &'static str,
     pub code: u32,
     pub description: String,
+    /// Seconds for a `Retry-After` header (throttled callers).
+    pub retry_after: Option<u64>,
 }
 
 impl OAuthError {
     fn new(status: StatusCode, error: &'static str, code: u32, description: impl Into<String>) -> Self {
-        OAuthError { status, error, code, description: description.into() }
+        OAuthError { status, error, code, description: description.into(), retry_after: None }
     }
 
     /// `AADSTS<code>: <description>`, as a relayed error quotes it.
@@ -217,7 +221,7 @@ pub fn check_secret(client: &Client, client_id: &str, secret: &str, now: OffsetD
 /// Owns client authentication for every grant, so none can skip a shared step: the tenant, the
 /// grant type, the client, then exactly one credential (secret, certificate assertion or
 /// federated assertion).
-async fn issue(state: &AppState, tenant: &str, form: TokenForm, version: Version) -> Result<Value, OAuthError> {
+async fn issue(state: &AppState, tenant: &str, form: TokenForm, version: Version, source: IpAddr) -> Result<Value, OAuthError> {
     check_tenant(state, tenant)?;
     let grant = form.grant_type.as_deref().ok_or_else(|| missing("grant_type"))?;
     if grant != "client_credentials" {
@@ -244,10 +248,38 @@ async fn issue(state: &AppState, tenant: &str, form: TokenForm, version: Version
         Version::V1 => form.resource.as_deref().ok_or_else(|| missing("resource"))?,
     };
     let (app_id, client) = lookup_client(state, client_id).await?;
-    let (principal, app) = (&client.principal, &client.app);
+    state.auth_throttle.check(app_id, source).map_err(|wait| throttled(client_id, wait))?;
+    match authenticate(state, &form, client_id, app_id, &client).await {
+        Ok(()) => state.auth_throttle.succeeded(app_id, source),
+        Err(e) => {
+            if e.status != StatusCode::INTERNAL_SERVER_ERROR {
+                state.auth_throttle.failed(app_id, source);
+            }
+            return Err(e);
+        }
+    }
+    mint(state, &client.principal, resource, version == Version::V2)
+}
+
+/// Entra's lockout answer, with how long to wait.
+fn throttled(client_id: &str, wait: std::time::Duration) -> OAuthError {
+    let secs = wait.as_secs().max(1);
+    let mut e = OAuthError::new(
+        StatusCode::TOO_MANY_REQUESTS,
+        "temporarily_unavailable",
+        50053,
+        format!("Too many failed authentications for app '{client_id}' from this address; further attempts are refused for {secs} seconds."),
+    );
+    e.retry_after = Some(secs);
+    e
+}
+
+/// Checks the one credential the request carries: a secret, a certificate assertion or a
+/// federated assertion.
+async fn authenticate(state: &AppState, form: &TokenForm, client_id: &str, app_id: Uuid, client: &Client) -> Result<(), OAuthError> {
     let now = state.now();
     match (form.client_secret.as_deref(), form.client_assertion.as_deref()) {
-        (Some(secret), None) => check_secret(&client, client_id, secret, now)?,
+        (Some(secret), None) => check_secret(client, client_id, secret, now),
         (None, Some(raw)) => {
             if form.client_assertion_type.as_deref() != Some(JWT_BEARER) {
                 return Err(OAuthError::new(
@@ -258,19 +290,16 @@ async fn issue(state: &AppState, tenant: &str, form: TokenForm, version: Version
                 ));
             }
             let claims = assertion::peek(raw).map_err(|e| invalid_client(50027, format!("JWT token is invalid or malformed: {e}")))?;
-            match (app, claims.str_claim("iss") == Some(client_id)) {
-                (Some(app), true) => certificate_grant(state, app, client_id, raw, &claims, now)?,
-                _ => federated_grant(state, &app_id, raw, &claims, now).await?,
+            match (&client.app, claims.str_claim("iss") == Some(client_id)) {
+                (Some(app), true) => certificate_grant(state, app, client_id, raw, &claims, now),
+                _ => federated_grant(state, &app_id, raw, &claims, now).await,
             }
         }
         (Some(_), Some(_)) => {
-            return Err(OAuthError::new(StatusCode::BAD_REQUEST, "invalid_request", 90023, "Give either client_secret or client_assertion, not both."))
+            Err(OAuthError::new(StatusCode::BAD_REQUEST, "invalid_request", 90023, "Give either client_secret or client_assertion, not both."))
         }
-        (None, None) => {
-            return Err(invalid_client(7000218, "The request body must contain the following parameter: 'client_assertion' or 'client_secret'.".into()))
-        }
+        (None, None) => Err(invalid_client(7000218, "The request body must contain the following parameter: 'client_assertion' or 'client_secret'.".into())),
     }
-    mint(state, principal, resource, version == Version::V2)
 }
 
 /// Signs an access token for `principal` and answers in the token endpoint's shape: v2 with numeric
@@ -307,15 +336,26 @@ pub fn mint(state: &AppState, principal: &Principal, resource: &str, v2: bool) -
 fn answer(state: &AppState, result: Result<Value, OAuthError>) -> Response {
     match result {
         Ok(body) => (StatusCode::OK, [("cache-control", "no-store")], Json(body)).into_response(),
-        Err(e) => (e.status, Json(e.body(state.now(), &state.public_url))).into_response(),
+        Err(e) => {
+            let mut response = (e.status, Json(e.body(state.now(), &state.public_url))).into_response();
+            if let Some(secs) = e.retry_after {
+                response.headers_mut().insert(axum::http::header::RETRY_AFTER, secs.into());
+            }
+            response
+        }
     }
 }
 
 type FormResult = Result<Form<TokenForm>, axum::extract::rejection::FormRejection>;
 
-async fn endpoint(state: AppState, tenant: String, form: FormResult, version: Version) -> Response {
+/// The caller's address, which failed authentications are counted against; routers driven
+/// without a socket (benches) have none and share one count.
+type Source = Option<Extension<ConnectInfo<SocketAddr>>>;
+
+async fn endpoint(state: AppState, tenant: String, form: FormResult, version: Version, source: Source) -> Response {
+    let source = source.map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |Extension(ConnectInfo(addr))| addr.ip());
     let result = match form {
-        Ok(Form(form)) => issue(&state, &tenant, form, version).await,
+        Ok(Form(form)) => issue(&state, &tenant, form, version, source).await,
         Err(e) => Err(OAuthError::new(
             StatusCode::BAD_REQUEST,
             "invalid_request",
@@ -326,12 +366,12 @@ async fn endpoint(state: AppState, tenant: String, form: FormResult, version: Ve
     answer(&state, result)
 }
 
-pub async fn token_v2(State(state): State<AppState>, Path(tenant): Path<String>, form: FormResult) -> Response {
-    endpoint(state, tenant, form, Version::V2).await
+pub async fn token_v2(State(state): State<AppState>, Path(tenant): Path<String>, source: Source, form: FormResult) -> Response {
+    endpoint(state, tenant, form, Version::V2, source).await
 }
 
-pub async fn token_v1(State(state): State<AppState>, Path(tenant): Path<String>, form: FormResult) -> Response {
-    endpoint(state, tenant, form, Version::V1).await
+pub async fn token_v1(State(state): State<AppState>, Path(tenant): Path<String>, source: Source, form: FormResult) -> Response {
+    endpoint(state, tenant, form, Version::V1, source).await
 }
 
 fn discovery(state: &AppState, v2: bool) -> Value {

@@ -94,6 +94,14 @@ pub struct ServeArgs {
     /// CA certificate (PEM) to trust when fetching an external issuer's keys (repeatable).
     #[arg(long = "issuer-ca-file")]
     issuer_cas: Vec<PathBuf>,
+    /// Let federated-credential and cluster issuers live on this machine (loopback), over http or
+    /// https: for tests and local clusters. Without it, issuers are https on non-loopback addresses.
+    #[arg(long)]
+    allow_http_issuer: bool,
+    /// Let issuers resolve to private networks (10/8, 172.16/12, 192.168/16, fc00::/7, 100.64/10),
+    /// e.g. an on-premises cluster's issuer. Link-local and metadata addresses are never fetched.
+    #[arg(long)]
+    allow_private_issuer: bool,
     /// Seconds a rotated-out signing key stays published after the last token it signed expired.
     #[arg(long, default_value_t = 300, value_parser = clap::value_parser!(i64).range(0..=604_800))]
     key_retire_grace: i64,
@@ -146,6 +154,12 @@ pub struct ServeArgs {
     /// Tokens the node agent caches (1 to 1000000); past that the least recently used go first.
     #[arg(long, default_value_t = kite_server::nmi::DEFAULT_CACHE_SIZE, value_parser = cache_size)]
     imds_cache_size: std::num::NonZeroUsize,
+    /// Connections each listener holds open at once; past it new ones are closed at once (logged).
+    #[arg(long, default_value_t = 4096, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    max_connections: u32,
+    /// Seconds a connection may stay open with no byte moving either way before it is closed.
+    #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    idle_timeout: u64,
 }
 
 fn cache_size(raw: &str) -> Result<std::num::NonZeroUsize, String> {
@@ -180,6 +194,7 @@ async fn main() -> ExitCode {
                 tls_names: args.tls_names,
                 token_lifetime_secs: args.token_lifetime,
                 issuer_cas: args.issuer_cas,
+                issuer_access: kite_server::issuers::IssuerAccess { loopback: args.allow_http_issuer, private: args.allow_private_issuer },
                 key_retire_grace_secs: args.key_retire_grace,
                 k8s_rbac: args.k8s_rbac,
                 eks_cluster: args.eks_cluster,
@@ -196,6 +211,10 @@ async fn main() -> ExitCode {
                 agent_listen: args.agent_listen,
                 upstream_imds: args.upstream_imds,
                 imds_cache_size: args.imds_cache_size,
+                connections: kite_server::conn::ConnectionLimits {
+                    max_connections: args.max_connections as usize,
+                    idle_timeout: std::time::Duration::from_secs(args.idle_timeout),
+                },
             };
             kite_server::serve(config).await.map(|_| ExitCode::SUCCESS)
         }

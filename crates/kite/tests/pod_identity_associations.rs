@@ -77,7 +77,7 @@ fn role(cli: &Cli, dir: &std::path::Path, name: &str, statement: Value) -> Strin
 fn a_pod_gets_its_associated_roles_credentials_until_the_association_is_deleted() {
     let dir = tempfile::tempdir().unwrap();
     let issuer = Issuer::start();
-    let server = Server::start(&dir.path().join("srv"), &["--eks-cluster", "prod", "--cluster-issuer", &issuer.url]);
+    let server = Server::start(&dir.path().join("srv"), &["--eks-cluster", "prod", "--cluster-issuer", &issuer.url, "--allow-http-issuer"]);
     let cli = Cli::admin(&dir.path().join("cli"), &server);
     let pods_role = role(
         &cli,
@@ -168,11 +168,17 @@ fn a_server_without_a_cluster_issuer_says_how_to_configure_one() {
     assert_eq!(status, 503);
     assert!(body.contains("--eks-cluster NAME --cluster-issuer URL"), "{body}");
 
-    let refused = std::process::Command::new(support::BIN)
-        .args(["serve", "--listen", "127.0.0.1:0", "--eks-cluster", "prod", "--cluster-issuer", "http://oidc.example.com"])
-        .env("KITE_HOME", dir.path().join("other"))
-        .output()
-        .unwrap();
-    assert!(!refused.status.success());
-    assert!(String::from_utf8_lossy(&refused.stderr).contains("--cluster-issuer 'http://oidc.example.com' is not an https URL"));
+    for (issuer, needle) in [
+        ("http://oidc.example.com", "--cluster-issuer 'http://oidc.example.com': only https issuers are allowed"),
+        // Loopback only when the operator allows it.
+        ("http://127.0.0.1:9", "--cluster-issuer 'http://127.0.0.1:9': plain http is refused: only `kite serve --allow-http-issuer` allows it"),
+    ] {
+        let refused = std::process::Command::new(support::BIN)
+            .args(["serve", "--listen", "127.0.0.1:0", "--eks-cluster", "prod", "--cluster-issuer", issuer])
+            .env("KITE_HOME", dir.path().join("other"))
+            .output()
+            .unwrap();
+        assert!(!refused.status.success());
+        assert!(String::from_utf8_lossy(&refused.stderr).contains(needle), "{}", String::from_utf8_lossy(&refused.stderr));
+    }
 }

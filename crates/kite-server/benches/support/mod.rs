@@ -14,6 +14,7 @@ pub fn config(home: &Path, database_url: &str, eks_cluster: Option<&str>, aws_au
         tls_names: Vec::new(),
         token_lifetime_secs: 3600,
         issuer_cas: Vec::new(),
+        issuer_access: Default::default(),
         key_retire_grace_secs: 300,
         k8s_rbac: Vec::new(),
         eks_cluster: eks_cluster.map(str::to_string),
@@ -30,5 +31,6 @@ pub fn config(home: &Path, database_url: &str, eks_cluster: Option<&str>, aws_au
         agent_listen: None,
         upstream_imds: kite_server::upstream::DEFAULT_IMDS.into(),
         imds_cache_size: kite_server::nmi::DEFAULT_CACHE_SIZE,
+        connections: Default::default(),
     }
 }
