@@ -1,11 +1,11 @@
 //! `kite`: the server (`kite serve`) and an az-like CLI that is a client of its API.
 
-mod aks;
+mod args;
 mod client;
 mod commands;
-mod eks_pod_identity;
+mod files;
 mod output;
-mod podidentity;
+mod view;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -35,40 +35,40 @@ pub enum Command {
     /// Run the kite server (management API and token service).
     Serve(Box<ServeArgs>),
     /// Sign in to a kite server with a service principal.
-    Login(commands::LoginArgs),
+    Login(commands::account::LoginArgs),
     /// Forget the signed-in profile.
     Logout,
     /// Subscriptions of the signed-in tenant.
     #[command(subcommand)]
-    Account(commands::AccountCmd),
+    Account(commands::account::AccountCmd),
     /// Resource groups.
     #[command(subcommand)]
-    Group(commands::GroupCmd),
+    Group(commands::group::GroupCmd),
     /// User-assigned managed identities.
     #[command(subcommand)]
-    Identity(commands::IdentityCmd),
+    Identity(commands::identity::IdentityCmd),
     /// Directory objects (service principals).
     #[command(subcommand)]
-    Ad(commands::AdCmd),
+    Ad(commands::ad::AdCmd),
     /// Role definitions, assignments and access checks.
     #[command(subcommand)]
-    Role(commands::RoleCmd),
+    Role(commands::role::RoleCmd),
     /// AWS-shaped IAM: OIDC providers and roles that kite's STS endpoint honours.
     #[command(subcommand)]
-    Iam(commands::IamCmd),
+    Iam(commands::iam::IamCmd),
     /// Kubernetes: RBAC questions answered from RBAC YAML (`kubectl get … -o yaml` dumps).
     #[command(subcommand)]
-    K8s(commands::K8sCmd),
+    K8s(commands::k8s::K8sCmd),
     /// EKS-shaped cluster access: aws-auth identity mappings and access entries (files `kite serve` reads),
     /// and pod identity associations.
     #[command(subcommand)]
-    Eks(commands::EksCmd),
+    Eks(commands::eks::EksCmd),
     /// AKS-shaped clusters: their identities, node resource group and pod identities.
     #[command(subcommand)]
-    Aks(aks::AksCmd),
+    Aks(commands::aks::AksCmd),
     /// Token-signing keys: list, rotate.
     #[command(subcommand)]
-    Keys(commands::KeysCmd),
+    Keys(commands::keys::KeysCmd),
 }
 
 #[derive(Args)]
@@ -133,7 +133,7 @@ pub struct ServeArgs {
     #[arg(long = "pod-identity-dir", conflicts_with = "kubernetes")]
     pod_identity: Vec<PathBuf>,
     #[command(flatten)]
-    cluster: commands::ClusterArgs,
+    cluster: args::ClusterArgs,
     /// The --eks-cluster's service-account issuer URL: GET /v1/credentials accepts pods' tokens it signed
     /// (audience pods.eks.amazonaws.com) and answers with their pod identity association's role.
     #[arg(long, requires = "eks_cluster")]

@@ -1,6 +1,7 @@
 //! Output as az prints it: `-o json|jsonc|table|tsv|yaml|none`, after an optional JMESPath `--query`.
 
 use std::fmt::Write as _;
+use std::process::ExitCode;
 
 use anyhow::{bail, Context, Result};
 use clap::ValueEnum;
@@ -92,6 +93,22 @@ fn reorder(value: &mut Value, orders: &[Vec<String>]) {
         }
         _ => {}
     }
+}
+
+/// Prints `value` after `--query`, in `format`.
+pub fn print(value: Value, format: Format, query: Option<&str>) -> Result<ExitCode> {
+    print_as(value, format, query, None)
+}
+
+/// Like [`print`], with the columns az's table view shows for this kind of object when no --query is given.
+pub fn print_as(value: Value, format: Format, query: Option<&str>, table_view: Option<&str>) -> Result<ExitCode> {
+    let query = match (format, query) {
+        (Format::Table, None) => table_view,
+        (_, q) => q,
+    };
+    let value = self::query(value, query)?;
+    print!("{}", render(&value, format)?);
+    Ok(ExitCode::SUCCESS)
 }
 
 pub fn render(value: &Value, format: Format) -> Result<String> {

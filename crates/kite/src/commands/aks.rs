@@ -13,9 +13,11 @@ use kite_k8s::podidentity::{AzureIdentity, AzureIdentityBinding};
 use reqwest::Method;
 use serde_json::{json, Value};
 
+use crate::args::ClusterArgs;
 use crate::client::Client;
-use crate::commands::{identity_view, list_of, print, replace_file, ClusterArgs};
-use crate::output::Format;
+use crate::files::replace_file;
+use crate::output::{print, Format};
+use crate::view::{identity_view, list_of};
 
 #[derive(Args)]
 pub struct ClusterRef {

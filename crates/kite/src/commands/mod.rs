@@ -1,0 +1,42 @@
+//! The CLI's commands, one module per command group: each builds one or two API calls (or reads
+//! files), reshapes the answer as az prints it, and hands it to the output formatter. This module
+//! only dispatches.
+
+pub mod account;
+pub mod ad;
+pub mod aks;
+pub mod eks;
+pub mod group;
+pub mod iam;
+pub mod identity;
+pub mod k8s;
+pub mod keys;
+pub mod role;
+
+use std::path::Path;
+use std::process::ExitCode;
+
+use anyhow::Result;
+
+use crate::client::Client;
+use crate::output::Format;
+use crate::Command;
+
+pub async fn run(command: Command, home: &Path, explicit_format: Option<Format>, query: Option<&str>) -> Result<ExitCode> {
+    let format = explicit_format.unwrap_or(Format::Json);
+    match command {
+        Command::Login(args) => account::login(args, home, format, query).await,
+        Command::Logout => account::logout(home),
+        Command::Account(cmd) => account::run(cmd, &mut Client::load(home)?, format, query).await,
+        Command::Group(cmd) => group::run(cmd, &mut Client::load(home)?, format, query).await,
+        Command::Identity(cmd) => identity::run(cmd, &mut Client::load(home)?, format, query).await,
+        Command::Ad(cmd) => ad::run(cmd, &mut Client::load(home)?, format, query).await,
+        Command::Role(cmd) => role::run(cmd, &mut Client::load(home)?, format, query).await,
+        Command::Iam(cmd) => iam::run(cmd, &mut Client::load(home)?, format, query).await,
+        Command::K8s(cmd) => k8s::run(cmd, explicit_format, query),
+        Command::Eks(cmd) => eks::run(cmd, home, format, query).await,
+        Command::Aks(cmd) => aks::run(cmd, &mut Client::load(home)?, format, query).await,
+        Command::Keys(cmd) => keys::run(cmd, &mut Client::load(home)?, format, query).await,
+        Command::Serve(_) => unreachable!("serve is handled in main"),
+    }
+}
