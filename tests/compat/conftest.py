@@ -16,14 +16,25 @@ ROOT = pathlib.Path(__file__).resolve().parents[2]
 BIN = os.environ.get("KITE_BIN", str(ROOT / "target" / "debug" / "kite"))
 
 
+# libfaketime (Debian's `faketime`): the server's wall clock moved from outside, so expiry is tested
+# with real lifetimes (600 s at least) without waiting for them. Monotonic time stays real.
+LIBFAKETIME = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1"
+
+
 class Kite:
-    def __init__(self, base: pathlib.Path, *args: str, listen: str = "127.0.0.1:0"):
+    def __init__(self, base: pathlib.Path, *args: str, listen: str = "127.0.0.1:0", movable_clock: bool = False):
         self.home = base / "srv"
         self.cli_home = base / "cli"
         self.log = open(base / "server.log", "w")
+        env = {**os.environ, "KITE_HOME": str(self.home)}
+        self.clock_file = None
+        if movable_clock:
+            self.clock_file = base / "faketime"
+            self.clock_file.write_text("+0\n")
+            env.update(LD_PRELOAD=LIBFAKETIME, FAKETIME_TIMESTAMP_FILE=str(self.clock_file), FAKETIME_NO_CACHE="1", FAKETIME_DONT_FAKE_MONOTONIC="1")
         self.proc = subprocess.Popen(
             [BIN, "serve", "--listen", listen, *args],
-            env={**os.environ, "KITE_HOME": str(self.home)},
+            env=env,
             stdout=subprocess.PIPE,
             stderr=self.log,
             text=True,
@@ -55,6 +66,10 @@ class Kite:
             return out
         return json.loads(out.stdout) if out.stdout.strip() else None
 
+    def advance_clock(self, seconds: int):
+        """Moves the server's wall clock `seconds` ahead of real time (needs movable_clock=True)."""
+        self.clock_file.write_text(f"+{seconds}\n")
+
     def stop(self):
         self.proc.terminate()
         try:
@@ -82,9 +97,10 @@ def kite(tmp_path, monkeypatch):
 def kite_factory(tmp_path, monkeypatch):
     servers = []
 
-    def make(*args, listen="127.0.0.1:0"):
-        """`listen`: e.g. 0.0.0.0:0 when network-namespace pods must reach the HTTPS listener."""
-        server = start(tmp_path, monkeypatch, *args, listen=listen)
+    def make(*args, listen="127.0.0.1:0", movable_clock=False):
+        """`listen`: e.g. 0.0.0.0:0 when network-namespace pods must reach the HTTPS listener;
+        `movable_clock`: the server runs under libfaketime, see Kite.advance_clock."""
+        server = start(tmp_path, monkeypatch, *args, listen=listen, movable_clock=movable_clock)
         servers.append(server)
         return server
 

@@ -182,7 +182,7 @@ def test_federated_assertions_that_do_not_match_are_refused_with_their_aadsts_co
 
 
 def test_tokens_verify_through_discovery_until_their_key_is_rotated_out(kite_factory):
-    kite = kite_factory("--token-lifetime", "4", "--key-retire-grace", "0")
+    kite = kite_factory("--token-lifetime", "600", "--key-retire-grace", "0", movable_clock=True)
     app = sp(kite, "rotation-app")
     def token():
         return ClientSecretCredential(kite.tenant, app["appId"], app["password"], authority=kite.url, disable_instance_discovery=True).get_token(MGMT).token
@@ -195,6 +195,7 @@ def test_tokens_verify_through_discovery_until_their_key_is_rotated_out(kite_fac
     assert jwt.get_unverified_header(second)["kid"] != old_kid
     verify(kite, first)  # the old key is still published while its tokens live
     verify(kite, second)
+    kite.advance_clock(601)  # every token the old key signed has now expired
     deadline = time.time() + 30
     while any(k["kid"] == old_kid for k in kite.cli("keys", "list")) and time.time() < deadline:
         time.sleep(1)

@@ -66,14 +66,14 @@ def test_an_azure_identity_token_for_the_cluster_is_mapped_and_others_are_refuse
 
 
 def test_without_a_mapping_the_username_is_the_object_id_and_expired_tokens_say_when(kite_factory):
-    kite = kite_factory("--entra-audience", AKS_SERVER_APP, "--token-lifetime", "3")
+    kite = kite_factory("--entra-audience", AKS_SERVER_APP, "--token-lifetime", "600", movable_clock=True)
     app = kite.cli("ad", "sp", "create-for-rbac", "--name", "aks-reader")
     oid = kite.cli("ad", "sp", "show", "--id", app["appId"])["id"]
     token = token_for(kite, app, f"{AKS_SERVER_APP}/.default")
     status = review(kite, token)
     assert status["authenticated"] is True, status
     assert (status["user"]["username"], status["user"]["groups"]) == (oid, [])
-    time.sleep(4)
+    kite.advance_clock(601)
     expired = review(kite, token)
     assert expired.get("authenticated") is not True
     exp = datetime.datetime.fromtimestamp(jwt.decode(token, options={"verify_signature": False})["exp"], datetime.timezone.utc)

@@ -35,9 +35,13 @@ impl FromRequestParts<AppState> for Caller {
         let keys = state.keys();
         let now = state.now().unix_timestamp();
         let (v2, v1) = (state.issuer_v2(), state.issuer_v1());
-        let claims = keys
-            .verify(token.trim(), &auds, &[&v2, &v1], now)
-            .map_err(|e| ApiError::unauthenticated(format!("The access token is invalid: {e}. Sign in again with 'kite login'")))?;
+        let claims = keys.verify(token.trim(), &auds, &[&v2, &v1], now).map_err(|e| match e {
+            // ARM's code for it: clients (az, kite's CLI) renew their token and retry.
+            kite_token::Error::Expired(_) => {
+                ApiError::new(axum::http::StatusCode::UNAUTHORIZED, "ExpiredAuthenticationToken", format!("The access token has expired: {e}"))
+            }
+            e => ApiError::unauthenticated(format!("The access token is invalid: {e}. Sign in again with 'kite login'")),
+        })?;
         if claims.tid != state.tenant.tenant_id.to_string() {
             return Err(ApiError::unauthenticated("The access token is from another tenant"));
         }

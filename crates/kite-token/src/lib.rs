@@ -20,6 +20,10 @@ use sha1::Digest;
 pub enum Error {
     #[error("signing key: {0}")]
     Key(String),
+    /// Signed by a published key for the right audience and issuer, but past its `exp` (unix time):
+    /// the one refusal a client answers by getting a new token.
+    #[error("token rejected: the token expired at {0} (unix time)")]
+    Expired(i64),
     #[error("token rejected: {0}")]
     Invalid(String),
 }
@@ -142,7 +146,7 @@ impl KeySet {
     pub fn verify(&self, token: &str, audiences: &[&str], issuers: &[&str], now_unix: i64) -> Result<AccessClaims> {
         let c = self.verify_ignoring_time(token, audiences, issuers)?;
         if now_unix >= c.exp {
-            return Err(Error::Invalid(format!("the token expired at {} (unix time)", c.exp)));
+            return Err(Error::Expired(c.exp));
         }
         if now_unix < c.nbf {
             return Err(Error::Invalid("the token is not valid yet".into()));

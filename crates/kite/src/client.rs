@@ -138,6 +138,26 @@ impl Client {
     }
 
     pub async fn call_with(&mut self, method: Method, path: &str, query: &[(&str, String)], body: Option<&Value>) -> Result<Value> {
+        let (mut status, mut value) = self.send(method.clone(), path, query, body).await?;
+        // The server's clock decides expiry: a token this machine still thinks valid may not be.
+        if status == reqwest::StatusCode::UNAUTHORIZED && value["error"]["code"] == "ExpiredAuthenticationToken" {
+            self.refresh_token().await?;
+            self.save()?;
+            (status, value) = self.send(method, path, query, body).await?;
+        }
+        if status.is_success() {
+            return Ok(value);
+        }
+        Err(ApiFailure {
+            code: value["error"]["code"].as_str().unwrap_or(status.as_str()).to_string(),
+            message: value["error"]["message"].as_str().map(str::to_string).unwrap_or_else(|| value.to_string()),
+        }
+        .into())
+    }
+}
+
+impl Client {
+    async fn send(&mut self, method: Method, path: &str, query: &[(&str, String)], body: Option<&Value>) -> Result<(reqwest::StatusCode, Value)> {
         let token = self.token().await?;
         let url = format!("{}{}", self.profile.server, path);
         let mut req = self.http.request(method, &url).bearer_auth(token).query(query);
@@ -147,15 +167,7 @@ impl Client {
         let resp = req.send().await.map_err(|e| connect_error(&self.profile.server, e))?;
         let status = resp.status();
         let text = resp.text().await.unwrap_or_default();
-        let value: Value = if text.trim().is_empty() { Value::Null } else { serde_json::from_str(&text).unwrap_or(Value::String(text)) };
-        if status.is_success() {
-            return Ok(value);
-        }
-        Err(ApiFailure {
-            code: value["error"]["code"].as_str().unwrap_or(status.as_str()).to_string(),
-            message: value["error"]["message"].as_str().map(str::to_string).unwrap_or_else(|| value.to_string()),
-        }
-        .into())
+        Ok((status, if text.trim().is_empty() { Value::Null } else { serde_json::from_str(&text).unwrap_or(Value::String(text)) }))
     }
 }
 
