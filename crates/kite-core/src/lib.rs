@@ -2,6 +2,9 @@
 //! definitions and the RBAC decision engine. No I/O here: callers read the clock and the store at
 //! the edge and pass what they read in, so every decision can be tested without a socket.
 
+// Request paths answer errors, never panic; tests may unwrap.
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
+
 pub mod aks;
 pub mod aws;
 pub mod credential;

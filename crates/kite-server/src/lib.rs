@@ -2,6 +2,9 @@
 //! with a CA kite generates itself. `app(state)` builds the router without a socket, so tests can
 //! drive it directly; `serve` adds the store, the keys, TLS and a listener.
 
+// Request paths answer errors, never panic; tests may unwrap.
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
+
 pub mod agent;
 pub mod api;
 pub mod auth;

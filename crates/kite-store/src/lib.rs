@@ -9,6 +9,9 @@
 //! SQLite (the embedded default) and PostgreSQL (scale-out) share one implementation, [`SqlStore`],
 //! through sqlx's `Any` driver and portable SQL.
 
+// Request paths answer errors, never panic; tests may unwrap.
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
+
 mod sql;
 
 use async_trait::async_trait;

@@ -4,6 +4,9 @@
 //! certificate so the JWKS can carry `x5c`/`x5t` like Entra's. Verification pins the algorithm
 //! to RS256 and looks the key up by `kid`, so `alg: none` or HS256-with-the-public-key tokens fail.
 
+// Request paths answer errors, never panic; tests may unwrap.
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
+
 pub mod assertion;
 
 pub use jsonwebtoken::jwk::JwkSet;

@@ -1,5 +1,8 @@
 //! `kite`: the server (`kite serve`) and an az-like CLI that is a client of its API.
 
+// Request paths answer errors, never panic; tests may unwrap.
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
+
 mod args;
 mod client;
 mod commands;

@@ -137,7 +137,15 @@ async fn list_definitions(state: &AppState, caller: &Caller, scope: &Scope, quer
     authorize(state, caller, "Microsoft.Authorization/roleDefinitions/read", scope).await?;
     let roles = all_roles(state).await?;
     let chosen: Vec<&RoleDefinition> = match query.get("roleName") {
-        Some(name) => vec![roles.iter().find(|r| r.role_name.eq_ignore_ascii_case(name)).ok_or_else(|| resolve_role(&roles, name).unwrap_err())?],
+        Some(name) => match roles.iter().find(|r| r.role_name.eq_ignore_ascii_case(name)) {
+            Some(role) => vec![role],
+            // A GUID resolves by ID but names no role; either way the caller hears what exists.
+            None => {
+                return Err(resolve_role(&roles, name).err().unwrap_or_else(|| {
+                    ApiError::bad_request("RoleDefinitionDoesNotExist", format!("No role is named '{name}'; roleName takes a role's name, not its ID"))
+                }))
+            }
+        },
         None => roles.iter().collect(),
     };
     let custom_only = query.get("custom").is_some_and(|v| v == "true");
