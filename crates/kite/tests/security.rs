@@ -188,3 +188,32 @@ fn federated_credentials_cannot_be_enumerated_with_unsigned_assertions_and_their
     assert!(last["reason"].as_str().unwrap().contains("is not the credential's 'api://AzureADTokenExchange'"), "{listed}");
     assert!(server.log_text().contains("differs from the credential's"), "the log has the trailing-slash explanation");
 }
+
+#[test]
+fn the_probes_passing_checks_stay_passing_concurrent_creates_and_kill_9() {
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path().join("srv");
+    let (server, admin, sub) = start(dir.path());
+    admin.run(&["group", "create", "-n", "rg", "-l", "westus2"]).ok();
+    let token = server.admin_token();
+    let path = format!("/subscriptions/{sub}/resourceGroups/rg/providers/Microsoft.ManagedIdentity/userAssignedIdentities/raced?api-version=2023-01-31");
+    // Eight creates of one identity at once: one identity, one client ID, whoever wins.
+    let answers: Vec<(u16, Value)> = std::thread::scope(|s| {
+        let calls: Vec<_> = (0..8).map(|_| s.spawn(|| server.api("PUT", &path, &token, Some(&json!({"location": "westus2"}))))).collect();
+        calls.into_iter().map(|c| c.join().unwrap()).collect()
+    });
+    assert_eq!(answers.iter().filter(|(code, _)| *code == 201).count(), 1, "{answers:?}");
+    let client_ids: std::collections::BTreeSet<String> = answers.iter().map(|(_, a)| a["properties"]["clientId"].as_str().unwrap().to_string()).collect();
+    assert_eq!(client_ids.len(), 1, "{answers:?}");
+
+    // Every acknowledged write survives SIGKILL (Server's drop kills with SIGKILL, no shutdown).
+    let acknowledged: Vec<String> =
+        (0..10).map(|i| admin.run(&["identity", "create", "-g", "rg", "-n", &format!("acked-{i}")]).ok()["clientId"].as_str().unwrap().to_string()).collect();
+    drop(server);
+    let again = Server::start(&home, &[]);
+    let admin = Cli::admin(&dir.path().join("admin2"), &again);
+    let listed = admin.run(&["identity", "list", "-g", "rg", "--query", "[].clientId", "-o", "json"]).ok();
+    for id in acknowledged.iter().chain(&client_ids) {
+        assert!(listed.as_array().unwrap().iter().any(|v| v == id), "{id} lost after kill -9: {listed}");
+    }
+}
