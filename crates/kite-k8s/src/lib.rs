@@ -8,6 +8,8 @@
 //!   the CRDs, service-principal Secrets and the AKS add-on's objects.
 //! - [`entra`]: how kite-issued (Entra-shaped) tokens' principals map to Kubernetes users.
 //! - [`source`]: the one [`ClusterSource`] trait that files and live clusters implement.
+//! - [`workload_identity`]: what the mutating admission webhook adds to pods (Azure Workload
+//!   Identity, IRSA, EKS Pod Identity), as a JSON Patch.
 
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
@@ -16,6 +18,7 @@ pub mod entra;
 pub mod podidentity;
 pub mod rbac;
 pub mod source;
+pub mod workload_identity;
 
 pub use k8s_openapi;
 
