@@ -11,7 +11,7 @@ pub mod spsecret;
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use k8s_openapi::api::core::v1::{Node, Pod};
+use k8s_openapi::api::core::v1::{Node, Pod, ServiceAccount};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -109,9 +109,16 @@ pub struct ClusterState {
     pub assigned: Vec<crate::podidentity::mic::AzureAssignedIdentity>,
     /// Where type 1 identities' client secrets live.
     pub secrets: Vec<crate::podidentity::spsecret::SecretData>,
+    /// Their annotations say which identity or role a pod gets (the workload identity webhook).
+    pub service_accounts: Vec<ServiceAccount>,
 }
 
 impl ClusterState {
+    /// The service account `namespace/name`, as the workload identity webhook looks it up.
+    pub fn service_account(&self, namespace: &str, name: &str) -> Option<&ServiceAccount> {
+        self.service_accounts.iter().find(|sa| sa.metadata.namespace.as_deref().unwrap_or("default") == namespace && sa.metadata.name.as_deref() == Some(name))
+    }
+
     /// Reads multi-document YAML files (or directories of them); other kinds are ignored.
     pub fn load(paths: &[impl AsRef<Path>]) -> Result<ClusterState> {
         let mut state = ClusterState::default();
@@ -166,6 +173,7 @@ impl ClusterState {
             "AzureIdentityBinding" => self.bindings.push(serde_json::from_value(item).map_err(parse)?),
             "AzurePodIdentityException" => self.exceptions.push(serde_json::from_value(item).map_err(parse)?),
             "Secret" => self.secrets.push(crate::podidentity::spsecret::SecretData::from_value(item)?),
+            "ServiceAccount" => self.service_accounts.push(serde_json::from_value(item).map_err(parse)?),
             _ => {}
         }
         Ok(())
@@ -349,6 +357,19 @@ items:
         let mut s = ClusterState::default();
         s.read_yaml(WORLD, "world.yaml").unwrap();
         s
+    }
+
+    #[test]
+    fn service_accounts_are_read_and_found_by_namespace_and_name() {
+        let mut s = world();
+        s.read_yaml(
+            "apiVersion: v1\nkind: ServiceAccount\nmetadata: {name: api, namespace: demo, annotations: {azure.workload.identity/client-id: x}}\n",
+            "sa.yaml",
+        )
+        .unwrap();
+        let sa = s.service_account("demo", "api").unwrap();
+        assert_eq!(sa.metadata.annotations.as_ref().unwrap()["azure.workload.identity/client-id"], "x");
+        assert!(s.service_account("other", "api").is_none() && s.service_account("demo", "web").is_none());
     }
 
     #[test]
