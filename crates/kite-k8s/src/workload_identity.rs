@@ -263,3 +263,31 @@ fn inject_container(container: &mut Value, injection: &Injection, settings: &Set
         }
     }
 }
+
+/// The pod an `admission.k8s.io/v1` AdmissionReview asks about, as the API server sends it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PodRequest {
+    pub uid: String,
+    pub namespace: String,
+    pub service_account: String,
+    pub pod: Value,
+}
+
+/// Reads an AdmissionReview for a pod CREATE; the error names what is missing or wrong.
+pub fn pod_request(review: &Value) -> Result<PodRequest, String> {
+    if review["apiVersion"].as_str() != Some("admission.k8s.io/v1") || review["kind"].as_str() != Some("AdmissionReview") {
+        return Err(format!(
+            "expected an admission.k8s.io/v1 AdmissionReview, got apiVersion {} kind {} (set admissionReviewVersions: [v1] in the webhook configuration)",
+            review["apiVersion"], review["kind"]
+        ));
+    }
+    let request = review.get("request").filter(|r| r.is_object()).ok_or("the AdmissionReview has no request")?;
+    let uid = request["uid"].as_str().filter(|u| !u.is_empty()).ok_or("request.uid is missing: the response must echo it")?;
+    let pod = request.get("object").filter(|o| o.is_object()).ok_or("request.object (the pod) is missing")?;
+    if pod["kind"].as_str().is_some_and(|k| k != "Pod") {
+        return Err(format!("request.object is a {}, not a Pod: scope the webhook's rules to pods", pod["kind"]));
+    }
+    let namespace = request["namespace"].as_str().or(pod["metadata"]["namespace"].as_str()).unwrap_or("default").to_string();
+    let service_account = pod["spec"]["serviceAccountName"].as_str().filter(|s| !s.is_empty()).unwrap_or("default").to_string();
+    Ok(PodRequest { uid: uid.to_string(), namespace, service_account, pod: pod.clone() })
+}

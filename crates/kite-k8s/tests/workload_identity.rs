@@ -165,3 +165,22 @@ proptest! {
         prop_assert!(again.patch.is_empty(), "a second pass patched: {:?}", again.patch);
     }
 }
+
+#[test]
+fn an_admission_review_names_its_pod_and_a_malformed_one_says_what_is_wrong() {
+    use kite_k8s::workload_identity::pod_request;
+    let review = json!({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview",
+        "request": {"uid": "705ab4f5-6393-11e8-b7cc-42010a800002", "namespace": "payments", "operation": "CREATE",
+                    "object": {"apiVersion": "v1", "kind": "Pod", "metadata": {"generateName": "api-"}, "spec": {"containers": [{"name": "app"}]}}}});
+    let r = pod_request(&review).unwrap();
+    assert_eq!((r.uid.as_str(), r.namespace.as_str(), r.service_account.as_str()), ("705ab4f5-6393-11e8-b7cc-42010a800002", "payments", "default"));
+    for (broken, needle) in [
+        (json!({"apiVersion": "admission.k8s.io/v1beta1", "kind": "AdmissionReview"}), "admissionReviewVersions: [v1]"),
+        (json!({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview"}), "has no request"),
+        (json!({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "request": {"object": {}}}), "request.uid"),
+        (json!({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "request": {"uid": "u"}}), "request.object"),
+        (json!({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "request": {"uid": "u", "object": {"kind": "Deployment"}}}), "not a Pod"),
+    ] {
+        assert!(pod_request(&broken).unwrap_err().contains(needle), "{broken}");
+    }
+}
