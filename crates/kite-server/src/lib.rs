@@ -5,6 +5,7 @@
 // Request paths answer errors, never panic; tests may unwrap.
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
+pub mod admission;
 pub mod agent;
 pub mod api;
 pub mod auth;
@@ -138,6 +139,7 @@ pub fn app(state: AppState) -> Router {
         .route("/healthz", get(|| async { "ok" }))
         .route("/authorize", post(k8s::authorize))
         .route("/authenticate", post(k8s::authenticate))
+        .route("/mutate-v1-pod", post(admission::mutate_pod))
         .route("/{tenant}/v2.0/.well-known/openid-configuration", get(token::discovery_v2))
         .route("/{tenant}/.well-known/openid-configuration", get(token::discovery_v1))
         .route("/{tenant}/discovery/v2.0/keys", get(token::jwks))
