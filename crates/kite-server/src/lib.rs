@@ -7,29 +7,10 @@
 
 pub mod agent;
 pub mod api;
-pub mod auth;
-pub mod bootstrap;
-pub mod clients;
-pub mod cluster;
-pub mod conn;
-pub mod container_credentials;
-pub mod egress;
-pub mod entra_review;
-pub mod error;
-pub mod issuers;
-pub mod k8s;
-pub mod keys;
-pub mod metrics;
-pub mod mic;
-pub mod nmi;
-pub mod refusals;
-pub mod state;
-pub mod sts;
-pub mod throttle;
-pub mod tls;
+pub mod controller;
+pub mod infra;
 pub mod token;
-pub mod upstream;
-pub mod watch;
+pub mod webhooks;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -48,10 +29,14 @@ use parking_lot::RwLock;
 use serde_json::{json, Value};
 use tower::Layer;
 
+use crate::agent::{container_credentials, imds, upstream};
+use crate::api::auth::Caller;
 use crate::api::{aks, authorization, aws, aws_users, directory, eks, groups, identities};
-use crate::auth::Caller;
-use crate::error::ApiResult;
-use crate::state::AppState;
+use crate::infra::error::ApiResult;
+use crate::infra::state::AppState;
+use crate::infra::{bootstrap, cluster, conn, metrics, tls};
+use crate::token::{entra, issuers, keys, sts};
+use crate::webhooks::k8s;
 
 pub struct Config {
     /// `$KITE_HOME`: the SQLite file, the TLS material and the admin credentials live here.
@@ -138,12 +123,12 @@ pub fn app(state: AppState) -> Router {
         .route("/healthz", get(|| async { "ok" }))
         .route("/authorize", post(k8s::authorize))
         .route("/authenticate", post(k8s::authenticate))
-        .route("/{tenant}/v2.0/.well-known/openid-configuration", get(token::discovery_v2))
-        .route("/{tenant}/.well-known/openid-configuration", get(token::discovery_v1))
-        .route("/{tenant}/discovery/v2.0/keys", get(token::jwks))
-        .route("/{tenant}/discovery/keys", get(token::jwks))
-        .route("/{tenant}/oauth2/v2.0/token", post(token::token_v2))
-        .route("/{tenant}/oauth2/token", post(token::token_v1))
+        .route("/{tenant}/v2.0/.well-known/openid-configuration", get(entra::discovery_v2))
+        .route("/{tenant}/.well-known/openid-configuration", get(entra::discovery_v1))
+        .route("/{tenant}/discovery/v2.0/keys", get(entra::jwks))
+        .route("/{tenant}/discovery/keys", get(entra::jwks))
+        .route("/{tenant}/oauth2/v2.0/token", post(entra::token_v2))
+        .route("/{tenant}/oauth2/token", post(entra::token_v1))
         .route("/subscriptions", get(subscriptions))
         .route("/subscriptions/{sub}", get(subscription))
         .route("/subscriptions/{sub}/resourceGroups", get(groups::list))
@@ -253,7 +238,7 @@ pub async fn prepare(store: Arc<dyn Store>, config: &Config, public_url: &str, c
         entra_audience: config.entra_audience.clone(),
         entra_mapping: config.entra_mapping.clone(),
     })?);
-    let nmi = Arc::new(nmi::NodeAgent::new(config.pod_identity.clone(), config.imds_cache_size)?.with_mode(config.pod_identity_mode));
+    let nmi = Arc::new(imds::NodeAgent::new(config.pod_identity.clone(), config.imds_cache_size)?.with_mode(config.pod_identity_mode));
     let state = AppState {
         store,
         keys: Arc::new(RwLock::new(Arc::new(keys))),
@@ -310,8 +295,8 @@ pub async fn serve(config: Config) -> Result<()> {
     }
     keys::spawn_reloader(state.clone());
     k8s::spawn_reloader(state.k8s.clone());
-    nmi::spawn_reloader(state.nmi.clone());
-    mic::spawn(&state, &config).await?;
+    imds::spawn_reloader(state.nmi.clone());
+    controller::spawn(&state, &config).await?;
     // The outer router only carries the caller's address (the node agent finds pods by it) to the
     // rewritten inner one.
     let service = Router::new().fallback_service(tower::util::MapRequestLayer::new(rewrite).layer(app(state.clone())));

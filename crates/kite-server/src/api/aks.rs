@@ -21,9 +21,9 @@ use serde_json::{json, Value};
 use uuid::Uuid;
 
 use super::{groups, respond, Body};
-use crate::auth::{authorize, Caller, CallerAccess};
-use crate::error::{ApiError, ApiResult};
-use crate::state::AppState;
+use crate::api::auth::{authorize, Caller, CallerAccess};
+use crate::infra::error::{ApiError, ApiResult};
+use crate::infra::state::AppState;
 
 fn render_ref(r: &IdentityRef) -> Value {
     json!({"resourceId": r.resource_id, "clientId": r.client_id, "objectId": r.object_id})

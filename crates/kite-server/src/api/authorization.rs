@@ -21,9 +21,9 @@ use serde_json::{json, Value};
 use uuid::Uuid;
 
 use super::{groups, respond};
-use crate::auth::{authorize, decide, Caller};
-use crate::error::{ApiError, ApiResult};
-use crate::state::AppState;
+use crate::api::auth::{authorize, decide, Caller};
+use crate::infra::error::{ApiError, ApiResult};
+use crate::infra::state::AppState;
 
 const PROVIDER: &str = "/providers/microsoft.authorization/";
 

@@ -14,9 +14,9 @@ use serde_json::{json, Value};
 
 use super::aws::{iam_error, may, rfc3339};
 use super::{respond, Body};
-use crate::auth::Caller;
-use crate::error::{ApiError, ApiResult};
-use crate::state::AppState;
+use crate::api::auth::Caller;
+use crate::infra::error::{ApiError, ApiResult};
+use crate::infra::state::AppState;
 
 fn render_user(u: &User) -> Value {
     json!({"Path": u.path, "UserName": u.user_name, "UserId": u.user_id, "Arn": u.arn.to_string(), "CreateDate": rfc3339(&u.created)})
@@ -64,7 +64,7 @@ pub async fn create_key(State(state): State<AppState>, caller: Caller, Path(name
     may(&state, &caller, "write").await?;
     let user = state.store.get_iam_user(&name).await.map_err(iam_error)?;
     let key = AccessKey::new(&user, state.now());
-    let secret = crate::sts::issuer(&state)
+    let secret = crate::token::sts::issuer(&state)
         .await
         .ok()
         .and_then(|issuer| issuer.user_key_secret(&key))

@@ -26,9 +26,9 @@ use uuid::Uuid;
 
 use super::authorization::{all_roles, may_assign, resolve_role};
 use super::{respond, Body};
-use crate::auth::{authorize, Caller};
-use crate::error::{ApiError, ApiResult};
-use crate::state::AppState;
+use crate::api::auth::{authorize, Caller};
+use crate::infra::error::{ApiError, ApiResult};
+use crate::infra::state::AppState;
 
 fn rfc3339(t: &OffsetDateTime) -> String {
     t.format(&time::format_description::well_known::Rfc3339).unwrap_or_default()

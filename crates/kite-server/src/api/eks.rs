@@ -15,9 +15,9 @@ use serde_json::{json, Value};
 
 use super::aws::role_named;
 use super::{respond, Body};
-use crate::auth::{authorize, Caller};
-use crate::error::{ApiError, ApiResult};
-use crate::state::AppState;
+use crate::api::auth::{authorize, Caller};
+use crate::infra::error::{ApiError, ApiResult};
+use crate::infra::state::AppState;
 
 /// The region in association ARNs when the caller names none (kite itself has no regions).
 const DEFAULT_REGION: &str = "us-east-1";

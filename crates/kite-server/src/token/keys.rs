@@ -13,10 +13,10 @@ use kite_store::StoredKey;
 use kite_token::{KeySet, SigningKey};
 use serde_json::{json, Value};
 
+use crate::api::auth::{authorize, Caller};
 use crate::api::respond;
-use crate::auth::{authorize, Caller};
-use crate::error::{ApiError, ApiResult};
-use crate::state::AppState;
+use crate::infra::error::{ApiError, ApiResult};
+use crate::infra::state::AppState;
 
 /// How often replicas re-read the key list.
 pub const RELOAD_EVERY: Duration = Duration::from_secs(5);

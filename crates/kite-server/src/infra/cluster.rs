@@ -8,8 +8,8 @@ use kite_k8s::awsauth::AwsAuth;
 use kite_k8s::podidentity::ClusterState;
 use kite_k8s::{ClusterSource, RbacSnapshot};
 
-use crate::k8s::K8sPolicy;
-use crate::nmi::NodeAgent;
+use crate::agent::imds::NodeAgent;
+use crate::webhooks::k8s::K8sPolicy;
 
 /// The directory source: what the file reloaders last read successfully.
 pub struct Directory {

@@ -21,8 +21,8 @@ use kite_k8s::k8s_openapi::api::authentication::v1::{TokenReview, TokenReviewSta
 use kite_k8s::k8s_openapi::api::authorization::v1::{SubjectAccessReview, SubjectAccessReviewStatus};
 use kite_k8s::RbacSnapshot;
 
-use crate::state::AppState;
-use crate::watch::Watched;
+use crate::infra::state::AppState;
+use crate::infra::watch::Watched;
 
 pub const RELOAD_EVERY: Duration = Duration::from_secs(5);
 
@@ -41,7 +41,7 @@ pub struct K8sPolicy {
     access_entries: RwLock<Vec<AccessEntry>>,
     watched: [Watched; 3],
     /// Kite-issued access tokens, when `--entra-audience` is set.
-    pub entra: Option<crate::entra_review::EntraReview>,
+    pub entra: Option<crate::webhooks::entra_review::EntraReview>,
 }
 
 /// Where the webhooks' inputs come from.
@@ -68,7 +68,7 @@ impl K8sPolicy {
             aws_auth_path: src.aws_auth,
             mode: Some(src.mode),
             access_entries_path: src.access_entries,
-            entra: src.entra_audience.map(|aud| crate::entra_review::EntraReview::new(aud, src.entra_mapping)).transpose()?,
+            entra: src.entra_audience.map(|aud| crate::webhooks::entra_review::EntraReview::new(aud, src.entra_mapping)).transpose()?,
             ..Default::default()
         };
         if let Some(path) = &policy.access_entries_path {
@@ -163,7 +163,7 @@ pub fn spawn_reloader(policy: Arc<K8sPolicy>) {
     paths.extend(policy.aws_auth_path.iter().chain(&policy.access_entries_path).cloned());
     paths.extend(policy.entra.as_ref().and_then(|e| e.mapping_path()).cloned());
     if !paths.is_empty() {
-        crate::watch::spawn(paths, move || policy.reload());
+        crate::infra::watch::spawn(paths, move || policy.reload());
     }
 }
 
@@ -211,7 +211,7 @@ async fn identify(state: &AppState, token: &str) -> Result<UserInfo, String> {
     if host != ours {
         return Err(format!("the token was presigned for STS at '{host}', not this kite ('{ours}'): set AWS_ENDPOINT_URL_STS={}", state.public_url));
     }
-    let caller = crate::sts::authenticate(state, &request).await.map_err(|e| e.to_string())?;
+    let caller = crate::token::sts::authenticate(state, &request).await.map_err(|e| e.to_string())?;
     let arn = caller.arn().to_string();
     let entries = state.k8s.access_entries.read().clone();
     let mode = state.k8s.mode.unwrap_or(AuthenticationMode::ConfigMap);

@@ -23,10 +23,10 @@ use kite_token::assertion;
 use serde_json::{json, Value};
 
 use crate::api::aws::role_named;
-use crate::state::AppState;
+use crate::infra::state::AppState;
 
 /// Refuses at start-up a `--cluster-issuer` whose keys kite could never fetch.
-pub fn check_issuer(issuer: &str, access: crate::issuers::IssuerAccess) -> anyhow::Result<()> {
+pub fn check_issuer(issuer: &str, access: crate::token::issuers::IssuerAccess) -> anyhow::Result<()> {
     if let Err(why) = access.check_url(issuer) {
         anyhow::bail!("--cluster-issuer '{issuer}': {why}; give the issuer exactly as the cluster's tokens carry it in 'iss'");
     }
@@ -139,7 +139,7 @@ async fn issue(state: &AppState, headers: &HeaderMap) -> Result<Value, Refusal> 
     eks::check_role_trust(&role, &association.trust_context(&account, &tags)).map_err(|e| Refusal::denied(e.to_string()))?;
     let session_name = eks::session_name(cluster, &pod.pod_name);
     let sub = claims.str_claim("sub").unwrap_or_default();
-    let sts = crate::sts::issuer(state).await.map_err(|e| Refusal::internal(e.message))?;
+    let sts = crate::token::sts::issuer(state).await.map_err(|e| Refusal::internal(e.message))?;
     let (credentials, session) =
         sts.issue_for_service(&role, &session_name, POD_IDENTITY_SERVICE, sub, tags, None, now).map_err(|e| Refusal::denied(e.message))?;
     tracing::info!(cluster, namespace = pod.namespace, service_account = pod.service_account, pod = pod.pod_name,

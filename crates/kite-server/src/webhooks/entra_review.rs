@@ -15,8 +15,8 @@ use parking_lot::RwLock;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use crate::state::AppState;
-use crate::watch::Watched;
+use crate::infra::state::AppState;
+use crate::infra::watch::Watched;
 
 /// What `/authenticate` needs to accept kite-issued tokens.
 pub struct EntraReview {

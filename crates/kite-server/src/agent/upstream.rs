@@ -12,8 +12,8 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::json;
 
-use crate::metrics::ImdsError;
-use crate::state::AppState;
+use crate::infra::metrics::ImdsError;
+use crate::infra::state::AppState;
 
 /// IMDS's address on Azure VMs.
 pub const DEFAULT_IMDS: &str = "http://169.254.169.254";

@@ -25,10 +25,11 @@ use kite_k8s::podidentity::spsecret::{client_secret, MissingSecret};
 use kite_k8s::podidentity::{decide, AzureIdentity, ClusterState, PodDecision, Selector};
 use serde::Deserialize;
 use serde_json::{json, Value};
+use time::OffsetDateTime;
 
-use crate::metrics::ImdsError;
-use crate::state::AppState;
-use crate::token::{self, OAuthError};
+use crate::infra::metrics::ImdsError;
+use crate::infra::state::AppState;
+use crate::token::service::{self, OAuthError};
 
 /// (client ID, resource, digest of a type 1 identity's client secret).
 type CacheKey = (String, String, Option<String>);
@@ -65,7 +66,7 @@ pub struct NodeAgent {
     pub paths: Vec<PathBuf>,
     cluster: RwLock<Arc<ClusterState>>,
     cache: TokenCache,
-    watched: crate::watch::Watched,
+    watched: crate::infra::watch::Watched,
     /// Standard mode serves a pod only once its AzureAssignedIdentity is Assigned.
     mode: ControllerMode,
 }
@@ -169,17 +170,17 @@ async fn managed_identity(state: &AppState, namespace: &str, identity: &AzureIde
 
 /// The service principal a type 1 AzureIdentity names, authenticated with the client secret from
 /// its Secret exactly as `client_credentials` authenticates it; with the secret's digest.
-async fn service_principal(state: &AppState, cluster: &ClusterState, identity: &AzureIdentity) -> Result<(Principal, String), Refused> {
+async fn service_principal(state: &AppState, cluster: &ClusterState, identity: &AzureIdentity, now: OffsetDateTime) -> Result<(Principal, String), Refused> {
     let secret = client_secret(cluster, identity).map_err(|MissingSecret(m)| (ImdsError::MissingClientSecret, StatusCode::FORBIDDEN, m))?;
     let client_id = identity.spec.client_id.as_str();
     // An empty tenantID means this server's tenant, the only one kite has.
     let tenant = Some(identity.spec.tenant_id.as_str()).filter(|t| !t.is_empty());
     let authenticated = async {
         if let Some(t) = tenant {
-            token::check_tenant(state, t)?;
+            service::check_tenant(state, t)?;
         }
-        let (_, client) = token::lookup_client(state, client_id).await?;
-        token::check_secret(&client, client_id, &secret, state.now())?;
+        let (_, client) = service::lookup_client(state, client_id).await?;
+        service::check_secret(&client, client_id, &secret, now)?;
         Ok::<_, OAuthError>(client)
     };
     match authenticated.await {
@@ -213,6 +214,7 @@ pub async fn token(State(state): State<AppState>, Query(q): Query<ImdsQuery>, re
         state.metrics.imds_error(kind);
         imds_error(status, description)
     };
+    let now = state.now();
     if let Some(refused) = metadata_missing(request.headers()) {
         state.metrics.imds_error(ImdsError::MissingMetadataHeader);
         return refused;
@@ -244,14 +246,14 @@ pub async fn token(State(state): State<AppState>, Query(q): Query<ImdsQuery>, re
         PodDecision::Refused { reason, message } => return fail(ImdsError::PodRefused(reason), StatusCode::FORBIDDEN, message),
         PodDecision::Excepted { pod, namespace, exception } => {
             tracing::info!(pod = %pod, namespace = %namespace, exception = %exception, "excepted pod forwarded to the node's IMDS");
-            return crate::upstream::relay(&state, request).await;
+            return crate::agent::upstream::relay(&state, request).await;
         }
     };
     // A type 1 identity authenticates with its Secret on every call, as the token endpoint would:
     // a reset or expired credential is refused at once, not when a cached token runs out.
     let service_principal = match identity.spec.kind {
         0 => None,
-        1 => match service_principal(&state, &cluster, &identity).await {
+        1 => match service_principal(&state, &cluster, &identity, now).await {
             Ok(sp) => Some(sp),
             Err((kind, status, message)) => return fail(kind, status, message),
         },
@@ -266,9 +268,8 @@ pub async fn token(State(state): State<AppState>, Query(q): Query<ImdsQuery>, re
     // The secret's digest is part of the key, so a changed Secret is never answered from an entry
     // minted with the one before.
     let key = (identity.spec.client_id.to_lowercase(), resource.clone(), service_principal.as_ref().map(|(_, digest)| digest.clone()));
-    let now = state.now().unix_timestamp();
     if let Some((expires_on, body)) = state.nmi.cache.get(&key) {
-        if expires_on - now > 300 {
+        if expires_on - now.unix_timestamp() > 300 {
             state.metrics.cache_hit();
             return Json(body).into_response();
         }
@@ -281,15 +282,15 @@ pub async fn token(State(state): State<AppState>, Query(q): Query<ImdsQuery>, re
             Err((kind, status, message)) => return fail(kind, status, message),
         },
     };
-    let mut body = match token::mint(&state, &principal, &resource, false) {
+    let mut body = match service::mint(&state, &principal, &resource, false, now) {
         Ok(b) => b,
         Err(e) => {
             state.metrics.imds_error(ImdsError::Internal);
-            return (e.status, Json(e.body(state.now(), &state.public_url))).into_response();
+            return (e.status, Json(e.body(now, &state.public_url))).into_response();
         }
     };
     body["client_id"] = json!(principal.app_id);
-    let expires_on = body["expires_on"].as_str().and_then(|s| s.parse::<i64>().ok()).unwrap_or(now);
+    let expires_on = body["expires_on"].as_str().and_then(|s| s.parse::<i64>().ok()).unwrap_or(now.unix_timestamp());
     let (evicted, entries) = state.nmi.cache.insert(key, (expires_on, body.clone()));
     state.metrics.cache_stored(evicted, entries);
     tracing::info!(pod = %pod, namespace = %namespace, identity = %identity.metadata.name, "imds token issued");
@@ -298,6 +299,6 @@ pub async fn token(State(state): State<AppState>, Query(q): Query<ImdsQuery>, re
 
 pub fn spawn_reloader(agent: Arc<NodeAgent>) {
     if !agent.paths.is_empty() {
-        crate::watch::spawn(agent.paths.clone(), move || agent.reload());
+        crate::infra::watch::spawn(agent.paths.clone(), move || agent.reload());
     }
 }

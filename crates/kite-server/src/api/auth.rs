@@ -7,8 +7,8 @@ use kite_core::rbac::ActionKind;
 use kite_core::Scope;
 use uuid::Uuid;
 
-use crate::error::{ApiError, ApiResult};
-use crate::state::{AppState, MANAGEMENT_AUDIENCES};
+use crate::infra::error::{ApiError, ApiResult};
+use crate::infra::state::{AppState, MANAGEMENT_AUDIENCES};
 
 #[derive(Clone, Debug)]
 pub struct Caller {

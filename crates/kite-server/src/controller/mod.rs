@@ -18,7 +18,7 @@ use kite_k8s::podidentity::ClusterState;
 use sink::Sink;
 pub use sink::OUTPUT_DIR;
 
-use crate::state::AppState;
+use crate::infra::state::AppState;
 use crate::Config;
 
 struct Controller {
@@ -67,7 +67,7 @@ pub async fn spawn(state: &AppState, config: &Config) -> anyhow::Result<()> {
 
 impl Controller {
     async fn run(self, state: AppState) {
-        let mut tick = tokio::time::interval(crate::k8s::RELOAD_EVERY);
+        let mut tick = tokio::time::interval(crate::webhooks::k8s::RELOAD_EVERY);
         let mut cluster: Option<Arc<ClusterState>> = None;
         let mut again = false;
         let mut reported = BTreeSet::new();

@@ -17,7 +17,7 @@ use kite_token::assertion;
 use serde_json::Value;
 
 use crate::api::aws::{providers, role_named};
-use crate::state::AppState;
+use crate::infra::state::AppState;
 
 fn error(e: StsError, request_id: &str) -> Response {
     let status = StatusCode::from_u16(e.code.http_status()).unwrap_or(StatusCode::BAD_REQUEST);

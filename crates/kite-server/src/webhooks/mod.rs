@@ -1,0 +1,6 @@
+//! What the Kubernetes API server calls: TokenReview and SubjectAccessReview (`k8s`), with
+//! kite-issued access tokens reviewed by `entra_review`. Security-sensitive: these answers decide
+//! who a cluster's callers are and what they may do.
+
+pub mod entra_review;
+pub mod k8s;
