@@ -258,6 +258,7 @@ pub async fn prepare(store: Arc<dyn Store>, config: &Config, public_url: &str, c
         auth_throttle: Arc::default(),
         upstream_imds: Arc::new(upstream::UpstreamImds::new(&config.upstream_imds)?),
         refusals: Arc::default(),
+        clock: infra::clock::Clock::system(),
     };
     Ok((state, boot.credentials_file))
 }

@@ -21,6 +21,7 @@ use kite_core::aws::eks::{self, POD_IDENTITY_SERVICE};
 use kite_core::aws::xml::iso8601;
 use kite_token::assertion;
 use serde_json::{json, Value};
+use time::OffsetDateTime;
 
 use crate::api::aws::role_named;
 use crate::infra::state::AppState;
@@ -61,7 +62,7 @@ impl Refusal {
 }
 
 pub async fn credentials(State(state): State<AppState>, headers: HeaderMap) -> Response {
-    match issue(&state, &headers).await {
+    match issue(&state, &headers, state.now()).await {
         Ok(body) => Json(body).into_response(),
         Err(r) => {
             let request_id = uuid::Uuid::new_v4();
@@ -72,7 +73,7 @@ pub async fn credentials(State(state): State<AppState>, headers: HeaderMap) -> R
     }
 }
 
-async fn issue(state: &AppState, headers: &HeaderMap) -> Result<Value, Refusal> {
+async fn issue(state: &AppState, headers: &HeaderMap, now: OffsetDateTime) -> Result<Value, Refusal> {
     let (Some(cluster), Some(issuer)) = (state.k8s.cluster_id.as_deref(), state.cluster_issuer.as_deref()) else {
         return Err(Refusal::new(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -101,7 +102,6 @@ async fn issue(state: &AppState, headers: &HeaderMap) -> Result<Value, Refusal> 
         )
     })?;
     assertion::verify_with_jwks(token, &jwks).map_err(|e| Refusal::bad_token(format!("the token's signature is invalid: {}", e.detail())))?;
-    let now = state.now();
     assertion::check_time(&claims.claims, now.unix_timestamp(), 0).map_err(|e| {
         Refusal::new(StatusCode::BAD_REQUEST, "ExpiredTokenException", format!("the service-account token is expired or not yet valid: {}", e.detail()))
     })?;

@@ -268,7 +268,7 @@ async fn put_assignment(state: &AppState, caller: &Caller, scope: Scope, name: &
         principal_id,
         principal_type: "ServicePrincipal".into(),
         description: body.properties.description,
-        created_on: state.now(),
+        created_on: caller.now,
         created_by: Some(caller.object_id),
     };
     state.store.create_role_assignment(&a).await?;

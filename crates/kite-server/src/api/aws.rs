@@ -113,7 +113,7 @@ pub async fn create_role(State(state): State<AppState>, caller: Caller, Body(req
         }
         other => other,
     };
-    let role = Role::new(&state.aws_account(), &req.role_name, req.path.as_deref(), policy, req.max_session_duration, state.now())
+    let role = Role::new(&state.aws_account(), &req.role_name, req.path.as_deref(), policy, req.max_session_duration, caller.now)
         .map_err(|e| ApiError::bad_request("MalformedPolicyDocument", e.to_string()))?;
     let body = serde_json::to_value(&role).map_err(|e| ApiError::from(kite_store::Error::Backend(e.to_string())))?;
     state.store.create_aws_object(AwsKind::Role, &role.role_name, &body).await.map_err(iam_error)?;

@@ -36,7 +36,7 @@ pub struct NewUser {
 
 pub async fn create_user(State(state): State<AppState>, caller: Caller, Body(req): Body<NewUser>) -> ApiResult<Response> {
     may(&state, &caller, "write").await?;
-    let user = User::new(&state.aws_account(), &req.user_name, req.path.as_deref(), state.now())
+    let user = User::new(&state.aws_account(), &req.user_name, req.path.as_deref(), caller.now)
         .map_err(|e| ApiError::bad_request("ValidationError", e.to_string()))?;
     state.store.create_iam_user(&user).await.map_err(iam_error)?;
     Ok(respond(StatusCode::CREATED, json!({"User": render_user(&user)})))
@@ -63,7 +63,7 @@ pub async fn delete_user(State(state): State<AppState>, caller: Caller, Path(nam
 pub async fn create_key(State(state): State<AppState>, caller: Caller, Path(name): Path<String>) -> ApiResult<Response> {
     may(&state, &caller, "write").await?;
     let user = state.store.get_iam_user(&name).await.map_err(iam_error)?;
-    let key = AccessKey::new(&user, state.now());
+    let key = AccessKey::new(&user, caller.now);
     let secret = crate::token::sts::issuer(&state)
         .await
         .ok()

@@ -65,7 +65,7 @@ pub async fn create(State(state): State<AppState>, caller: Caller, Path(cluster)
         return Err(ApiError::bad_request("InvalidParameterException", format!("no role {arn}; did you mean {}?", role.arn)));
     }
     let region = req.region.as_deref().unwrap_or(DEFAULT_REGION);
-    let association = PodIdentityAssociation::new(region, &account, &cluster, &req.namespace, &req.service_account, &role, state.now()).map_err(invalid)?;
+    let association = PodIdentityAssociation::new(region, &account, &cluster, &req.namespace, &req.service_account, &role, caller.now).map_err(invalid)?;
     state.store.create_pod_identity_association(&association).await.map_err(eks_error)?;
     tracing::info!(cluster, namespace = req.namespace, service_account = req.service_account, role = %role.arn, id = association.association_id, "pod identity association created");
     Ok(respond(StatusCode::OK, json!({"association": association})))

@@ -3,6 +3,7 @@
 //! from. Named `infra` because it is what a newcomer skips on a first read: no protocol lives here.
 
 pub mod bootstrap;
+pub mod clock;
 pub mod cluster;
 pub mod conn;
 pub mod error;

@@ -9,6 +9,7 @@ use parking_lot::RwLock;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
+use crate::infra::clock::Clock;
 use crate::infra::error::{ApiError, ApiResult};
 
 #[derive(Clone)]
@@ -42,6 +43,7 @@ pub struct AppState {
     pub upstream_imds: Arc<crate::agent::upstream::UpstreamImds>,
     /// Why federated assertions last missed each credential, for its owner.
     pub refusals: Arc<crate::token::refusals::FederationRefusals>,
+    pub clock: Clock,
 }
 
 /// Audiences kite's management API accepts: Azure's management resource IDs (so unmodified Azure
@@ -50,8 +52,9 @@ pub const MANAGEMENT_AUDIENCES: [&str; 4] =
     ["https://management.azure.com/", "https://management.azure.com", "https://management.core.windows.net/", "https://management.core.windows.net"];
 
 impl AppState {
+    /// The time, for a request's edge to read once and pass down.
     pub fn now(&self) -> OffsetDateTime {
-        OffsetDateTime::now_utc()
+        self.clock.now()
     }
 
     pub fn keys(&self) -> Arc<KeySet> {

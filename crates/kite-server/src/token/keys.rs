@@ -90,7 +90,7 @@ pub async fn rotate(State(state): State<AppState>, caller: Caller) -> ApiResult<
     // The newest key signs, judged by creation second: a rotation in the same second as the key it
     // replaces must still come out newer.
     let newest = stored_keys(&state).await?.iter().map(|k| k.created_at).max().unwrap_or(i64::MIN);
-    let key = SigningKey::generate("kite token signing", state.now().unix_timestamp().max(newest + 1)).map_err(internal)?;
+    let key = SigningKey::generate("kite token signing", caller.now.unix_timestamp().max(newest + 1)).map_err(internal)?;
     let body = serde_json::to_string(&key).map_err(internal)?;
     state.store.add_signing_key(&StoredKey { kid: key.kid.clone(), created_at: key.created_at, body }).await?;
     let keys = reload(&state).await?;

@@ -15,6 +15,7 @@ use kite_core::aws::user::is_user_access_key_id;
 use kite_core::aws::xml::{self, CallerIdentity};
 use kite_token::assertion;
 use serde_json::Value;
+use time::OffsetDateTime;
 
 use crate::api::aws::{providers, role_named};
 use crate::infra::state::AppState;
@@ -58,7 +59,7 @@ pub async fn issuer(state: &AppState) -> Result<std::sync::Arc<SessionIssuer>, S
         .cloned()
 }
 
-async fn assume_role_with_web_identity(state: &AppState, params: &[(String, String)]) -> Result<Response, StsError> {
+async fn assume_role_with_web_identity(state: &AppState, params: &[(String, String)], now: OffsetDateTime) -> Result<Response, StsError> {
     let get = |k: &str| params.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
     let need = |k: &str| {
         get(k).ok_or_else(|| {
@@ -106,7 +107,6 @@ async fn assume_role_with_web_identity(state: &AppState, params: &[(String, Stri
         assertion::verify_with_jwks(token, &jwks)
     };
     verified.map_err(|e| StsError::new(ErrorCode::InvalidIdentityToken, format!("The web identity token's signature is invalid: {}", e.detail())))?;
-    let now = state.now();
     assertion::check_time(&claims.claims, now.unix_timestamp(), 0)
         .map_err(|e| StsError::new(ErrorCode::ExpiredTokenException, format!("Token expired: {}", e.detail())))?;
     let facts = TokenFacts {
@@ -132,7 +132,7 @@ fn found<T>(r: kite_store::Result<T>) -> Result<Option<T>, StsError> {
 
 /// Who signed `request`. An IAM user's key is looked up in the store on every call, so deleting or
 /// deactivating it takes effect at once; any other key ID must be a stateless role session.
-pub async fn authenticate(state: &AppState, request: &SignedRequest) -> Result<StsCaller, StsError> {
+pub async fn authenticate(state: &AppState, request: &SignedRequest, now: OffsetDateTime) -> Result<StsCaller, StsError> {
     let issuer = issuer(state).await?;
     match sigv4::claimed_access_key_id(request) {
         Some(akid) if is_user_access_key_id(&akid) => {
@@ -141,14 +141,14 @@ pub async fn authenticate(state: &AppState, request: &SignedRequest) -> Result<S
                 Some(k) => found(state.store.get_iam_user(&k.user_name).await)?,
                 None => None,
             };
-            issuer.authenticate_user(request, state.now(), &akid, key.as_ref().zip(user.as_ref()))
+            issuer.authenticate_user(request, now, &akid, key.as_ref().zip(user.as_ref()))
         }
-        _ => issuer.authenticate(request, state.now()).map(|(_, session)| StsCaller::Session(session)),
+        _ => issuer.authenticate(request, now).map(|(_, session)| StsCaller::Session(session)),
     }
 }
 
-async fn get_caller_identity(state: &AppState, request: &SignedRequest, wants_json: bool, request_id: &str) -> Result<Response, StsError> {
-    let id = CallerIdentity::of_caller(&authenticate(state, request).await?);
+async fn get_caller_identity(state: &AppState, request: &SignedRequest, wants_json: bool, request_id: &str, now: OffsetDateTime) -> Result<Response, StsError> {
+    let id = CallerIdentity::of_caller(&authenticate(state, request, now).await?);
     Ok(if wants_json {
         (StatusCode::OK, [("content-type", "application/json")], xml::get_caller_identity_json(&id, request_id)).into_response()
     } else {
@@ -162,7 +162,7 @@ fn lower_first(s: &str) -> String {
 }
 
 pub async fn endpoint(State(state): State<AppState>, method: Method, uri: Uri, headers: HeaderMap, body: Bytes) -> Response {
-    let request_id = uuid::Uuid::new_v4().to_string();
+    let (request_id, now) = (uuid::Uuid::new_v4().to_string(), state.now());
     let query = decode_pairs(uri.query().unwrap_or(""));
     let is_form = headers.get("content-type").and_then(|v| v.to_str().ok()).is_some_and(|c| c.starts_with("application/x-www-form-urlencoded"));
     let mut params = query.clone();
@@ -171,7 +171,7 @@ pub async fn endpoint(State(state): State<AppState>, method: Method, uri: Uri, h
     }
     let action = params.iter().find(|(k, _)| k == "Action").map(|(_, v)| v.clone());
     let result = match action.as_deref() {
-        Some("AssumeRoleWithWebIdentity") => assume_role_with_web_identity(&state, &params).await,
+        Some("AssumeRoleWithWebIdentity") => assume_role_with_web_identity(&state, &params, now).await,
         Some("GetCallerIdentity") => {
             let mut request = SignedRequest {
                 method: method.to_string(),
@@ -185,7 +185,7 @@ pub async fn endpoint(State(state): State<AppState>, method: Method, uri: Uri, h
                 request.headers.push(("host".into(), authority.to_string()));
             }
             let wants_json = headers.get("accept").and_then(|v| v.to_str().ok()).is_some_and(|a| a.contains("application/json"));
-            get_caller_identity(&state, &request, wants_json, &request_id).await
+            get_caller_identity(&state, &request, wants_json, &request_id, now).await
         }
         Some(other) => Err(StsError::new(
             ErrorCode::ValidationError,

@@ -79,7 +79,7 @@ impl EntraReview {
     }
 
     /// Who a kite-issued access token belongs to, or why it is refused.
-    pub async fn identify(&self, state: &AppState, token: &str) -> Result<UserInfo, String> {
+    pub async fn identify(&self, state: &AppState, token: &str, now: OffsetDateTime) -> Result<UserInfo, String> {
         let peeked = assertion::peek(token).map_err(|e| format!("the token is neither an `aws eks get-token` token nor a JWT access token: {}", e.detail()))?;
         let (v2, v1) = (state.issuer_v2(), state.issuer_v1());
         let iss = peeked.str_claim("iss").unwrap_or_default();
@@ -97,7 +97,7 @@ impl EntraReview {
                 claims.aud, self.audience, self.audience, self.audience
             ));
         }
-        let now = state.now().unix_timestamp();
+        let now = now.unix_timestamp();
         if now >= claims.exp {
             return Err(format!("the token expired at {} ({} seconds ago): get a new one", rfc3339(claims.exp), now - claims.exp));
         }

@@ -20,6 +20,7 @@ use kite_k8s::awsauth::{self, AccessEntry, AuthenticationMode, AwsAuth, AwsAuthS
 use kite_k8s::k8s_openapi::api::authentication::v1::{TokenReview, TokenReviewStatus, UserInfo};
 use kite_k8s::k8s_openapi::api::authorization::v1::{SubjectAccessReview, SubjectAccessReviewStatus};
 use kite_k8s::RbacSnapshot;
+use time::OffsetDateTime;
 
 use crate::infra::state::AppState;
 use crate::infra::watch::Watched;
@@ -194,10 +195,10 @@ pub async fn authorize(State(state): State<AppState>, Json(sar): Json<SubjectAcc
 /// Who a token belongs to, or why it is refused. `aws eks get-token` tokens: the rule that failed,
 /// the ARN seen and the closest aws-auth entry (the upstream authenticator answers a bare
 /// "Unauthorized"); anything else is taken for a kite-issued access token.
-async fn identify(state: &AppState, token: &str) -> Result<UserInfo, String> {
+async fn identify(state: &AppState, token: &str, now: OffsetDateTime) -> Result<UserInfo, String> {
     if !token.starts_with(sigv4::EKS_TOKEN_PREFIX) {
         return match &state.k8s.entra {
-            Some(entra) => entra.identify(state, token).await,
+            Some(entra) => entra.identify(state, token, now).await,
             None => Err(format!(
                 "only {}… tokens (aws eks get-token) are accepted here; start kite with --entra-audience AUD to accept kite-issued access tokens",
                 sigv4::EKS_TOKEN_PREFIX
@@ -211,7 +212,7 @@ async fn identify(state: &AppState, token: &str) -> Result<UserInfo, String> {
     if host != ours {
         return Err(format!("the token was presigned for STS at '{host}', not this kite ('{ours}'): set AWS_ENDPOINT_URL_STS={}", state.public_url));
     }
-    let caller = crate::token::sts::authenticate(state, &request).await.map_err(|e| e.to_string())?;
+    let caller = crate::token::sts::authenticate(state, &request, now).await.map_err(|e| e.to_string())?;
     let arn = caller.arn().to_string();
     let entries = state.k8s.access_entries.read().clone();
     let mode = state.k8s.mode.unwrap_or(AuthenticationMode::ConfigMap);
@@ -235,7 +236,7 @@ async fn identify(state: &AppState, token: &str) -> Result<UserInfo, String> {
 /// The authentication webhook (`authentication.k8s.io/v1` TokenReview in, the same out with status).
 pub async fn authenticate(State(state): State<AppState>, Json(mut review): Json<TokenReview>) -> Json<TokenReview> {
     let token = review.spec.token.clone();
-    review.status = Some(match identify(&state, token.trim()).await {
+    review.status = Some(match identify(&state, token.trim(), state.now()).await {
         Ok(user) => {
             tracing::info!(username = user.username.as_deref().unwrap_or(""), "token review: authenticated");
             TokenReviewStatus { authenticated: Some(true), user: Some(user), ..Default::default() }
