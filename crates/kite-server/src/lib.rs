@@ -29,7 +29,7 @@ use parking_lot::RwLock;
 use serde_json::{json, Value};
 use tower::Layer;
 
-use crate::agent::{container_credentials, imds, upstream};
+use crate::agent::{cache, container_credentials, upstream};
 use crate::api::auth::Caller;
 use crate::api::{aks, authorization, aws, aws_users, directory, eks, groups, identities};
 use crate::infra::error::ApiResult;
@@ -238,7 +238,7 @@ pub async fn prepare(store: Arc<dyn Store>, config: &Config, public_url: &str, c
         entra_audience: config.entra_audience.clone(),
         entra_mapping: config.entra_mapping.clone(),
     })?);
-    let nmi = Arc::new(imds::NodeAgent::new(config.pod_identity.clone(), config.imds_cache_size)?.with_mode(config.pod_identity_mode));
+    let pod_files = Arc::new(cluster::PodFiles::load(config.pod_identity.clone())?);
     let state = AppState {
         store,
         keys: Arc::new(RwLock::new(Arc::new(keys))),
@@ -249,10 +249,12 @@ pub async fn prepare(store: Arc<dyn Store>, config: &Config, public_url: &str, c
         issuers: Arc::new(issuers::IssuerKeys::new(&config.issuer_cas, config.issuer_access)?),
         key_retire_grace_secs: config.key_retire_grace_secs,
         clients: Arc::default(),
-        cluster: cluster::source(config.kubernetes.as_ref(), &nmi, &k8s).await?,
+        cluster: cluster::source(config.kubernetes.as_ref(), &pod_files, &k8s).await?,
         k8s,
         sts_issuer: Arc::default(),
-        nmi,
+        pod_files,
+        imds_cache: Arc::new(cache::TokenCache::new(config.imds_cache_size)),
+        pod_identity_mode: config.pod_identity_mode,
         cluster_issuer: config.cluster_issuer.clone(),
         metrics: Arc::default(),
         auth_throttle: Arc::default(),
@@ -296,7 +298,7 @@ pub async fn serve(config: Config) -> Result<()> {
     }
     keys::spawn_reloader(state.clone());
     k8s::spawn_reloader(state.k8s.clone());
-    imds::spawn_reloader(state.nmi.clone());
+    cluster::spawn_reloader(state.pod_files.clone());
     controller::spawn(&state, &config).await?;
     // The outer router only carries the caller's address (the node agent finds pods by it) to the
     // rewritten inner one.

@@ -155,7 +155,7 @@ pub struct ServeArgs {
     #[arg(long, default_value = kite_server::agent::upstream::DEFAULT_IMDS)]
     upstream_imds: String,
     /// Tokens the node agent caches (1 to 1000000); past that the least recently used go first.
-    #[arg(long, default_value_t = kite_server::agent::imds::DEFAULT_CACHE_SIZE, value_parser = cache_size)]
+    #[arg(long, default_value_t = kite_server::agent::cache::DEFAULT_CACHE_SIZE, value_parser = cache_size)]
     imds_cache_size: std::num::NonZeroUsize,
     /// Connections each listener holds open at once; past it new ones are closed at once (logged).
     #[arg(long, default_value_t = 4096, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]

@@ -6,11 +6,6 @@
 //! signature an hour; the cache holds at most `--imds-cache-size` tokens, least recently used first out.
 
 use std::net::SocketAddr;
-use std::num::NonZeroUsize;
-use std::path::PathBuf;
-use std::sync::Arc;
-
-use parking_lot::{Mutex, MutexGuard, RwLock};
 
 use aws_lc_rs::digest;
 use axum::extract::connect_info::ConnectInfo;
@@ -24,91 +19,15 @@ use kite_k8s::podidentity::mic::{require_assigned, ControllerMode};
 use kite_k8s::podidentity::spsecret::{client_secret, MissingSecret};
 use kite_k8s::podidentity::{decide, AzureIdentity, ClusterState, PodDecision, Selector};
 use serde::Deserialize;
-use serde_json::{json, Value};
+use serde_json::json;
 use time::OffsetDateTime;
 
 use crate::infra::metrics::ImdsError;
 use crate::infra::state::AppState;
 use crate::token::service::{self, OAuthError};
 
-/// (client ID, resource, digest of a type 1 identity's client secret).
-type CacheKey = (String, String, Option<String>);
-
 /// An IMDS refusal: what to count, the status, and the message for the pod.
 type Refused = (ImdsError, StatusCode, String);
-
-/// Tokens the agent minted, by key, with their `expires_on`. Bounded: a pod asking for endless
-/// distinct resources evicts its own oldest entries instead of growing the agent.
-struct TokenCache(Mutex<lru::LruCache<CacheKey, (i64, Value)>>);
-
-impl TokenCache {
-    fn get(&self, key: &CacheKey) -> Option<(i64, Value)> {
-        self.lock().get(key).cloned()
-    }
-
-    /// Stores an entry; returns whether another had to go, and how many entries there now are.
-    fn insert(&self, key: CacheKey, entry: (i64, Value)) -> (bool, usize) {
-        let mut cache = self.lock();
-        let evicted = cache.push(key.clone(), entry).is_some_and(|(old, _)| old != key);
-        (evicted, cache.len())
-    }
-
-    fn lock(&self) -> MutexGuard<'_, lru::LruCache<CacheKey, (i64, Value)>> {
-        self.0.lock()
-    }
-}
-
-/// `--imds-cache-size`'s default: a few megabytes of tokens, far more than a node's pods use.
-pub const DEFAULT_CACHE_SIZE: NonZeroUsize = NonZeroUsize::new(10_000).unwrap();
-
-/// Cluster state for the node agent, and its token cache.
-pub struct NodeAgent {
-    pub paths: Vec<PathBuf>,
-    cluster: RwLock<Arc<ClusterState>>,
-    cache: TokenCache,
-    watched: crate::infra::watch::Watched,
-    /// Standard mode serves a pod only once its AzureAssignedIdentity is Assigned.
-    mode: ControllerMode,
-}
-
-impl NodeAgent {
-    pub fn new(paths: Vec<PathBuf>, cache_size: NonZeroUsize) -> anyhow::Result<NodeAgent> {
-        let agent = NodeAgent {
-            paths,
-            cluster: RwLock::default(),
-            cache: TokenCache(Mutex::new(lru::LruCache::new(cache_size))),
-            watched: Default::default(),
-            mode: ControllerMode::default(),
-        };
-        if !agent.paths.is_empty() {
-            let state = ClusterState::load(&agent.paths).map_err(|e| anyhow::anyhow!("--pod-identity-dir: {e}"))?;
-            *agent.cluster.write() = Arc::new(state);
-        }
-        Ok(agent)
-    }
-
-    pub fn with_mode(self, mode: ControllerMode) -> NodeAgent {
-        NodeAgent { mode, ..self }
-    }
-
-    /// Re-reads the cluster state; a file that stops parsing leaves the last good state in force.
-    pub fn reload(&self) {
-        if self.paths.is_empty() || !self.watched.changed(&self.paths) {
-            return;
-        }
-        match ClusterState::load(&self.paths) {
-            Ok(state) => {
-                *self.cluster.write() = Arc::new(state);
-            }
-            Err(e) => tracing::warn!("pod identity state not reloaded, the last good one stays in force: {e}"),
-        }
-    }
-
-    /// The state last read from the files.
-    pub fn cluster(&self) -> Arc<ClusterState> {
-        self.cluster.read().clone()
-    }
-}
 
 #[derive(Deserialize, Default)]
 pub struct ImdsQuery {
@@ -236,7 +155,7 @@ pub async fn token(State(state): State<AppState>, Query(q): Query<ImdsQuery>, re
     };
     let selector = Selector { client_id, resource_id: q.mi_res_id.clone().or(q.msi_res_id.clone()).or(q.resource_id.clone()) };
     let cluster = state.cluster.pods();
-    let decision = match (decide(&cluster, &addr.ip().to_string(), &selector), state.nmi.mode) {
+    let decision = match (decide(&cluster, &addr.ip().to_string(), &selector), state.pod_identity_mode) {
         (decision, ControllerMode::Standard) => require_assigned(&cluster, decision),
         (decision, ControllerMode::Managed) => decision,
     };
@@ -268,7 +187,7 @@ pub async fn token(State(state): State<AppState>, Query(q): Query<ImdsQuery>, re
     // The secret's digest is part of the key, so a changed Secret is never answered from an entry
     // minted with the one before.
     let key = (identity.spec.client_id.to_lowercase(), resource.clone(), service_principal.as_ref().map(|(_, digest)| digest.clone()));
-    if let Some((expires_on, body)) = state.nmi.cache.get(&key) {
+    if let Some((expires_on, body)) = state.imds_cache.get(&key) {
         if expires_on - now.unix_timestamp() > 300 {
             state.metrics.cache_hit();
             return Json(body).into_response();
@@ -291,14 +210,8 @@ pub async fn token(State(state): State<AppState>, Query(q): Query<ImdsQuery>, re
     };
     body["client_id"] = json!(principal.app_id);
     let expires_on = body["expires_on"].as_str().and_then(|s| s.parse::<i64>().ok()).unwrap_or(now.unix_timestamp());
-    let (evicted, entries) = state.nmi.cache.insert(key, (expires_on, body.clone()));
+    let (evicted, entries) = state.imds_cache.insert(key, (expires_on, body.clone()));
     state.metrics.cache_stored(evicted, entries);
     tracing::info!(pod = %pod, namespace = %namespace, identity = %identity.metadata.name, "imds token issued");
     Json(body).into_response()
-}
-
-pub fn spawn_reloader(agent: Arc<NodeAgent>) {
-    if !agent.paths.is_empty() {
-        crate::infra::watch::spawn(agent.paths.clone(), move || agent.reload());
-    }
 }

@@ -5,6 +5,7 @@
 //! The endpoints a pod calls: IMDS (`imds`), EKS `/v1/credentials` (`container_credentials`), and
 //! the relay to the node's real IMDS for everything else (`upstream`).
 
+pub mod cache;
 pub mod container_credentials;
 pub mod imds;
 pub mod upstream;

@@ -71,7 +71,7 @@ impl Sink {
     /// read the new assignments now; a cluster's watch brings them back by itself.
     pub fn written(&self, state: &AppState) {
         if let Sink::Directory { .. } = self {
-            state.nmi.reload();
+            state.pod_files.reload();
         }
     }
 }

@@ -30,8 +30,12 @@ pub struct AppState {
     pub k8s: Arc<crate::webhooks::k8s::K8sPolicy>,
     /// STS session issuer, loaded on first use.
     pub sts_issuer: Arc<tokio::sync::OnceCell<Arc<kite_core::aws::SessionIssuer>>>,
-    /// The node agent's cluster state and token cache.
-    pub nmi: Arc<crate::agent::imds::NodeAgent>,
+    /// The pod identity directory (`--pod-identity-dir`), re-read as it changes.
+    pub pod_files: Arc<crate::infra::cluster::PodFiles>,
+    /// The node agent's tokens, by identity and resource.
+    pub imds_cache: Arc<crate::agent::cache::TokenCache>,
+    /// Standard mode serves a pod only once its AzureAssignedIdentity is Assigned.
+    pub pod_identity_mode: kite_k8s::podidentity::mic::ControllerMode,
     /// Pods, RBAC and aws-auth as the node agent and webhooks see them: files or a live cluster.
     pub cluster: Arc<dyn kite_k8s::ClusterSource>,
     /// The EKS cluster's service-account issuer, for the container-credentials endpoint.

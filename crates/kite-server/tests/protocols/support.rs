@@ -54,7 +54,7 @@ pub fn config(home: &std::path::Path, database_url: &str) -> Config {
         cluster_identity: None,
         agent_listen: None,
         upstream_imds: kite_server::agent::upstream::DEFAULT_IMDS.into(),
-        imds_cache_size: kite_server::agent::imds::DEFAULT_CACHE_SIZE,
+        imds_cache_size: kite_server::agent::cache::DEFAULT_CACHE_SIZE,
         connections: Default::default(),
     }
 }
