@@ -36,7 +36,7 @@ use crate::infra::error::ApiResult;
 use crate::infra::state::AppState;
 use crate::infra::{bootstrap, cluster, conn, metrics, tls};
 use crate::token::{entra, issuers, keys, sts};
-use crate::webhooks::k8s;
+use crate::webhooks::{k8s, policy};
 
 pub struct Config {
     /// `$KITE_HOME`: the SQLite file, the TLS material and the admin credentials live here.
@@ -229,7 +229,7 @@ pub async fn prepare(store: Arc<dyn Store>, config: &Config, public_url: &str, c
     bootstrap::ensure_global_administrator(store.as_ref()).await?;
     bootstrap::report_shadowing_roles(store.as_ref()).await?;
     let keys = KeySet::new(&bootstrap::load_keys(store.as_ref()).await?)?;
-    let k8s = Arc::new(k8s::K8sPolicy::new(k8s::Sources {
+    let k8s = Arc::new(policy::K8sPolicy::new(policy::Sources {
         rbac: config.k8s_rbac.clone(),
         cluster_id: config.eks_cluster.clone(),
         aws_auth: config.aws_auth.clone(),
@@ -297,7 +297,7 @@ pub async fn serve(config: Config) -> Result<()> {
         println!("kite: sign in with: kite login --credentials-file {}", path.display());
     }
     keys::spawn_reloader(state.clone());
-    k8s::spawn_reloader(state.k8s.clone());
+    policy::spawn_reloader(state.k8s.clone());
     cluster::spawn_reloader(state.pod_files.clone());
     controller::spawn(&state, &config).await?;
     // The outer router only carries the caller's address (the node agent finds pods by it) to the

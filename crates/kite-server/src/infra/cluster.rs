@@ -13,7 +13,7 @@ use kite_k8s::podidentity::ClusterState;
 use kite_k8s::{ClusterSource, RbacSnapshot};
 
 use crate::infra::watch::Watched;
-use crate::webhooks::k8s::K8sPolicy;
+use crate::webhooks::policy::K8sPolicy;
 
 /// The pod identity directory: Pods and aad-pod-identity objects as last read successfully.
 #[derive(Default)]

@@ -27,7 +27,7 @@ pub struct AppState {
     /// Token-endpoint client lookups; handlers that change clients call `clients.forget_all()`.
     pub clients: Arc<crate::token::clients::ClientCache>,
     /// Kubernetes policy for the webhooks.
-    pub k8s: Arc<crate::webhooks::k8s::K8sPolicy>,
+    pub k8s: Arc<crate::webhooks::policy::K8sPolicy>,
     /// STS session issuer, loaded on first use.
     pub sts_issuer: Arc<tokio::sync::OnceCell<Arc<kite_core::aws::SessionIssuer>>>,
     /// The pod identity directory (`--pod-identity-dir`), re-read as it changes.

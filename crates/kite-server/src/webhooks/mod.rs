@@ -4,3 +4,4 @@
 
 pub mod entra_review;
 pub mod k8s;
+pub mod policy;
