@@ -15,12 +15,10 @@ pub mod webhooks;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
-use axum::extract::{Path, Request, State};
-use axum::middleware::{self, Next};
-use axum::response::Response;
+use axum::extract::{Path, State};
+use axum::middleware;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use kite_store::{SqlStore, Store};
@@ -106,15 +104,6 @@ fn render_subscription(s: &kite_core::directory::Subscription) -> Value {
            "tenantId": s.tenant_id, "displayName": s.display_name, "state": "Enabled"})
 }
 
-/// One line per request: method, path, status, time. Never headers or bodies (they carry secrets).
-async fn access_log(request: Request, next: Next) -> Response {
-    let (method, path) = (request.method().clone(), request.uri().path().to_string());
-    let started = Instant::now();
-    let response = next.run(request).await;
-    tracing::info!(%method, path, status = response.status().as_u16(), micros = started.elapsed().as_micros() as u64, "request");
-    response
-}
-
 pub fn app(state: AppState) -> Router {
     const MI: &str = "providers/Microsoft.ManagedIdentity/userAssignedIdentities";
     const AKS: &str = "providers/Microsoft.ContainerService/managedClusters";
@@ -168,51 +157,9 @@ pub fn app(state: AppState) -> Router {
         .merge(agent::routes())
         .fallback(authorization::dispatch)
         .layer(middleware::from_fn(conn::limit_body))
-        .layer(middleware::from_fn_with_state(state.clone(), metrics::track))
-        .layer(middleware::from_fn(access_log))
+        .layer(middleware::from_fn_with_state(state.metrics.clone(), metrics::track))
+        .layer(middleware::from_fn(infra::middleware::access_log))
         .with_state(state)
-}
-
-/// ARM treats path keywords case-insensitively (`resourcegroups` in identity IDs, `resourceGroups`
-/// elsewhere); the router matches one spelling, so keywords are rewritten to it before routing.
-fn canonical_path(path: &str) -> String {
-    const WORDS: [&str; 8] = [
-        "subscriptions",
-        "resourceGroups",
-        "providers",
-        "Microsoft.ManagedIdentity",
-        "userAssignedIdentities",
-        "federatedIdentityCredentials",
-        "Microsoft.ContainerService",
-        "managedClusters",
-    ];
-    path.split('/')
-        .enumerate()
-        .map(|(i, seg)| match WORDS.iter().find(|w| w.eq_ignore_ascii_case(seg)) {
-            Some(w) => *w,
-            // NMI matches IMDS's `/metadata/…` case-insensitively; only as the first segment, so a
-            // resource named "Metadata" keeps its spelling.
-            None if i == 1 && seg.eq_ignore_ascii_case("metadata") => "metadata",
-            None => seg,
-        })
-        .collect::<Vec<_>>()
-        .join("/")
-}
-
-fn rewrite<B>(mut req: axum::http::Request<B>) -> axum::http::Request<B> {
-    let canonical = canonical_path(req.uri().path());
-    if canonical != req.uri().path() {
-        let sent = upstream::SentUri(req.uri().clone());
-        req.extensions_mut().insert(sent);
-        let pq = match req.uri().query() {
-            Some(q) => format!("{canonical}?{q}"),
-            None => canonical,
-        };
-        if let Ok(uri) = pq.parse() {
-            *req.uri_mut() = uri;
-        }
-    }
-    req
 }
 
 fn is_loopback(addr: &SocketAddr) -> bool {
@@ -302,7 +249,7 @@ pub async fn serve(config: Config) -> Result<()> {
     controller::spawn(&state, &config).await?;
     // The outer router only carries the caller's address (the node agent finds pods by it) to the
     // rewritten inner one.
-    let service = Router::new().fallback_service(tower::util::MapRequestLayer::new(rewrite).layer(app(state.clone())));
+    let service = Router::new().fallback_service(tower::util::MapRequestLayer::new(infra::middleware::rewrite).layer(app(state.clone())));
     let agent_handle = axum_server::Handle::new();
     if let Some((listener, bound)) = agent {
         agent::spawn(listener, state.clone(), agent_handle.clone(), config.connections);
@@ -350,23 +297,4 @@ async fn shutdown_signal() {
     }
     #[cfg(not(unix))]
     ctrl_c.await.unwrap_or(());
-}
-
-#[cfg(test)]
-mod tests {
-    use super::canonical_path;
-
-    #[test]
-    fn arm_keywords_are_matched_in_any_case() {
-        assert_eq!(
-            canonical_path("/SUBSCRIPTIONS/abc/resourcegroups/MyRG/providers/microsoft.managedidentity/USERASSIGNEDIDENTITIES/Id"),
-            "/subscriptions/abc/resourceGroups/MyRG/providers/Microsoft.ManagedIdentity/userAssignedIdentities/Id"
-        );
-        assert_eq!(
-            canonical_path("/subscriptions/abc/resourcegroups/rg/providers/microsoft.containerservice/MANAGEDCLUSTERS/c"),
-            "/subscriptions/abc/resourceGroups/rg/providers/Microsoft.ContainerService/managedClusters/c"
-        );
-        assert_eq!(canonical_path("/Metadata/identity/oauth2/token"), "/metadata/identity/oauth2/token");
-        assert_eq!(canonical_path("/subscriptions/a/resourceGroups/Metadata"), "/subscriptions/a/resourceGroups/Metadata");
-    }
 }

@@ -165,7 +165,7 @@ pub async fn token(State(state): State<AppState>, Query(q): Query<ImdsQuery>, re
         PodDecision::Refused { reason, message } => return fail(ImdsError::PodRefused(reason), StatusCode::FORBIDDEN, message),
         PodDecision::Excepted { pod, namespace, exception } => {
             tracing::info!(pod = %pod, namespace = %namespace, exception = %exception, "excepted pod forwarded to the node's IMDS");
-            return crate::agent::upstream::relay(&state, request).await;
+            return crate::agent::upstream::relay(&state.upstream_imds, &state.metrics, request).await;
         }
     };
     // A type 1 identity authenticates with its Secret on every call, as the token endpoint would:

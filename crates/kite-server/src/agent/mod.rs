@@ -32,10 +32,12 @@ pub fn routes() -> Router<AppState> {
 pub fn service(state: AppState) -> axum::extract::connect_info::IntoMakeServiceWithConnectInfo<Router, SocketAddr> {
     let app = routes()
         .fallback(to_upstream)
-        .layer(axum::middleware::from_fn_with_state(state.clone(), metrics::track))
-        .layer(axum::middleware::from_fn(crate::access_log))
+        .layer(axum::middleware::from_fn_with_state(state.metrics.clone(), metrics::track))
+        .layer(axum::middleware::from_fn(crate::infra::middleware::access_log))
         .with_state(state);
-    Router::new().fallback_service(tower::util::MapRequestLayer::new(crate::rewrite).layer(app)).into_make_service_with_connect_info::<SocketAddr>()
+    Router::new()
+        .fallback_service(tower::util::MapRequestLayer::new(crate::infra::middleware::rewrite).layer(app))
+        .into_make_service_with_connect_info::<SocketAddr>()
 }
 
 /// Every other path goes to the node's IMDS, as NMI's default handler does: iptables sends all
@@ -45,7 +47,7 @@ async fn to_upstream(State(state): State<AppState>, request: Request) -> Respons
         state.metrics.imds_error(ImdsError::MissingMetadataHeader);
         return refused;
     }
-    crate::agent::upstream::relay(&state, request).await
+    crate::agent::upstream::relay(&state.upstream_imds, &state.metrics, request).await
 }
 
 /// Binds the agent listener now (so a taken port fails `kite serve` at once) and returns it with

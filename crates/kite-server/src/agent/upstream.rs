@@ -13,7 +13,7 @@ use axum::Json;
 use serde_json::json;
 
 use crate::infra::metrics::ImdsError;
-use crate::infra::state::AppState;
+use crate::infra::metrics::Metrics;
 
 /// IMDS's address on Azure VMs.
 pub const DEFAULT_IMDS: &str = "http://169.254.169.254";
@@ -107,11 +107,11 @@ fn describe(e: &reqwest::Error) -> String {
 }
 
 /// Forwards to the node's IMDS; when it cannot be reached, 502 in IMDS's error shape.
-pub async fn relay(state: &AppState, request: Request) -> Response {
-    match state.upstream_imds.forward(request).await {
+pub async fn relay(upstream: &UpstreamImds, metrics: &Metrics, request: Request) -> Response {
+    match upstream.forward(request).await {
         Ok(response) => response,
         Err(message) => {
-            state.metrics.imds_error(ImdsError::UpstreamUnreachable);
+            metrics.imds_error(ImdsError::UpstreamUnreachable);
             (StatusCode::BAD_GATEWAY, Json(json!({"error": "bad_gateway", "error_description": message}))).into_response()
         }
     }

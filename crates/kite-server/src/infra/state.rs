@@ -50,6 +50,13 @@ pub struct AppState {
     pub clock: Clock,
 }
 
+/// Lets `/metrics` and the request counter take the metrics alone.
+impl axum::extract::FromRef<AppState> for Arc<crate::infra::metrics::Metrics> {
+    fn from_ref(state: &AppState) -> Self {
+        state.metrics.clone()
+    }
+}
+
 /// Audiences kite's management API accepts: Azure's management resource IDs (so unmodified Azure
 /// SDK clients pointed at kite work) and kite's own URL.
 pub const MANAGEMENT_AUDIENCES: [&str; 4] =
