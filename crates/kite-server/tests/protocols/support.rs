@@ -10,8 +10,12 @@ use http_body_util::BodyExt;
 use kite_server::infra::clock::Clock;
 use kite_server::infra::state::AppState;
 use kite_server::{app, prepare, Config};
+
+#[path = "../../benches/support/mod.rs"]
+mod shared;
 use kite_store::{SqlStore, Store};
 use serde_json::Value;
+use shared::config;
 use time::OffsetDateTime;
 use tower::ServiceExt;
 
@@ -28,37 +32,6 @@ pub struct Server {
     _home: tempfile::TempDir,
 }
 
-pub fn config(home: &std::path::Path, database_url: &str) -> Config {
-    Config {
-        home: home.to_path_buf(),
-        database_url: Some(database_url.into()),
-        listen: "127.0.0.1:0".parse().unwrap(),
-        insecure_http: true,
-        public_url: None,
-        tls_names: Vec::new(),
-        token_lifetime_secs: LIFETIME,
-        issuer_cas: Vec::new(),
-        issuer_access: Default::default(),
-        key_retire_grace_secs: 300,
-        k8s_rbac: Vec::new(),
-        eks_cluster: None,
-        aws_auth: None,
-        access_entries: None,
-        authentication_mode: kite_k8s::awsauth::AuthenticationMode::ConfigMap,
-        entra_audience: None,
-        entra_mapping: None,
-        pod_identity: Vec::new(),
-        kubernetes: None,
-        cluster_issuer: None,
-        pod_identity_mode: Default::default(),
-        cluster_identity: None,
-        agent_listen: None,
-        upstream_imds: kite_server::agent::upstream::DEFAULT_IMDS.into(),
-        imds_cache_size: kite_server::agent::cache::DEFAULT_CACHE_SIZE,
-        connections: Default::default(),
-    }
-}
-
 impl Server {
     pub async fn start() -> Server {
         Server::with(|_| {}).await
@@ -69,7 +42,7 @@ impl Server {
         let home = tempfile::tempdir().unwrap();
         let url = format!("sqlite://{}", home.path().join("kite.db").display());
         let store: Arc<dyn Store> = Arc::new(SqlStore::connect(&url).await.unwrap());
-        let mut config = config(home.path(), &url);
+        let mut config = Config { token_lifetime_secs: LIFETIME, ..config(home.path(), &url, None, None) };
         adjust(&mut config);
         let (state, creds) = prepare(store, &config, "https://kite.test", None).await.unwrap();
         let creds: Value = serde_json::from_str(&std::fs::read_to_string(creds.unwrap()).unwrap()).unwrap();
