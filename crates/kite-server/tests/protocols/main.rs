@@ -2,6 +2,7 @@
 //! binary, no socket, and times exact to the second.
 
 mod entra;
+mod imds;
 mod management;
 mod sts;
 mod support;
