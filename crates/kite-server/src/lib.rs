@@ -29,7 +29,7 @@ use tower::Layer;
 
 use crate::agent::{cache, container_credentials, upstream};
 use crate::api::auth::Caller;
-use crate::api::{aks, authorization, aws, aws_users, directory, eks, groups, identities};
+use crate::api::{aks, authorization, aws, aws_users, directory, eks, groups, identities, signing_keys};
 use crate::infra::error::ApiResult;
 use crate::infra::state::AppState;
 use crate::infra::{bootstrap, cluster, conn, metrics, tls};
@@ -152,8 +152,8 @@ pub fn app(state: AppState) -> Router {
         .route("/kite/aws/users/{name}", get(aws_users::get_user).delete(aws_users::delete_user))
         .route("/kite/aws/users/{name}/accessKeys", get(aws_users::list_keys).post(aws_users::create_key))
         .route("/kite/aws/accessKeys/{key}", axum::routing::patch(aws_users::update_key).delete(aws_users::delete_key))
-        .route("/kite/signingKeys", get(keys::list))
-        .route("/kite/signingKeys/rotate", post(keys::rotate))
+        .route("/kite/signingKeys", get(signing_keys::list))
+        .route("/kite/signingKeys/rotate", post(signing_keys::rotate))
         .merge(agent::routes())
         .fallback(authorization::dispatch)
         .layer(middleware::from_fn(conn::limit_body))

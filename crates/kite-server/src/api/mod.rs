@@ -11,6 +11,7 @@ pub mod directory;
 pub mod eks;
 pub mod groups;
 pub mod identities;
+pub mod signing_keys;
 
 use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
 use axum::extract::{FromRequest, FromRequestParts};

@@ -1,20 +1,13 @@
-//! Signing-key lifecycle: rotation on request, and on every replica a periodic reload that picks up
+//! Signing-key lifecycle: rotation (asked for through `api::signing_keys`), and on every replica a periodic reload that picks up
 //! keys other replicas added and retires keys no unexpired token can need.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::State;
-use axum::http::StatusCode;
-use axum::response::Response;
-use axum::Json;
-use kite_core::Scope;
 use kite_store::StoredKey;
 use kite_token::{KeySet, SigningKey};
-use serde_json::{json, Value};
+use time::OffsetDateTime;
 
-use crate::api::auth::{authorize, Caller};
-use crate::api::respond;
 use crate::infra::error::{ApiError, ApiResult};
 use crate::infra::state::AppState;
 
@@ -25,7 +18,7 @@ fn internal(e: impl std::fmt::Display) -> ApiError {
     ApiError::from(kite_store::Error::Backend(e.to_string()))
 }
 
-async fn stored_keys(state: &AppState) -> ApiResult<Vec<SigningKey>> {
+pub async fn stored_keys(state: &AppState) -> ApiResult<Vec<SigningKey>> {
     let stored = state.store.list_signing_keys().await?;
     stored.iter().map(|k| serde_json::from_str::<SigningKey>(&k.body).map_err(internal)).collect()
 }
@@ -59,41 +52,14 @@ pub fn spawn_reloader(state: AppState) {
     });
 }
 
-fn render(state: &AppState, keys: &[SigningKey]) -> Value {
-    let signing = state.keys().signing_kid().to_string();
-    let mut by_age: Vec<&SigningKey> = keys.iter().collect();
-    by_age.sort_by_key(|k| (k.created_at, k.kid.clone()));
-    let rows: Vec<Value> = by_age
-        .iter()
-        .enumerate()
-        .map(|(i, k)| {
-            let retires = by_age.get(i + 1).map(|next| next.created_at + state.token_lifetime_secs + state.key_retire_grace_secs);
-            json!({"kid": k.kid, "createdAt": k.created_at, "signing": k.kid == signing, "retiresAfter": retires})
-        })
-        .collect();
-    json!({ "value": rows })
-}
-
-async fn may_manage_keys(state: &AppState, caller: &Caller) -> ApiResult<()> {
-    authorize(state, caller, "Microsoft.Authorization/signingKeys/write", &Scope::subscription(&state.default_subscription())).await
-}
-
-pub async fn list(State(state): State<AppState>, caller: Caller) -> ApiResult<Json<Value>> {
-    may_manage_keys(&state, &caller).await?;
-    let keys = stored_keys(&state).await?;
-    Ok(Json(render(&state, &keys)))
-}
-
-/// Adds a new key that signs from now on; the old ones stay published until they retire.
-pub async fn rotate(State(state): State<AppState>, caller: Caller) -> ApiResult<Response> {
-    may_manage_keys(&state, &caller).await?;
+/// Adds a key that signs from `now` on; the old ones stay published until they retire. Returns
+/// the new key and the keys in force.
+pub async fn rotate(state: &AppState, now: OffsetDateTime) -> ApiResult<(SigningKey, Vec<SigningKey>)> {
     // The newest key signs, judged by creation second: a rotation in the same second as the key it
     // replaces must still come out newer.
-    let newest = stored_keys(&state).await?.iter().map(|k| k.created_at).max().unwrap_or(i64::MIN);
-    let key = SigningKey::generate("kite token signing", caller.now.unix_timestamp().max(newest + 1)).map_err(internal)?;
+    let newest = stored_keys(state).await?.iter().map(|k| k.created_at).max().unwrap_or(i64::MIN);
+    let key = SigningKey::generate("kite token signing", now.unix_timestamp().max(newest + 1)).map_err(internal)?;
     let body = serde_json::to_string(&key).map_err(internal)?;
     state.store.add_signing_key(&StoredKey { kid: key.kid.clone(), created_at: key.created_at, body }).await?;
-    let keys = reload(&state).await?;
-    tracing::info!(kid = %key.kid, by = %caller.object_id, "signing key rotated");
-    Ok(respond(StatusCode::CREATED, render(&state, &keys)))
+    Ok((key, reload(state).await?))
 }
