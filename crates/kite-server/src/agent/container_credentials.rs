@@ -23,8 +23,8 @@ use kite_token::assertion;
 use serde_json::{json, Value};
 use time::OffsetDateTime;
 
-use crate::api::aws::role_named;
 use crate::infra::state::AppState;
+use crate::token::iam::role_named;
 
 /// Refuses at start-up a `--cluster-issuer` whose keys kite could never fetch.
 pub fn check_issuer(issuer: &str, access: crate::token::issuers::IssuerAccess) -> anyhow::Result<()> {
@@ -139,7 +139,7 @@ async fn issue(state: &AppState, headers: &HeaderMap, now: OffsetDateTime) -> Re
     eks::check_role_trust(&role, &association.trust_context(&account, &tags)).map_err(|e| Refusal::denied(e.to_string()))?;
     let session_name = eks::session_name(cluster, &pod.pod_name);
     let sub = claims.str_claim("sub").unwrap_or_default();
-    let sts = crate::token::sts::issuer(state).await.map_err(|e| Refusal::internal(e.message))?;
+    let sts = crate::token::sessions::issuer(state).await.map_err(|e| Refusal::internal(e.message))?;
     let (credentials, session) =
         sts.issue_for_service(&role, &session_name, POD_IDENTITY_SERVICE, sub, tags, None, now).map_err(|e| Refusal::denied(e.message))?;
     tracing::info!(cluster, namespace = pod.namespace, service_account = pod.service_account, pod = pod.pod_name,

@@ -12,11 +12,12 @@ use kite_core::aws::user::{AccessKey, KeyStatus, User};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::aws::{iam_error, may, rfc3339};
+use super::aws::{may, rfc3339};
 use super::{respond, Body};
 use crate::api::auth::Caller;
 use crate::infra::error::{ApiError, ApiResult};
 use crate::infra::state::AppState;
+use crate::token::iam::iam_error;
 
 fn render_user(u: &User) -> Value {
     json!({"Path": u.path, "UserName": u.user_name, "UserId": u.user_id, "Arn": u.arn.to_string(), "CreateDate": rfc3339(&u.created)})
@@ -64,7 +65,7 @@ pub async fn create_key(State(state): State<AppState>, caller: Caller, Path(name
     may(&state, &caller, "write").await?;
     let user = state.store.get_iam_user(&name).await.map_err(iam_error)?;
     let key = AccessKey::new(&user, caller.now);
-    let secret = crate::token::sts::issuer(&state)
+    let secret = crate::token::sessions::issuer(&state)
         .await
         .ok()
         .and_then(|issuer| issuer.user_key_secret(&key))

@@ -13,11 +13,11 @@ use kite_core::Scope;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::aws::role_named;
 use super::{respond, Body};
 use crate::api::auth::{authorize, Caller};
 use crate::infra::error::{ApiError, ApiResult};
 use crate::infra::state::AppState;
+use crate::token::iam::role_named;
 
 /// The region in association ARNs when the caller names none (kite itself has no regions).
 const DEFAULT_REGION: &str = "us-east-1";

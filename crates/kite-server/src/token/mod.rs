@@ -8,9 +8,11 @@
 pub mod clients;
 pub mod egress;
 pub mod entra;
+pub mod iam;
 pub mod issuers;
 pub mod keys;
 pub mod refusals;
 pub mod service;
+pub mod sessions;
 pub mod sts;
 pub mod throttle;

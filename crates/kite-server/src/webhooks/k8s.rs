@@ -60,7 +60,7 @@ async fn identify(state: &AppState, token: &str, now: OffsetDateTime) -> Result<
     if host != ours {
         return Err(format!("the token was presigned for STS at '{host}', not this kite ('{ours}'): set AWS_ENDPOINT_URL_STS={}", state.public_url));
     }
-    let caller = crate::token::sts::authenticate(state, &request, now).await.map_err(|e| e.to_string())?;
+    let caller = crate::token::sessions::authenticate(state, &request, now).await.map_err(|e| e.to_string())?;
     let arn = caller.arn().to_string();
     let entries = state.k8s.access_entries();
     let mode = state.k8s.mode.unwrap_or(AuthenticationMode::ConfigMap);
