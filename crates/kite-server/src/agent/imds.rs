@@ -6,11 +6,12 @@
 //! signature an hour; the cache holds at most `--imds-cache-size` tokens, least recently used first out.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use aws_lc_rs::digest;
 use axum::extract::connect_info::ConnectInfo;
 use axum::extract::{Query, Request, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use kite_core::directory::Principal;
@@ -19,7 +20,7 @@ use kite_k8s::podidentity::mic::{require_assigned, ControllerMode};
 use kite_k8s::podidentity::spsecret::{client_secret, MissingSecret};
 use kite_k8s::podidentity::{decide, AzureIdentity, ClusterState, PodDecision, Selector};
 use serde::Deserialize;
-use serde_json::json;
+use serde_json::{json, Value};
 use time::OffsetDateTime;
 
 use crate::infra::metrics::ImdsError;
@@ -44,7 +45,7 @@ fn imds_error(status: StatusCode, description: impl Into<String>) -> Response {
 }
 
 /// IMDS's own answer to a call without `Metadata: true` (which guards against SSRF); `None` when present.
-pub fn metadata_missing(headers: &axum::http::HeaderMap) -> Option<Response> {
+pub fn metadata_missing(headers: &HeaderMap) -> Option<Response> {
     let metadata = headers.get("metadata").and_then(|v| v.to_str().ok());
     (!metadata.is_some_and(|v| v.eq_ignore_ascii_case("true"))).then(|| imds_error(StatusCode::BAD_REQUEST, "Required metadata header not specified"))
 }
@@ -128,29 +129,51 @@ async fn service_principal(state: &AppState, cluster: &ClusterState, identity: &
     }
 }
 
-pub async fn token(State(state): State<AppState>, Query(q): Query<ImdsQuery>, request: Request) -> Response {
-    let fail = |kind: ImdsError, status: StatusCode, description: String| {
-        state.metrics.imds_error(kind);
-        imds_error(status, description)
-    };
-    let now = state.now();
-    if let Some(refused) = metadata_missing(request.headers()) {
-        state.metrics.imds_error(ImdsError::MissingMetadataHeader);
-        return refused;
+/// Why a call got no token from the agent itself.
+enum Unanswered {
+    Refused(Refused),
+    /// An excepted pod: its call goes to the node's IMDS.
+    Excepted,
+    /// Signing failed: answered in the token endpoint's shape.
+    Mint(OAuthError),
+}
+
+impl From<Refused> for Unanswered {
+    fn from(refused: Refused) -> Self {
+        Unanswered::Refused(refused)
     }
-    let Some(resource) = q.resource.as_deref().map(|r| r.trim_end_matches("/.default").to_string()).filter(|r| !r.is_empty()) else {
-        return fail(ImdsError::MissingResource, StatusCode::BAD_REQUEST, "Required query variable 'resource' is missing".into());
-    };
-    let Some(ConnectInfo(addr)) = request.extensions().get::<ConnectInfo<SocketAddr>>().cloned() else {
-        return fail(ImdsError::Internal, StatusCode::INTERNAL_SERVER_ERROR, "the caller's address is unknown".into());
+}
+
+pub async fn token(State(state): State<AppState>, Query(q): Query<ImdsQuery>, request: Request) -> Response {
+    let now = state.now();
+    let addr = request.extensions().get::<ConnectInfo<SocketAddr>>().map(|ConnectInfo(addr)| *addr);
+    match issue(&state, &q, request.headers(), addr, now).await {
+        Ok(body) => Json(body).into_response(),
+        Err(Unanswered::Excepted) => crate::agent::upstream::relay(&state.upstream_imds, &state.metrics, request).await,
+        Err(Unanswered::Refused((kind, status, message))) => {
+            state.metrics.imds_error(kind);
+            imds_error(status, message)
+        }
+        Err(Unanswered::Mint(e)) => {
+            state.metrics.imds_error(ImdsError::Internal);
+            (e.status, Json(e.body(now, &state.public_url))).into_response()
+        }
+    }
+}
+
+/// The pod calling from `request`'s source address and the identity it gets, as the controller mode allows.
+async fn pod_identity(
+    state: &AppState,
+    q: &ImdsQuery,
+    addr: Option<SocketAddr>,
+) -> Result<(Arc<ClusterState>, String, String, Box<AzureIdentity>), Unanswered> {
+    let Some(addr) = addr else {
+        return Err(Unanswered::Refused((ImdsError::Internal, StatusCode::INTERNAL_SERVER_ERROR, "the caller's address is unknown".into())));
     };
     // AzureIdentity objects name client IDs; an object_id is translated through the directory.
     let client_id = match (&q.client_id, &q.object_id) {
         (Some(c), _) => Some(c.clone()),
-        (None, Some(o)) => match client_id_of(&state, o).await {
-            Ok(c) => Some(c),
-            Err((kind, status, message)) => return fail(kind, status, message),
-        },
+        (None, Some(o)) => Some(client_id_of(state, o).await?),
         (None, None) => None,
     };
     let selector = Selector { client_id, resource_id: q.mi_res_id.clone().or(q.msi_res_id.clone()).or(q.resource_id.clone()) };
@@ -159,29 +182,36 @@ pub async fn token(State(state): State<AppState>, Query(q): Query<ImdsQuery>, re
         (decision, ControllerMode::Standard) => require_assigned(&cluster, decision),
         (decision, ControllerMode::Managed) => decision,
     };
-    let (pod, namespace, identity) = match decision {
-        PodDecision::Identity { pod, namespace, identity } => (pod, namespace, identity),
+    match decision {
+        PodDecision::Identity { pod, namespace, identity } => Ok((cluster, pod, namespace, identity)),
         // 403, not 404: azure-identity retries 404s for a minute before giving up.
-        PodDecision::Refused { reason, message } => return fail(ImdsError::PodRefused(reason), StatusCode::FORBIDDEN, message),
+        PodDecision::Refused { reason, message } => Err(Unanswered::Refused((ImdsError::PodRefused(reason), StatusCode::FORBIDDEN, message))),
         PodDecision::Excepted { pod, namespace, exception } => {
             tracing::info!(pod = %pod, namespace = %namespace, exception = %exception, "excepted pod forwarded to the node's IMDS");
-            return crate::agent::upstream::relay(&state.upstream_imds, &state.metrics, request).await;
+            Err(Unanswered::Excepted)
         }
+    }
+}
+
+async fn issue(state: &AppState, q: &ImdsQuery, headers: &HeaderMap, addr: Option<SocketAddr>, now: OffsetDateTime) -> Result<Value, Unanswered> {
+    if metadata_missing(headers).is_some() {
+        return Err(Unanswered::Refused((ImdsError::MissingMetadataHeader, StatusCode::BAD_REQUEST, "Required metadata header not specified".into())));
+    }
+    let Some(resource) = q.resource.as_deref().map(|r| r.trim_end_matches("/.default").to_string()).filter(|r| !r.is_empty()) else {
+        return Err(Unanswered::Refused((ImdsError::MissingResource, StatusCode::BAD_REQUEST, "Required query variable 'resource' is missing".into())));
     };
+    let (cluster, pod, namespace, identity) = pod_identity(state, q, addr).await?;
     // A type 1 identity authenticates with its Secret on every call, as the token endpoint would:
     // a reset or expired credential is refused at once, not when a cached token runs out.
     let service_principal = match identity.spec.kind {
         0 => None,
-        1 => match service_principal(&state, &cluster, &identity, now).await {
-            Ok(sp) => Some(sp),
-            Err((kind, status, message)) => return fail(kind, status, message),
-        },
+        1 => Some(service_principal(state, &cluster, &identity, now).await?),
         kind => {
-            return fail(
+            return Err(Unanswered::Refused((
                 ImdsError::UnsupportedIdentityType,
                 StatusCode::BAD_REQUEST,
                 format!("AzureIdentity {namespace}/{} has type {kind}; kite's node agent serves type 0 (user-assigned managed identity) and type 1 (service principal with a client secret), not type 2 (service principal with a certificate)", identity.metadata.name),
-            )
+            )))
         }
     };
     // The secret's digest is part of the key, so a changed Secret is never answered from an entry
@@ -190,28 +220,19 @@ pub async fn token(State(state): State<AppState>, Query(q): Query<ImdsQuery>, re
     if let Some((expires_on, body)) = state.imds_cache.get(&key) {
         if expires_on - now.unix_timestamp() > 300 {
             state.metrics.cache_hit();
-            return Json(body).into_response();
+            return Ok(body);
         }
     }
     state.metrics.cache_miss();
     let principal = match service_principal {
         Some((principal, _)) => principal,
-        None => match managed_identity(&state, &namespace, &identity).await {
-            Ok(p) => p,
-            Err((kind, status, message)) => return fail(kind, status, message),
-        },
+        None => managed_identity(state, &namespace, &identity).await?,
     };
-    let mut body = match service::mint(&state, &principal, &resource, false, now) {
-        Ok(b) => b,
-        Err(e) => {
-            state.metrics.imds_error(ImdsError::Internal);
-            return (e.status, Json(e.body(now, &state.public_url))).into_response();
-        }
-    };
+    let mut body = service::mint(state, &principal, &resource, false, now).map_err(Unanswered::Mint)?;
     body["client_id"] = json!(principal.app_id);
     let expires_on = body["expires_on"].as_str().and_then(|s| s.parse::<i64>().ok()).unwrap_or(now.unix_timestamp());
     let (evicted, entries) = state.imds_cache.insert(key, (expires_on, body.clone()));
     state.metrics.cache_stored(evicted, entries);
     tracing::info!(pod = %pod, namespace = %namespace, identity = %identity.metadata.name, "imds token issued");
-    Json(body).into_response()
+    Ok(body)
 }
