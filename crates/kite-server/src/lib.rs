@@ -1,6 +1,11 @@
 //! kite's HTTP surface: the ARM-shaped management API, the Entra-shaped token endpoints, over TLS
 //! with a CA kite generates itself. `app(state)` builds the router without a socket, so tests can
 //! drive it directly; `serve` adds the store, the keys, TLS and a listener.
+//!
+//! One folder per concept, each owning its routes and its protocol's error: `api` (management),
+//! `token` (Entra endpoints, STS, and the services every credential check goes through),
+//! `agent` (the node agent's endpoints), `webhooks` (what the API server calls), `controller`
+//! (MIC). `infra` is what they all stand on. Imports run one way: handlers → services → infra.
 
 // Request paths answer errors, never panic; tests may unwrap.
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]

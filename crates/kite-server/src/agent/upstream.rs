@@ -7,13 +7,14 @@ use std::time::Duration;
 
 use axum::body::Body;
 use axum::extract::Request;
-use axum::http::{HeaderMap, StatusCode, Uri};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::json;
 
 use crate::infra::metrics::ImdsError;
 use crate::infra::metrics::Metrics;
+use crate::infra::middleware::SentUri;
 
 /// IMDS's address on Azure VMs.
 pub const DEFAULT_IMDS: &str = "http://169.254.169.254";
@@ -27,10 +28,6 @@ const HOP_BY_HOP: [&str; 9] =
 /// Set on every forwarded request: one that arrives carrying it has come round from kite itself,
 /// because `--upstream-imds` names a kite agent rather than the node's IMDS.
 const FORWARDED_BY_KITE: &str = "x-kite-forwarded";
-
-/// The URI as the client sent it, kept by kite's path rewrite so forwarding sends it unchanged.
-#[derive(Clone)]
-pub struct SentUri(pub Uri);
 
 pub struct UpstreamImds {
     base: String,

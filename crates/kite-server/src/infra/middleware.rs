@@ -16,6 +16,10 @@ pub async fn access_log(request: Request, next: Next) -> Response {
     response
 }
 
+/// The URI as the client sent it, kept by kite's path rewrite so forwarding sends it unchanged.
+#[derive(Clone)]
+pub struct SentUri(pub axum::http::Uri);
+
 /// ARM treats path keywords case-insensitively (`resourcegroups` in identity IDs, `resourceGroups`
 /// elsewhere); the router matches one spelling, so keywords are rewritten to it before routing.
 fn canonical_path(path: &str) -> String {
@@ -45,7 +49,7 @@ fn canonical_path(path: &str) -> String {
 pub fn rewrite<B>(mut req: axum::http::Request<B>) -> axum::http::Request<B> {
     let canonical = canonical_path(req.uri().path());
     if canonical != req.uri().path() {
-        let sent = crate::agent::upstream::SentUri(req.uri().clone());
+        let sent = SentUri(req.uri().clone());
         req.extensions_mut().insert(sent);
         let pq = match req.uri().query() {
             Some(q) => format!("{canonical}?{q}"),
