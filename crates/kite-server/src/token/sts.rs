@@ -7,18 +7,13 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
-use kite_core::aws::arn::{Arn, Resource};
-use kite_core::aws::iam::{find_provider, TokenFacts};
 use kite_core::aws::sigv4::SignedRequest;
 use kite_core::aws::sts::{ErrorCode, StsError};
 use kite_core::aws::xml::{self, CallerIdentity};
-use kite_token::assertion;
-use serde_json::Value;
 use time::OffsetDateTime;
 
 use crate::infra::state::AppState;
-use crate::token::iam::{providers, role_named};
-use crate::token::sessions::{authenticate, internal, issuer};
+use crate::token::sessions::{self, authenticate};
 
 fn error(e: StsError, request_id: &str) -> Response {
     let status = StatusCode::from_u16(e.code.http_status()).unwrap_or(StatusCode::BAD_REQUEST);
@@ -49,50 +44,7 @@ async fn assume_role_with_web_identity(state: &AppState, params: &[(String, Stri
         Some(d) => Some(d.parse::<u32>().map_err(|_| StsError::new(ErrorCode::ValidationError, format!("DurationSeconds '{d}' is not a number of seconds")))?),
         None => None,
     };
-    let arn = Arn::parse_role(role_arn).map_err(|e| StsError::new(ErrorCode::ValidationError, e.to_string()))?;
-    let Resource::Role { name, .. } = arn.resource() else {
-        return Err(StsError::new(ErrorCode::ValidationError, format!("'{role_arn}' is not a role ARN")));
-    };
-    let not_authorized = || {
-        StsError::new(
-            ErrorCode::AccessDenied,
-            format!("Not authorized to perform sts:AssumeRoleWithWebIdentity: role {role_arn} does not exist (kite iam role list)"),
-        )
-    };
-    let role = role_named(state, name).await.map_err(|_| not_authorized())?;
-    if !role.arn.to_string().eq_ignore_ascii_case(&arn.to_string()) || arn.account() != state.aws_account() {
-        return Err(StsError::new(
-            ErrorCode::AccessDenied,
-            format!("Not authorized to perform sts:AssumeRoleWithWebIdentity: no role {role_arn}; did you mean {}?", role.arn),
-        ));
-    }
-
-    let claims = assertion::peek(token).map_err(|e| StsError::new(ErrorCode::InvalidIdentityToken, e.detail().to_string()))?;
-    let iss = claims.str_claim("iss").ok_or_else(|| StsError::new(ErrorCode::InvalidIdentityToken, "The web identity token has no 'iss' claim."))?.to_string();
-    let all = providers(state).await.map_err(|e| internal(e.message))?;
-    let provider = find_provider(&all, &iss)?;
-    let verified = if iss == state.issuer_v2() {
-        assertion::verify_with_jwks(token, state.keys().jwks())
-    } else {
-        let jwks = state
-            .issuers
-            .jwks(&iss, claims.header.kid.as_deref())
-            .await
-            .map_err(|e| StsError::new(ErrorCode::InvalidIdentityToken, format!("Couldn't retrieve verification key from your identity provider: {e}")))?;
-        assertion::verify_with_jwks(token, &jwks)
-    };
-    verified.map_err(|e| StsError::new(ErrorCode::InvalidIdentityToken, format!("The web identity token's signature is invalid: {}", e.detail())))?;
-    assertion::check_time(&claims.claims, now.unix_timestamp(), 0)
-        .map_err(|e| StsError::new(ErrorCode::ExpiredTokenException, format!("Token expired: {}", e.detail())))?;
-    let facts = TokenFacts {
-        iss,
-        sub: claims.str_claim("sub").unwrap_or_default().to_string(),
-        aud: claims.audiences(),
-        azp: claims.str_claim("azp").map(str::to_string),
-        amr: claims.claims.get("amr").and_then(Value::as_array).map(|a| a.iter().filter_map(Value::as_str).map(str::to_string).collect()).unwrap_or_default(),
-    };
-    let (credentials, session) = issuer(state).await?.assume_role_with_web_identity(&role, session_name, provider, &facts, duration, now)?;
-    tracing::info!(role = %role.arn, session = session_name, subject = %facts.sub, "sts: role assumed with web identity");
+    let (credentials, session) = sessions::assume_role_with_web_identity(state, role_arn, session_name, token, duration, now).await?;
     Ok(ok_xml(xml::assume_role_with_web_identity_response(&credentials, &session, &uuid::Uuid::new_v4().to_string())))
 }
 
