@@ -39,7 +39,7 @@ fn main() -> anyhow::Result<()> {
         let (state, _) = prepare(store, &support::config(dir.path(), &url, Some("prod"), Some(aws_auth)), public, None).await?;
         let provider = OidcProvider::new(&account, "https://issuer.example", vec!["sts.amazonaws.com".into()], vec![]).map_err(|e| anyhow::anyhow!("{e}"))?;
         let facts = TokenFacts { iss: "https://issuer.example".into(), sub: "s".into(), aud: vec!["sts.amazonaws.com".into()], ..Default::default() };
-        let issuer = kite_server::sts::issuer(&state).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+        let issuer = kite_server::token::sessions::issuer(&state).await.map_err(|e| anyhow::anyhow!("{e}"))?;
         let (creds, _) = issuer.issue(&role, "bench", &provider, &facts, None, time::OffsetDateTime::now_utc()).map_err(|e| anyhow::anyhow!("{e}"))?;
         let signer = Signer { access_key_id: &creds.access_key_id, secret_access_key: &creds.secret_access_key, session_token: Some(&creds.session_token), region: "us-east-1", service: "sts" };
         let mut get = SignedRequest {

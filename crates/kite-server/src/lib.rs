@@ -1,46 +1,29 @@
 //! kite's HTTP surface: the ARM-shaped management API, the Entra-shaped token endpoints, over TLS
 //! with a CA kite generates itself. `app(state)` builds the router without a socket, so tests can
 //! drive it directly; `serve` adds the store, the keys, TLS and a listener.
+//!
+//! One folder per concept, each owning its routes and its protocol's error: `api` (management),
+//! `token` (Entra endpoints, STS, and the services every credential check goes through),
+//! `agent` (the node agent's endpoints), `webhooks` (what the API server calls), `controller`
+//! (MIC). `infra` is what they all stand on. Imports run one way: handlers → services → infra.
 
 // Request paths answer errors, never panic; tests may unwrap.
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
-pub mod admission;
 pub mod agent;
 pub mod api;
-pub mod auth;
-pub mod bootstrap;
-pub mod clients;
-pub mod cluster;
-pub mod conn;
-pub mod container_credentials;
-pub mod egress;
-pub mod entra_review;
-pub mod error;
-pub mod issuers;
-pub mod k8s;
-pub mod keys;
-pub mod metrics;
-pub mod mic;
-pub mod nmi;
-pub mod refusals;
-pub mod state;
-pub mod sts;
-pub mod throttle;
-pub mod tls;
+pub mod controller;
+pub mod infra;
 pub mod token;
-pub mod upstream;
-pub mod watch;
+pub mod webhooks;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
-use axum::extract::{Path, Request, State};
-use axum::middleware::{self, Next};
-use axum::response::Response;
+use axum::extract::{Path, State};
+use axum::middleware;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use kite_store::{SqlStore, Store};
@@ -49,10 +32,14 @@ use parking_lot::RwLock;
 use serde_json::{json, Value};
 use tower::Layer;
 
-use crate::api::{aks, authorization, aws, aws_users, directory, eks, groups, identities};
-use crate::auth::Caller;
-use crate::error::ApiResult;
-use crate::state::AppState;
+use crate::agent::{cache, container_credentials, upstream};
+use crate::api::auth::Caller;
+use crate::api::{aks, authorization, aws, aws_users, directory, eks, groups, identities, signing_keys};
+use crate::infra::error::ApiResult;
+use crate::infra::state::AppState;
+use crate::infra::{bootstrap, cluster, conn, metrics, tls};
+use crate::token::{entra, issuers, keys, sts};
+use crate::webhooks::{k8s, policy};
 
 pub struct Config {
     /// `$KITE_HOME`: the SQLite file, the TLS material and the admin credentials live here.
@@ -122,15 +109,6 @@ fn render_subscription(s: &kite_core::directory::Subscription) -> Value {
            "tenantId": s.tenant_id, "displayName": s.display_name, "state": "Enabled"})
 }
 
-/// One line per request: method, path, status, time. Never headers or bodies (they carry secrets).
-async fn access_log(request: Request, next: Next) -> Response {
-    let (method, path) = (request.method().clone(), request.uri().path().to_string());
-    let started = Instant::now();
-    let response = next.run(request).await;
-    tracing::info!(%method, path, status = response.status().as_u16(), micros = started.elapsed().as_micros() as u64, "request");
-    response
-}
-
 pub fn app(state: AppState) -> Router {
     const MI: &str = "providers/Microsoft.ManagedIdentity/userAssignedIdentities";
     const AKS: &str = "providers/Microsoft.ContainerService/managedClusters";
@@ -139,13 +117,13 @@ pub fn app(state: AppState) -> Router {
         .route("/healthz", get(|| async { "ok" }))
         .route("/authorize", post(k8s::authorize))
         .route("/authenticate", post(k8s::authenticate))
-        .route("/mutate-v1-pod", post(admission::mutate_pod))
-        .route("/{tenant}/v2.0/.well-known/openid-configuration", get(token::discovery_v2))
-        .route("/{tenant}/.well-known/openid-configuration", get(token::discovery_v1))
-        .route("/{tenant}/discovery/v2.0/keys", get(token::jwks))
-        .route("/{tenant}/discovery/keys", get(token::jwks))
-        .route("/{tenant}/oauth2/v2.0/token", post(token::token_v2))
-        .route("/{tenant}/oauth2/token", post(token::token_v1))
+        .route("/mutate-v1-pod", post(webhooks::admission::mutate_pod))
+        .route("/{tenant}/v2.0/.well-known/openid-configuration", get(entra::discovery_v2))
+        .route("/{tenant}/.well-known/openid-configuration", get(entra::discovery_v1))
+        .route("/{tenant}/discovery/v2.0/keys", get(entra::jwks))
+        .route("/{tenant}/discovery/keys", get(entra::jwks))
+        .route("/{tenant}/oauth2/v2.0/token", post(entra::token_v2))
+        .route("/{tenant}/oauth2/token", post(entra::token_v1))
         .route("/subscriptions", get(subscriptions))
         .route("/subscriptions/{sub}", get(subscription))
         .route("/subscriptions/{sub}/resourceGroups", get(groups::list))
@@ -180,56 +158,14 @@ pub fn app(state: AppState) -> Router {
         .route("/kite/aws/users/{name}", get(aws_users::get_user).delete(aws_users::delete_user))
         .route("/kite/aws/users/{name}/accessKeys", get(aws_users::list_keys).post(aws_users::create_key))
         .route("/kite/aws/accessKeys/{key}", axum::routing::patch(aws_users::update_key).delete(aws_users::delete_key))
-        .route("/kite/signingKeys", get(keys::list))
-        .route("/kite/signingKeys/rotate", post(keys::rotate))
+        .route("/kite/signingKeys", get(signing_keys::list))
+        .route("/kite/signingKeys/rotate", post(signing_keys::rotate))
         .merge(agent::routes())
         .fallback(authorization::dispatch)
         .layer(middleware::from_fn(conn::limit_body))
-        .layer(middleware::from_fn_with_state(state.clone(), metrics::track))
-        .layer(middleware::from_fn(access_log))
+        .layer(middleware::from_fn_with_state(state.metrics.clone(), metrics::track))
+        .layer(middleware::from_fn(infra::middleware::access_log))
         .with_state(state)
-}
-
-/// ARM treats path keywords case-insensitively (`resourcegroups` in identity IDs, `resourceGroups`
-/// elsewhere); the router matches one spelling, so keywords are rewritten to it before routing.
-fn canonical_path(path: &str) -> String {
-    const WORDS: [&str; 8] = [
-        "subscriptions",
-        "resourceGroups",
-        "providers",
-        "Microsoft.ManagedIdentity",
-        "userAssignedIdentities",
-        "federatedIdentityCredentials",
-        "Microsoft.ContainerService",
-        "managedClusters",
-    ];
-    path.split('/')
-        .enumerate()
-        .map(|(i, seg)| match WORDS.iter().find(|w| w.eq_ignore_ascii_case(seg)) {
-            Some(w) => *w,
-            // NMI matches IMDS's `/metadata/…` case-insensitively; only as the first segment, so a
-            // resource named "Metadata" keeps its spelling.
-            None if i == 1 && seg.eq_ignore_ascii_case("metadata") => "metadata",
-            None => seg,
-        })
-        .collect::<Vec<_>>()
-        .join("/")
-}
-
-fn rewrite<B>(mut req: axum::http::Request<B>) -> axum::http::Request<B> {
-    let canonical = canonical_path(req.uri().path());
-    if canonical != req.uri().path() {
-        let sent = upstream::SentUri(req.uri().clone());
-        req.extensions_mut().insert(sent);
-        let pq = match req.uri().query() {
-            Some(q) => format!("{canonical}?{q}"),
-            None => canonical,
-        };
-        if let Ok(uri) = pq.parse() {
-            *req.uri_mut() = uri;
-        }
-    }
-    req
 }
 
 fn is_loopback(addr: &SocketAddr) -> bool {
@@ -246,7 +182,7 @@ pub async fn prepare(store: Arc<dyn Store>, config: &Config, public_url: &str, c
     bootstrap::ensure_global_administrator(store.as_ref()).await?;
     bootstrap::report_shadowing_roles(store.as_ref()).await?;
     let keys = KeySet::new(&bootstrap::load_keys(store.as_ref()).await?)?;
-    let k8s = Arc::new(k8s::K8sPolicy::new(k8s::Sources {
+    let k8s = Arc::new(policy::K8sPolicy::new(policy::Sources {
         rbac: config.k8s_rbac.clone(),
         cluster_id: config.eks_cluster.clone(),
         aws_auth: config.aws_auth.clone(),
@@ -255,7 +191,7 @@ pub async fn prepare(store: Arc<dyn Store>, config: &Config, public_url: &str, c
         entra_audience: config.entra_audience.clone(),
         entra_mapping: config.entra_mapping.clone(),
     })?);
-    let nmi = Arc::new(nmi::NodeAgent::new(config.pod_identity.clone(), config.imds_cache_size)?.with_mode(config.pod_identity_mode));
+    let pod_files = Arc::new(cluster::PodFiles::load(config.pod_identity.clone())?);
     let state = AppState {
         store,
         keys: Arc::new(RwLock::new(Arc::new(keys))),
@@ -266,15 +202,18 @@ pub async fn prepare(store: Arc<dyn Store>, config: &Config, public_url: &str, c
         issuers: Arc::new(issuers::IssuerKeys::new(&config.issuer_cas, config.issuer_access)?),
         key_retire_grace_secs: config.key_retire_grace_secs,
         clients: Arc::default(),
-        cluster: cluster::source(config.kubernetes.as_ref(), &nmi, &k8s).await?,
+        cluster: cluster::source(config.kubernetes.as_ref(), &pod_files, &k8s).await?,
         k8s,
         sts_issuer: Arc::default(),
-        nmi,
+        pod_files,
+        imds_cache: Arc::new(cache::TokenCache::new(config.imds_cache_size)),
+        pod_identity_mode: config.pod_identity_mode,
         cluster_issuer: config.cluster_issuer.clone(),
         metrics: Arc::default(),
         auth_throttle: Arc::default(),
         upstream_imds: Arc::new(upstream::UpstreamImds::new(&config.upstream_imds)?),
         refusals: Arc::default(),
+        clock: infra::clock::Clock::system(),
     };
     Ok((state, boot.credentials_file))
 }
@@ -311,12 +250,12 @@ pub async fn serve(config: Config) -> Result<()> {
         println!("kite: sign in with: kite login --credentials-file {}", path.display());
     }
     keys::spawn_reloader(state.clone());
-    k8s::spawn_reloader(state.k8s.clone());
-    nmi::spawn_reloader(state.nmi.clone());
-    mic::spawn(&state, &config).await?;
+    policy::spawn_reloader(state.k8s.clone());
+    cluster::spawn_reloader(state.pod_files.clone());
+    controller::spawn(&state, &config).await?;
     // The outer router only carries the caller's address (the node agent finds pods by it) to the
     // rewritten inner one.
-    let service = Router::new().fallback_service(tower::util::MapRequestLayer::new(rewrite).layer(app(state.clone())));
+    let service = Router::new().fallback_service(tower::util::MapRequestLayer::new(infra::middleware::rewrite).layer(app(state.clone())));
     let agent_handle = axum_server::Handle::new();
     if let Some((listener, bound)) = agent {
         agent::spawn(listener, state.clone(), agent_handle.clone(), config.connections);
@@ -364,23 +303,4 @@ async fn shutdown_signal() {
     }
     #[cfg(not(unix))]
     ctrl_c.await.unwrap_or(());
-}
-
-#[cfg(test)]
-mod tests {
-    use super::canonical_path;
-
-    #[test]
-    fn arm_keywords_are_matched_in_any_case() {
-        assert_eq!(
-            canonical_path("/SUBSCRIPTIONS/abc/resourcegroups/MyRG/providers/microsoft.managedidentity/USERASSIGNEDIDENTITIES/Id"),
-            "/subscriptions/abc/resourceGroups/MyRG/providers/Microsoft.ManagedIdentity/userAssignedIdentities/Id"
-        );
-        assert_eq!(
-            canonical_path("/subscriptions/abc/resourcegroups/rg/providers/microsoft.containerservice/MANAGEDCLUSTERS/c"),
-            "/subscriptions/abc/resourceGroups/rg/providers/Microsoft.ContainerService/managedClusters/c"
-        );
-        assert_eq!(canonical_path("/Metadata/identity/oauth2/token"), "/metadata/identity/oauth2/token");
-        assert_eq!(canonical_path("/subscriptions/a/resourceGroups/Metadata"), "/subscriptions/a/resourceGroups/Metadata");
-    }
 }

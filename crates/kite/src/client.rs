@@ -7,7 +7,7 @@ use reqwest::Method;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use kite_server::tls::write_private;
+use kite_server::infra::tls::write_private;
 
 /// Management API audience the CLI asks tokens for (what Azure's own CLI asks for ARM).
 pub const MANAGEMENT_SCOPE: &str = "https://management.azure.com/.default";

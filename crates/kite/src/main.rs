@@ -152,10 +152,10 @@ pub struct ServeArgs {
     #[arg(long)]
     agent_listen: Option<std::net::SocketAddr>,
     /// The node's IMDS: calls from pods an AzurePodIdentityException lets through, and IMDS paths the agent does not answer, go there untouched.
-    #[arg(long, default_value = kite_server::upstream::DEFAULT_IMDS)]
+    #[arg(long, default_value = kite_server::agent::upstream::DEFAULT_IMDS)]
     upstream_imds: String,
     /// Tokens the node agent caches (1 to 1000000); past that the least recently used go first.
-    #[arg(long, default_value_t = kite_server::nmi::DEFAULT_CACHE_SIZE, value_parser = cache_size)]
+    #[arg(long, default_value_t = kite_server::agent::cache::DEFAULT_CACHE_SIZE, value_parser = cache_size)]
     imds_cache_size: std::num::NonZeroUsize,
     /// Connections each listener holds open at once; past it new ones are closed at once (logged).
     #[arg(long, default_value_t = 4096, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
@@ -197,7 +197,7 @@ async fn main() -> ExitCode {
                 tls_names: args.tls_names,
                 token_lifetime_secs: args.token_lifetime,
                 issuer_cas: args.issuer_cas,
-                issuer_access: kite_server::issuers::IssuerAccess { loopback: args.allow_http_issuer, private: args.allow_private_issuer },
+                issuer_access: kite_server::token::issuers::IssuerAccess { loopback: args.allow_http_issuer, private: args.allow_private_issuer },
                 key_retire_grace_secs: args.key_retire_grace,
                 k8s_rbac: args.k8s_rbac,
                 eks_cluster: args.eks_cluster,
@@ -214,7 +214,7 @@ async fn main() -> ExitCode {
                 agent_listen: args.agent_listen,
                 upstream_imds: args.upstream_imds,
                 imds_cache_size: args.imds_cache_size,
-                connections: kite_server::conn::ConnectionLimits {
+                connections: kite_server::infra::conn::ConnectionLimits {
                     max_connections: args.max_connections as usize,
                     idle_timeout: std::time::Duration::from_secs(args.idle_timeout),
                 },

@@ -29,8 +29,8 @@ pub fn config(home: &Path, database_url: &str, eks_cluster: Option<&str>, aws_au
         pod_identity_mode: Default::default(),
         cluster_identity: None,
         agent_listen: None,
-        upstream_imds: kite_server::upstream::DEFAULT_IMDS.into(),
-        imds_cache_size: kite_server::nmi::DEFAULT_CACHE_SIZE,
+        upstream_imds: kite_server::agent::upstream::DEFAULT_IMDS.into(),
+        imds_cache_size: kite_server::agent::cache::DEFAULT_CACHE_SIZE,
         connections: Default::default(),
     }
 }

@@ -21,9 +21,9 @@ use serde_json::{json, Value};
 use uuid::Uuid;
 
 use super::{groups, respond, Body};
-use crate::auth::{authorize, Caller, CallerAccess};
-use crate::error::{ApiError, ApiResult};
-use crate::state::AppState;
+use crate::api::auth::{authorize, Caller, CallerAccess};
+use crate::infra::error::{ApiError, ApiResult};
+use crate::infra::state::AppState;
 
 fn render_ref(r: &IdentityRef) -> Value {
     json!({"resourceId": r.resource_id, "clientId": r.client_id, "objectId": r.object_id})
@@ -261,7 +261,7 @@ pub async fn put(
         Some(p) => Some((p.enabled, pod_identities(&state, &p.user_assigned_identities).await?)),
         None => None,
     };
-    let (now, by) = (state.now(), Some(caller.object_id));
+    let (now, by) = (caller.now, Some(caller.object_id));
     match state.store.get_managed_cluster(&sub, &rg, &name).await {
         Err(kite_store::Error::NotFound(_)) => {
             let (enable_pod_identity, pods) = pod_profile.unwrap_or_default();
@@ -354,7 +354,7 @@ pub async fn reset_service_principal_profile(
         kite_store::Error::NotFound(m) => ApiError::bad_request("ServicePrincipalNotFound", m),
         other => other.into(),
     })?;
-    let (now, by) = (state.now(), Some(caller.object_id));
+    let (now, by) = (caller.now, Some(caller.object_id));
     let cluster =
         state.store.update_managed_cluster(&sub, &rg, &name, &|c| Ok(reset_service_principal(&c, &app, &body.secret, now, by)?)).await.map_err(not_found)?;
     tracing::info!(cluster = %cluster.id(), app = %app.app_id, by = %caller.object_id, "cluster service principal reset");

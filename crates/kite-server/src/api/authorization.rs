@@ -21,9 +21,9 @@ use serde_json::{json, Value};
 use uuid::Uuid;
 
 use super::{groups, respond};
-use crate::auth::{authorize, decide, Caller};
-use crate::error::{ApiError, ApiResult};
-use crate::state::AppState;
+use crate::api::auth::{authorize, decide, Caller};
+use crate::infra::error::{ApiError, ApiResult};
+use crate::infra::state::AppState;
 
 const PROVIDER: &str = "/providers/microsoft.authorization/";
 
@@ -268,7 +268,7 @@ async fn put_assignment(state: &AppState, caller: &Caller, scope: Scope, name: &
         principal_id,
         principal_type: "ServicePrincipal".into(),
         description: body.properties.description,
-        created_on: state.now(),
+        created_on: caller.now,
         created_by: Some(caller.object_id),
     };
     state.store.create_role_assignment(&a).await?;

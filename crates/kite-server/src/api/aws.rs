@@ -14,9 +14,10 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::{respond, Body};
-use crate::auth::{authorize, Caller};
-use crate::error::{ApiError, ApiResult};
-use crate::state::AppState;
+use crate::api::auth::{authorize, Caller};
+use crate::infra::error::{ApiError, ApiResult};
+use crate::infra::state::AppState;
+use crate::token::iam::{decode, iam_error, providers, role_named};
 
 pub(crate) fn rfc3339(t: &time::OffsetDateTime) -> String {
     t.format(&time::format_description::well_known::Rfc3339).unwrap_or_default()
@@ -33,27 +34,6 @@ pub fn render_provider(p: &OidcProvider) -> Value {
 
 pub(crate) async fn may(state: &AppState, caller: &Caller, verb: &str) -> ApiResult<()> {
     authorize(state, caller, &format!("Kite.Aws/iam/{verb}"), &Scope::subscription(&state.default_subscription())).await
-}
-
-fn decode<T: serde::de::DeserializeOwned>(v: Value) -> ApiResult<T> {
-    serde_json::from_value(v).map_err(|e| ApiError::from(kite_store::Error::Backend(format!("stored IAM object does not parse: {e}"))))
-}
-
-pub(crate) fn iam_error(e: kite_store::Error) -> ApiError {
-    match e {
-        kite_store::Error::NotFound(m) => ApiError::not_found("NoSuchEntity", m),
-        kite_store::Error::Conflict(m) => ApiError::new(StatusCode::CONFLICT, "EntityAlreadyExists", m),
-        other => other.into(),
-    }
-}
-
-/// Every OIDC provider, for STS to find a token's issuer among.
-pub async fn providers(state: &AppState) -> ApiResult<Vec<OidcProvider>> {
-    state.store.list_aws_objects(AwsKind::OidcProvider).await?.into_iter().map(decode).collect()
-}
-
-pub async fn role_named(state: &AppState, name: &str) -> ApiResult<Role> {
-    decode(state.store.get_aws_object(AwsKind::Role, name).await.map_err(iam_error)?)
 }
 
 #[derive(Deserialize)]
@@ -113,7 +93,7 @@ pub async fn create_role(State(state): State<AppState>, caller: Caller, Body(req
         }
         other => other,
     };
-    let role = Role::new(&state.aws_account(), &req.role_name, req.path.as_deref(), policy, req.max_session_duration, state.now())
+    let role = Role::new(&state.aws_account(), &req.role_name, req.path.as_deref(), policy, req.max_session_duration, caller.now)
         .map_err(|e| ApiError::bad_request("MalformedPolicyDocument", e.to_string()))?;
     let body = serde_json::to_value(&role).map_err(|e| ApiError::from(kite_store::Error::Backend(e.to_string())))?;
     state.store.create_aws_object(AwsKind::Role, &role.role_name, &body).await.map_err(iam_error)?;

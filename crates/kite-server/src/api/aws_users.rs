@@ -12,11 +12,12 @@ use kite_core::aws::user::{AccessKey, KeyStatus, User};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::aws::{iam_error, may, rfc3339};
+use super::aws::{may, rfc3339};
 use super::{respond, Body};
-use crate::auth::Caller;
-use crate::error::{ApiError, ApiResult};
-use crate::state::AppState;
+use crate::api::auth::Caller;
+use crate::infra::error::{ApiError, ApiResult};
+use crate::infra::state::AppState;
+use crate::token::iam::iam_error;
 
 fn render_user(u: &User) -> Value {
     json!({"Path": u.path, "UserName": u.user_name, "UserId": u.user_id, "Arn": u.arn.to_string(), "CreateDate": rfc3339(&u.created)})
@@ -36,7 +37,7 @@ pub struct NewUser {
 
 pub async fn create_user(State(state): State<AppState>, caller: Caller, Body(req): Body<NewUser>) -> ApiResult<Response> {
     may(&state, &caller, "write").await?;
-    let user = User::new(&state.aws_account(), &req.user_name, req.path.as_deref(), state.now())
+    let user = User::new(&state.aws_account(), &req.user_name, req.path.as_deref(), caller.now)
         .map_err(|e| ApiError::bad_request("ValidationError", e.to_string()))?;
     state.store.create_iam_user(&user).await.map_err(iam_error)?;
     Ok(respond(StatusCode::CREATED, json!({"User": render_user(&user)})))
@@ -63,8 +64,8 @@ pub async fn delete_user(State(state): State<AppState>, caller: Caller, Path(nam
 pub async fn create_key(State(state): State<AppState>, caller: Caller, Path(name): Path<String>) -> ApiResult<Response> {
     may(&state, &caller, "write").await?;
     let user = state.store.get_iam_user(&name).await.map_err(iam_error)?;
-    let key = AccessKey::new(&user, state.now());
-    let secret = crate::sts::issuer(&state)
+    let key = AccessKey::new(&user, caller.now);
+    let secret = crate::token::sessions::issuer(&state)
         .await
         .ok()
         .and_then(|issuer| issuer.user_key_secret(&key))

@@ -26,9 +26,9 @@ use uuid::Uuid;
 
 use super::authorization::{all_roles, may_assign, resolve_role};
 use super::{respond, Body};
-use crate::auth::{authorize, Caller};
-use crate::error::{ApiError, ApiResult};
-use crate::state::AppState;
+use crate::api::auth::{authorize, Caller};
+use crate::infra::error::{ApiError, ApiResult};
+use crate::infra::state::AppState;
 
 fn rfc3339(t: &OffsetDateTime) -> String {
     t.format(&time::format_description::well_known::Rfc3339).unwrap_or_default()
@@ -199,7 +199,7 @@ pub struct CreateForRbac {
 }
 
 pub async fn create_for_rbac(State(state): State<AppState>, caller: Caller, Body(req): Body<CreateForRbac>) -> ApiResult<Response> {
-    let now = state.now();
+    let now = caller.now;
     let mut app = Application::new(&req.display_name, state.tenant.tenant_id, Some(caller.object_id), now)?;
     let cred = new_credential(&req.credential, now)?;
     app = apply(app, &cred, true);
@@ -252,7 +252,7 @@ pub async fn delete(State(state): State<AppState>, caller: Caller, Path(id): Pat
 pub async fn reset(State(state): State<AppState>, caller: Caller, Path(id): Path<String>, Body(req): Body<CredentialRequest>) -> ApiResult<Response> {
     let app = find_app(&state, &id).await?;
     may_change(&state, &caller, &app, CREDENTIALS_UPDATE).await?;
-    let cred = new_credential(&req, state.now())?;
+    let cred = new_credential(&req, caller.now)?;
     let app = state.store.update_application(&app.app_id, &|a| Ok(apply(a, &cred, req.append))).await?;
     state.clients.forget_all();
     tracing::info!(app = %app.app_id, by = %caller.object_id, append = req.append, "credentials reset");
@@ -268,7 +268,7 @@ pub struct ListQuery {
 pub async fn list_credentials(State(state): State<AppState>, caller: Caller, Path(id): Path<String>, Query(q): Query<ListQuery>) -> ApiResult<Json<Value>> {
     let app = find_app(&state, &id).await?;
     may_manage(&state, &caller, &app, APPLICATIONS_READ).await?;
-    Ok(Json(render_credentials(&app, state.now(), q.cert)))
+    Ok(Json(render_credentials(&app, caller.now, q.cert)))
 }
 
 pub async fn delete_credential(State(state): State<AppState>, caller: Caller, Path((id, key_id)): Path<(String, Uuid)>) -> ApiResult<Response> {

@@ -13,11 +13,11 @@ use kite_core::Scope;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::aws::role_named;
 use super::{respond, Body};
-use crate::auth::{authorize, Caller};
-use crate::error::{ApiError, ApiResult};
-use crate::state::AppState;
+use crate::api::auth::{authorize, Caller};
+use crate::infra::error::{ApiError, ApiResult};
+use crate::infra::state::AppState;
+use crate::token::iam::role_named;
 
 /// The region in association ARNs when the caller names none (kite itself has no regions).
 const DEFAULT_REGION: &str = "us-east-1";
@@ -65,7 +65,7 @@ pub async fn create(State(state): State<AppState>, caller: Caller, Path(cluster)
         return Err(ApiError::bad_request("InvalidParameterException", format!("no role {arn}; did you mean {}?", role.arn)));
     }
     let region = req.region.as_deref().unwrap_or(DEFAULT_REGION);
-    let association = PodIdentityAssociation::new(region, &account, &cluster, &req.namespace, &req.service_account, &role, state.now()).map_err(invalid)?;
+    let association = PodIdentityAssociation::new(region, &account, &cluster, &req.namespace, &req.service_account, &role, caller.now).map_err(invalid)?;
     state.store.create_pod_identity_association(&association).await.map_err(eks_error)?;
     tracing::info!(cluster, namespace = req.namespace, service_account = req.service_account, role = %role.arn, id = association.association_id, "pod identity association created");
     Ok(respond(StatusCode::OK, json!({"association": association})))

@@ -14,9 +14,9 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::{respond, Body};
-use crate::auth::{authorize, Caller, CallerAccess};
-use crate::error::{ApiError, ApiResult};
-use crate::state::AppState;
+use crate::api::auth::{authorize, Caller, CallerAccess};
+use crate::infra::error::{ApiError, ApiResult};
+use crate::infra::state::AppState;
 
 pub fn render(rg: &ResourceGroup) -> Value {
     json!({

@@ -15,9 +15,9 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::{groups, respond};
-use crate::auth::{authorize, Caller, CallerAccess};
-use crate::error::{ApiError, ApiResult};
-use crate::state::AppState;
+use crate::api::auth::{authorize, Caller, CallerAccess};
+use crate::infra::error::{ApiError, ApiResult};
+use crate::infra::state::AppState;
 
 const TYPE: &str = "Microsoft.ManagedIdentity/userAssignedIdentities";
 

@@ -3,6 +3,7 @@
 //! extract, authorize, one store call, render.
 
 pub mod aks;
+pub mod auth;
 pub mod authorization;
 pub mod aws;
 pub mod aws_users;
@@ -10,13 +11,14 @@ pub mod directory;
 pub mod eks;
 pub mod groups;
 pub mod identities;
+pub mod signing_keys;
 
 use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
 use axum::extract::{FromRequest, FromRequestParts};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 
-use crate::error::ApiError;
+use crate::infra::error::ApiError;
 
 /// `Json` whose rejection is an ARM error naming what is wrong with the body.
 #[derive(FromRequest)]

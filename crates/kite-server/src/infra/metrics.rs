@@ -16,7 +16,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
 
-use crate::state::AppState;
+use std::sync::Arc;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RequestLabels {
@@ -128,19 +128,18 @@ impl Metrics {
 }
 
 /// Middleware counting and timing every request by its route template.
-pub async fn track(State(state): State<AppState>, request: Request, next: Next) -> Response {
+pub async fn track(State(metrics): State<Arc<Metrics>>, request: Request, next: Next) -> Response {
     let endpoint = request.extensions().get::<MatchedPath>().map(|p| p.as_str().to_string()).unwrap_or_else(|| UNROUTED.to_string());
     let started = Instant::now();
     let response = next.run(request).await;
-    let metrics = &state.metrics;
     metrics.latency.get_or_create(&EndpointLabels { endpoint: endpoint.clone() }).observe(started.elapsed().as_secs_f64());
     metrics.requests.get_or_create(&RequestLabels { endpoint, status: response.status().as_u16() }).inc();
     response
 }
 
-pub async fn render(State(state): State<AppState>) -> Response {
+pub async fn render(State(metrics): State<Arc<Metrics>>) -> Response {
     let mut text = String::new();
-    if let Err(e) = prometheus_client::encoding::text::encode(&mut text, &state.metrics.registry) {
+    if let Err(e) = prometheus_client::encoding::text::encode(&mut text, &metrics.registry) {
         tracing::error!("metrics could not be encoded: {e}");
         return axum::http::StatusCode::INTERNAL_SERVER_ERROR.into_response();
     }

@@ -18,7 +18,7 @@ use serde_json::json;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use crate::tls::write_private;
+use crate::infra::tls::write_private;
 
 pub struct Bootstrapped {
     pub tenant: Tenant,

@@ -6,16 +6,12 @@
 //! signature an hour; the cache holds at most `--imds-cache-size` tokens, least recently used first out.
 
 use std::net::SocketAddr;
-use std::num::NonZeroUsize;
-use std::path::PathBuf;
 use std::sync::Arc;
-
-use parking_lot::{Mutex, MutexGuard, RwLock};
 
 use aws_lc_rs::digest;
 use axum::extract::connect_info::ConnectInfo;
 use axum::extract::{Query, Request, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use kite_core::directory::Principal;
@@ -25,89 +21,14 @@ use kite_k8s::podidentity::spsecret::{client_secret, MissingSecret};
 use kite_k8s::podidentity::{decide, AzureIdentity, ClusterState, PodDecision, Selector};
 use serde::Deserialize;
 use serde_json::{json, Value};
+use time::OffsetDateTime;
 
-use crate::metrics::ImdsError;
-use crate::state::AppState;
-use crate::token::{self, OAuthError};
-
-/// (client ID, resource, digest of a type 1 identity's client secret).
-type CacheKey = (String, String, Option<String>);
+use crate::infra::metrics::ImdsError;
+use crate::infra::state::AppState;
+use crate::token::service::{self, OAuthError};
 
 /// An IMDS refusal: what to count, the status, and the message for the pod.
 type Refused = (ImdsError, StatusCode, String);
-
-/// Tokens the agent minted, by key, with their `expires_on`. Bounded: a pod asking for endless
-/// distinct resources evicts its own oldest entries instead of growing the agent.
-struct TokenCache(Mutex<lru::LruCache<CacheKey, (i64, Value)>>);
-
-impl TokenCache {
-    fn get(&self, key: &CacheKey) -> Option<(i64, Value)> {
-        self.lock().get(key).cloned()
-    }
-
-    /// Stores an entry; returns whether another had to go, and how many entries there now are.
-    fn insert(&self, key: CacheKey, entry: (i64, Value)) -> (bool, usize) {
-        let mut cache = self.lock();
-        let evicted = cache.push(key.clone(), entry).is_some_and(|(old, _)| old != key);
-        (evicted, cache.len())
-    }
-
-    fn lock(&self) -> MutexGuard<'_, lru::LruCache<CacheKey, (i64, Value)>> {
-        self.0.lock()
-    }
-}
-
-/// `--imds-cache-size`'s default: a few megabytes of tokens, far more than a node's pods use.
-pub const DEFAULT_CACHE_SIZE: NonZeroUsize = NonZeroUsize::new(10_000).unwrap();
-
-/// Cluster state for the node agent, and its token cache.
-pub struct NodeAgent {
-    pub paths: Vec<PathBuf>,
-    cluster: RwLock<Arc<ClusterState>>,
-    cache: TokenCache,
-    watched: crate::watch::Watched,
-    /// Standard mode serves a pod only once its AzureAssignedIdentity is Assigned.
-    mode: ControllerMode,
-}
-
-impl NodeAgent {
-    pub fn new(paths: Vec<PathBuf>, cache_size: NonZeroUsize) -> anyhow::Result<NodeAgent> {
-        let agent = NodeAgent {
-            paths,
-            cluster: RwLock::default(),
-            cache: TokenCache(Mutex::new(lru::LruCache::new(cache_size))),
-            watched: Default::default(),
-            mode: ControllerMode::default(),
-        };
-        if !agent.paths.is_empty() {
-            let state = ClusterState::load(&agent.paths).map_err(|e| anyhow::anyhow!("--pod-identity-dir: {e}"))?;
-            *agent.cluster.write() = Arc::new(state);
-        }
-        Ok(agent)
-    }
-
-    pub fn with_mode(self, mode: ControllerMode) -> NodeAgent {
-        NodeAgent { mode, ..self }
-    }
-
-    /// Re-reads the cluster state; a file that stops parsing leaves the last good state in force.
-    pub fn reload(&self) {
-        if self.paths.is_empty() || !self.watched.changed(&self.paths) {
-            return;
-        }
-        match ClusterState::load(&self.paths) {
-            Ok(state) => {
-                *self.cluster.write() = Arc::new(state);
-            }
-            Err(e) => tracing::warn!("pod identity state not reloaded, the last good one stays in force: {e}"),
-        }
-    }
-
-    /// The state last read from the files.
-    pub fn cluster(&self) -> Arc<ClusterState> {
-        self.cluster.read().clone()
-    }
-}
 
 #[derive(Deserialize, Default)]
 pub struct ImdsQuery {
@@ -124,7 +45,7 @@ fn imds_error(status: StatusCode, description: impl Into<String>) -> Response {
 }
 
 /// IMDS's own answer to a call without `Metadata: true` (which guards against SSRF); `None` when present.
-pub fn metadata_missing(headers: &axum::http::HeaderMap) -> Option<Response> {
+pub fn metadata_missing(headers: &HeaderMap) -> Option<Response> {
     let metadata = headers.get("metadata").and_then(|v| v.to_str().ok());
     (!metadata.is_some_and(|v| v.eq_ignore_ascii_case("true"))).then(|| imds_error(StatusCode::BAD_REQUEST, "Required metadata header not specified"))
 }
@@ -169,17 +90,17 @@ async fn managed_identity(state: &AppState, namespace: &str, identity: &AzureIde
 
 /// The service principal a type 1 AzureIdentity names, authenticated with the client secret from
 /// its Secret exactly as `client_credentials` authenticates it; with the secret's digest.
-async fn service_principal(state: &AppState, cluster: &ClusterState, identity: &AzureIdentity) -> Result<(Principal, String), Refused> {
+async fn service_principal(state: &AppState, cluster: &ClusterState, identity: &AzureIdentity, now: OffsetDateTime) -> Result<(Principal, String), Refused> {
     let secret = client_secret(cluster, identity).map_err(|MissingSecret(m)| (ImdsError::MissingClientSecret, StatusCode::FORBIDDEN, m))?;
     let client_id = identity.spec.client_id.as_str();
     // An empty tenantID means this server's tenant, the only one kite has.
     let tenant = Some(identity.spec.tenant_id.as_str()).filter(|t| !t.is_empty());
     let authenticated = async {
         if let Some(t) = tenant {
-            token::check_tenant(state, t)?;
+            service::check_tenant(state, t)?;
         }
-        let (_, client) = token::lookup_client(state, client_id).await?;
-        token::check_secret(&client, client_id, &secret, state.now())?;
+        let (_, client) = service::lookup_client(state, client_id).await?;
+        service::check_secret(&client, client_id, &secret, now)?;
         Ok::<_, OAuthError>(client)
     };
     match authenticated.await {
@@ -208,96 +129,110 @@ async fn service_principal(state: &AppState, cluster: &ClusterState, identity: &
     }
 }
 
-pub async fn token(State(state): State<AppState>, Query(q): Query<ImdsQuery>, request: Request) -> Response {
-    let fail = |kind: ImdsError, status: StatusCode, description: String| {
-        state.metrics.imds_error(kind);
-        imds_error(status, description)
-    };
-    if let Some(refused) = metadata_missing(request.headers()) {
-        state.metrics.imds_error(ImdsError::MissingMetadataHeader);
-        return refused;
+/// Why a call got no token from the agent itself.
+enum Unanswered {
+    Refused(Refused),
+    /// An excepted pod: its call goes to the node's IMDS.
+    Excepted,
+    /// Signing failed: answered in the token endpoint's shape.
+    Mint(OAuthError),
+}
+
+impl From<Refused> for Unanswered {
+    fn from(refused: Refused) -> Self {
+        Unanswered::Refused(refused)
     }
-    let Some(resource) = q.resource.as_deref().map(|r| r.trim_end_matches("/.default").to_string()).filter(|r| !r.is_empty()) else {
-        return fail(ImdsError::MissingResource, StatusCode::BAD_REQUEST, "Required query variable 'resource' is missing".into());
-    };
-    let Some(ConnectInfo(addr)) = request.extensions().get::<ConnectInfo<SocketAddr>>().cloned() else {
-        return fail(ImdsError::Internal, StatusCode::INTERNAL_SERVER_ERROR, "the caller's address is unknown".into());
+}
+
+pub async fn token(State(state): State<AppState>, Query(q): Query<ImdsQuery>, request: Request) -> Response {
+    let now = state.now();
+    let addr = request.extensions().get::<ConnectInfo<SocketAddr>>().map(|ConnectInfo(addr)| *addr);
+    match issue(&state, &q, request.headers(), addr, now).await {
+        Ok(body) => Json(body).into_response(),
+        Err(Unanswered::Excepted) => crate::agent::upstream::relay(&state.upstream_imds, &state.metrics, request).await,
+        Err(Unanswered::Refused((kind, status, message))) => {
+            state.metrics.imds_error(kind);
+            imds_error(status, message)
+        }
+        Err(Unanswered::Mint(e)) => {
+            state.metrics.imds_error(ImdsError::Internal);
+            (e.status, Json(e.body(now, &state.public_url))).into_response()
+        }
+    }
+}
+
+/// The pod calling from `request`'s source address and the identity it gets, as the controller mode allows.
+async fn pod_identity(
+    state: &AppState,
+    q: &ImdsQuery,
+    addr: Option<SocketAddr>,
+) -> Result<(Arc<ClusterState>, String, String, Box<AzureIdentity>), Unanswered> {
+    let Some(addr) = addr else {
+        return Err(Unanswered::Refused((ImdsError::Internal, StatusCode::INTERNAL_SERVER_ERROR, "the caller's address is unknown".into())));
     };
     // AzureIdentity objects name client IDs; an object_id is translated through the directory.
     let client_id = match (&q.client_id, &q.object_id) {
         (Some(c), _) => Some(c.clone()),
-        (None, Some(o)) => match client_id_of(&state, o).await {
-            Ok(c) => Some(c),
-            Err((kind, status, message)) => return fail(kind, status, message),
-        },
+        (None, Some(o)) => Some(client_id_of(state, o).await?),
         (None, None) => None,
     };
     let selector = Selector { client_id, resource_id: q.mi_res_id.clone().or(q.msi_res_id.clone()).or(q.resource_id.clone()) };
     let cluster = state.cluster.pods();
-    let decision = match (decide(&cluster, &addr.ip().to_string(), &selector), state.nmi.mode) {
+    let decision = match (decide(&cluster, &addr.ip().to_string(), &selector), state.pod_identity_mode) {
         (decision, ControllerMode::Standard) => require_assigned(&cluster, decision),
         (decision, ControllerMode::Managed) => decision,
     };
-    let (pod, namespace, identity) = match decision {
-        PodDecision::Identity { pod, namespace, identity } => (pod, namespace, identity),
+    match decision {
+        PodDecision::Identity { pod, namespace, identity } => Ok((cluster, pod, namespace, identity)),
         // 403, not 404: azure-identity retries 404s for a minute before giving up.
-        PodDecision::Refused { reason, message } => return fail(ImdsError::PodRefused(reason), StatusCode::FORBIDDEN, message),
+        PodDecision::Refused { reason, message } => Err(Unanswered::Refused((ImdsError::PodRefused(reason), StatusCode::FORBIDDEN, message))),
         PodDecision::Excepted { pod, namespace, exception } => {
             tracing::info!(pod = %pod, namespace = %namespace, exception = %exception, "excepted pod forwarded to the node's IMDS");
-            return crate::upstream::relay(&state, request).await;
+            Err(Unanswered::Excepted)
         }
+    }
+}
+
+async fn issue(state: &AppState, q: &ImdsQuery, headers: &HeaderMap, addr: Option<SocketAddr>, now: OffsetDateTime) -> Result<Value, Unanswered> {
+    if metadata_missing(headers).is_some() {
+        return Err(Unanswered::Refused((ImdsError::MissingMetadataHeader, StatusCode::BAD_REQUEST, "Required metadata header not specified".into())));
+    }
+    let Some(resource) = q.resource.as_deref().map(|r| r.trim_end_matches("/.default").to_string()).filter(|r| !r.is_empty()) else {
+        return Err(Unanswered::Refused((ImdsError::MissingResource, StatusCode::BAD_REQUEST, "Required query variable 'resource' is missing".into())));
     };
+    let (cluster, pod, namespace, identity) = pod_identity(state, q, addr).await?;
     // A type 1 identity authenticates with its Secret on every call, as the token endpoint would:
     // a reset or expired credential is refused at once, not when a cached token runs out.
     let service_principal = match identity.spec.kind {
         0 => None,
-        1 => match service_principal(&state, &cluster, &identity).await {
-            Ok(sp) => Some(sp),
-            Err((kind, status, message)) => return fail(kind, status, message),
-        },
+        1 => Some(service_principal(state, &cluster, &identity, now).await?),
         kind => {
-            return fail(
+            return Err(Unanswered::Refused((
                 ImdsError::UnsupportedIdentityType,
                 StatusCode::BAD_REQUEST,
                 format!("AzureIdentity {namespace}/{} has type {kind}; kite's node agent serves type 0 (user-assigned managed identity) and type 1 (service principal with a client secret), not type 2 (service principal with a certificate)", identity.metadata.name),
-            )
+            )))
         }
     };
     // The secret's digest is part of the key, so a changed Secret is never answered from an entry
     // minted with the one before.
     let key = (identity.spec.client_id.to_lowercase(), resource.clone(), service_principal.as_ref().map(|(_, digest)| digest.clone()));
-    let now = state.now().unix_timestamp();
-    if let Some((expires_on, body)) = state.nmi.cache.get(&key) {
-        if expires_on - now > 300 {
+    if let Some((expires_on, body)) = state.imds_cache.get(&key) {
+        if expires_on - now.unix_timestamp() > 300 {
             state.metrics.cache_hit();
-            return Json(body).into_response();
+            return Ok(body);
         }
     }
     state.metrics.cache_miss();
     let principal = match service_principal {
         Some((principal, _)) => principal,
-        None => match managed_identity(&state, &namespace, &identity).await {
-            Ok(p) => p,
-            Err((kind, status, message)) => return fail(kind, status, message),
-        },
+        None => managed_identity(state, &namespace, &identity).await?,
     };
-    let mut body = match token::mint(&state, &principal, &resource, false) {
-        Ok(b) => b,
-        Err(e) => {
-            state.metrics.imds_error(ImdsError::Internal);
-            return (e.status, Json(e.body(state.now(), &state.public_url))).into_response();
-        }
-    };
+    let mut body = service::mint(state, &principal, &resource, false, now).map_err(Unanswered::Mint)?;
     body["client_id"] = json!(principal.app_id);
-    let expires_on = body["expires_on"].as_str().and_then(|s| s.parse::<i64>().ok()).unwrap_or(now);
-    let (evicted, entries) = state.nmi.cache.insert(key, (expires_on, body.clone()));
+    let expires_on = body["expires_on"].as_str().and_then(|s| s.parse::<i64>().ok()).unwrap_or(now.unix_timestamp());
+    let (evicted, entries) = state.imds_cache.insert(key, (expires_on, body.clone()));
     state.metrics.cache_stored(evicted, entries);
     tracing::info!(pod = %pod, namespace = %namespace, identity = %identity.metadata.name, "imds token issued");
-    Json(body).into_response()
-}
-
-pub fn spawn_reloader(agent: Arc<NodeAgent>) {
-    if !agent.paths.is_empty() {
-        crate::watch::spawn(agent.paths.clone(), move || agent.reload());
-    }
+    Ok(body)
 }

@@ -1,6 +1,6 @@
 //! Where the controller reads the cluster and puts its `AzureAssignedIdentity` objects: files in
 //! the pod identity directory, or a live API server. Both take the objects as kite-k8s renders
-//! them; the reconcile loop in mic.rs does not know which it talks to.
+//! them; the reconcile loop in `controller` does not know which it talks to.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -9,8 +9,8 @@ use anyhow::Context;
 use kite_k8s::podidentity::mic::AzureAssignedIdentity;
 use kite_k8s::podidentity::ClusterState;
 
-use crate::state::AppState;
-use crate::watch::Watched;
+use crate::infra::state::AppState;
+use crate::infra::watch::Watched;
 
 /// Where the controller writes, under the pod identity directory.
 pub const OUTPUT_DIR: &str = "azureassignedidentities";
@@ -71,7 +71,7 @@ impl Sink {
     /// read the new assignments now; a cluster's watch brings them back by itself.
     pub fn written(&self, state: &AppState) {
         if let Sink::Directory { .. } = self {
-            state.nmi.reload();
+            state.pod_files.reload();
         }
     }
 }

@@ -5,15 +5,18 @@ use axum::http::request::Parts;
 use kite_core::rbac::engine::{evaluate, AccessRequest, Decision, Snapshot};
 use kite_core::rbac::ActionKind;
 use kite_core::Scope;
+use time::OffsetDateTime;
 use uuid::Uuid;
 
-use crate::error::{ApiError, ApiResult};
-use crate::state::{AppState, MANAGEMENT_AUDIENCES};
+use crate::infra::error::{ApiError, ApiResult};
+use crate::infra::state::{AppState, MANAGEMENT_AUDIENCES};
 
 #[derive(Clone, Debug)]
 pub struct Caller {
     pub object_id: Uuid,
     pub app_id: Uuid,
+    /// When the request was judged: the one clock read its handler uses.
+    pub now: OffsetDateTime,
 }
 
 impl FromRequestParts<AppState> for Caller {
@@ -33,9 +36,9 @@ impl FromRequestParts<AppState> for Caller {
         audiences.push(state.public_url.clone());
         let auds: Vec<&str> = audiences.iter().map(String::as_str).collect();
         let keys = state.keys();
-        let now = state.now().unix_timestamp();
+        let now = state.now();
         let (v2, v1) = (state.issuer_v2(), state.issuer_v1());
-        let claims = keys.verify(token.trim(), &auds, &[&v2, &v1], now).map_err(|e| match e {
+        let claims = keys.verify(token.trim(), &auds, &[&v2, &v1], now.unix_timestamp()).map_err(|e| match e {
             // ARM's code for it: clients (az, kite's CLI) renew their token and retry.
             kite_token::Error::Expired(_) => {
                 ApiError::new(axum::http::StatusCode::UNAUTHORIZED, "ExpiredAuthenticationToken", format!("The access token has expired: {e}"))
@@ -46,7 +49,7 @@ impl FromRequestParts<AppState> for Caller {
             return Err(ApiError::unauthenticated("The access token is from another tenant"));
         }
         let parse = |s: &str| Uuid::parse_str(s).map_err(|_| ApiError::unauthenticated("The access token's oid/appid are not GUIDs"));
-        Ok(Caller { object_id: parse(&claims.oid)?, app_id: parse(&claims.appid)? })
+        Ok(Caller { object_id: parse(&claims.oid)?, app_id: parse(&claims.appid)?, now })
     }
 }
 

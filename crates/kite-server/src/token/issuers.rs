@@ -16,8 +16,8 @@ use kite_token::JwkSet;
 use parking_lot::Mutex;
 use serde_json::Value;
 
-pub use crate::egress::IssuerAccess;
-use crate::egress::{refused_class, refused_message, VettedResolver};
+pub use crate::token::egress::IssuerAccess;
+use crate::token::egress::{refused_class, refused_message, VettedResolver};
 
 /// Keys are re-read after this long, or sooner when a token names a kid the cache lacks.
 const TTL: Duration = Duration::from_secs(300);

@@ -18,7 +18,10 @@ use kite_k8s::podidentity::ClusterState;
 use sink::Sink;
 pub use sink::OUTPUT_DIR;
 
-use crate::state::AppState;
+use crate::infra::state::AppState;
+
+/// How often the loop looks at the cluster state (as often as the file reloaders re-read it).
+const TICK: std::time::Duration = std::time::Duration::from_secs(5);
 use crate::Config;
 
 struct Controller {
@@ -67,7 +70,7 @@ pub async fn spawn(state: &AppState, config: &Config) -> anyhow::Result<()> {
 
 impl Controller {
     async fn run(self, state: AppState) {
-        let mut tick = tokio::time::interval(crate::k8s::RELOAD_EVERY);
+        let mut tick = tokio::time::interval(TICK);
         let mut cluster: Option<Arc<ClusterState>> = None;
         let mut again = false;
         let mut reported = BTreeSet::new();

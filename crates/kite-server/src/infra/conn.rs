@@ -61,7 +61,7 @@ pub fn tune(builder: &mut auto::Builder<TokioExecutor>) {
 
 fn too_large() -> Response {
     let message = format!("The request body is larger than {} MiB.", MAX_BODY >> 20);
-    crate::error::ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "RequestEntityTooLarge", message).into_response()
+    crate::infra::error::ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "RequestEntityTooLarge", message).into_response()
 }
 
 /// Answers 413 to a body over `MAX_BODY` before any handler sees it (each extractor would answer
@@ -89,7 +89,8 @@ pub async fn limit_body(request: Request, next: Next) -> Response {
 async fn collect(mut body: Body, drain: bool) -> Result<Vec<u8>, Response> {
     let (mut kept, mut seen) = (Vec::new(), 0usize);
     while let Some(frame) = body.frame().await {
-        let frame = frame.map_err(|_| crate::error::ApiError::bad_request("InvalidRequestContent", "The request body could not be read.").into_response())?;
+        let frame =
+            frame.map_err(|_| crate::infra::error::ApiError::bad_request("InvalidRequestContent", "The request body could not be read.").into_response())?;
         let Ok(data) = frame.into_data() else { continue };
         seen += data.len();
         if seen <= MAX_BODY {

@@ -7,13 +7,14 @@ use std::time::Duration;
 
 use axum::body::Body;
 use axum::extract::Request;
-use axum::http::{HeaderMap, StatusCode, Uri};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::json;
 
-use crate::metrics::ImdsError;
-use crate::state::AppState;
+use crate::infra::metrics::ImdsError;
+use crate::infra::metrics::Metrics;
+use crate::infra::middleware::SentUri;
 
 /// IMDS's address on Azure VMs.
 pub const DEFAULT_IMDS: &str = "http://169.254.169.254";
@@ -27,10 +28,6 @@ const HOP_BY_HOP: [&str; 9] =
 /// Set on every forwarded request: one that arrives carrying it has come round from kite itself,
 /// because `--upstream-imds` names a kite agent rather than the node's IMDS.
 const FORWARDED_BY_KITE: &str = "x-kite-forwarded";
-
-/// The URI as the client sent it, kept by kite's path rewrite so forwarding sends it unchanged.
-#[derive(Clone)]
-pub struct SentUri(pub Uri);
 
 pub struct UpstreamImds {
     base: String,
@@ -107,11 +104,11 @@ fn describe(e: &reqwest::Error) -> String {
 }
 
 /// Forwards to the node's IMDS; when it cannot be reached, 502 in IMDS's error shape.
-pub async fn relay(state: &AppState, request: Request) -> Response {
-    match state.upstream_imds.forward(request).await {
+pub async fn relay(upstream: &UpstreamImds, metrics: &Metrics, request: Request) -> Response {
+    match upstream.forward(request).await {
         Ok(response) => response,
         Err(message) => {
-            state.metrics.imds_error(ImdsError::UpstreamUnreachable);
+            metrics.imds_error(ImdsError::UpstreamUnreachable);
             (StatusCode::BAD_GATEWAY, Json(json!({"error": "bad_gateway", "error_description": message}))).into_response()
         }
     }

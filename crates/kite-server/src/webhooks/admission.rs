@@ -12,7 +12,7 @@ use base64::Engine;
 use kite_k8s::workload_identity::{mutate, pod_name, pod_request, Settings};
 use serde_json::{json, Value};
 
-use crate::state::AppState;
+use crate::infra::state::AppState;
 
 /// Where EKS Pod Identity's agent answers on every node.
 const CONTAINER_CREDENTIALS_URI: &str = "http://169.254.170.23/v1/credentials";

@@ -21,12 +21,13 @@ use kite_core::aws::eks::{self, POD_IDENTITY_SERVICE};
 use kite_core::aws::xml::iso8601;
 use kite_token::assertion;
 use serde_json::{json, Value};
+use time::OffsetDateTime;
 
-use crate::api::aws::role_named;
-use crate::state::AppState;
+use crate::infra::state::AppState;
+use crate::token::iam::role_named;
 
 /// Refuses at start-up a `--cluster-issuer` whose keys kite could never fetch.
-pub fn check_issuer(issuer: &str, access: crate::issuers::IssuerAccess) -> anyhow::Result<()> {
+pub fn check_issuer(issuer: &str, access: crate::token::issuers::IssuerAccess) -> anyhow::Result<()> {
     if let Err(why) = access.check_url(issuer) {
         anyhow::bail!("--cluster-issuer '{issuer}': {why}; give the issuer exactly as the cluster's tokens carry it in 'iss'");
     }
@@ -61,7 +62,7 @@ impl Refusal {
 }
 
 pub async fn credentials(State(state): State<AppState>, headers: HeaderMap) -> Response {
-    match issue(&state, &headers).await {
+    match issue(&state, &headers, state.now()).await {
         Ok(body) => Json(body).into_response(),
         Err(r) => {
             let request_id = uuid::Uuid::new_v4();
@@ -72,7 +73,7 @@ pub async fn credentials(State(state): State<AppState>, headers: HeaderMap) -> R
     }
 }
 
-async fn issue(state: &AppState, headers: &HeaderMap) -> Result<Value, Refusal> {
+async fn issue(state: &AppState, headers: &HeaderMap, now: OffsetDateTime) -> Result<Value, Refusal> {
     let (Some(cluster), Some(issuer)) = (state.k8s.cluster_id.as_deref(), state.cluster_issuer.as_deref()) else {
         return Err(Refusal::new(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -101,7 +102,6 @@ async fn issue(state: &AppState, headers: &HeaderMap) -> Result<Value, Refusal> 
         )
     })?;
     assertion::verify_with_jwks(token, &jwks).map_err(|e| Refusal::bad_token(format!("the token's signature is invalid: {}", e.detail())))?;
-    let now = state.now();
     assertion::check_time(&claims.claims, now.unix_timestamp(), 0).map_err(|e| {
         Refusal::new(StatusCode::BAD_REQUEST, "ExpiredTokenException", format!("the service-account token is expired or not yet valid: {}", e.detail()))
     })?;
@@ -139,7 +139,7 @@ async fn issue(state: &AppState, headers: &HeaderMap) -> Result<Value, Refusal> 
     eks::check_role_trust(&role, &association.trust_context(&account, &tags)).map_err(|e| Refusal::denied(e.to_string()))?;
     let session_name = eks::session_name(cluster, &pod.pod_name);
     let sub = claims.str_claim("sub").unwrap_or_default();
-    let sts = crate::sts::issuer(state).await.map_err(|e| Refusal::internal(e.message))?;
+    let sts = crate::token::sessions::issuer(state).await.map_err(|e| Refusal::internal(e.message))?;
     let (credentials, session) =
         sts.issue_for_service(&role, &session_name, POD_IDENTITY_SERVICE, sub, tags, None, now).map_err(|e| Refusal::denied(e.message))?;
     tracing::info!(cluster, namespace = pod.namespace, service_account = pod.service_account, pod = pod.pod_name,

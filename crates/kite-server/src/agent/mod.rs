@@ -1,6 +1,14 @@
 //! The node agent's own listener: plain HTTP, as NMI serves it on every node (pods reach it through
 //! the IMDS address, which is http-only), carrying only the agent endpoints. The management API
 //! and the token service stay on the HTTPS listener.
+//!
+//! The endpoints a pod calls: IMDS (`imds`), EKS `/v1/credentials` (`container_credentials`), and
+//! the relay to the node's real IMDS for everything else (`upstream`).
+
+pub mod cache;
+pub mod container_credentials;
+pub mod imds;
+pub mod upstream;
 
 use std::net::SocketAddr;
 
@@ -10,17 +18,13 @@ use axum::routing::get;
 use axum::Router;
 use tower::Layer;
 
-use crate::metrics::{self, ImdsError};
-use crate::nmi;
-use crate::state::AppState;
+use crate::infra::metrics::{self, ImdsError};
+use crate::infra::state::AppState;
 
 /// The node-agent endpoints (Azure IMDS tokens, EKS Pod Identity container credentials, metrics),
 /// mounted on the agent listener and on the main one.
 pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/metadata/identity/oauth2/token", get(nmi::token))
-        .route("/metrics", get(metrics::render))
-        .merge(crate::container_credentials::routes())
+    Router::new().route("/metadata/identity/oauth2/token", get(imds::token)).route("/metrics", get(metrics::render)).merge(container_credentials::routes())
 }
 
 /// The agent listener's service: the agent routes, IMDS's case-insensitive `/metadata` prefix,
@@ -28,20 +32,22 @@ pub fn routes() -> Router<AppState> {
 pub fn service(state: AppState) -> axum::extract::connect_info::IntoMakeServiceWithConnectInfo<Router, SocketAddr> {
     let app = routes()
         .fallback(to_upstream)
-        .layer(axum::middleware::from_fn_with_state(state.clone(), metrics::track))
-        .layer(axum::middleware::from_fn(crate::access_log))
+        .layer(axum::middleware::from_fn_with_state(state.metrics.clone(), metrics::track))
+        .layer(axum::middleware::from_fn(crate::infra::middleware::access_log))
         .with_state(state);
-    Router::new().fallback_service(tower::util::MapRequestLayer::new(crate::rewrite).layer(app)).into_make_service_with_connect_info::<SocketAddr>()
+    Router::new()
+        .fallback_service(tower::util::MapRequestLayer::new(crate::infra::middleware::rewrite).layer(app))
+        .into_make_service_with_connect_info::<SocketAddr>()
 }
 
 /// Every other path goes to the node's IMDS, as NMI's default handler does: iptables sends all
 /// of the IMDS address's traffic to the agent, so instance metadata must keep working.
 async fn to_upstream(State(state): State<AppState>, request: Request) -> Response {
-    if let Some(refused) = nmi::metadata_missing(request.headers()) {
+    if let Some(refused) = imds::metadata_missing(request.headers()) {
         state.metrics.imds_error(ImdsError::MissingMetadataHeader);
         return refused;
     }
-    crate::upstream::relay(&state, request).await
+    crate::agent::upstream::relay(&state.upstream_imds, &state.metrics, request).await
 }
 
 /// Binds the agent listener now (so a taken port fails `kite serve` at once) and returns it with
@@ -56,10 +62,10 @@ pub fn bind(addr: SocketAddr) -> anyhow::Result<(std::net::TcpListener, SocketAd
 
 /// Serves the agent endpoints on `listener` until `handle` shuts it down, under its own
 /// connection cap (pods cannot crowd out the HTTPS listener, nor it them).
-pub fn spawn(listener: std::net::TcpListener, state: AppState, handle: axum_server::Handle, limits: crate::conn::ConnectionLimits) {
+pub fn spawn(listener: std::net::TcpListener, state: AppState, handle: axum_server::Handle, limits: crate::infra::conn::ConnectionLimits) {
     tokio::spawn(async move {
-        let mut server = axum_server::from_tcp(listener).acceptor(crate::conn::Limited::new(limits)).handle(handle);
-        crate::conn::tune(server.http_builder());
+        let mut server = axum_server::from_tcp(listener).acceptor(crate::infra::conn::Limited::new(limits)).handle(handle);
+        crate::infra::conn::tune(server.http_builder());
         if let Err(e) = server.serve(service(state)).await {
             tracing::error!("node agent listener stopped: {e}");
         }

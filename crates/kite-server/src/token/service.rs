@@ -1,25 +1,22 @@
-//! Entra-ID-shaped token service endpoints: OIDC discovery, JWKS and `client_credentials` with a
-//! client secret. Errors carry Entra's AADSTS codes and shape, so clients and people recognise them.
+//! The token service without HTTP: client authentication (secret, certificate assertion,
+//! federated assertion, with the failed-authentication brake) and `mint`. The Entra-shaped
+//! endpoints, the node agent's IMDS handler and the webhooks call it; each renders the
+//! `OAuthError` in its own protocol. Security-sensitive: every client credential is checked here.
 
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::IpAddr;
 use std::sync::Arc;
 
-use axum::extract::connect_info::ConnectInfo;
-use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
-use axum::{Extension, Form, Json};
 use kite_core::directory::{Application, Principal};
 use kite_core::federation::match_assertion;
 use kite_token::assertion::{self, AssertionError, Unverified};
 use kite_token::AccessClaims;
-use serde::Deserialize;
 use serde_json::{json, Value};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use crate::clients::Client;
-use crate::state::AppState;
+use crate::infra::state::AppState;
+use crate::token::clients::Client;
 
 /// An OAuth2 protocol error with its Entra ID code.
 #[derive(Debug)]
@@ -33,7 +30,7 @@ pub struct OAuthError {
 }
 
 impl OAuthError {
-    fn new(status: StatusCode, error: &'static str, code: u32, description: impl Into<String>) -> Self {
+    pub fn new(status: StatusCode, error: &'static str, code: u32, description: impl Into<String>) -> Self {
         OAuthError { status, error, code, description: description.into(), retry_after: None }
     }
 
@@ -57,34 +54,12 @@ impl OAuthError {
     }
 }
 
-#[derive(Deserialize, Debug, Default)]
-pub struct TokenForm {
-    grant_type: Option<String>,
-    client_id: Option<String>,
-    client_secret: Option<String>,
-    client_assertion: Option<String>,
-    client_assertion_type: Option<String>,
-    scope: Option<String>,
-    resource: Option<String>,
-}
-
 const JWT_BEARER: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
 /// Clock skew tolerated on assertions' time claims.
 const LEEWAY_SECS: i64 = 300;
 
-fn missing(param: &str) -> OAuthError {
-    OAuthError::new(StatusCode::BAD_REQUEST, "invalid_request", 900144, format!("The request body must contain the following parameter: '{param}'."))
-}
-
-fn invalid_client(code: u32, description: String) -> OAuthError {
+pub(crate) fn invalid_client(code: u32, description: String) -> OAuthError {
     OAuthError::new(StatusCode::UNAUTHORIZED, "invalid_client", code, description)
-}
-
-/// Which endpoint was called: v2 takes `scope=<resource>/.default`, v1 takes `resource=`.
-#[derive(Clone, Copy, PartialEq)]
-enum Version {
-    V1,
-    V2,
 }
 
 fn time_error(e: AssertionError) -> OAuthError {
@@ -174,7 +149,7 @@ async fn federated_grant(state: &AppState, client_id: &Uuid, raw: &str, claims: 
     assertion::check_time(&claims.claims, now.unix_timestamp(), LEEWAY_SECS).map_err(time_error)
 }
 
-fn server_error(e: impl std::fmt::Display) -> OAuthError {
+pub(crate) fn server_error(e: impl std::fmt::Display) -> OAuthError {
     tracing::error!("token endpoint: {e}");
     OAuthError::new(StatusCode::INTERNAL_SERVER_ERROR, "server_error", 50000, "There was an error issuing a token.")
 }
@@ -218,49 +193,6 @@ pub fn check_secret(client: &Client, client_id: &str, secret: &str, now: OffsetD
     }
 }
 
-/// Owns client authentication for every grant, so none can skip a shared step: the tenant, the
-/// grant type, the client, then exactly one credential (secret, certificate assertion or
-/// federated assertion).
-async fn issue(state: &AppState, tenant: &str, form: TokenForm, version: Version, source: IpAddr) -> Result<Value, OAuthError> {
-    check_tenant(state, tenant)?;
-    let grant = form.grant_type.as_deref().ok_or_else(|| missing("grant_type"))?;
-    if grant != "client_credentials" {
-        return Err(OAuthError::new(
-            StatusCode::BAD_REQUEST,
-            "unsupported_grant_type",
-            70003,
-            format!("The app requested an unsupported grant type '{grant}'."),
-        ));
-    }
-    let client_id = form.client_id.as_deref().ok_or_else(|| missing("client_id"))?;
-    let resource = match version {
-        Version::V2 => {
-            let scope = form.scope.as_deref().ok_or_else(|| missing("scope"))?;
-            scope.strip_suffix("/.default").filter(|r| !r.is_empty()).ok_or_else(|| {
-                OAuthError::new(
-                    StatusCode::BAD_REQUEST,
-                    "invalid_scope",
-                    1002012,
-                    format!("The provided value for scope {scope} is not valid. Client credential flows must have a scope value with /.default suffixed to the resource identifier (application ID URI)."),
-                )
-            })?
-        }
-        Version::V1 => form.resource.as_deref().ok_or_else(|| missing("resource"))?,
-    };
-    let (app_id, client) = lookup_client(state, client_id).await?;
-    state.auth_throttle.check(app_id, source).map_err(|wait| throttled(client_id, wait))?;
-    match authenticate(state, &form, client_id, app_id, &client).await {
-        Ok(()) => state.auth_throttle.succeeded(app_id, source),
-        Err(e) => {
-            if e.status != StatusCode::INTERNAL_SERVER_ERROR {
-                state.auth_throttle.failed(app_id, source);
-            }
-            return Err(e);
-        }
-    }
-    mint(state, &client.principal, resource, version == Version::V2)
-}
-
 /// Entra's lockout answer, with how long to wait.
 fn throttled(client_id: &str, wait: std::time::Duration) -> OAuthError {
     let secs = wait.as_secs().max(1);
@@ -274,14 +206,50 @@ fn throttled(client_id: &str, wait: std::time::Duration) -> OAuthError {
     e
 }
 
+/// The credentials a token request carries, as sent; exactly one of secret and assertion must be there.
+pub struct Presented<'a> {
+    pub secret: Option<&'a str>,
+    pub assertion: Option<&'a str>,
+    pub assertion_type: Option<&'a str>,
+}
+
+/// Authenticates `client_id` with what it presented, behind the brake on repeated failures from
+/// one address; the client it proved to be.
+pub async fn authenticate_client(
+    state: &AppState,
+    client_id: &str,
+    presented: Presented<'_>,
+    source: IpAddr,
+    now: OffsetDateTime,
+) -> Result<Arc<Client>, OAuthError> {
+    let (app_id, client) = lookup_client(state, client_id).await?;
+    state.auth_throttle.check(app_id, source).map_err(|wait| throttled(client_id, wait))?;
+    match authenticate(state, &presented, client_id, app_id, &client, now).await {
+        Ok(()) => state.auth_throttle.succeeded(app_id, source),
+        Err(e) => {
+            if e.status != StatusCode::INTERNAL_SERVER_ERROR {
+                state.auth_throttle.failed(app_id, source);
+            }
+            return Err(e);
+        }
+    }
+    Ok(client)
+}
+
 /// Checks the one credential the request carries: a secret, a certificate assertion or a
 /// federated assertion.
-async fn authenticate(state: &AppState, form: &TokenForm, client_id: &str, app_id: Uuid, client: &Client) -> Result<(), OAuthError> {
-    let now = state.now();
-    match (form.client_secret.as_deref(), form.client_assertion.as_deref()) {
+async fn authenticate(
+    state: &AppState,
+    presented: &Presented<'_>,
+    client_id: &str,
+    app_id: Uuid,
+    client: &Client,
+    now: OffsetDateTime,
+) -> Result<(), OAuthError> {
+    match (presented.secret, presented.assertion) {
         (Some(secret), None) => check_secret(client, client_id, secret, now),
         (None, Some(raw)) => {
-            if form.client_assertion_type.as_deref() != Some(JWT_BEARER) {
+            if presented.assertion_type != Some(JWT_BEARER) {
                 return Err(OAuthError::new(
                     StatusCode::BAD_REQUEST,
                     "invalid_request",
@@ -304,8 +272,8 @@ async fn authenticate(state: &AppState, form: &TokenForm, client_id: &str, app_i
 
 /// Signs an access token for `principal` and answers in the token endpoint's shape: v2 with numeric
 /// lifetimes, v1 (also what IMDS returns) with string lifetimes, `expires_on`, `not_before`, `resource`.
-pub fn mint(state: &AppState, principal: &Principal, resource: &str, v2: bool) -> Result<Value, OAuthError> {
-    let iat = state.now().unix_timestamp();
+pub fn mint(state: &AppState, principal: &Principal, resource: &str, v2: bool, now: OffsetDateTime) -> Result<Value, OAuthError> {
+    let iat = now.unix_timestamp();
     let lifetime = state.token_lifetime_secs;
     let claims = AccessClaims {
         aud: resource.to_string(),
@@ -331,80 +299,4 @@ pub fn mint(state: &AppState, principal: &Principal, resource: &str, v2: bool) -
         body["ext_expires_in"] = json!(lifetime.to_string());
     }
     Ok(body)
-}
-
-fn answer(state: &AppState, result: Result<Value, OAuthError>) -> Response {
-    match result {
-        Ok(body) => (StatusCode::OK, [("cache-control", "no-store")], Json(body)).into_response(),
-        Err(e) => {
-            let mut response = (e.status, Json(e.body(state.now(), &state.public_url))).into_response();
-            if let Some(secs) = e.retry_after {
-                response.headers_mut().insert(axum::http::header::RETRY_AFTER, secs.into());
-            }
-            response
-        }
-    }
-}
-
-type FormResult = Result<Form<TokenForm>, axum::extract::rejection::FormRejection>;
-
-/// The caller's address, which failed authentications are counted against; routers driven
-/// without a socket (benches) have none and share one count.
-type Source = Option<Extension<ConnectInfo<SocketAddr>>>;
-
-async fn endpoint(state: AppState, tenant: String, form: FormResult, version: Version, source: Source) -> Response {
-    let source = source.map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |Extension(ConnectInfo(addr))| addr.ip());
-    let result = match form {
-        Ok(Form(form)) => issue(&state, &tenant, form, version, source).await,
-        Err(e) => Err(OAuthError::new(
-            StatusCode::BAD_REQUEST,
-            "invalid_request",
-            900144,
-            format!("The request body must be application/x-www-form-urlencoded with a 'grant_type' parameter: {}", e.body_text()),
-        )),
-    };
-    answer(&state, result)
-}
-
-pub async fn token_v2(State(state): State<AppState>, Path(tenant): Path<String>, source: Source, form: FormResult) -> Response {
-    endpoint(state, tenant, form, Version::V2, source).await
-}
-
-pub async fn token_v1(State(state): State<AppState>, Path(tenant): Path<String>, source: Source, form: FormResult) -> Response {
-    endpoint(state, tenant, form, Version::V1, source).await
-}
-
-fn discovery(state: &AppState, v2: bool) -> Value {
-    let (base, t) = (&state.public_url, state.tenant.tenant_id);
-    let (issuer, prefix) = if v2 { (state.issuer_v2(), format!("{base}/{t}/oauth2/v2.0")) } else { (state.issuer_v1(), format!("{base}/{t}/oauth2")) };
-    json!({
-        "issuer": issuer,
-        "token_endpoint": format!("{prefix}/token"),
-        "authorization_endpoint": format!("{prefix}/authorize"),
-        "device_authorization_endpoint": format!("{prefix}/devicecode"),
-        "end_session_endpoint": format!("{prefix}/logout"),
-        "jwks_uri": format!("{base}/{t}/discovery/{}keys", if v2 { "v2.0/" } else { "" }),
-        "token_endpoint_auth_methods_supported": ["client_secret_post", "private_key_jwt", "client_secret_basic"],
-        "response_modes_supported": ["query", "fragment", "form_post"],
-        "response_types_supported": ["code", "id_token", "code id_token", "id_token token"],
-        "subject_types_supported": ["pairwise"],
-        "id_token_signing_alg_values_supported": ["RS256"],
-        "scopes_supported": ["openid", "profile", "email", "offline_access"],
-        "claims_supported": ["sub", "iss", "aud", "exp", "iat", "nbf", "tid", "oid", "appid", "azp", "ver"],
-        "request_uri_parameter_supported": false,
-        "tenant_region_scope": null,
-        "cloud_instance_name": "kite",
-    })
-}
-
-pub async fn discovery_v2(State(state): State<AppState>) -> Json<Value> {
-    Json(discovery(&state, true))
-}
-
-pub async fn discovery_v1(State(state): State<AppState>) -> Json<Value> {
-    Json(discovery(&state, false))
-}
-
-pub async fn jwks(State(state): State<AppState>) -> Json<Value> {
-    Json(serde_json::to_value(state.keys().jwks()).unwrap_or_default())
 }

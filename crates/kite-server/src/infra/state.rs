@@ -9,7 +9,8 @@ use parking_lot::RwLock;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use crate::error::{ApiError, ApiResult};
+use crate::infra::clock::Clock;
+use crate::infra::error::{ApiError, ApiResult};
 
 #[derive(Clone)]
 pub struct AppState {
@@ -21,27 +22,39 @@ pub struct AppState {
     pub public_url: String,
     pub token_lifetime_secs: i64,
     /// Keys of external issuers trusted through federated credentials.
-    pub issuers: Arc<crate::issuers::IssuerKeys>,
+    pub issuers: Arc<crate::token::issuers::IssuerKeys>,
     pub key_retire_grace_secs: i64,
     /// Token-endpoint client lookups; handlers that change clients call `clients.forget_all()`.
-    pub clients: Arc<crate::clients::ClientCache>,
+    pub clients: Arc<crate::token::clients::ClientCache>,
     /// Kubernetes policy for the webhooks.
-    pub k8s: Arc<crate::k8s::K8sPolicy>,
+    pub k8s: Arc<crate::webhooks::policy::K8sPolicy>,
     /// STS session issuer, loaded on first use.
     pub sts_issuer: Arc<tokio::sync::OnceCell<Arc<kite_core::aws::SessionIssuer>>>,
-    /// The node agent's cluster state and token cache.
-    pub nmi: Arc<crate::nmi::NodeAgent>,
+    /// The pod identity directory (`--pod-identity-dir`), re-read as it changes.
+    pub pod_files: Arc<crate::infra::cluster::PodFiles>,
+    /// The node agent's tokens, by identity and resource.
+    pub imds_cache: Arc<crate::agent::cache::TokenCache>,
+    /// Standard mode serves a pod only once its AzureAssignedIdentity is Assigned.
+    pub pod_identity_mode: kite_k8s::podidentity::mic::ControllerMode,
     /// Pods, RBAC and aws-auth as the node agent and webhooks see them: files or a live cluster.
     pub cluster: Arc<dyn kite_k8s::ClusterSource>,
     /// The EKS cluster's service-account issuer, for the container-credentials endpoint.
     pub cluster_issuer: Option<String>,
-    pub metrics: Arc<crate::metrics::Metrics>,
+    pub metrics: Arc<crate::infra::metrics::Metrics>,
     /// Failed client authentications per (client, source address), for the token endpoint's brake.
-    pub auth_throttle: Arc<crate::throttle::AuthThrottle>,
+    pub auth_throttle: Arc<crate::token::throttle::AuthThrottle>,
     /// The node's IMDS, for excepted pods and the IMDS paths the agent does not answer.
-    pub upstream_imds: Arc<crate::upstream::UpstreamImds>,
+    pub upstream_imds: Arc<crate::agent::upstream::UpstreamImds>,
     /// Why federated assertions last missed each credential, for its owner.
-    pub refusals: Arc<crate::refusals::FederationRefusals>,
+    pub refusals: Arc<crate::token::refusals::FederationRefusals>,
+    pub clock: Clock,
+}
+
+/// Lets `/metrics` and the request counter take the metrics alone.
+impl axum::extract::FromRef<AppState> for Arc<crate::infra::metrics::Metrics> {
+    fn from_ref(state: &AppState) -> Self {
+        state.metrics.clone()
+    }
 }
 
 /// Audiences kite's management API accepts: Azure's management resource IDs (so unmodified Azure
@@ -50,8 +63,9 @@ pub const MANAGEMENT_AUDIENCES: [&str; 4] =
     ["https://management.azure.com/", "https://management.azure.com", "https://management.core.windows.net/", "https://management.core.windows.net"];
 
 impl AppState {
+    /// The time, for a request's edge to read once and pass down.
     pub fn now(&self) -> OffsetDateTime {
-        OffsetDateTime::now_utc()
+        self.clock.now()
     }
 
     pub fn keys(&self) -> Arc<KeySet> {

@@ -1,0 +1,151 @@
+//! Entra-ID-shaped token service endpoints: OIDC discovery, JWKS and `client_credentials` with a
+//! client secret. Errors carry Entra's AADSTS codes and shape, so clients and people recognise them.
+//! The request is parsed here; authenticating the client and minting are `service`'s.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+
+use axum::extract::connect_info::ConnectInfo;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::{Extension, Form, Json};
+use serde::Deserialize;
+use serde_json::{json, Value};
+use time::OffsetDateTime;
+
+use crate::infra::state::AppState;
+use crate::token::service::{self, OAuthError, Presented};
+
+#[derive(Deserialize, Debug, Default)]
+pub struct TokenForm {
+    grant_type: Option<String>,
+    client_id: Option<String>,
+    client_secret: Option<String>,
+    client_assertion: Option<String>,
+    client_assertion_type: Option<String>,
+    scope: Option<String>,
+    resource: Option<String>,
+}
+
+fn missing(param: &str) -> OAuthError {
+    OAuthError::new(StatusCode::BAD_REQUEST, "invalid_request", 900144, format!("The request body must contain the following parameter: '{param}'."))
+}
+
+/// Which endpoint was called: v2 takes `scope=<resource>/.default`, v1 takes `resource=`.
+#[derive(Clone, Copy, PartialEq)]
+enum Version {
+    V1,
+    V2,
+}
+
+/// Owns client authentication for every grant, so none can skip a shared step: the tenant, the
+/// grant type, the client, then exactly one credential (secret, certificate assertion or
+/// federated assertion).
+async fn issue(state: &AppState, tenant: &str, form: TokenForm, version: Version, source: IpAddr, now: OffsetDateTime) -> Result<Value, OAuthError> {
+    service::check_tenant(state, tenant)?;
+    let grant = form.grant_type.as_deref().ok_or_else(|| missing("grant_type"))?;
+    if grant != "client_credentials" {
+        return Err(OAuthError::new(
+            StatusCode::BAD_REQUEST,
+            "unsupported_grant_type",
+            70003,
+            format!("The app requested an unsupported grant type '{grant}'."),
+        ));
+    }
+    let client_id = form.client_id.as_deref().ok_or_else(|| missing("client_id"))?;
+    let resource = match version {
+        Version::V2 => {
+            let scope = form.scope.as_deref().ok_or_else(|| missing("scope"))?;
+            scope.strip_suffix("/.default").filter(|r| !r.is_empty()).ok_or_else(|| {
+                OAuthError::new(
+                    StatusCode::BAD_REQUEST,
+                    "invalid_scope",
+                    1002012,
+                    format!("The provided value for scope {scope} is not valid. Client credential flows must have a scope value with /.default suffixed to the resource identifier (application ID URI)."),
+                )
+            })?
+        }
+        Version::V1 => form.resource.as_deref().ok_or_else(|| missing("resource"))?,
+    };
+    let presented =
+        Presented { secret: form.client_secret.as_deref(), assertion: form.client_assertion.as_deref(), assertion_type: form.client_assertion_type.as_deref() };
+    let client = service::authenticate_client(state, client_id, presented, source, now).await?;
+    service::mint(state, &client.principal, resource, version == Version::V2, now)
+}
+
+fn answer(state: &AppState, result: Result<Value, OAuthError>, now: OffsetDateTime) -> Response {
+    match result {
+        Ok(body) => (StatusCode::OK, [("cache-control", "no-store")], Json(body)).into_response(),
+        Err(e) => {
+            let mut response = (e.status, Json(e.body(now, &state.public_url))).into_response();
+            if let Some(secs) = e.retry_after {
+                response.headers_mut().insert(axum::http::header::RETRY_AFTER, secs.into());
+            }
+            response
+        }
+    }
+}
+
+type FormResult = Result<Form<TokenForm>, axum::extract::rejection::FormRejection>;
+
+/// The caller's address, which failed authentications are counted against; routers driven
+/// without a socket (benches) have none and share one count.
+type Source = Option<Extension<ConnectInfo<SocketAddr>>>;
+
+async fn endpoint(state: AppState, tenant: String, form: FormResult, version: Version, source: Source) -> Response {
+    let source = source.map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |Extension(ConnectInfo(addr))| addr.ip());
+    let now = state.now();
+    let result = match form {
+        Ok(Form(form)) => issue(&state, &tenant, form, version, source, now).await,
+        Err(e) => Err(OAuthError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            900144,
+            format!("The request body must be application/x-www-form-urlencoded with a 'grant_type' parameter: {}", e.body_text()),
+        )),
+    };
+    answer(&state, result, now)
+}
+
+pub async fn token_v2(State(state): State<AppState>, Path(tenant): Path<String>, source: Source, form: FormResult) -> Response {
+    endpoint(state, tenant, form, Version::V2, source).await
+}
+
+pub async fn token_v1(State(state): State<AppState>, Path(tenant): Path<String>, source: Source, form: FormResult) -> Response {
+    endpoint(state, tenant, form, Version::V1, source).await
+}
+
+fn discovery(state: &AppState, v2: bool) -> Value {
+    let (base, t) = (&state.public_url, state.tenant.tenant_id);
+    let (issuer, prefix) = if v2 { (state.issuer_v2(), format!("{base}/{t}/oauth2/v2.0")) } else { (state.issuer_v1(), format!("{base}/{t}/oauth2")) };
+    json!({
+        "issuer": issuer,
+        "token_endpoint": format!("{prefix}/token"),
+        "authorization_endpoint": format!("{prefix}/authorize"),
+        "device_authorization_endpoint": format!("{prefix}/devicecode"),
+        "end_session_endpoint": format!("{prefix}/logout"),
+        "jwks_uri": format!("{base}/{t}/discovery/{}keys", if v2 { "v2.0/" } else { "" }),
+        "token_endpoint_auth_methods_supported": ["client_secret_post", "private_key_jwt", "client_secret_basic"],
+        "response_modes_supported": ["query", "fragment", "form_post"],
+        "response_types_supported": ["code", "id_token", "code id_token", "id_token token"],
+        "subject_types_supported": ["pairwise"],
+        "id_token_signing_alg_values_supported": ["RS256"],
+        "scopes_supported": ["openid", "profile", "email", "offline_access"],
+        "claims_supported": ["sub", "iss", "aud", "exp", "iat", "nbf", "tid", "oid", "appid", "azp", "ver"],
+        "request_uri_parameter_supported": false,
+        "tenant_region_scope": null,
+        "cloud_instance_name": "kite",
+    })
+}
+
+pub async fn discovery_v2(State(state): State<AppState>) -> Json<Value> {
+    Json(discovery(&state, true))
+}
+
+pub async fn discovery_v1(State(state): State<AppState>) -> Json<Value> {
+    Json(discovery(&state, false))
+}
+
+pub async fn jwks(State(state): State<AppState>) -> Json<Value> {
+    Json(serde_json::to_value(state.keys().jwks()).unwrap_or_default())
+}

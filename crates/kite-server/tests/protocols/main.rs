@@ -1,0 +1,9 @@
+//! Each protocol's errors and edge cases, through the router in process with a pinned clock: no
+//! binary, no socket, and times exact to the second.
+
+mod entra;
+mod imds;
+mod management;
+mod sts;
+mod support;
+mod webhooks;
