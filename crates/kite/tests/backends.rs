@@ -39,6 +39,17 @@ fn postgres_base() -> String {
 
 struct Schema(String);
 
+impl Schema {
+    /// A schema of its own in the test database, and the URL that makes it kite's search path.
+    fn create() -> (Schema, String) {
+        let schema = Schema(format!("kite_e2e_{}", uuid::Uuid::new_v4().simple()));
+        let made = Command::new("psql").args([postgres_base().as_str(), "-qc", &format!("CREATE SCHEMA {}", schema.0)]).output().unwrap();
+        assert!(made.status.success(), "PostgreSQL must be running: {}", String::from_utf8_lossy(&made.stderr));
+        let url = format!("{}?options=-c%20search_path%3D{}", postgres_base(), schema.0);
+        (schema, url)
+    }
+}
+
 impl Drop for Schema {
     fn drop(&mut self) {
         let _ = Command::new("psql").args([postgres_base().as_str(), "-qc", &format!("DROP SCHEMA IF EXISTS {} CASCADE", self.0)]).output();
@@ -47,10 +58,7 @@ impl Drop for Schema {
 
 #[test]
 fn replicas_on_one_postgres_bootstrap_once_and_share_everything() {
-    let schema = Schema(format!("kite_e2e_{}", uuid::Uuid::new_v4().simple()));
-    let made = Command::new("psql").args([postgres_base().as_str(), "-qc", &format!("CREATE SCHEMA {}", schema.0)]).output().unwrap();
-    assert!(made.status.success(), "PostgreSQL must be running: {}", String::from_utf8_lossy(&made.stderr));
-    let url = format!("{}?options=-c%20search_path%3D{}", postgres_base(), schema.0);
+    let (_schema, url) = Schema::create();
     let dir = tempfile::tempdir().unwrap();
 
     // Two replicas start at the same moment on an empty database: exactly one bootstraps.
@@ -82,10 +90,7 @@ fn replicas_on_one_postgres_bootstrap_once_and_share_everything() {
 
 #[test]
 fn a_store_failure_on_a_request_path_is_a_500_with_a_trace_id_never_the_backends_text() {
-    let schema = Schema(format!("kite_e2e_{}", uuid::Uuid::new_v4().simple()));
-    let made = Command::new("psql").args([postgres_base().as_str(), "-qc", &format!("CREATE SCHEMA {}", schema.0)]).output().unwrap();
-    assert!(made.status.success(), "PostgreSQL must be running: {}", String::from_utf8_lossy(&made.stderr));
-    let url = format!("{}?options=-c%20search_path%3D{}", postgres_base(), schema.0);
+    let (schema, url) = Schema::create();
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(&dir.path().join("srv"), &["--database-url", &url]);
     let token = server.admin_token();

@@ -56,6 +56,19 @@ fn claims(token: &str) -> Value {
     serde_json::from_slice(&base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(payload).unwrap()).unwrap()
 }
 
+/// A server on a fresh `--pod-identity-dir` (plus `extra` flags), its admin, the directory, and a
+/// service principal for type 1 identities.
+fn server_and_sp(dir: &Path, extra: &[&str]) -> (Server, Cli, std::path::PathBuf, Value) {
+    let cluster = dir.join("cluster");
+    std::fs::create_dir(&cluster).unwrap();
+    let mut args = vec!["--pod-identity-dir", cluster.to_str().unwrap()];
+    args.extend_from_slice(extra);
+    let server = Server::start(&dir.join("server"), &args);
+    let admin = Cli::admin(&dir.join("admin"), &server);
+    let sp = admin.run(&["ad", "sp", "create-for-rbac", "--name", "worker-sp"]).ok();
+    (server, admin, cluster, sp)
+}
+
 fn write(dir: &Path, file: &str, text: &str) {
     std::fs::write(dir.join(file), text).unwrap();
 }
@@ -63,11 +76,7 @@ fn write(dir: &Path, file: &str, text: &str) {
 #[test]
 fn a_type_1_identity_gets_its_service_principals_token_until_the_secret_is_reset_and_then_again_once_the_secret_is_updated() {
     let dir = tempfile::tempdir().unwrap();
-    let cluster = dir.path().join("cluster");
-    std::fs::create_dir(&cluster).unwrap();
-    let server = Server::start(&dir.path().join("server"), &["--pod-identity-dir", cluster.to_str().unwrap()]);
-    let admin = Cli::admin(&dir.path().join("admin"), &server);
-    let sp = admin.run(&["ad", "sp", "create-for-rbac", "--name", "worker-sp"]).ok();
+    let (server, admin, cluster, sp) = server_and_sp(dir.path(), &[]);
     let (app_id, password, tenant) = (sp["appId"].as_str().unwrap(), sp["password"].as_str().unwrap(), sp["tenant"].as_str().unwrap());
     let object_id = admin.run(&["ad", "sp", "show", "--id", app_id]).ok()["id"].as_str().unwrap().to_string();
 
@@ -129,11 +138,7 @@ fn metric(server: &Server, name: &str) -> f64 {
 #[test]
 fn the_token_cache_holds_at_most_imds_cache_size_tokens_and_evicts_the_least_recently_used() {
     let dir = tempfile::tempdir().unwrap();
-    let cluster = dir.path().join("cluster");
-    std::fs::create_dir(&cluster).unwrap();
-    let server = Server::start(&dir.path().join("server"), &["--pod-identity-dir", cluster.to_str().unwrap(), "--imds-cache-size", "3"]);
-    let admin = Cli::admin(&dir.path().join("admin"), &server);
-    let sp = admin.run(&["ad", "sp", "create-for-rbac", "--name", "worker-sp"]).ok();
+    let (server, _admin, cluster, sp) = server_and_sp(dir.path(), &["--imds-cache-size", "3"]);
     write(&cluster, "pod.yaml", POD_AND_BINDING);
     write(&cluster, "identity.yaml", &identity_yaml(sp["tenant"].as_str().unwrap(), sp["appId"].as_str().unwrap()));
     write(&cluster, "secret.yaml", &secret_yaml(sp["password"].as_str().unwrap()));
@@ -186,11 +191,7 @@ fn imds_within(server: &Server, status: u16, limit: std::time::Duration) -> std:
 #[test]
 fn a_pod_added_or_relabelled_in_the_directory_is_served_within_two_seconds() {
     let dir = tempfile::tempdir().unwrap();
-    let cluster = dir.path().join("cluster");
-    std::fs::create_dir(&cluster).unwrap();
-    let server = Server::start(&dir.path().join("server"), &["--pod-identity-dir", cluster.to_str().unwrap()]);
-    let admin = Cli::admin(&dir.path().join("admin"), &server);
-    let sp = admin.run(&["ad", "sp", "create-for-rbac", "--name", "worker-sp"]).ok();
+    let (server, _admin, cluster, sp) = server_and_sp(dir.path(), &[]);
     write(&cluster, "identity.yaml", &identity_yaml(sp["tenant"].as_str().unwrap(), sp["appId"].as_str().unwrap()));
     write(&cluster, "secret.yaml", &secret_yaml(sp["password"].as_str().unwrap()));
     write(&cluster, "binding.yaml", POD_AND_BINDING.split("---").nth(1).unwrap());
