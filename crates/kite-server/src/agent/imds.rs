@@ -156,7 +156,7 @@ pub async fn token(State(state): State<AppState>, Query(q): Query<ImdsQuery>, re
         }
         Err(Unanswered::Mint(e)) => {
             state.metrics.imds_error(ImdsError::Internal);
-            (e.status, Json(e.body(now, &state.public_url))).into_response()
+            e.render(now, &state.public_url)
         }
     }
 }

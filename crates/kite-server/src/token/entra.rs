@@ -76,13 +76,7 @@ async fn issue(state: &AppState, tenant: &str, form: TokenForm, version: Version
 fn answer(state: &AppState, result: Result<Value, OAuthError>, now: OffsetDateTime) -> Response {
     match result {
         Ok(body) => (StatusCode::OK, [("cache-control", "no-store")], Json(body)).into_response(),
-        Err(e) => {
-            let mut response = (e.status, Json(e.body(now, &state.public_url))).into_response();
-            if let Some(secs) = e.retry_after {
-                response.headers_mut().insert(axum::http::header::RETRY_AFTER, secs.into());
-            }
-            response
-        }
+        Err(e) => e.render(now, &state.public_url),
     }
 }
 

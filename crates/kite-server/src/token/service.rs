@@ -39,7 +39,18 @@ impl OAuthError {
         format!("AADSTS{}: {}", self.code, self.description)
     }
 
-    pub fn body(&self, now: OffsetDateTime, public_url: &str) -> Value {
+    /// The one rendering of Entra's error: status, `Retry-After` when throttled, and the JSON body
+    /// (the token endpoint and the node agent both answer with it).
+    pub fn render(&self, now: OffsetDateTime, public_url: &str) -> axum::response::Response {
+        use axum::response::IntoResponse;
+        let mut response = (self.status, axum::Json(self.body(now, public_url))).into_response();
+        if let Some(secs) = self.retry_after {
+            response.headers_mut().insert(axum::http::header::RETRY_AFTER, secs.into());
+        }
+        response
+    }
+
+    fn body(&self, now: OffsetDateTime, public_url: &str) -> Value {
         let ts = now.format(time::macros::format_description!("[year]-[month]-[day] [hour]:[minute]:[second]Z")).unwrap_or_default();
         let (trace, correlation) = (Uuid::new_v4(), Uuid::new_v4());
         json!({
