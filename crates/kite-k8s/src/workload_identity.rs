@@ -29,8 +29,7 @@ const POD_IDENTITY_VOLUME: &str = "eks-pod-identity-token";
 const POD_IDENTITY_MOUNT: &str = "/var/run/secrets/pods.eks.amazonaws.com/serviceaccount";
 const POD_IDENTITY_AUDIENCE: &str = "pods.eks.amazonaws.com";
 
-/// What the cluster's kite tells pods; `sts_endpoint` and `ca_bundle` point unmodified SDKs at kite
-/// when it is not reachable through a public certificate and name.
+/// What the cluster's kite tells pods; `sts_endpoint` points unmodified AWS SDKs at kite's STS.
 #[derive(Clone, Debug, Default)]
 pub struct Settings {
     /// `AZURE_TENANT_ID` when the service account names none.
@@ -43,9 +42,6 @@ pub struct Settings {
     pub region: Option<String>,
     /// `AWS_CONTAINER_CREDENTIALS_FULL_URI` for EKS Pod Identity.
     pub container_credentials_uri: String,
-    /// A ConfigMap in the pod's namespace holding kite's CA (`ca.crt`), mounted and named in
-    /// `REQUESTS_CA_BUNDLE`, `SSL_CERT_FILE` and `AWS_CA_BUNDLE`; `None` for a public CA.
-    pub ca_config_map: Option<String>,
 }
 
 /// The webhook's answer for one pod.
@@ -194,7 +190,7 @@ pub fn mutate(pod: &Value, sa: Option<&Value>, associated: bool, settings: &Sett
     }
     let mut mutated = pod.clone();
     for injection in &injections {
-        inject(&mut mutated, injection, settings);
+        inject(&mut mutated, injection);
     }
     out.patch = patch_ops(pod, &mutated);
     out
@@ -217,36 +213,25 @@ fn has_named(items: &[Value], name: &str) -> bool {
     items.iter().any(|i| i["name"].as_str() == Some(name))
 }
 
-fn inject(pod: &mut Value, injection: &Injection, settings: &Settings) {
+fn inject(pod: &mut Value, injection: &Injection) {
     let Some(spec) = pod.get_mut("spec") else { return };
     if let Some(volumes) = array(spec, "volumes") {
         if !has_named(volumes, injection.volume) {
             let token = json!({"serviceAccountToken": {"path": injection.file, "audience": injection.audience, "expirationSeconds": injection.expiration}});
             volumes.push(json!({"name": injection.volume, "projected": {"sources": [token]}}));
         }
-        if let Some(ca) = &settings.ca_config_map {
-            if !has_named(volumes, "kite-ca") {
-                volumes.push(json!({"name": "kite-ca", "configMap": {"name": ca}}));
-            }
-        }
     }
     for kind in ["initContainers", "containers"] {
         let Some(containers) = spec.get_mut(kind).and_then(Value::as_array_mut) else { continue };
         for container in containers.iter_mut().filter(|c| !injection.skip.iter().any(|s| c["name"].as_str() == Some(s.as_str()))) {
-            inject_container(container, injection, settings);
+            inject_container(container, injection);
         }
     }
 }
 
-fn inject_container(container: &mut Value, injection: &Injection, settings: &Settings) {
-    let mut env: Vec<(&str, String)> = injection.env.iter().map(|(k, v)| (*k, v.clone())).collect();
-    if settings.ca_config_map.is_some() {
-        for key in ["REQUESTS_CA_BUNDLE", "SSL_CERT_FILE", "AWS_CA_BUNDLE"] {
-            env.push((key, "/var/run/secrets/kite/ca/ca.crt".into()));
-        }
-    }
+fn inject_container(container: &mut Value, injection: &Injection) {
     if let Some(vars) = array(container, "env") {
-        for (name, value) in env {
+        for (name, value) in &injection.env {
             // `valueFrom` or a value the pod set wins: never overwritten.
             if !has_named(vars, name) {
                 vars.push(json!({"name": name, "value": value}));
@@ -254,12 +239,9 @@ fn inject_container(container: &mut Value, injection: &Injection, settings: &Set
         }
     }
     if let Some(mounts) = array(container, "volumeMounts") {
-        let taken = |mounts: &[Value], name: &str, path: &str| mounts.iter().any(|m| m["name"].as_str() == Some(name) || m["mountPath"].as_str() == Some(path));
-        if !taken(mounts, injection.volume, injection.mount) {
+        let taken = mounts.iter().any(|m| m["name"].as_str() == Some(injection.volume) || m["mountPath"].as_str() == Some(injection.mount));
+        if !taken {
             mounts.push(json!({"name": injection.volume, "mountPath": injection.mount, "readOnly": true}));
-        }
-        if settings.ca_config_map.is_some() && !taken(mounts, "kite-ca", "/var/run/secrets/kite/ca") {
-            mounts.push(json!({"name": "kite-ca", "mountPath": "/var/run/secrets/kite/ca", "readOnly": true}));
         }
     }
 }

@@ -16,8 +16,7 @@ use support::{Cli, Server};
 const AKS_SERVER_APP: &str = "6dae42f8-4368-4678-94ff-3960e28e3630";
 
 fn curl_text(server: &Server, args: &[&str], path: &str) -> String {
-    let out = Command::new("curl").args(["-s", "--cacert", server.ca().to_str().unwrap()]).args(args).arg(format!("{}{path}", server.url)).output().unwrap();
-    String::from_utf8_lossy(&out.stdout).into_owned()
+    server.curl(args, path).1
 }
 
 fn curl(server: &Server, args: &[&str], path: &str) -> Value {

@@ -129,8 +129,7 @@ fn a_type_1_identity_gets_its_service_principals_token_until_the_secret_is_reset
 
 /// `kite_<name> <value>` from the server's /metrics.
 fn metric(server: &Server, name: &str) -> f64 {
-    let out = std::process::Command::new("curl").args(["-sS", "--cacert", server.ca().to_str().unwrap(), &format!("{}/metrics", server.url)]).output().unwrap();
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let (_, text) = server.curl(&[], "/metrics");
     let line = text.lines().find(|l| l.split_whitespace().next() == Some(&format!("kite_{name}"))).unwrap_or_else(|| panic!("no kite_{name} in:\n{text}"));
     line.split_whitespace().nth(1).unwrap().parse().unwrap()
 }
