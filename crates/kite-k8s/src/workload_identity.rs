@@ -67,11 +67,11 @@ fn annotation<'a>(object: &'a Value, key: &str) -> Option<&'a str> {
     object["metadata"]["annotations"][key].as_str()
 }
 
-/// `name` of the pod for messages: `namespace/name`, or `generateName…` before the API server names it.
-pub fn pod_name(pod: &Value) -> String {
+/// The pod as messages name it: `namespace/name`, or `generateName…` before the API server names it.
+fn pod_name(namespace: &str, pod: &Value) -> String {
     let meta = &pod["metadata"];
     let name = meta["name"].as_str().map(str::to_string).or_else(|| meta["generateName"].as_str().map(|g| format!("{g}…"))).unwrap_or_default();
-    format!("{}/{name}", meta["namespace"].as_str().unwrap_or("default"))
+    format!("{namespace}/{name}")
 }
 
 /// A token lifetime from an annotation: upstream's range, the pod's annotation over the service account's.
@@ -163,14 +163,14 @@ fn aws_env(mut env: Vec<(&'static str, String)>, settings: &Settings) -> Vec<(&'
     env
 }
 
-/// What the webhook adds to `pod`, whose service account is `sa` (`None`: not known to kite) and
-/// which an EKS pod identity association names when `associated`.
-pub fn mutate(pod: &Value, sa: Option<&Value>, associated: bool, settings: &Settings) -> Mutation {
+/// What the webhook adds to `pod` (named `who` in warnings), whose service account is `sa` (`None`:
+/// not known to kite) and which an EKS pod identity association names when `associated`.
+pub fn mutate(pod: &Value, who: &str, sa: Option<&Value>, associated: bool, settings: &Settings) -> Mutation {
     let mut out = Mutation::default();
     let concerned = pod["metadata"]["labels"][USE_LABEL].as_str() == Some("true") || associated;
     let Some(sa) = sa else {
         if concerned {
-            out.warnings.push(format!("pod {}: its service account is not known to kite; admitted unchanged", pod_name(pod)));
+            out.warnings.push(format!("pod {}: its service account is not known to kite; admitted unchanged", who));
         }
         return out;
     };
@@ -179,7 +179,7 @@ pub fn mutate(pod: &Value, sa: Option<&Value>, associated: bool, settings: &Sett
         match found {
             Ok(Some(i)) => injections.push(i),
             Ok(None) => {}
-            Err(problem) => out.warnings.push(format!("pod {}: {problem}; admitted without it", pod_name(pod))),
+            Err(problem) => out.warnings.push(format!("pod {}: {problem}; admitted without it", who)),
         }
     }
     if associated {
@@ -250,6 +250,9 @@ fn inject_container(container: &mut Value, injection: &Injection) {
 #[derive(Clone, Debug, PartialEq)]
 pub struct PodRequest {
     pub uid: String,
+    /// `namespace/name` (or `generateName…`), with the request's namespace, which a pod's own
+    /// metadata often lacks at creation.
+    pub name: String,
     pub namespace: String,
     pub service_account: String,
     pub pod: Value,
@@ -271,5 +274,5 @@ pub fn pod_request(review: &Value) -> Result<PodRequest, String> {
     }
     let namespace = request["namespace"].as_str().or(pod["metadata"]["namespace"].as_str()).unwrap_or("default").to_string();
     let service_account = pod["spec"]["serviceAccountName"].as_str().filter(|s| !s.is_empty()).unwrap_or("default").to_string();
-    Ok(PodRequest { uid: uid.to_string(), namespace, service_account, pod: pod.clone() })
+    Ok(PodRequest { uid: uid.to_string(), name: pod_name(&namespace, pod), namespace, service_account, pod: pod.clone() })
 }

@@ -45,7 +45,7 @@ fn an_azure_pod_gets_the_sdk_environment_and_a_projected_token_in_every_containe
         json!({"azure.workload.identity/skip-containers": "sidecar", "azure.workload.identity/service-account-token-expiration": "7200"}),
         json!([{"name": "app", "image": "app"}, {"name": "sidecar", "image": "envoy"}]),
     );
-    let m = mutate(&p, Some(&sa(json!({"azure.workload.identity/client-id": CLIENT}))), false, &settings());
+    let m = mutate(&p, "payments/app", Some(&sa(json!({"azure.workload.identity/client-id": CLIENT}))), false, &settings());
     assert!(m.warnings.is_empty(), "{:?}", m.warnings);
     let out = apply(&p, &m.patch);
     let env = env_of(&out["spec"]["containers"][0]);
@@ -70,14 +70,14 @@ fn an_azure_pod_gets_the_sdk_environment_and_a_projected_token_in_every_containe
 fn irsa_and_pod_identity_follow_the_service_account_and_the_association() {
     let p = pod(json!({}), json!({}), json!([{"name": "app", "image": "app"}]));
     let account = sa(json!({"eks.amazonaws.com/role-arn": "arn:aws:iam::111122223333:role/s3-reader", "eks.amazonaws.com/sts-regional-endpoints": "true"}));
-    let out = apply(&p, &mutate(&p, Some(&account), false, &Settings { region: Some("us-west-2".into()), ..settings() }).patch);
+    let out = apply(&p, &mutate(&p, "payments/app", Some(&account), false, &Settings { region: Some("us-west-2".into()), ..settings() }).patch);
     let env = env_of(&out["spec"]["containers"][0]);
     assert!(env.contains(&("AWS_ROLE_ARN".into(), "arn:aws:iam::111122223333:role/s3-reader".into())), "{env:?}");
     assert!(env.contains(&("AWS_WEB_IDENTITY_TOKEN_FILE".into(), "/var/run/secrets/eks.amazonaws.com/serviceaccount/token".into())));
     assert!(env.contains(&("AWS_STS_REGIONAL_ENDPOINTS".into(), "regional".into())) && env.contains(&("AWS_REGION".into(), "us-west-2".into())));
     assert_eq!(out["spec"]["volumes"][0]["projected"]["sources"][0]["serviceAccountToken"]["audience"], "sts.amazonaws.com");
 
-    let out = apply(&p, &mutate(&p, Some(&sa(json!({}))), true, &settings()).patch);
+    let out = apply(&p, &mutate(&p, "payments/app", Some(&sa(json!({}))), true, &settings()).patch);
     let env = env_of(&out["spec"]["containers"][0]);
     assert!(env.contains(&("AWS_CONTAINER_CREDENTIALS_FULL_URI".into(), "http://169.254.170.23/v1/credentials".into())), "{env:?}");
     assert_eq!(out["spec"]["volumes"][0]["projected"]["sources"][0]["serviceAccountToken"]["audience"], "pods.eks.amazonaws.com");
@@ -91,7 +91,7 @@ fn malformed_annotations_and_unknown_service_accounts_admit_the_pod_unchanged_wi
         (Some(sa(json!({}))), "has no azure.workload.identity/client-id"),
         (None, "not known to kite"),
     ] {
-        let m = mutate(&labelled, account.as_ref(), false, &settings());
+        let m = mutate(&labelled, "payments/app", account.as_ref(), false, &settings());
         assert!(m.patch.is_empty() && m.warnings.len() == 1 && m.warnings[0].contains(needle) && m.warnings[0].contains("payments/app"), "{m:?}");
     }
     let expiring = pod(
@@ -99,13 +99,18 @@ fn malformed_annotations_and_unknown_service_accounts_admit_the_pod_unchanged_wi
         json!({"azure.workload.identity/service-account-token-expiration": "60"}),
         json!([{"name": "app"}]),
     );
-    let m = mutate(&expiring, Some(&sa(json!({"azure.workload.identity/client-id": CLIENT}))), false, &settings());
+    let m = mutate(&expiring, "payments/app", Some(&sa(json!({"azure.workload.identity/client-id": CLIENT}))), false, &settings());
     assert!(m.patch.is_empty() && m.warnings[0].contains("from 3600 to 86400"), "{m:?}");
-    let bad_arn =
-        mutate(&pod(json!({}), json!({}), json!([{"name": "app"}])), Some(&sa(json!({"eks.amazonaws.com/role-arn": "s3-reader"}))), false, &settings());
+    let bad_arn = mutate(
+        &pod(json!({}), json!({}), json!([{"name": "app"}])),
+        "payments/app",
+        Some(&sa(json!({"eks.amazonaws.com/role-arn": "s3-reader"}))),
+        false,
+        &settings(),
+    );
     assert!(bad_arn.patch.is_empty() && bad_arn.warnings[0].contains("is not a role ARN"), "{bad_arn:?}");
     // A pod that asks for nothing gets nothing, and no warning.
-    assert_eq!(mutate(&pod(json!({}), json!({}), json!([{"name": "app"}])), None, false, &settings()), Default::default());
+    assert_eq!(mutate(&pod(json!({}), json!({}), json!([{"name": "app"}])), "payments/app", None, false, &settings()), Default::default());
 }
 
 fn arb_pod() -> impl Strategy<Value = (Value, Value, bool)> {
@@ -159,9 +164,9 @@ proptest! {
 
     #[test]
     fn the_patch_applies_keeps_what_the_pod_had_and_a_second_pass_adds_nothing((p, account, associated) in arb_pod()) {
-        let once = apply(&p, &mutate(&p, Some(&account), associated, &settings()).patch);
+        let once = apply(&p, &mutate(&p, "payments/app", Some(&account), associated, &settings()).patch);
         prop_assert!(keeps(&p, &once), "changed what the pod had:\n{p:#}\n{once:#}");
-        let again = mutate(&once, Some(&account), associated, &settings());
+        let again = mutate(&once, "payments/app", Some(&account), associated, &settings());
         prop_assert!(again.patch.is_empty(), "a second pass patched: {:?}", again.patch);
     }
 }
@@ -174,6 +179,7 @@ fn an_admission_review_names_its_pod_and_a_malformed_one_says_what_is_wrong() {
                     "object": {"apiVersion": "v1", "kind": "Pod", "metadata": {"generateName": "api-"}, "spec": {"containers": [{"name": "app"}]}}}});
     let r = pod_request(&review).unwrap();
     assert_eq!((r.uid.as_str(), r.namespace.as_str(), r.service_account.as_str()), ("705ab4f5-6393-11e8-b7cc-42010a800002", "payments", "default"));
+    assert_eq!(r.name, "payments/api-…", "named with the request's namespace, which the pod's metadata lacks");
     for (broken, needle) in [
         (json!({"apiVersion": "admission.k8s.io/v1beta1", "kind": "AdmissionReview"}), "admissionReviewVersions: [v1]"),
         (json!({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview"}), "has no request"),

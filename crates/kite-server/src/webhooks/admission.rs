@@ -9,7 +9,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use base64::Engine;
-use kite_k8s::workload_identity::{mutate, pod_name, pod_request, Settings};
+use kite_k8s::workload_identity::{mutate, pod_request, Settings};
 use serde_json::{json, Value};
 
 use crate::infra::state::AppState;
@@ -48,7 +48,7 @@ pub async fn mutate_pod(State(state): State<AppState>, body: Bytes) -> Response 
         container_credentials_uri: CONTAINER_CREDENTIALS_URI.into(),
         ..Settings::default()
     };
-    let mut mutation = mutate(&request.pod, account.as_ref(), associated, &settings);
+    let mut mutation = mutate(&request.pod, &request.name, account.as_ref(), associated, &settings);
     warnings.append(&mut mutation.warnings);
     for w in &warnings {
         tracing::warn!("webhook: {w}");
@@ -58,7 +58,7 @@ pub async fn mutate_pod(State(state): State<AppState>, body: Bytes) -> Response 
         let patch = serde_json::to_vec(&mutation.patch).unwrap_or_default();
         response["patchType"] = json!("JSONPatch");
         response["patch"] = json!(base64::engine::general_purpose::STANDARD.encode(patch));
-        tracing::info!(pod = %pod_name(&request.pod), operations = mutation.patch.len(), "webhook: pod mutated");
+        tracing::info!(pod = %request.name, operations = mutation.patch.len(), "webhook: pod mutated");
     }
     if !warnings.is_empty() {
         response["warnings"] = json!(warnings);
