@@ -99,3 +99,35 @@ def test_pods_get_their_sdk_environment_and_tokens_and_keep_their_own(tmp_path, 
 
     _, answer = review(kite, {"kind": "Deployment"})
     assert answer.status_code == 400 and "not a Pod" in answer.text, answer.text
+
+
+def test_the_webhook_configuration_and_the_ca_config_map_pass_the_kubernetes_schemas(kite, tmp_path):
+    """`kite k8s manifests` output, checked offline by kubernetes-validate (the API's own OpenAPI schemas)."""
+    import subprocess
+    import sys
+    import pathlib
+
+    validator = pathlib.Path(sys.executable).parent / "kubernetes-validate"
+    for name, args in [("webhook", ["webhook", "--ca-file", kite.ca]), ("webhook-url", ["webhook", "--url", kite.url, "--azure-only", "--ca-file", kite.ca]),
+                       ("ca", ["ca-bundle", "-n", "payments", "shop", "--ca-file", kite.ca])]:
+        out = kite.cli("k8s", "manifests", *args, check=False)
+        assert out.returncode == 0, out.stderr
+        path = tmp_path / f"{name}.yaml"
+        path.write_text(out.stdout)
+        checked = subprocess.run([str(validator), "--strict", str(path)], capture_output=True, text=True)
+        assert checked.returncode == 0, checked.stdout + checked.stderr
+
+    hook = json.loads(kite.cli("k8s", "manifests", "webhook", "--ca-file", kite.ca, "-o", "json", check=False).stdout)["items"][0]["webhooks"][0]
+    assert base64.b64decode(hook["clientConfig"]["caBundle"]).decode() == open(kite.ca).read()
+    assert hook["failurePolicy"] == "Ignore" and "objectSelector" not in hook, "every pod, for IRSA; never blocked by kite being down"
+    assert hook["namespaceSelector"]["matchExpressions"][0]["values"] == ["kube-system", "kite-system"]
+    url_hook = json.loads(kite.cli("k8s", "manifests", "webhook", "--url", kite.url, "--azure-only", "--ca-file", kite.ca, "-o", "json", check=False).stdout)
+    url_hook = url_hook["items"][0]["webhooks"][0]
+    assert url_hook["clientConfig"]["url"] == f"{kite.url}/mutate-v1-pod" and url_hook["failurePolicy"] == "Fail", url_hook
+    assert url_hook["objectSelector"] == {"matchLabels": {"azure.workload.identity/use": "true"}}
+
+    # What the API server would refuse is refused here, saying why.
+    bad = kite.cli("k8s", "manifests", "webhook", "--url", "http://kite.example", "--ca-file", kite.ca, check=False)
+    assert bad.returncode != 0 and "https://" in bad.stderr, bad.stderr
+    bad = kite.cli("k8s", "manifests", "webhook", "--timeout-seconds", "31", "--ca-file", kite.ca, check=False)
+    assert bad.returncode != 0 and "31" in bad.stderr, bad.stderr

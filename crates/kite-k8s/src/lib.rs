@@ -8,6 +8,7 @@
 //!   the CRDs, service-principal Secrets and the AKS add-on's objects.
 //! - [`entra`]: how kite-issued (Entra-shaped) tokens' principals map to Kubernetes users.
 //! - [`source`]: the one [`ClusterSource`] trait that files and live clusters implement.
+//! - [`manifests`]: the Kubernetes objects that make a cluster call kite.
 //! - [`workload_identity`]: what the mutating admission webhook adds to pods (Azure Workload
 //!   Identity, IRSA, EKS Pod Identity), as a JSON Patch.
 
@@ -15,6 +16,7 @@
 
 pub mod awsauth;
 pub mod entra;
+pub mod manifests;
 pub mod podidentity;
 pub mod rbac;
 pub mod source;

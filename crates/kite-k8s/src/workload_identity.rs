@@ -42,7 +42,16 @@ pub struct Settings {
     pub region: Option<String>,
     /// `AWS_CONTAINER_CREDENTIALS_FULL_URI` for EKS Pod Identity.
     pub container_credentials_uri: String,
+    /// The ConfigMap (in the pod's namespace) holding kite's CA as `ca.crt`, when kite's
+    /// certificate is private: mounted into every injected container, with the variables that make
+    /// the SDKs trust it. `None` when pods reach kite through a publicly trusted certificate.
+    pub ca_config_map: Option<String>,
 }
+
+const CA_VOLUME: &str = "kite-ca";
+const CA_MOUNT: &str = "/var/run/secrets/kite.io/ca";
+/// The ConfigMap key (and file) holding kite's CA, as `kube-root-ca.crt` names its own.
+pub const CA_KEY: &str = "ca.crt";
 
 /// The webhook's answer for one pod.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -52,15 +61,32 @@ pub struct Mutation {
     pub warnings: Vec<String>,
 }
 
-/// One projected service-account token to inject, with the environment that names it.
+/// One volume to inject (a projected service-account token, or kite's CA), with the environment
+/// that names it.
 struct Injection {
     volume: &'static str,
     mount: &'static str,
-    file: &'static str,
-    audience: String,
-    expiration: i64,
+    source: Value,
     env: Vec<(&'static str, String)>,
     skip: Vec<String>,
+}
+
+fn projected_token(file: &str, audience: &str, expiration: i64) -> Value {
+    json!({"projected": {"sources": [{"serviceAccountToken": {"path": file, "audience": audience, "expirationSeconds": expiration}}]}})
+}
+
+/// kite's CA from `config_map`, trusted by the AWS SDKs (`AWS_CA_BUNDLE`) and by Python's requests,
+/// which azure-identity uses (`REQUESTS_CA_BUNDLE`). Containers skipped by every other injection
+/// are skipped here too.
+fn ca_bundle(config_map: &str, skip: Vec<String>) -> Injection {
+    let file = format!("{CA_MOUNT}/{CA_KEY}");
+    Injection {
+        volume: CA_VOLUME,
+        mount: CA_MOUNT,
+        source: json!({"configMap": {"name": config_map, "items": [{"key": CA_KEY, "path": CA_KEY}]}}),
+        env: vec![("AWS_CA_BUNDLE", file.clone()), ("REQUESTS_CA_BUNDLE", file)],
+        skip,
+    }
 }
 
 fn annotation<'a>(object: &'a Value, key: &str) -> Option<&'a str> {
@@ -101,9 +127,7 @@ fn azure(pod: &Value, sa: &Value, settings: &Settings) -> Result<Option<Injectio
     Ok(Some(Injection {
         volume: AZURE_VOLUME,
         mount: AZURE_MOUNT,
-        file,
-        audience: AZURE_AUDIENCE.into(),
-        expiration: expiration(pod, sa, AZURE_EXPIRATION, 3600, 3600..=86_400)?,
+        source: projected_token(file, AZURE_AUDIENCE, expiration(pod, sa, AZURE_EXPIRATION, 3600, 3600..=86_400)?),
         env: vec![
             ("AZURE_CLIENT_ID", client_id.to_string()),
             ("AZURE_TENANT_ID", tenant.to_string()),
@@ -122,12 +146,11 @@ fn irsa(pod: &Value, sa: &Value, settings: &Settings) -> Result<Option<Injection
     if annotation(sa, AWS_REGIONAL) == Some("true") {
         env.push(("AWS_STS_REGIONAL_ENDPOINTS", "regional".into()));
     }
+    let audience = annotation(sa, AWS_AUDIENCE).unwrap_or("sts.amazonaws.com");
     Ok(Some(Injection {
         volume: IRSA_VOLUME,
         mount: IRSA_MOUNT,
-        file,
-        audience: annotation(sa, AWS_AUDIENCE).unwrap_or("sts.amazonaws.com").to_string(),
-        expiration: expiration(pod, sa, AWS_EXPIRATION, 86_400, 3600..=86_400)?,
+        source: projected_token(file, audience, expiration(pod, sa, AWS_EXPIRATION, 86_400, 3600..=86_400)?),
         env: aws_env(env, settings),
         skip: skip_list(pod, AWS_SKIP),
     }))
@@ -138,9 +161,7 @@ fn pod_identity(settings: &Settings, skip: Vec<String>) -> Injection {
     Injection {
         volume: POD_IDENTITY_VOLUME,
         mount: POD_IDENTITY_MOUNT,
-        file,
-        audience: POD_IDENTITY_AUDIENCE.into(),
-        expiration: 86_400,
+        source: projected_token(file, POD_IDENTITY_AUDIENCE, 86_400),
         env: aws_env(
             vec![
                 ("AWS_CONTAINER_CREDENTIALS_FULL_URI", settings.container_credentials_uri.clone()),
@@ -188,6 +209,10 @@ pub fn mutate(pod: &Value, who: &str, sa: Option<&Value>, associated: bool, sett
     if injections.is_empty() {
         return out;
     }
+    if let Some(config_map) = &settings.ca_config_map {
+        let skip = injections.iter().map(|i| i.skip.clone()).reduce(|a, b| a.into_iter().filter(|c| b.contains(c)).collect()).unwrap_or_default();
+        injections.push(ca_bundle(config_map, skip));
+    }
     let mut mutated = pod.clone();
     for injection in &injections {
         inject(&mut mutated, injection);
@@ -217,8 +242,9 @@ fn inject(pod: &mut Value, injection: &Injection) {
     let Some(spec) = pod.get_mut("spec") else { return };
     if let Some(volumes) = array(spec, "volumes") {
         if !has_named(volumes, injection.volume) {
-            let token = json!({"serviceAccountToken": {"path": injection.file, "audience": injection.audience, "expirationSeconds": injection.expiration}});
-            volumes.push(json!({"name": injection.volume, "projected": {"sources": [token]}}));
+            let mut volume = injection.source.clone();
+            volume["name"] = json!(injection.volume);
+            volumes.push(volume);
         }
     }
     for kind in ["initContainers", "containers"] {

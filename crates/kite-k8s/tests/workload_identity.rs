@@ -84,6 +84,32 @@ fn irsa_and_pod_identity_follow_the_service_account_and_the_association() {
 }
 
 #[test]
+fn with_a_ca_config_map_injected_containers_trust_kite_and_others_are_left_alone() {
+    let p = pod(
+        json!({"azure.workload.identity/use": "true"}),
+        json!({"azure.workload.identity/skip-containers": "sidecar"}),
+        json!([{"name": "app", "image": "app"}, {"name": "sidecar", "image": "envoy"}]),
+    );
+    let account = sa(json!({"azure.workload.identity/client-id": CLIENT}));
+    let with_ca = Settings { ca_config_map: Some("kite-root-ca.crt".into()), ..settings() };
+    let out = apply(&p, &mutate(&p, "payments/app", Some(&account), false, &with_ca).patch);
+    let volume = out["spec"]["volumes"].as_array().unwrap().iter().find(|v| v["name"] == "kite-ca").cloned().unwrap();
+    assert_eq!(volume["configMap"], json!({"name": "kite-root-ca.crt", "items": [{"key": "ca.crt", "path": "ca.crt"}]}));
+    let env = env_of(&out["spec"]["containers"][0]);
+    for k in ["AWS_CA_BUNDLE", "REQUESTS_CA_BUNDLE"] {
+        assert!(env.contains(&(k.to_string(), "/var/run/secrets/kite.io/ca/ca.crt".to_string())), "{k}: {env:?}");
+    }
+    assert!(out["spec"]["containers"][0]["volumeMounts"].as_array().unwrap().iter().any(|m| m["mountPath"] == "/var/run/secrets/kite.io/ca"));
+    assert!(env_of(&out["spec"]["containers"][1]).is_empty(), "a skipped container gets nothing: {}", out["spec"]["containers"][1]);
+    // Without the setting (kite behind a public certificate) nothing about the CA is injected.
+    let plain = apply(&p, &mutate(&p, "payments/app", Some(&account), false, &settings()).patch);
+    assert!(!plain.to_string().contains("kite-ca") && !plain.to_string().contains("CA_BUNDLE"), "{plain}");
+    // A pod the webhook does not concern gets no CA either.
+    let unconcerned = pod(json!({}), json!({}), json!([{"name": "app", "image": "app"}]));
+    assert!(mutate(&unconcerned, "payments/app", Some(&account), false, &with_ca).patch.is_empty());
+}
+
+#[test]
 fn malformed_annotations_and_unknown_service_accounts_admit_the_pod_unchanged_with_a_warning() {
     let labelled = pod(json!({"azure.workload.identity/use": "true"}), json!({}), json!([{"name": "app"}]));
     for (account, needle) in [
@@ -163,10 +189,11 @@ proptest! {
     #![proptest_config(ProptestConfig { cases: 500, ..ProptestConfig::default() })]
 
     #[test]
-    fn the_patch_applies_keeps_what_the_pod_had_and_a_second_pass_adds_nothing((p, account, associated) in arb_pod()) {
-        let once = apply(&p, &mutate(&p, "payments/app", Some(&account), associated, &settings()).patch);
+    fn the_patch_applies_keeps_what_the_pod_had_and_a_second_pass_adds_nothing((p, account, associated) in arb_pod(), ca in any::<bool>()) {
+        let settings = Settings { ca_config_map: ca.then(|| "kite-root-ca.crt".to_string()), ..settings() };
+        let once = apply(&p, &mutate(&p, "payments/app", Some(&account), associated, &settings).patch);
         prop_assert!(keeps(&p, &once), "changed what the pod had:\n{p:#}\n{once:#}");
-        let again = mutate(&once, "payments/app", Some(&account), associated, &settings());
+        let again = mutate(&once, "payments/app", Some(&account), associated, &settings);
         prop_assert!(again.patch.is_empty(), "a second pass patched: {:?}", again.patch);
     }
 }

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use parking_lot::RwLock;
 
 use futures::{Stream, StreamExt};
-use k8s_openapi::api::core::v1::{ConfigMap, Node, Pod, Secret};
+use k8s_openapi::api::core::v1::{ConfigMap, Node, Pod, Secret, ServiceAccount};
 use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, Role, RoleBinding};
 use kite_k8s::awsauth::{AwsAuth, AwsAuthStore};
 use kite_k8s::podidentity::ClusterState;
@@ -27,8 +27,8 @@ pub(crate) fn crd(kind: &str, plural: &str) -> ApiResource {
     ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk("aadpodidentity.k8s.io", "v1", kind), plural)
 }
 
-/// What the node agent reads, each with how it is watched: Pods, Nodes, every aad-pod-identity
-/// kind, and Secrets. Secrets are what type 1 AzureIdentities' client secrets live in, and one may
+/// What the node agent and the workload identity webhook read, each with how it is watched: Pods,
+/// Nodes, every aad-pod-identity kind, Secrets and ServiceAccounts. Secrets are what type 1 AzureIdentities' client secrets live in, and one may
 /// name a Secret in any namespace (as NMI reads them), so they are watched cluster-wide, but only
 /// `type: Opaque` (aad-pod-identity's documented form): service-account tokens, TLS keys and Helm
 /// releases are neither listed nor held. kite needs get, list and watch on secrets for this.
@@ -42,6 +42,8 @@ fn pod_identity_kinds() -> Vec<(ApiResource, watcher::Config)> {
         (crd("AzurePodIdentityException", "azurepodidentityexceptions"), all()),
         (crd("AzureAssignedIdentity", "azureassignedidentities"), all()),
         (ApiResource::erase::<Secret>(&()), all().fields("type=Opaque")),
+        // The workload identity webhook reads their annotations, per pod, without asking the API server.
+        (ApiResource::erase::<ServiceAccount>(&()), all()),
     ]
 }
 

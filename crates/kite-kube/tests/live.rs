@@ -145,6 +145,11 @@ fn world() -> FakeApi {
         .list("/api/v1/nodes", vec![json!({"metadata": {"name": "aks-node-0", "resourceVersion": "1"}})])
         .list(&format!("{ai}/azureidentities"), vec![identity, sp_identity])
         .list("/api/v1/secrets", vec![secret])
+        .list(
+            "/api/v1/serviceaccounts",
+            vec![json!({"metadata": {"name": "api", "namespace": "demo", "resourceVersion": "1",
+            "annotations": {"azure.workload.identity/client-id": CLIENT_ID}}})],
+        )
         .list(&format!("{ai}/azureidentitybindings"), vec![binding])
         .list(&format!("{ai}/azurepodidentityexceptions"), vec![])
         .list(&format!("{ai}/azureassignedidentities"), vec![])
@@ -172,6 +177,9 @@ async fn the_live_source_lists_then_watches_every_kind_and_answers_from_what_it_
     // A type 1 identity's client secret, from the watched Secret.
     let sp = pods.identities.iter().find(|i| i.metadata.name == "sp-identity").unwrap();
     assert_eq!(kite_k8s::podidentity::spsecret::client_secret(&pods, sp).unwrap(), "s3cr3t-value");
+    // A ServiceAccount, for the workload identity webhook.
+    let sa = pods.service_account("demo", "api").expect("the watched ServiceAccount");
+    assert_eq!(sa.metadata.annotations.as_ref().unwrap()["azure.workload.identity/client-id"], CLIENT_ID);
 
     // RBAC: a can-i decision through the cluster's RoleBinding.
     let rbac = eventually("RBAC objects", || live.rbac()).await;
@@ -206,6 +214,7 @@ async fn the_live_source_lists_then_watches_every_kind_and_answers_from_what_it_
         "GET /apis/aadpodidentity.k8s.io/v1/azureassignedidentities?&limit=500",
         // Only Opaque Secrets: service-account tokens, TLS keys and Helm releases are not read.
         "GET /api/v1/secrets?&fieldSelector=type%3DOpaque&limit=500",
+        "GET /api/v1/serviceaccounts?&limit=500",
         "GET /apis/rbac.authorization.k8s.io/v1/clusterrolebindings?&watch=true&timeoutSeconds=290&allowWatchBookmarks=true&resourceVersion=1",
         "GET /api/v1/namespaces/kube-system/configmaps?&fieldSelector=metadata.name%3Daws-auth&limit=500",
         "GET /api/v1/namespaces/kube-system/configmaps?&watch=true&timeoutSeconds=290&fieldSelector=metadata.name%3Daws-auth&allowWatchBookmarks=true&resourceVersion=6",

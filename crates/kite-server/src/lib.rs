@@ -39,7 +39,7 @@ use crate::infra::error::ApiResult;
 use crate::infra::state::AppState;
 use crate::infra::{bootstrap, cluster, conn, metrics, tls};
 use crate::token::{entra, issuers, keys, sts};
-use crate::webhooks::{k8s, policy};
+use crate::webhooks::{admission, k8s, policy};
 
 pub struct Config {
     /// `$KITE_HOME`: the SQLite file, the TLS material and the admin credentials live here.
@@ -91,6 +91,11 @@ pub struct Config {
     pub imds_cache_size: std::num::NonZeroUsize,
     /// Connection cap and idle timeout, for each listener.
     pub connections: conn::ConnectionLimits,
+    /// The ConfigMap with kite's CA that the workload identity webhook mounts into pods; `None`
+    /// when pods trust kite's certificate already.
+    pub webhook_ca_config_map: Option<String>,
+    /// AWS_REGION for the pods the webhook gives AWS credentials.
+    pub webhook_aws_region: String,
 }
 
 async fn subscriptions(State(state): State<AppState>, _caller: Caller) -> Json<Value> {
@@ -117,7 +122,7 @@ pub fn app(state: AppState) -> Router {
         .route("/healthz", get(|| async { "ok" }))
         .route("/authorize", post(k8s::authorize))
         .route("/authenticate", post(k8s::authenticate))
-        .route("/mutate-v1-pod", post(webhooks::admission::mutate_pod))
+        .route("/mutate-v1-pod", post(admission::mutate_pod))
         .route("/{tenant}/v2.0/.well-known/openid-configuration", get(entra::discovery_v2))
         .route("/{tenant}/.well-known/openid-configuration", get(entra::discovery_v1))
         .route("/{tenant}/discovery/v2.0/keys", get(entra::jwks))
@@ -192,6 +197,7 @@ pub async fn prepare(store: Arc<dyn Store>, config: &Config, public_url: &str, c
         entra_mapping: config.entra_mapping.clone(),
     })?);
     let pod_files = Arc::new(cluster::PodFiles::load(config.pod_identity.clone())?);
+    let workload_identity = Arc::new(admission::settings(&boot.tenant, public_url, config.webhook_ca_config_map.clone(), config.webhook_aws_region.clone()));
     let state = AppState {
         store,
         keys: Arc::new(RwLock::new(Arc::new(keys))),
@@ -213,6 +219,7 @@ pub async fn prepare(store: Arc<dyn Store>, config: &Config, public_url: &str, c
         auth_throttle: Arc::default(),
         upstream_imds: Arc::new(upstream::UpstreamImds::new(&config.upstream_imds)?),
         refusals: Arc::default(),
+        workload_identity,
         clock: infra::clock::Clock::system(),
     };
     Ok((state, boot.credentials_file))

@@ -160,9 +160,32 @@ pub struct ServeArgs {
     /// Connections each listener holds open at once; past it new ones are closed at once (logged).
     #[arg(long, default_value_t = 4096, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
     max_connections: u32,
+    /// The ConfigMap (key ca.crt, in each pod's namespace) holding kite's CA, which the workload
+    /// identity webhook mounts into the pods it injects, with AWS_CA_BUNDLE and REQUESTS_CA_BUNDLE
+    /// naming it. Leave it out when pods trust kite's certificate already (a public CA): those
+    /// variables replace the SDKs' default trust. `kite k8s manifests ca-bundle` prints the ConfigMap.
+    #[arg(long)]
+    webhook_ca_configmap: Option<String>,
+    /// AWS_REGION and AWS_DEFAULT_REGION for the pods the webhook gives AWS credentials (the AWS SDKs
+    /// sign for a region and refuse to start without one), as EKS's webhook sets its cluster's region.
+    #[arg(long, default_value = "us-east-1", value_parser = aws_region)]
+    webhook_aws_region: String,
     /// Seconds a connection may stay open with no byte moving either way before it is closed.
     #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=3600))]
     idle_timeout: u64,
+}
+
+/// A region name as AWS spells them (us-east-1, eu-central-2, us-gov-west-1).
+fn aws_region(raw: &str) -> Result<String, String> {
+    let parts: Vec<&str> = raw.split('-').collect();
+    let well_formed = parts.len() >= 3
+        && parts.iter().all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit()))
+        && parts.last().is_some_and(|n| n.bytes().all(|b| b.is_ascii_digit()));
+    if well_formed {
+        Ok(raw.to_string())
+    } else {
+        Err(format!("'{raw}' is not an AWS region name such as us-east-1 or eu-central-2"))
+    }
 }
 
 fn cache_size(raw: &str) -> Result<std::num::NonZeroUsize, String> {
@@ -218,6 +241,8 @@ async fn main() -> ExitCode {
                     max_connections: args.max_connections as usize,
                     idle_timeout: std::time::Duration::from_secs(args.idle_timeout),
                 },
+                webhook_ca_config_map: args.webhook_ca_configmap,
+                webhook_aws_region: args.webhook_aws_region,
             };
             kite_server::serve(config).await.map(|_| ExitCode::SUCCESS)
         }

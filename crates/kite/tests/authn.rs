@@ -205,6 +205,7 @@ fn empty_cluster() -> fake_kube::FakeKube {
         "/api/v1/pods",
         "/api/v1/nodes",
         "/api/v1/secrets",
+        "/api/v1/serviceaccounts",
         "/apis/aadpodidentity.k8s.io/v1/azureidentities",
         "/apis/aadpodidentity.k8s.io/v1/azureidentitybindings",
         "/apis/aadpodidentity.k8s.io/v1/azurepodidentityexceptions",

@@ -21,6 +21,7 @@ fn cluster(with_crds: bool) -> FakeKube {
         ("/api/v1/pods", vec![pod]),
         ("/api/v1/nodes", vec![json!({"metadata": {"name": "aks-nodepool1-0"}})]),
         ("/api/v1/secrets", vec![]),
+        ("/api/v1/serviceaccounts", vec![]),
         ("/apis/rbac.authorization.k8s.io/v1/roles", vec![]),
         ("/apis/rbac.authorization.k8s.io/v1/clusterroles", vec![]),
         ("/apis/rbac.authorization.k8s.io/v1/rolebindings", vec![]),

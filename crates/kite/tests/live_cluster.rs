@@ -24,6 +24,7 @@ fn cluster(pods: Vec<Value>, aws_auth: Vec<Value>) -> FakeKube {
         (PODS, pods),
         ("/api/v1/nodes", vec![json!({"metadata": {"name": "aks-nodepool1-0"}})]),
         ("/api/v1/secrets", vec![]),
+        ("/api/v1/serviceaccounts", vec![]),
         (IDENTITIES, vec![]),
         (BINDINGS, vec![binding]),
         ("/apis/aadpodidentity.k8s.io/v1/azurepodidentityexceptions", vec![]),

@@ -27,6 +27,7 @@ fn cluster(sub: &str, identity: &Value) -> FakeKube {
         (PODS, vec![pod]),
         ("/api/v1/nodes", vec![node]),
         ("/api/v1/secrets", vec![]),
+        ("/api/v1/serviceaccounts", vec![]),
         ("/apis/aadpodidentity.k8s.io/v1/azureidentities", vec![azure_identity]),
         ("/apis/aadpodidentity.k8s.io/v1/azureidentitybindings", vec![binding]),
         ("/apis/aadpodidentity.k8s.io/v1/azurepodidentityexceptions", vec![]),

@@ -17,7 +17,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
-use kite_core::aws::eks::{self, POD_IDENTITY_SERVICE};
+use kite_core::aws::eks::{self, PodIdentityAssociation, POD_IDENTITY_SERVICE};
 use kite_core::aws::xml::iso8601;
 use kite_token::assertion;
 use serde_json::{json, Value};
@@ -39,7 +39,9 @@ pub fn routes() -> Router<AppState> {
     Router::new().route("/v1/credentials", get(credentials))
 }
 
-struct Refusal {
+/// EKS Auth's refusal as the agent relays it: plain text `[request id]: (Code): message, fault: …`
+/// with EKS Auth's status, which botocore shows verbatim.
+pub struct Refusal {
     status: StatusCode,
     code: &'static str,
     message: String,
@@ -61,26 +63,40 @@ impl Refusal {
     }
 }
 
-pub async fn credentials(State(state): State<AppState>, headers: HeaderMap) -> Response {
-    match issue(&state, &headers, state.now()).await {
-        Ok(body) => Json(body).into_response(),
-        Err(r) => {
-            let request_id = uuid::Uuid::new_v4();
-            let fault = if r.status.is_server_error() { "server" } else { "client" };
-            tracing::info!(%request_id, code = r.code, "container credentials refused: {}", r.message);
-            (r.status, format!("[{request_id}]: ({}): {}, fault: {fault}", r.code, r.message)).into_response()
-        }
+impl IntoResponse for Refusal {
+    fn into_response(self) -> Response {
+        let request_id = uuid::Uuid::new_v4();
+        let fault = if self.status.is_server_error() { "server" } else { "client" };
+        tracing::info!(%request_id, code = self.code, "container credentials refused: {}", self.message);
+        (self.status, format!("[{request_id}]: ({}): {}, fault: {fault}", self.code, self.message)).into_response()
     }
 }
 
-async fn issue(state: &AppState, headers: &HeaderMap, now: OffsetDateTime) -> Result<Value, Refusal> {
-    let (Some(cluster), Some(issuer)) = (state.k8s.cluster_id.as_deref(), state.cluster_issuer.as_deref()) else {
-        return Err(Refusal::new(
+pub async fn credentials(State(state): State<AppState>, headers: HeaderMap) -> Result<Json<Value>, Refusal> {
+    issue(&state, &headers, state.now()).await.map(Json)
+}
+
+/// The cluster this agent serves pods of: its name and service-account issuer.
+fn served_cluster(state: &AppState) -> Result<(&str, &str), Refusal> {
+    match (state.k8s.cluster_id.as_deref(), state.cluster_issuer.as_deref()) {
+        (Some(cluster), Some(issuer)) => Ok((cluster, issuer)),
+        _ => Err(Refusal::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "InvalidRequestException",
             "this kite serves no EKS cluster's pods: start it with --eks-cluster NAME --cluster-issuer URL (the cluster's service-account issuer)",
-        ));
-    };
+        )),
+    }
+}
+
+/// The pod a projected service-account token names, once the token is verified: the cluster's
+/// issuer signed it, for EKS Pod Identity, and it is in its time window.
+async fn verified_pod(
+    state: &AppState,
+    headers: &HeaderMap,
+    cluster: &str,
+    issuer: &str,
+    now: OffsetDateTime,
+) -> Result<(eks::PodServiceAccount, String), Refusal> {
     let token = headers.get("authorization").and_then(|v| v.to_str().ok()).map(str::trim).unwrap_or_default();
     if token.is_empty() {
         return Err(Refusal::new(
@@ -112,10 +128,14 @@ async fn issue(state: &AppState, headers: &HeaderMap, now: OffsetDateTime) -> Re
         )));
     }
     let pod = eks::pod_of(&claims.claims).map_err(Refusal::bad_token)?;
+    Ok((pod, claims.str_claim("sub").unwrap_or_default().to_string()))
+}
 
+/// The association of the pod's service account, or the command that creates one.
+async fn association_of(state: &AppState, cluster: &str, pod: &eks::PodServiceAccount) -> Result<PodIdentityAssociation, Refusal> {
     let found = state.store.list_pod_identity_associations(cluster, Some(&pod.namespace), Some(&pod.service_account)).await.map_err(Refusal::internal)?;
-    let Some(association) = found.into_iter().next() else {
-        return Err(Refusal::new(
+    found.into_iter().next().ok_or_else(|| {
+        Refusal::new(
             StatusCode::NOT_FOUND,
             "ResourceNotFoundException",
             format!(
@@ -125,8 +145,14 @@ async fn issue(state: &AppState, headers: &HeaderMap, now: OffsetDateTime) -> Re
                 sa = pod.service_account,
                 pod = pod.pod_name
             ),
-        ));
-    };
+        )
+    })
+}
+
+async fn issue(state: &AppState, headers: &HeaderMap, now: OffsetDateTime) -> Result<Value, Refusal> {
+    let (cluster, issuer) = served_cluster(state)?;
+    let (pod, sub) = verified_pod(state, headers, cluster, issuer, now).await?;
+    let association = association_of(state, cluster, &pod).await?;
     let account = state.aws_account();
     let role_name = eks::parse_role_arn(&association.role_arn, &account).map_err(|e| Refusal::internal(e.to_string()))?.1;
     let role = role_named(state, &role_name).await.map_err(|_| {
@@ -138,10 +164,9 @@ async fn issue(state: &AppState, headers: &HeaderMap, now: OffsetDateTime) -> Re
     let tags = association.tags_for(Some(&pod));
     eks::check_role_trust(&role, &association.trust_context(&account, &tags)).map_err(|e| Refusal::denied(e.to_string()))?;
     let session_name = eks::session_name(cluster, &pod.pod_name);
-    let sub = claims.str_claim("sub").unwrap_or_default();
     let sts = crate::token::sessions::issuer(state).await.map_err(|e| Refusal::internal(e.message))?;
     let (credentials, session) =
-        sts.issue_for_service(&role, &session_name, POD_IDENTITY_SERVICE, sub, tags, None, now).map_err(|e| Refusal::denied(e.message))?;
+        sts.issue_for_service(&role, &session_name, POD_IDENTITY_SERVICE, &sub, tags, None, now).map_err(|e| Refusal::denied(e.message))?;
     tracing::info!(cluster, namespace = pod.namespace, service_account = pod.service_account, pod = pod.pod_name,
                    association = association.association_id, session = %session.assumed_role_arn, "container credentials issued");
     Ok(json!({

@@ -27,8 +27,28 @@ use crate::infra::metrics::ImdsError;
 use crate::infra::state::AppState;
 use crate::token::service::{self, OAuthError};
 
-/// An IMDS refusal: what to count, the status, and the message for the pod.
-type Refused = (ImdsError, StatusCode, String);
+/// The agent's refusal, in IMDS's error shape. Rendered in one place; its kind rides on the
+/// response for the metrics layer to count.
+pub struct Refused {
+    kind: ImdsError,
+    status: StatusCode,
+    message: String,
+}
+
+impl Refused {
+    pub fn new(kind: ImdsError, status: StatusCode, message: impl Into<String>) -> Refused {
+        Refused { kind, status, message: message.into() }
+    }
+}
+
+impl IntoResponse for Refused {
+    fn into_response(self) -> Response {
+        let body = Json(json!({"error": "invalid_request", "error_description": self.message}));
+        let mut response = (self.status, body).into_response();
+        response.extensions_mut().insert(self.kind);
+        response
+    }
+}
 
 #[derive(Deserialize, Default)]
 pub struct ImdsQuery {
@@ -40,26 +60,25 @@ pub struct ImdsQuery {
     resource_id: Option<String>,
 }
 
-fn imds_error(status: StatusCode, description: impl Into<String>) -> Response {
-    (status, Json(json!({"error": "invalid_request", "error_description": description.into()}))).into_response()
-}
-
-/// IMDS's own answer to a call without `Metadata: true` (which guards against SSRF); `None` when present.
-pub fn metadata_missing(headers: &HeaderMap) -> Option<Response> {
+/// IMDS's own answer to a call without `Metadata: true` (which guards against SSRF).
+pub fn require_metadata(headers: &HeaderMap) -> Result<(), Refused> {
     let metadata = headers.get("metadata").and_then(|v| v.to_str().ok());
-    (!metadata.is_some_and(|v| v.eq_ignore_ascii_case("true"))).then(|| imds_error(StatusCode::BAD_REQUEST, "Required metadata header not specified"))
+    match metadata.is_some_and(|v| v.eq_ignore_ascii_case("true")) {
+        true => Ok(()),
+        false => Err(Refused::new(ImdsError::MissingMetadataHeader, StatusCode::BAD_REQUEST, "Required metadata header not specified")),
+    }
 }
 
 /// A store failure on the agent's path: logged with a trace id, answered 500 with that id only.
 fn store_failure(e: kite_store::Error) -> Refused {
     let trace = uuid::Uuid::new_v4();
     tracing::error!(%trace, "node agent: reading the directory failed: {e}");
-    (ImdsError::Internal, StatusCode::INTERNAL_SERVER_ERROR, format!("kite could not read its directory (trace id {trace}); see kite's log"))
+    Refused::new(ImdsError::Internal, StatusCode::INTERNAL_SERVER_ERROR, format!("kite could not read its directory (trace id {trace}); see kite's log"))
 }
 
 /// The client ID of the managed identity whose principal (object) ID is `object_id`.
 async fn client_id_of(state: &AppState, object_id: &str) -> Result<String, Refused> {
-    let unknown = |m: String| (ImdsError::UnknownIdentity, StatusCode::BAD_REQUEST, m);
+    let unknown = |m: String| Refused::new(ImdsError::UnknownIdentity, StatusCode::BAD_REQUEST, m);
     let id = object_id.parse::<uuid::Uuid>().map_err(|_| unknown(format!("object_id {object_id:?} is not a GUID")))?;
     match state.store.get_principal(&id).await {
         Ok(p) if p.service_principal_type == PrincipalKind::ManagedIdentity => Ok(p.app_id.to_string()),
@@ -77,7 +96,7 @@ async fn managed_identity(state: &AppState, namespace: &str, identity: &AzureIde
         .into_iter()
         .find(|p| p.app_id.to_string().eq_ignore_ascii_case(&identity.spec.client_id) && p.service_principal_type == PrincipalKind::ManagedIdentity)
         .ok_or_else(|| {
-            (
+            Refused::new(
                 ImdsError::UnknownIdentity,
                 StatusCode::BAD_REQUEST,
                 format!(
@@ -91,7 +110,7 @@ async fn managed_identity(state: &AppState, namespace: &str, identity: &AzureIde
 /// The service principal a type 1 AzureIdentity names, authenticated with the client secret from
 /// its Secret exactly as `client_credentials` authenticates it; with the secret's digest.
 async fn service_principal(state: &AppState, cluster: &ClusterState, identity: &AzureIdentity, now: OffsetDateTime) -> Result<(Principal, String), Refused> {
-    let secret = client_secret(cluster, identity).map_err(|MissingSecret(m)| (ImdsError::MissingClientSecret, StatusCode::FORBIDDEN, m))?;
+    let secret = client_secret(cluster, identity).map_err(|MissingSecret(m)| Refused::new(ImdsError::MissingClientSecret, StatusCode::FORBIDDEN, m))?;
     let client_id = identity.spec.client_id.as_str();
     // An empty tenantID means this server's tenant, the only one kite has.
     let tenant = Some(identity.spec.tenant_id.as_str()).filter(|t| !t.is_empty());
@@ -106,7 +125,7 @@ async fn service_principal(state: &AppState, cluster: &ClusterState, identity: &
     match authenticated.await {
         Ok(client) => Ok((client.principal.clone(), hex::encode(digest::digest(&digest::SHA256, secret.as_bytes())))),
         Err(e) if e.status.is_server_error() => {
-            Err((ImdsError::Internal, StatusCode::INTERNAL_SERVER_ERROR, "kite's token service failed; see kite's log".into()))
+            Err(Refused::new(ImdsError::Internal, StatusCode::INTERNAL_SERVER_ERROR, "kite's token service failed; see kite's log"))
         }
         Err(e) => {
             let reference = identity
@@ -115,7 +134,7 @@ async fn service_principal(state: &AppState, cluster: &ClusterState, identity: &
                 .as_ref()
                 .map(|r| format!("{}/{}", if r.namespace.is_empty() { &identity.metadata.namespace } else { &r.namespace }, r.name))
                 .unwrap_or_default();
-            Err((
+            Err(Refused::new(
                 ImdsError::ClientSecretRefused,
                 StatusCode::FORBIDDEN,
                 format!(
@@ -149,14 +168,12 @@ pub async fn token(State(state): State<AppState>, Query(q): Query<ImdsQuery>, re
     let addr = request.extensions().get::<ConnectInfo<SocketAddr>>().map(|ConnectInfo(addr)| *addr);
     match issue(&state, &q, request.headers(), addr, now).await {
         Ok(body) => Json(body).into_response(),
-        Err(Unanswered::Excepted) => crate::agent::upstream::relay(&state.upstream_imds, &state.metrics, request).await,
-        Err(Unanswered::Refused((kind, status, message))) => {
-            state.metrics.imds_error(kind);
-            imds_error(status, message)
-        }
+        Err(Unanswered::Excepted) => crate::agent::upstream::relay(&state.upstream_imds, request).await,
+        Err(Unanswered::Refused(refused)) => refused.into_response(),
         Err(Unanswered::Mint(e)) => {
-            state.metrics.imds_error(ImdsError::Internal);
-            e.render(now, &state.public_url)
+            let mut response = e.render(now, &state.public_url);
+            response.extensions_mut().insert(ImdsError::Internal);
+            response
         }
     }
 }
@@ -168,7 +185,7 @@ async fn pod_identity(
     addr: Option<SocketAddr>,
 ) -> Result<(Arc<ClusterState>, String, String, Box<AzureIdentity>), Unanswered> {
     let Some(addr) = addr else {
-        return Err(Unanswered::Refused((ImdsError::Internal, StatusCode::INTERNAL_SERVER_ERROR, "the caller's address is unknown".into())));
+        return Err(Refused::new(ImdsError::Internal, StatusCode::INTERNAL_SERVER_ERROR, "the caller's address is unknown").into());
     };
     // AzureIdentity objects name client IDs; an object_id is translated through the directory.
     let client_id = match (&q.client_id, &q.object_id) {
@@ -185,7 +202,7 @@ async fn pod_identity(
     match decision {
         PodDecision::Identity { pod, namespace, identity } => Ok((cluster, pod, namespace, identity)),
         // 403, not 404: azure-identity retries 404s for a minute before giving up.
-        PodDecision::Refused { reason, message } => Err(Unanswered::Refused((ImdsError::PodRefused(reason), StatusCode::FORBIDDEN, message))),
+        PodDecision::Refused { reason, message } => Err(Refused::new(ImdsError::PodRefused(reason), StatusCode::FORBIDDEN, message).into()),
         PodDecision::Excepted { pod, namespace, exception } => {
             tracing::info!(pod = %pod, namespace = %namespace, exception = %exception, "excepted pod forwarded to the node's IMDS");
             Err(Unanswered::Excepted)
@@ -194,11 +211,9 @@ async fn pod_identity(
 }
 
 async fn issue(state: &AppState, q: &ImdsQuery, headers: &HeaderMap, addr: Option<SocketAddr>, now: OffsetDateTime) -> Result<Value, Unanswered> {
-    if metadata_missing(headers).is_some() {
-        return Err(Unanswered::Refused((ImdsError::MissingMetadataHeader, StatusCode::BAD_REQUEST, "Required metadata header not specified".into())));
-    }
+    require_metadata(headers)?;
     let Some(resource) = q.resource.as_deref().map(|r| r.trim_end_matches("/.default").to_string()).filter(|r| !r.is_empty()) else {
-        return Err(Unanswered::Refused((ImdsError::MissingResource, StatusCode::BAD_REQUEST, "Required query variable 'resource' is missing".into())));
+        return Err(Refused::new(ImdsError::MissingResource, StatusCode::BAD_REQUEST, "Required query variable 'resource' is missing").into());
     };
     let (cluster, pod, namespace, identity) = pod_identity(state, q, addr).await?;
     // A type 1 identity authenticates with its Secret on every call, as the token endpoint would:
@@ -207,11 +222,12 @@ async fn issue(state: &AppState, q: &ImdsQuery, headers: &HeaderMap, addr: Optio
         0 => None,
         1 => Some(service_principal(state, &cluster, &identity, now).await?),
         kind => {
-            return Err(Unanswered::Refused((
+            return Err(Refused::new(
                 ImdsError::UnsupportedIdentityType,
                 StatusCode::BAD_REQUEST,
                 format!("AzureIdentity {namespace}/{} has type {kind}; kite's node agent serves type 0 (user-assigned managed identity) and type 1 (service principal with a client secret), not type 2 (service principal with a certificate)", identity.metadata.name),
-            )))
+            )
+            .into())
         }
     };
     // The secret's digest is part of the key, so a changed Secret is never answered from an entry

@@ -18,7 +18,7 @@ use axum::routing::get;
 use axum::Router;
 use tower::Layer;
 
-use crate::infra::metrics::{self, ImdsError};
+use crate::infra::metrics;
 use crate::infra::state::AppState;
 
 /// The node-agent endpoints (Azure IMDS tokens, EKS Pod Identity container credentials, metrics),
@@ -42,12 +42,9 @@ pub fn service(state: AppState) -> axum::extract::connect_info::IntoMakeServiceW
 
 /// Every other path goes to the node's IMDS, as NMI's default handler does: iptables sends all
 /// of the IMDS address's traffic to the agent, so instance metadata must keep working.
-async fn to_upstream(State(state): State<AppState>, request: Request) -> Response {
-    if let Some(refused) = imds::metadata_missing(request.headers()) {
-        state.metrics.imds_error(ImdsError::MissingMetadataHeader);
-        return refused;
-    }
-    crate::agent::upstream::relay(&state.upstream_imds, &state.metrics, request).await
+async fn to_upstream(State(state): State<AppState>, request: Request) -> Result<Response, imds::Refused> {
+    imds::require_metadata(request.headers())?;
+    Ok(crate::agent::upstream::relay(&state.upstream_imds, request).await)
 }
 
 /// Binds the agent listener now (so a taken port fails `kite serve` at once) and returns it with

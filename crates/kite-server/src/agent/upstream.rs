@@ -13,7 +13,6 @@ use axum::Json;
 use serde_json::json;
 
 use crate::infra::metrics::ImdsError;
-use crate::infra::metrics::Metrics;
 use crate::infra::middleware::SentUri;
 
 /// IMDS's address on Azure VMs.
@@ -104,12 +103,13 @@ fn describe(e: &reqwest::Error) -> String {
 }
 
 /// Forwards to the node's IMDS; when it cannot be reached, 502 in IMDS's error shape.
-pub async fn relay(upstream: &UpstreamImds, metrics: &Metrics, request: Request) -> Response {
+pub async fn relay(upstream: &UpstreamImds, request: Request) -> Response {
     match upstream.forward(request).await {
         Ok(response) => response,
         Err(message) => {
-            metrics.imds_error(ImdsError::UpstreamUnreachable);
-            (StatusCode::BAD_GATEWAY, Json(json!({"error": "bad_gateway", "error_description": message}))).into_response()
+            let mut response = (StatusCode::BAD_GATEWAY, Json(json!({"error": "bad_gateway", "error_description": message}))).into_response();
+            response.extensions_mut().insert(ImdsError::UpstreamUnreachable);
+            response
         }
     }
 }

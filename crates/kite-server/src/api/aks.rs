@@ -14,7 +14,7 @@ use kite_core::aks::{
     parse_identity_id, plan_create, plan_update, reset_service_principal, validate_cluster_name, ClusterSpec, ClusterUpdate, ControlPlane, IdentityChoice,
     IdentityRef, ManagedCluster, NetworkPlugin, PodIdentity, MSI, TYPE,
 };
-use kite_core::directory::ManagedIdentity;
+use kite_core::directory::{ManagedIdentity, ResourceGroup};
 use kite_core::Scope;
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -241,6 +241,72 @@ fn not_found(e: kite_store::Error) -> ApiError {
 }
 
 /// Creates the cluster, or updates it when it exists (ARM's create-or-update).
+/// What a PUT asks for, with every identity it names resolved and checked for the caller.
+struct Requested {
+    location: Option<String>,
+    node_resource_group: Option<String>,
+    identity: Option<IdentityChoice>,
+    kubelet: Option<ManagedIdentity>,
+    network_plugin: Option<NetworkPlugin>,
+    pod_identity: Option<(bool, Vec<PodIdentity>)>,
+}
+
+async fn requested(state: &AppState, caller: &Caller, body: &ClusterBody) -> ApiResult<Requested> {
+    let kubelet = match &body.properties.identity_profile {
+        Some(p) => Some(assignable_identity(state, caller, &p.kubeletidentity.resource_id).await?),
+        None => None,
+    };
+    let pod_identity = match &body.properties.pod_identity_profile {
+        Some(p) => Some((p.enabled, pod_identities(state, &p.user_assigned_identities).await?)),
+        None => None,
+    };
+    Ok(Requested {
+        location: body.location.clone(),
+        node_resource_group: body.properties.node_resource_group.clone(),
+        identity: identity_choice(state, caller, body).await?,
+        kubelet,
+        network_plugin: body.properties.network_profile.as_ref().and_then(|n| n.network_plugin.as_deref()).map(NetworkPlugin::parse).transpose()?,
+        pod_identity,
+    })
+}
+
+async fn create(state: &AppState, caller: &Caller, group: &ResourceGroup, name: String, r: Requested) -> ApiResult<ManagedCluster> {
+    let (now, by) = (caller.now, Some(caller.object_id));
+    let (enable_pod_identity, pods) = r.pod_identity.unwrap_or_default();
+    let spec = ClusterSpec {
+        name,
+        location: r.location,
+        identity: r.identity.unwrap_or(IdentityChoice::SystemAssigned),
+        kubelet: r.kubelet,
+        network_plugin: r.network_plugin,
+        enable_pod_identity,
+        node_resource_group: r.node_resource_group,
+    };
+    let mut w = plan_create(group, spec, state.tenant.tenant_id, now, by)?;
+    if !pods.is_empty() {
+        // Entries given at create are checked as any later change to them is.
+        let update = ClusterUpdate { pod_identity: Some((enable_pod_identity, pods)), ..Default::default() };
+        w.cluster = plan_update(&w.cluster, update, now, by)?.cluster;
+    }
+    state.store.create_managed_cluster(&w).await?;
+    tracing::info!(cluster = %w.cluster.id(), by = %caller.object_id, node_group = %w.cluster.node_resource_group, "managed cluster created");
+    Ok(w.cluster)
+}
+
+async fn update(state: &AppState, caller: &Caller, (sub, rg, name): (&Uuid, &str, &str), r: Requested) -> ApiResult<ManagedCluster> {
+    let (now, by) = (caller.now, Some(caller.object_id));
+    let update = ClusterUpdate {
+        location: r.location,
+        node_resource_group: r.node_resource_group,
+        network_plugin: r.network_plugin,
+        identity: r.identity,
+        kubelet: r.kubelet,
+        pod_identity: r.pod_identity,
+    };
+    state.store.update_managed_cluster(sub, rg, name, &|c| Ok(plan_update(&c, update.clone(), now, by)?)).await.map_err(not_found)
+}
+
+/// Creates the cluster (201) or updates it in place (200), as ARM's PUT does.
 pub async fn put(
     State(state): State<AppState>,
     caller: Caller,
@@ -251,55 +317,14 @@ pub async fn put(
     validate_cluster_name(&name)?;
     authorize(&state, &caller, &format!("{TYPE}/write"), &scope_of(&sub, &rg, &name)?).await?;
     let group = groups::existing(&state, &sub, &rg).await?;
-    let identity = identity_choice(&state, &caller, &body).await?;
-    let kubelet = match &body.properties.identity_profile {
-        Some(p) => Some(assignable_identity(&state, &caller, &p.kubeletidentity.resource_id).await?),
-        None => None,
+    let request = requested(&state, &caller, &body).await?;
+    let (status, cluster) = match state.store.get_managed_cluster(&sub, &rg, &name).await {
+        Err(kite_store::Error::NotFound(_)) => (StatusCode::CREATED, create(&state, &caller, &group, name, request).await?),
+        Err(e) => return Err(e.into()),
+        Ok(_) => (StatusCode::OK, update(&state, &caller, (&sub, &rg, &name), request).await?),
     };
-    let network_plugin = body.properties.network_profile.as_ref().and_then(|n| n.network_plugin.as_deref()).map(NetworkPlugin::parse).transpose()?;
-    let pod_profile = match &body.properties.pod_identity_profile {
-        Some(p) => Some((p.enabled, pod_identities(&state, &p.user_assigned_identities).await?)),
-        None => None,
-    };
-    let (now, by) = (caller.now, Some(caller.object_id));
-    match state.store.get_managed_cluster(&sub, &rg, &name).await {
-        Err(kite_store::Error::NotFound(_)) => {
-            let (enable_pod_identity, pods) = pod_profile.unwrap_or_default();
-            let spec = ClusterSpec {
-                name: name.clone(),
-                location: body.location.clone(),
-                identity: identity.unwrap_or(IdentityChoice::SystemAssigned),
-                kubelet,
-                network_plugin,
-                enable_pod_identity,
-                node_resource_group: body.properties.node_resource_group.clone(),
-            };
-            let mut w = plan_create(&group, spec, state.tenant.tenant_id, now, by)?;
-            if !pods.is_empty() {
-                // Entries given at create are checked as any later change to them is.
-                let update = ClusterUpdate { pod_identity: Some((enable_pod_identity, pods)), ..Default::default() };
-                w.cluster = plan_update(&w.cluster, update, now, by)?.cluster;
-            }
-            state.store.create_managed_cluster(&w).await?;
-            state.clients.forget_all();
-            tracing::info!(cluster = %w.cluster.id(), by = %caller.object_id, node_group = %w.cluster.node_resource_group, "managed cluster created");
-            Ok(respond(StatusCode::CREATED, render(&w.cluster)))
-        }
-        Err(e) => Err(e.into()),
-        Ok(_) => {
-            let update = ClusterUpdate {
-                location: body.location.clone(),
-                node_resource_group: body.properties.node_resource_group.clone(),
-                network_plugin,
-                identity,
-                kubelet,
-                pod_identity: pod_profile,
-            };
-            let cluster = state.store.update_managed_cluster(&sub, &rg, &name, &|c| Ok(plan_update(&c, update.clone(), now, by)?)).await.map_err(not_found)?;
-            state.clients.forget_all();
-            Ok(respond(StatusCode::OK, render(&cluster)))
-        }
-    }
+    state.clients.forget_all();
+    Ok(respond(status, render(&cluster)))
 }
 
 pub async fn get(State(state): State<AppState>, caller: Caller, Path((sub, rg, name)): Path<(String, String, String)>) -> ApiResult<Json<Value>> {

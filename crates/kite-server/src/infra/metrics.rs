@@ -122,7 +122,7 @@ impl Metrics {
         self.cache_entries.set(i64::try_from(entries).unwrap_or(i64::MAX));
     }
 
-    pub fn imds_error(&self, kind: ImdsError) {
+    fn imds_error(&self, kind: ImdsError) {
         self.imds_errors.get_or_create(&KindLabels { kind: kind.label() }).inc();
     }
 }
@@ -132,6 +132,10 @@ pub async fn track(State(metrics): State<Arc<Metrics>>, request: Request, next: 
     let endpoint = request.extensions().get::<MatchedPath>().map(|p| p.as_str().to_string()).unwrap_or_else(|| UNROUTED.to_string());
     let started = Instant::now();
     let response = next.run(request).await;
+    // The agent's refusals carry their kind; counted here so no handler has to.
+    if let Some(kind) = response.extensions().get::<ImdsError>() {
+        metrics.imds_error(*kind);
+    }
     metrics.latency.get_or_create(&EndpointLabels { endpoint: endpoint.clone() }).observe(started.elapsed().as_secs_f64());
     metrics.requests.get_or_create(&RequestLabels { endpoint, status: response.status().as_u16() }).inc();
     response

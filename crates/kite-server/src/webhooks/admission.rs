@@ -9,50 +9,71 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use base64::Engine;
-use kite_k8s::workload_identity::{mutate, pod_request, Settings};
+use kite_k8s::workload_identity::{mutate, pod_request, Mutation, PodRequest, Settings};
 use serde_json::{json, Value};
+
+use kite_core::directory::Tenant;
 
 use crate::infra::state::AppState;
 
 /// Where EKS Pod Identity's agent answers on every node.
 const CONTAINER_CREDENTIALS_URI: &str = "http://169.254.170.23/v1/credentials";
 
-pub async fn mutate_pod(State(state): State<AppState>, body: Bytes) -> Response {
-    let review: Value = match serde_json::from_slice(&body) {
-        Ok(v) => v,
-        Err(e) => return refuse(format!("the body is not JSON: {e}")),
-    };
-    let request = match pod_request(&review) {
-        Ok(r) => r,
-        Err(problem) => return refuse(problem),
-    };
-    let cluster = state.cluster.pods();
-    let account = cluster.service_account(&request.namespace, &request.service_account).and_then(|sa| serde_json::to_value(sa).ok());
-    let mut warnings = Vec::new();
-    let associated = match state.k8s.cluster_id.as_deref() {
-        Some(eks) => match state.store.list_pod_identity_associations(eks, Some(&request.namespace), Some(&request.service_account)).await {
-            Ok(found) => !found.is_empty(),
-            Err(e) => {
-                // Admitted without EKS Pod Identity rather than failing a pod for kite's store.
-                tracing::error!("webhook: reading pod identity associations failed: {e}");
-                warnings.push("kite could not read its pod identity associations; the pod is admitted without them".to_string());
-                false
-            }
-        },
-        None => false,
-    };
-    let settings = Settings {
-        tenant_id: state.tenant.tenant_id.to_string(),
-        authority_host: state.public_url.clone(),
-        sts_endpoint: Some(state.public_url.clone()),
-        container_credentials_uri: CONTAINER_CREDENTIALS_URI.into(),
-        ..Settings::default()
-    };
-    let mut mutation = mutate(&request.pod, &request.name, account.as_ref(), associated, &settings);
-    warnings.append(&mut mutation.warnings);
-    for w in &warnings {
+/// A request the webhook cannot read: 400 naming what is wrong (the API server logs it).
+pub struct MalformedReview(String);
+
+impl IntoResponse for MalformedReview {
+    fn into_response(self) -> Response {
+        tracing::warn!("webhook: malformed AdmissionReview: {}", self.0);
+        (StatusCode::BAD_REQUEST, Json(json!({"error": self.0}))).into_response()
+    }
+}
+
+pub async fn mutate_pod(State(state): State<AppState>, body: Bytes) -> Result<Json<Value>, MalformedReview> {
+    let review: Value = serde_json::from_slice(&body).map_err(|e| MalformedReview(format!("the body is not JSON: {e}")))?;
+    let request = pod_request(&review).map_err(MalformedReview)?;
+    Ok(Json(review_response(&request, admit(&state, &request).await)))
+}
+
+/// The pod's mutation, with every problem met on the way as a warning.
+async fn admit(state: &AppState, request: &PodRequest) -> Mutation {
+    let account = state.cluster.pods().service_account(&request.namespace, &request.service_account).and_then(|sa| serde_json::to_value(sa).ok());
+    let (associated, store_warning) = associated(state, request).await;
+    let mut mutation = mutate(&request.pod, &request.name, account.as_ref(), associated, &state.workload_identity);
+    mutation.warnings.extend(store_warning);
+    for w in &mutation.warnings {
         tracing::warn!("webhook: {w}");
     }
+    mutation
+}
+
+/// Whether the pod's service account has an EKS pod identity association. A store failure admits
+/// the pod without one, with a warning, rather than failing a pod for kite's store.
+async fn associated(state: &AppState, request: &PodRequest) -> (bool, Option<String>) {
+    let Some(eks) = state.k8s.cluster_id.as_deref() else { return (false, None) };
+    match state.store.list_pod_identity_associations(eks, Some(&request.namespace), Some(&request.service_account)).await {
+        Ok(found) => (!found.is_empty(), None),
+        Err(e) => {
+            tracing::error!("webhook: reading pod identity associations failed: {e}");
+            (false, Some("kite could not read its pod identity associations; the pod is admitted without them".to_string()))
+        }
+    }
+}
+
+/// What pods are told: kite is their Entra authority and their STS.
+pub fn settings(tenant: &Tenant, public_url: &str, ca_config_map: Option<String>, region: String) -> Settings {
+    Settings {
+        tenant_id: tenant.tenant_id.to_string(),
+        authority_host: public_url.to_string(),
+        sts_endpoint: Some(public_url.to_string()),
+        container_credentials_uri: CONTAINER_CREDENTIALS_URI.into(),
+        ca_config_map,
+        region: Some(region),
+    }
+}
+
+/// The AdmissionReview answer: always allowed, with the patch when there is one.
+fn review_response(request: &PodRequest, mutation: Mutation) -> Value {
     let mut response = json!({"uid": request.uid, "allowed": true});
     if !mutation.patch.is_empty() {
         let patch = serde_json::to_vec(&mutation.patch).unwrap_or_default();
@@ -60,13 +81,8 @@ pub async fn mutate_pod(State(state): State<AppState>, body: Bytes) -> Response 
         response["patch"] = json!(base64::engine::general_purpose::STANDARD.encode(patch));
         tracing::info!(pod = %request.name, operations = mutation.patch.len(), "webhook: pod mutated");
     }
-    if !warnings.is_empty() {
-        response["warnings"] = json!(warnings);
+    if !mutation.warnings.is_empty() {
+        response["warnings"] = json!(mutation.warnings);
     }
-    Json(json!({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "response": response})).into_response()
-}
-
-fn refuse(problem: String) -> Response {
-    tracing::warn!("webhook: malformed AdmissionReview: {problem}");
-    (StatusCode::BAD_REQUEST, Json(json!({"error": problem}))).into_response()
+    json!({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "response": response})
 }

@@ -175,9 +175,7 @@ pub async fn run(cmd: RoleCmd, client: &mut Client, format: Format, query: Optio
         RoleCmd::Assignment(AssignmentCmd::Create { role, assignee, scope, description }) => {
             let scope = scope.required(client)?;
             let principal = principal_id(client, &assignee).await?;
-            let body = json!({"properties": {"roleDefinitionId": role, "principalId": principal, "description": description}});
-            let name = uuid::Uuid::new_v4();
-            flatten(client.call(Method::PUT, &format!("{}/roleAssignments/{name}", authz(&scope)), Some(&body)).await?)
+            flatten(assign(client, &role, &principal, &scope, description).await?)
         }
         RoleCmd::Assignment(AssignmentCmd::List { filter, all, include_inherited }) => {
             let scope = filter.scope.resolve(client)?;
@@ -218,6 +216,13 @@ pub async fn run(cmd: RoleCmd, client: &mut Client, format: Format, query: Optio
         }
     };
     print(v, format, query)
+}
+
+/// Assigns `role` (name or ID) to the principal with object ID `principal` at `scope`.
+pub async fn assign(client: &mut Client, role: &str, principal: &str, scope: &str, description: Option<String>) -> Result<Value> {
+    let body = json!({"properties": {"roleDefinitionId": role, "principalId": principal, "description": description}});
+    let name = uuid::Uuid::new_v4();
+    client.call(Method::PUT, &format!("{}/roleAssignments/{name}", authz(scope)), Some(&body)).await
 }
 
 fn authz(scope: &str) -> String {

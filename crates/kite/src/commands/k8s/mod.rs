@@ -1,6 +1,10 @@
 //! `kite k8s`: Kubernetes RBAC questions (`auth can-i`, `auth who-can`) answered from RBAC YAML,
 //! aad-pod-identity's CRDs, and the objects in a pod identity directory read kubectl-style.
-//! Offline: no server involved.
+//! the manifests that make a cluster call kite, and annotated service accounts for workload identity.
+//! Offline except `serviceaccount create`, which creates the identity through the server.
+
+mod manifests;
+mod serviceaccount;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -10,6 +14,7 @@ use clap::{Args, Subcommand};
 use kite_k8s::podidentity::ClusterState;
 use serde_json::{json, Value};
 
+use crate::client::Client;
 use crate::output::{self, print, Format};
 
 #[derive(Subcommand)]
@@ -18,6 +23,12 @@ pub enum K8sCmd {
     Auth(K8sAuthCmd),
     /// aad-pod-identity's CustomResourceDefinitions (aadpodidentity.k8s.io/v1), ready for `kubectl apply -f -` (YAML; -o json too).
     Crds,
+    /// Manifests that make a cluster call kite (`kubectl apply -f -`).
+    #[command(subcommand)]
+    Manifests(manifests::ManifestsCmd),
+    /// Service accounts for workload identity.
+    #[command(subcommand)]
+    Serviceaccount(ServiceAccountCmd),
     /// Like `kubectl get azureassignedidentities`, from a pod identity directory (what `kite serve --pod-identity-dir` writes).
     Get {
         resource: String,
@@ -27,6 +38,13 @@ pub enum K8sCmd {
         #[arg(short = 'n', long)]
         namespace: Option<String>,
     },
+}
+
+#[derive(Subcommand)]
+pub enum ServiceAccountCmd {
+    /// The identity a service account's pods become (created when missing), trust for that service
+    /// account's tokens, optionally a role, and the annotated ServiceAccount (as `azwi serviceaccount create`).
+    Create(serviceaccount::CreateArgs),
 }
 
 #[derive(Args)]
@@ -70,10 +88,15 @@ pub enum K8sAuthCmd {
     },
 }
 
-pub fn run(cmd: K8sCmd, format: Option<Format>, query: Option<&str>) -> Result<ExitCode> {
+pub async fn run(cmd: K8sCmd, home: &std::path::Path, format: Option<Format>, query: Option<&str>) -> Result<ExitCode> {
     match cmd {
         K8sCmd::Auth(cmd) => auth(cmd, format, query),
-        K8sCmd::Crds => crds(format, query),
+        K8sCmd::Crds => {
+            print_manifests(kite_k8s::podidentity::crds::crds(), format, query)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        K8sCmd::Manifests(cmd) => manifests::run(cmd, home, format, query),
+        K8sCmd::Serviceaccount(ServiceAccountCmd::Create(args)) => serviceaccount::create(args, &mut Client::load(home)?, format).await,
         K8sCmd::Get { resource, dir, namespace } => get(&resource, &dir, namespace.as_deref(), format, query),
     }
 }
@@ -131,18 +154,18 @@ fn list(items: Vec<Value>) -> Value {
     json!({"apiVersion": "v1", "kind": "List", "items": items})
 }
 
-fn crds(format: Option<Format>, query: Option<&str>) -> Result<ExitCode> {
-    let all = kite_k8s::podidentity::crds::crds();
+/// Kubernetes objects as kubectl takes them: YAML documents by default, or a JSON List.
+fn print_manifests(all: Vec<Value>, format: Option<Format>, query: Option<&str>) -> Result<()> {
     match (format.unwrap_or(Format::Yaml), query) {
         // `kubectl apply -f -` takes the manifests one document each.
         (Format::Yaml, None) => {
             let docs: Vec<String> = all.iter().map(serde_yaml_ng::to_string).collect::<Result<_, _>>()?;
             print!("{}", docs.join("---\n"));
         }
-        (Format::Table | Format::Tsv, _) => bail!("kite k8s crds prints manifests: use -o yaml (the default) or -o json"),
+        (Format::Table | Format::Tsv, _) => bail!("this prints Kubernetes manifests: use -o yaml (the default) or -o json"),
         (format, query) => print!("{}", output::render(&output::query(list(all), query)?, format)?),
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(())
 }
 
 fn get(resource: &str, dirs: &[PathBuf], namespace: Option<&str>, format: Option<Format>, query: Option<&str>) -> Result<ExitCode> {
