@@ -41,7 +41,10 @@ class Kite:
         )
         self.url = None
         self.agent_url = None  # with --agent-listen: the node agent's plain-HTTP address
+        self.webhook_url = None  # with --webhook-listen: the webhooks' own HTTPS address
         for line in self.proc.stdout:
+            if line.startswith("kite: webhooks listening on "):
+                self.webhook_url = line.split()[4]
             if line.startswith("kite: node agent listening on "):
                 self.agent_url = line.split("kite: node agent listening on ", 1)[1].strip()
             if line.startswith("kite: listening on "):

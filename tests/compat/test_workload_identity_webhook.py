@@ -131,3 +131,45 @@ def test_the_webhook_configuration_and_the_ca_config_map_pass_the_kubernetes_sch
     assert bad.returncode != 0 and "https://" in bad.stderr, bad.stderr
     bad = kite.cli("k8s", "manifests", "webhook", "--timeout-seconds", "31", "--ca-file", kite.ca, check=False)
     assert bad.returncode != 0 and "31" in bad.stderr, bad.stderr
+
+
+def test_on_their_own_listener_the_webhooks_answer_only_callers_with_a_client_certificate_from_the_given_ca(tmp_path, kite_factory):
+    """As kube-apiserver calls webhooks with the client certificate of its webhook kubeconfig."""
+    from issuer import certificates
+
+    (tmp_path / "apiserver").mkdir()
+    (tmp_path / "stranger").mkdir()
+    ca, cert, key = certificates(tmp_path / "apiserver")
+    _, other_cert, other_key = certificates(tmp_path / "stranger")
+    cluster = tmp_path / "cluster"
+    cluster.mkdir()
+    (cluster / "service-accounts.yaml").write_text(SERVICE_ACCOUNTS)
+    kite = kite_factory("--pod-identity-dir", str(cluster), "--webhook-listen", "127.0.0.1:0", "--webhook-client-ca", str(ca))
+    assert kite.webhook_url and kite.webhook_url != kite.url
+    token_review = {"apiVersion": "authentication.k8s.io/v1", "kind": "TokenReview", "spec": {"token": "not-a-token"}}
+
+    def post(base, path, body, cert=None):
+        return requests.post(f"{base}{path}", json=body, verify=kite.ca, cert=cert, timeout=10)
+
+    # The API server's certificate: every webhook answers.
+    reviewed = post(kite.webhook_url, "/authenticate", token_review, cert=(str(cert), str(key)))
+    assert reviewed.status_code == 200 and reviewed.json()["status"]["authenticated"] is False, reviewed.text
+    sent, _ = review(kite, pod("api", labels={"azure.workload.identity/use": "true"}))
+    mutated = post(kite.webhook_url, "/mutate-v1-pod", sent, cert=(str(cert), str(key)))
+    assert mutated.status_code == 200 and mutated.json()["response"]["patchType"] == "JSONPatch", mutated.text
+    # Nothing else is served there.
+    assert post(kite.webhook_url, "/subscriptions", {}, cert=(str(cert), str(key))).status_code in (404, 405)
+
+    # No certificate, or one from another CA: the handshake is refused before any request is read.
+    for presented in (None, (str(other_cert), str(other_key))):
+        for path, body in (("/authenticate", token_review), ("/mutate-v1-pod", sent)):
+            try:
+                answer = post(kite.webhook_url, path, body, cert=presented)
+            except requests.exceptions.ConnectionError:
+                continue
+            raise AssertionError(f"{path} answered {answer.status_code} to {presented}: {answer.text}")
+
+    # The main listener no longer answers them.
+    for path, body in (("/authenticate", token_review), ("/authorize", {}), ("/mutate-v1-pod", sent)):
+        answer = post(kite.url, path, body)
+        assert answer.status_code in (401, 404), (path, answer.status_code, answer.text)

@@ -39,7 +39,7 @@ use crate::infra::error::ApiResult;
 use crate::infra::state::AppState;
 use crate::infra::{bootstrap, cluster, conn, metrics, tls};
 use crate::token::{entra, issuers, keys, sts};
-use crate::webhooks::{admission, k8s, policy};
+use crate::webhooks::{admission, policy};
 
 pub struct Config {
     /// `$KITE_HOME`: the SQLite file, the TLS material and the admin credentials live here.
@@ -96,6 +96,10 @@ pub struct Config {
     pub webhook_ca_config_map: Option<String>,
     /// AWS_REGION for the pods the webhook gives AWS credentials.
     pub webhook_aws_region: String,
+    /// A listener of their own for the API server's webhooks, which then leave the main listener;
+    /// callers must present a client certificate signed by `webhook_client_ca`.
+    pub webhook_listen: Option<SocketAddr>,
+    pub webhook_client_ca: Option<PathBuf>,
 }
 
 async fn subscriptions(State(state): State<AppState>, _caller: Caller) -> Json<Value> {
@@ -114,15 +118,28 @@ fn render_subscription(s: &kite_core::directory::Subscription) -> Value {
            "tenantId": s.tenant_id, "displayName": s.display_name, "state": "Enabled"})
 }
 
+/// The layers every listener's routes go through: body limit, metrics, access log.
+fn layered(routes: Router<AppState>, state: AppState) -> Router {
+    routes
+        .layer(middleware::from_fn(conn::limit_body))
+        .layer(middleware::from_fn_with_state(state.metrics.clone(), metrics::track))
+        .layer(middleware::from_fn(infra::middleware::access_log))
+        .with_state(state)
+}
+
+/// The main listener's router. The API server's webhooks are on it unless they have a listener of
+/// their own (`--webhook-listen`), where only callers with a client certificate reach them.
 pub fn app(state: AppState) -> Router {
+    let webhooks = if state.webhooks_on_own_listener { Router::new() } else { webhooks::routes() };
+    layered(management().merge(webhooks).merge(agent::routes()).fallback(authorization::dispatch), state)
+}
+
+fn management() -> Router<AppState> {
     const MI: &str = "providers/Microsoft.ManagedIdentity/userAssignedIdentities";
     const AKS: &str = "providers/Microsoft.ContainerService/managedClusters";
     Router::new()
         .route("/", get(sts::endpoint).post(sts::endpoint))
         .route("/healthz", get(|| async { "ok" }))
-        .route("/authorize", post(k8s::authorize))
-        .route("/authenticate", post(k8s::authenticate))
-        .route("/mutate-v1-pod", post(admission::mutate_pod))
         .route("/{tenant}/v2.0/.well-known/openid-configuration", get(entra::discovery_v2))
         .route("/{tenant}/.well-known/openid-configuration", get(entra::discovery_v1))
         .route("/{tenant}/discovery/v2.0/keys", get(entra::jwks))
@@ -165,12 +182,6 @@ pub fn app(state: AppState) -> Router {
         .route("/kite/aws/accessKeys/{key}", axum::routing::patch(aws_users::update_key).delete(aws_users::delete_key))
         .route("/kite/signingKeys", get(signing_keys::list))
         .route("/kite/signingKeys/rotate", post(signing_keys::rotate))
-        .merge(agent::routes())
-        .fallback(authorization::dispatch)
-        .layer(middleware::from_fn(conn::limit_body))
-        .layer(middleware::from_fn_with_state(state.metrics.clone(), metrics::track))
-        .layer(middleware::from_fn(infra::middleware::access_log))
-        .with_state(state)
 }
 
 fn is_loopback(addr: &SocketAddr) -> bool {
@@ -220,6 +231,7 @@ pub async fn prepare(store: Arc<dyn Store>, config: &Config, public_url: &str, c
         upstream_imds: Arc::new(upstream::UpstreamImds::new(&config.upstream_imds)?),
         refusals: Arc::default(),
         workload_identity,
+        webhooks_on_own_listener: config.webhook_listen.is_some(),
         clock: infra::clock::Clock::system(),
     };
     Ok((state, boot.credentials_file))
@@ -233,6 +245,9 @@ pub async fn serve(config: Config) -> Result<()> {
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(&config.home, std::fs::Permissions::from_mode(0o700))
             .with_context(|| format!("restricting {} to its owner", config.home.display()))?;
+    }
+    if config.webhook_listen.is_some() && (config.insecure_http || config.webhook_client_ca.is_none()) {
+        bail!("--webhook-listen serves the API server's webhooks over TLS to callers with a client certificate: give --webhook-client-ca, without --insecure-http");
     }
     if config.insecure_http && !is_loopback(&config.listen) {
         bail!("--insecure-http serves plain HTTP and is only allowed on a loopback address (127.0.0.1 or ::1), not {}; drop it to serve HTTPS", config.listen);
@@ -248,7 +263,8 @@ pub async fn serve(config: Config) -> Result<()> {
     let host = if host.contains(':') { format!("[{host}]") } else { host };
     let public_url = config.public_url.clone().unwrap_or_else(|| format!("{scheme}://{host}:{}", bound.port())).trim_end_matches('/').to_string();
 
-    let agent = config.agent_listen.map(agent::bind).transpose()?;
+    let agent = config.agent_listen.map(|a| conn::bind(a, "--agent-listen")).transpose()?;
+    let webhook_listener = config.webhook_listen.map(|a| conn::bind(a, "--webhook-listen")).transpose()?;
     let tls = if config.insecure_http { None } else { Some(tls::ensure(&config.home, &config.tls_names)?) };
     let (state, credentials_file) = prepare(store, &config, &public_url, tls.as_ref().map(|t| t.ca_cert.as_path())).await?;
     if let Some(path) = &credentials_file {
@@ -263,33 +279,40 @@ pub async fn serve(config: Config) -> Result<()> {
     // The outer router only carries the caller's address (the node agent finds pods by it) to the
     // rewritten inner one.
     let service = Router::new().fallback_service(tower::util::MapRequestLayer::new(infra::middleware::rewrite).layer(app(state.clone())));
-    let agent_handle = axum_server::Handle::new();
+    let (handle, agent_handle, webhook_handle) = (axum_server::Handle::new(), axum_server::Handle::new(), axum_server::Handle::new());
     if let Some((listener, bound)) = agent {
         agent::spawn(listener, state.clone(), agent_handle.clone(), config.connections);
         println!("kite: node agent listening on http://{bound}");
     }
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    let main_tls = tls.as_ref().map(|files| tls::Listener::new(files, None)).transpose()?;
+    let mut renewed: Vec<tls::Listener> = main_tls.iter().cloned().collect();
+    if let (Some((listener, bound)), Some(files), Some(ca)) = (webhook_listener, &tls, &config.webhook_client_ca) {
+        let tls = tls::Listener::new(files, Some(ca))?;
+        webhooks::spawn(listener, layered(webhooks::routes(), state.clone()), tls.config.clone(), webhook_handle.clone(), config.connections);
+        renewed.push(tls);
+        println!("kite: webhooks listening on https://{bound} (client certificates from {})", ca.display());
+    }
     println!("kite: listening on {public_url}");
     tracing::info!(%public_url, database = if database_url.starts_with("postgres") { "postgres" } else { "sqlite" }, "kite serving");
 
-    let handle = axum_server::Handle::new();
     let shutdown = handle.clone();
     tokio::spawn(async move {
         shutdown_signal().await;
-        agent_handle.graceful_shutdown(Some(std::time::Duration::from_secs(10)));
-        shutdown.graceful_shutdown(Some(std::time::Duration::from_secs(10)));
+        for h in [agent_handle, webhook_handle, shutdown] {
+            h.graceful_shutdown(Some(std::time::Duration::from_secs(10)));
+        }
     });
     let make = service.into_make_service_with_connect_info::<SocketAddr>();
     let limited = conn::Limited::new(config.connections);
-    match tls {
-        Some(files) => {
-            let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
-            let rustls_config = axum_server::tls_rustls::RustlsConfig::from_pem_file(&files.server_cert, &files.server_key).await?;
-            tls::spawn_renewal(config.home.clone(), files, rustls_config.clone());
-            let mut server = axum_server::from_tcp_rustls(listener, rustls_config).map(|tls| tls.acceptor(limited)).handle(handle);
+    match (tls, main_tls) {
+        (Some(files), Some(main_tls)) => {
+            tls::spawn_renewal(config.home.clone(), files, renewed);
+            let mut server = axum_server::from_tcp_rustls(listener, main_tls.config).map(|tls| tls.acceptor(limited)).handle(handle);
             conn::tune(server.http_builder());
             server.serve(make).await?;
         }
-        None => {
+        _ => {
             let mut server = axum_server::from_tcp(listener).acceptor(limited).handle(handle);
             conn::tune(server.http_builder());
             server.serve(make).await?;

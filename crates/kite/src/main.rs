@@ -170,6 +170,14 @@ pub struct ServeArgs {
     /// sign for a region and refuse to start without one), as EKS's webhook sets its cluster's region.
     #[arg(long, default_value = "us-east-1", value_parser = aws_region)]
     webhook_aws_region: String,
+    /// Serve the API server's webhooks (/authenticate, /authorize, /mutate-v1-pod) on this address
+    /// only, to callers presenting a client certificate from --webhook-client-ca (kube-apiserver's,
+    /// from its webhook kubeconfig); the main listener then no longer answers them.
+    #[arg(long, requires = "webhook_client_ca")]
+    webhook_listen: Option<std::net::SocketAddr>,
+    /// PEM CA certificate(s) whose client certificates the webhook listener accepts.
+    #[arg(long, requires = "webhook_listen")]
+    webhook_client_ca: Option<PathBuf>,
     /// Seconds a connection may stay open with no byte moving either way before it is closed.
     #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=3600))]
     idle_timeout: u64,
@@ -243,6 +251,8 @@ async fn main() -> ExitCode {
                 },
                 webhook_ca_config_map: args.webhook_ca_configmap,
                 webhook_aws_region: args.webhook_aws_region,
+                webhook_listen: args.webhook_listen,
+                webhook_client_ca: args.webhook_client_ca,
             };
             kite_server::serve(config).await.map(|_| ExitCode::SUCCESS)
         }

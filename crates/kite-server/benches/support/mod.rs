@@ -34,5 +34,7 @@ pub fn config(home: &Path, database_url: &str, eks_cluster: Option<&str>, aws_au
         connections: Default::default(),
         webhook_ca_config_map: None,
         webhook_aws_region: "us-east-1".into(),
+        webhook_listen: None,
+        webhook_client_ca: None,
     }
 }

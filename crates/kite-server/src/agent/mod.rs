@@ -47,16 +47,6 @@ async fn to_upstream(State(state): State<AppState>, request: Request) -> Result<
     Ok(crate::agent::upstream::relay(&state.upstream_imds, request).await)
 }
 
-/// Binds the agent listener now (so a taken port fails `kite serve` at once) and returns it with
-/// its bound address.
-pub fn bind(addr: SocketAddr) -> anyhow::Result<(std::net::TcpListener, SocketAddr)> {
-    use anyhow::Context;
-    let listener = std::net::TcpListener::bind(addr).with_context(|| format!("--agent-listen: cannot listen on {addr}"))?;
-    listener.set_nonblocking(true)?;
-    let bound = listener.local_addr()?;
-    Ok((listener, bound))
-}
-
 /// Serves the agent endpoints on `listener` until `handle` shuts it down, under its own
 /// connection cap (pods cannot crowd out the HTTPS listener, nor it them).
 pub fn spawn(listener: std::net::TcpListener, state: AppState, handle: axum_server::Handle, limits: crate::infra::conn::ConnectionLimits) {

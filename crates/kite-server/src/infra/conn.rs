@@ -223,6 +223,16 @@ impl<I: AsyncWrite + Unpin> AsyncWrite for Guarded<I> {
     }
 }
 
+/// Binds a listener now, so a taken port fails `kite serve` at once naming its `flag`; with the
+/// address it got.
+pub fn bind(addr: std::net::SocketAddr, flag: &str) -> anyhow::Result<(std::net::TcpListener, std::net::SocketAddr)> {
+    use anyhow::Context;
+    let listener = std::net::TcpListener::bind(addr).with_context(|| format!("{flag}: cannot listen on {addr}"))?;
+    listener.set_nonblocking(true)?;
+    let bound = listener.local_addr()?;
+    Ok((listener, bound))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

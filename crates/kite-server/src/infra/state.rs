@@ -47,6 +47,8 @@ pub struct AppState {
     pub upstream_imds: Arc<crate::agent::upstream::UpstreamImds>,
     /// Why federated assertions last missed each credential, for its owner.
     pub refusals: Arc<crate::token::refusals::FederationRefusals>,
+    /// The webhooks are served on their own listener (client certificates required), not the main one.
+    pub webhooks_on_own_listener: bool,
     /// What the workload identity webhook tells pods.
     pub workload_identity: Arc<kite_k8s::workload_identity::Settings>,
     pub clock: Clock,

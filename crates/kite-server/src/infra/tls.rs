@@ -205,15 +205,70 @@ fn renew_if_due(home: &Path, now: OffsetDateTime) -> Result<bool> {
     Ok(true)
 }
 
-/// Keeps a running server's certificate fresh: re-issues it when due and has the listener serve
+/// A listener's TLS: kite's server certificate, and for the webhook listener the CA whose client
+/// certificates it requires (kube-apiserver's, from its webhook kubeconfig).
+#[derive(Clone)]
+pub struct Listener {
+    pub config: axum_server::tls_rustls::RustlsConfig,
+    client_ca: Option<PathBuf>,
+}
+
+impl Listener {
+    pub fn new(files: &TlsFiles, client_ca: Option<&Path>) -> Result<Listener> {
+        let config = axum_server::tls_rustls::RustlsConfig::from_config(server_config(files, client_ca)?);
+        Ok(Listener { config, client_ca: client_ca.map(Path::to_path_buf) })
+    }
+
+    fn reload(&self, files: &TlsFiles) -> Result<()> {
+        self.config.reload_from_config(server_config(files, self.client_ca.as_deref())?);
+        Ok(())
+    }
+}
+
+/// rustls' server configuration: the certificate chain and key, HTTP/2 and HTTP/1.1, and with
+/// `client_ca` a client certificate signed by it required in the handshake.
+fn server_config(files: &TlsFiles, client_ca: Option<&Path>) -> Result<std::sync::Arc<rustls::ServerConfig>> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let read_certs = |path: &Path| -> Result<Vec<CertificateDer<'static>>> {
+        let certs = CertificateDer::pem_file_iter(path)
+            .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
+            .with_context(|| format!("reading certificates from {}", path.display()))?;
+        if certs.is_empty() {
+            bail!("{} holds no PEM certificate", path.display());
+        }
+        Ok(certs)
+    };
+    let chain = read_certs(&files.server_cert)?;
+    let key = PrivateKeyDer::from_pem_file(&files.server_key).with_context(|| format!("reading the key in {}", files.server_key.display()))?;
+    let builder = rustls::ServerConfig::builder();
+    let builder = match client_ca {
+        None => builder.with_no_client_auth(),
+        Some(ca) => {
+            let mut roots = rustls::RootCertStore::empty();
+            for cert in read_certs(ca)? {
+                roots.add(cert).with_context(|| format!("--webhook-client-ca {}: not a usable CA certificate", ca.display()))?;
+            }
+            let verifier = rustls::server::WebPkiClientVerifier::builder(std::sync::Arc::new(roots))
+                .build()
+                .with_context(|| format!("--webhook-client-ca {}", ca.display()))?;
+            builder.with_client_cert_verifier(verifier)
+        }
+    };
+    let mut config = builder.with_single_cert(chain, key).context("the server certificate and key do not match")?;
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Ok(std::sync::Arc::new(config))
+}
+
+/// Keeps a running server's certificate fresh: re-issues it when due and has every listener serve
 /// the new one to new connections, without a restart.
-pub fn spawn_renewal(home: PathBuf, files: TlsFiles, config: axum_server::tls_rustls::RustlsConfig) {
+pub fn spawn_renewal(home: PathBuf, files: TlsFiles, listeners: Vec<Listener>) {
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(RENEW_CHECK);
         tick.tick().await;
         loop {
             tick.tick().await;
-            match renew_and_reload(&home, &files, &config, OffsetDateTime::now_utc()).await {
+            match renew_and_reload(&home, &files, &listeners, OffsetDateTime::now_utc()) {
                 Ok(false) => {}
                 Ok(true) => tracing::info!("serving the renewed server certificate"),
                 Err(e) => tracing::error!("renewing the server certificate: {e:#}"),
@@ -222,12 +277,14 @@ pub fn spawn_renewal(home: PathBuf, files: TlsFiles, config: axum_server::tls_ru
     });
 }
 
-/// One renewal check: re-issues a due certificate and has `config` serve it; whether it did.
-async fn renew_and_reload(home: &Path, files: &TlsFiles, config: &axum_server::tls_rustls::RustlsConfig, now: OffsetDateTime) -> Result<bool> {
+/// One renewal check: re-issues a due certificate and has the listeners serve it; whether it did.
+fn renew_and_reload(home: &Path, files: &TlsFiles, listeners: &[Listener], now: OffsetDateTime) -> Result<bool> {
     if !renew_if_due(home, now)? {
         return Ok(false);
     }
-    config.reload_from_pem_file(&files.server_cert, &files.server_key).await.context("loading the renewed server certificate")?;
+    for listener in listeners {
+        listener.reload(files).context("loading the renewed server certificate")?;
+    }
     Ok(true)
 }
 
@@ -266,13 +323,18 @@ mod tests {
         let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
         let home = tempfile::tempdir().unwrap();
         let files = ensure_with_host(home.path(), None, &[]).unwrap();
-        let config = axum_server::tls_rustls::RustlsConfig::from_pem_file(&files.server_cert, &files.server_key).await.unwrap();
-        let served = config.get_inner();
+        // The main listener, and a webhook listener requiring client certificates from kite's own CA.
+        let listeners = vec![Listener::new(&files, None).unwrap(), Listener::new(&files, Some(&files.ca_cert)).unwrap()];
+        let served: Vec<_> = listeners.iter().map(|l| l.config.get_inner()).collect();
         let now = OffsetDateTime::now_utc();
-        assert!(!renew_and_reload(home.path(), &files, &config, now).await.unwrap());
-        assert!(Arc::ptr_eq(&served, &config.get_inner()), "a fresh certificate is left alone");
-        assert!(renew_and_reload(home.path(), &files, &config, now + Duration::days(380)).await.unwrap());
-        assert!(!Arc::ptr_eq(&served, &config.get_inner()), "new connections get the renewed certificate");
+        assert!(!renew_and_reload(home.path(), &files, &listeners, now).unwrap());
+        for (before, listener) in served.iter().zip(&listeners) {
+            assert!(Arc::ptr_eq(before, &listener.config.get_inner()), "a fresh certificate is left alone");
+        }
+        assert!(renew_and_reload(home.path(), &files, &listeners, now + Duration::days(380)).unwrap());
+        for (before, listener) in served.iter().zip(&listeners) {
+            assert!(!Arc::ptr_eq(before, &listener.config.get_inner()), "new connections get the renewed certificate");
+        }
         assert!(end_of(home.path()) - now > Duration::days(700));
     }
 
