@@ -39,6 +39,15 @@ use crate::infra::state::AppState;
 
 /// The most IDs one `getByIds` takes, as Graph documents.
 const MAX_IDS: usize = 1000;
+/// The most certificates one app holds here.
+const MAX_KEYS: usize = 20;
+
+fn check_key_count(n: usize) -> GraphResult<()> {
+    if n > MAX_KEYS {
+        return Err(graph_error(StatusCode::BAD_REQUEST, "Request_BadRequest", format!("{n} key credentials were given; an app holds at most {MAX_KEYS}")));
+    }
+    Ok(())
+}
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -55,7 +64,7 @@ pub fn routes() -> Router<AppState> {
         .route("/v1.0/directoryObjects/getByIds", post(get_by_ids))
 }
 
-/// Graph's error: `{"error": {"code", "message", "innerError": {"date", "request-id", "client-request-id"}}}`.
+/// Graph's error: `{"error": {"code", "message", "innerError": {"request-id"}}}`.
 #[derive(Debug)]
 pub struct GraphError(ApiError);
 
@@ -80,8 +89,7 @@ impl IntoResponse for GraphError {
             "NotFound" => ("Request_ResourceNotFound".to_string(), e.message),
             _ => (e.code, e.message),
         };
-        let inner = json!({"date": rfc3339(&OffsetDateTime::now_utc()), "request-id": Uuid::new_v4(), "client-request-id": Uuid::new_v4()});
-        (e.status, Json(json!({"error": {"code": code, "message": message, "innerError": inner}}))).into_response()
+        (e.status, Json(json!({"error": {"code": code, "message": message, "innerError": {"request-id": Uuid::new_v4()}}}))).into_response()
     }
 }
 
@@ -325,6 +333,7 @@ fn certificate(key: &str, now: OffsetDateTime) -> GraphResult<CertificateCredent
 
 async fn create_application(State(state): State<AppState>, GraphCaller(caller): GraphCaller, Body(req): Body<NewApplication>) -> GraphResult<Response> {
     let mut app = Application::new(&req.display_name, state.tenant.tenant_id, Some(caller.object_id), caller.now)?;
+    check_key_count(req.key_credentials.len())?;
     for k in &req.key_credentials {
         app.key_credentials.push(certificate(&k.key, caller.now)?);
     }
@@ -360,8 +369,21 @@ async fn create_service_principal(
     Ok((StatusCode::CREATED, Json(entry.json(unique, &Viewer::load(&state, &caller).await?))).into_response())
 }
 
+/// Why a managed identity's principal is not deleted here, when `id` names one.
+async fn managed_identity_named(state: &AppState, id: &str) -> Option<GraphError> {
+    let p = state.store.get_principal(&Uuid::parse_str(id).ok()?).await.ok()?;
+    Some(graph_error(
+        StatusCode::BAD_REQUEST,
+        "Request_BadRequest",
+        format!("'{}' ({id}) is a managed identity: delete it with 'az identity delete'", p.display_name),
+    ))
+}
+
 async fn delete_object(State(state): State<AppState>, GraphCaller(caller): GraphCaller, Path(id): Path<String>) -> GraphResult<StatusCode> {
-    let app = find_app(&state, &id).await?;
+    let app = match find_app(&state, &id).await {
+        Ok(app) => app,
+        Err(e) => return Err(managed_identity_named(&state, &id).await.unwrap_or(e.into())),
+    };
     if app.principal_id == caller.object_id {
         return Err(graph_error(StatusCode::BAD_REQUEST, "Request_BadRequest", "a service principal cannot delete itself; sign in as another principal"));
     }
@@ -409,6 +431,7 @@ async fn patch_object(
     let keys = match &req.key_credentials {
         None => None,
         Some(list) => {
+            check_key_count(list.len())?;
             let mut keys = Vec::new();
             for k in list {
                 keys.push(match (&k.key, k.key_id) {

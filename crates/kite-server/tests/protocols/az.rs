@@ -148,6 +148,9 @@ async fn a_graph_token_is_accepted_by_graph_and_refused_by_the_management_api() 
     assert_eq!(body["@odata.context"], "https://kite.test/graph/v1.0/$metadata#servicePrincipals");
     let (status, body) = server.get(t0(), "/subscriptions", Some(&graph)).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
+    // Nor kite's own directory calls outside Graph's surface.
+    let (status, body) = server.call(t0(), "POST", "/v1.0/servicePrincipals/createForRbac", Some(&graph), json!({"displayName": "x"})).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
     // kite's own CLI calls Graph with its management token.
     let management = server.access_token(t0()).await;
     let (status, _) = server.get(t0(), "/v1.0/servicePrincipals", Some(&management)).await;
@@ -213,6 +216,12 @@ async fn graph_filters_find_service_principals_and_applications_as_az_asks() {
     assert_eq!(status, StatusCode::OK, "{stubs}");
     assert_eq!(stubs["value"][0]["@odata.type"], "#microsoft.graph.servicePrincipal");
     assert_eq!(ids(&stubs), vec![sp_id.clone()]);
+
+    // A managed identity goes with its resource, not through Graph.
+    let twin_principal = twin["properties"]["principalId"].as_str().unwrap();
+    let (status, body) = server.call(t0(), "DELETE", &format!("/graph/v1.0/servicePrincipals/{twin_principal}"), Some(&token), Value::Null).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert!(body["error"]["message"].as_str().unwrap().contains("az identity delete"), "{body}");
 
     let (status, body) = server.get(t0(), &sps("tags/any(t:t eq 'x')"), Some(&token)).await;
     assert_eq!((status, body["error"]["code"].as_str()), (StatusCode::BAD_REQUEST, Some("Request_UnsupportedQuery")), "{body}");
