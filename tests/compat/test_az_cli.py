@@ -113,6 +113,21 @@ def test_the_seeds_az_lines_run_against_kite(az, kite):
     assert list(own["identity"]["userAssignedIdentities"]) == [identity["id"]], own["identity"]
     assert own["identityProfile"]["kubeletidentity"]["clientId"] == kubelet["clientId"]
 
+    # Seed 002, as written: the network flags (the subnet's own range is not known to kite, which has no
+    # virtual networks); az grants the identity Network Contributor on the subnet through kite first.
+    subnet = f"/subscriptions/{sub}/resourceGroups/myResourceGroup/providers/Microsoft.Network/virtualNetworks/myVnet/subnets/default"
+    network = ["--resource-group", "myResourceGroup", "--network-plugin", "azure", "--vnet-subnet-id", subnet,
+               "--docker-bridge-address", "172.17.0.1/16", "--service-cidr", "10.2.0.0/24", "--enable-managed-identity", "--assign-identity", identity["id"]]
+    refused = az.run("aks", "create", "--name", "myNetworkCluster", *network, "--dns-service-ip", "10.2.0.1", check=False)
+    assert refused.returncode != 0 and "dnsServiceIP 10.2.0.1 is the first address of serviceCidr 10.2.0.0/24" in refused.stderr, refused.stderr
+    refused = az.run("aks", "create", "--name", "myNetworkCluster", *network, "--dns-service-ip", "10.3.0.10", check=False)
+    assert refused.returncode != 0 and "is not within serviceCidr 10.2.0.0/24" in refused.stderr, refused.stderr
+    networked = az.json("aks", "create", "--name", "myNetworkCluster", *network, "--dns-service-ip", "10.2.0.10")
+    profile = networked["networkProfile"]
+    assert (profile["networkPlugin"], profile["serviceCidr"], profile["dnsServiceIp"]) == ("azure", "10.2.0.0/24", "10.2.0.10"), profile
+    on_subnet = az.json("role", "assignment", "list", "--assignee", identity["clientId"], "--scope", subnet)
+    assert [a["roleDefinitionName"] for a in on_subnet] == ["Network Contributor"], on_subnet
+
     # Seed 003: the kubelet identity gets roles on the node resource group, by client ID.
     kubelet_id = az.tsv("aks", "show", "-g", "myResourceGroup", "-n", "myManagedCluster", "--query", "identityProfile.kubeletidentity.clientId")
     kubelet_principal = az.tsv("identity", "show", "-g", node_rg, "-n", "myManagedCluster-agentpool", "--query", "principalId")
