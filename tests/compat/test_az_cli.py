@@ -1,17 +1,25 @@
 """The real Azure CLI (azure-cli from PyPI) against kite, set up with the README's three commands
 and nothing from outside kite, replaying the seeds' az lines (000, 001's management half, 002, 003)
 and checking every answer; and azure-mgmt-authorization's role definition filter."""
+import base64
+import datetime
 import json
 import os
 import subprocess
 import sys
+import time
+
+import jwt
+import requests
 
 import msal
 import pytest
 from azure.identity import CertificateCredential, ClientSecretCredential
 from azure.mgmt.authorization import AuthorizationManagementClient
-from cryptography.hazmat.primitives import serialization
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.x509.oid import NameOID
 
 
 
@@ -176,6 +184,22 @@ def test_the_seeds_az_lines_run_against_kite(az, kite):
     assert az.json("ad", "sp", "list", "--display-name", "mysp") == []
 
 
+def self_signed(name):
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (x509.CertificateBuilder().subject_name(subject).issuer_name(subject).public_key(key.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(minutes=5)).not_valid_after(now + datetime.timedelta(days=30)).sign(key, hashes.SHA256()))
+    return cert.public_bytes(serialization.Encoding.PEM), key
+
+
+def tmp_pem(az, data):
+    path = os.path.join(az.env["HOME"], "rolled.pem")
+    with open(path, "wb") as f:
+        f.write(data)
+    return path
+
+
 def test_az_ad_manages_certificates_and_federated_credentials(az, kite):
     az.sign_in(kite.creds["appId"], kite.creds["password"])
     sp = az.json("ad", "sp", "create-for-rbac", "--name", "ci-deployer")
@@ -185,6 +209,31 @@ def test_az_ad_manages_certificates_and_federated_credentials(az, kite):
     assert len(keys) == 1 and keys[0]["type"] == "AsymmetricX509Cert", keys
     cred = CertificateCredential(kite.tenant, sp["appId"], reset["fileWithCertAndPrivateKey"], authority=kite.url, disable_instance_discovery=True)
     assert cred.get_token(f"{kite.url}//.default").token
+    # The app rolls its own key with Graph's addKey, proving possession of the one it holds.
+    pem = open(reset["fileWithCertAndPrivateKey"], "rb").read()
+    graph = cred.get_token(f"{kite.url}/graph//.default").token
+    app = requests.get(f"{kite.url}/graph/v1.0/applications?$filter=appId eq '{sp['appId']}'", headers={"Authorization": f"Bearer {graph}"}, verify=kite.ca).json()["value"][0]
+    new_pem, new_key = self_signed("rolled")
+
+    def add_key(signing_pem, aud="00000002-0000-0000-c000-000000000000"):
+        cert = x509.load_pem_x509_certificate(signing_pem)
+        key = serialization.load_pem_private_key(signing_pem, password=None) if b"PRIVATE KEY" in signing_pem else new_key
+        x5t = base64.urlsafe_b64encode(cert.fingerprint(hashes.SHA1())).decode().rstrip("=")
+        now = int(time.time())
+        proof = jwt.encode({"aud": aud, "iss": app["id"], "nbf": now, "exp": now + 600}, key, algorithm="RS256", headers={"x5t": x5t})
+        der = x509.load_pem_x509_certificate(new_pem).public_bytes(serialization.Encoding.DER)
+        body = {"keyCredential": {"type": "AsymmetricX509Cert", "usage": "Verify", "key": base64.b64encode(der).decode()}, "passwordCredential": None, "proof": proof}
+        return requests.post(f"{kite.url}/graph/v1.0/applications/{app['id']}/addKey", json=body, headers={"Authorization": f"Bearer {graph}"}, verify=kite.ca)
+
+    refused = add_key(new_pem)  # signed by the certificate it would add: no proof of possession
+    assert refused.status_code == 400 and "does not hold" in refused.json()["error"]["message"], refused.text
+    refused = add_key(pem, aud="api://somewhere")
+    assert refused.status_code == 400 and "audience" in refused.json()["error"]["message"], refused.text
+    added = add_key(pem)
+    assert added.status_code == 200 and added.json()["type"] == "AsymmetricX509Cert", added.text
+    rolled = tmp_pem(az, new_pem + new_key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
+    assert CertificateCredential(kite.tenant, sp["appId"], rolled, authority=kite.url, disable_instance_discovery=True).get_token(f"{kite.url}//.default").token
+    assert len(az.json("ad", "sp", "credential", "list", "--id", sp["appId"], "--cert")) == 2
     # Federated credentials through Graph, as `az ad app federated-credential` sends them.
     params = {"name": "github", "issuer": "https://token.actions.githubusercontent.com", "subject": "repo:org/app:ref:refs/heads/main",
               "audiences": ["api://AzureADTokenExchange"], "description": "main branch"}

@@ -55,6 +55,7 @@ pub fn routes() -> Router<AppState> {
         .route("/v1.0/applications/{id}", get(get_application).patch(patch_object).delete(delete_object))
         .route("/v1.0/applications/{id}/addPassword", post(add_password))
         .route("/v1.0/applications/{id}/removePassword", post(remove_password))
+        .route("/v1.0/applications/{id}/addKey", post(add_key))
         .route("/v1.0/applications/{id}/federatedIdentityCredentials", get(list_fics).post(create_fic))
         .route("/v1.0/applications/{id}/federatedIdentityCredentials/{name}", get(get_fic).delete(delete_fic))
         .route("/v1.0/servicePrincipals", get(list_service_principals).post(create_service_principal))
@@ -506,6 +507,76 @@ async fn add_password(
     let mut body = password_json(&secret.credential);
     body["secretText"] = json!(secret.secret_text);
     body["@odata.context"] = json!(context(&state, "microsoft.graph.passwordCredential"));
+    Ok(Json(body))
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AddKey {
+    key_credential: NewKey,
+    /// A JWT signed with one of the app's current certificates (Graph's proof of possession).
+    proof: String,
+}
+
+/// The audience Graph's addKey proof carries (the directory's well-known application ID).
+const PROOF_AUDIENCE: &str = "00000002-0000-0000-c000-000000000000";
+/// The longest a proof may be valid for, as Graph allows (`exp` at most 10 minutes after `nbf`).
+const PROOF_LIFETIME_SECS: f64 = 600.0;
+/// Clock skew tolerated between the prover and kite.
+const PROOF_LEEWAY_SECS: i64 = 60;
+
+/// Graph's proof of possession: signed by a current certificate of the app, for the directory,
+/// issued by the app, valid now and for at most 10 minutes. Refusals name what the proof carried.
+fn check_proof(app: &Application, proof: &str, now: OffsetDateTime) -> GraphResult<()> {
+    let bad = |why: String| graph_error(StatusCode::BAD_REQUEST, "Request_BadRequest", format!("The proof is invalid: {why}"));
+    let claims = kite_token::assertion::peek(proof).map_err(|e| bad(e.to_string()))?;
+    let (x5t, x5t256) = (claims.header.x5t.as_deref(), claims.header.x5t_s256.as_deref());
+    let cert = app.certificate_by_thumbprint(x5t, x5t256).ok_or_else(|| {
+        bad(format!("it is signed with a certificate the app does not hold (x5t '{}'); sign it with a current one", x5t.or(x5t256).unwrap_or("none")))
+    })?;
+    if now >= cert.end_date_time {
+        return Err(bad(format!("its certificate {} expired on {}", cert.thumbprint, rfc3339(&cert.end_date_time))));
+    }
+    let (n, e) = cert.rsa_public_key()?;
+    kite_token::assertion::verify_with_rsa(proof, &n, &e).map_err(|e| bad(e.to_string()))?;
+    if claims.audiences() != [PROOF_AUDIENCE] {
+        return Err(bad(format!("its audience is {:?}, not '{PROOF_AUDIENCE}'", claims.audiences())));
+    }
+    if claims.str_claim("iss") != Some(app.app_id.to_string().as_str()) {
+        return Err(bad(format!("its issuer is {:?}, not the application's id '{}'", claims.str_claim("iss"), app.app_id)));
+    }
+    kite_token::assertion::check_time(&claims.claims, now.unix_timestamp(), PROOF_LEEWAY_SECS).map_err(|e| bad(e.to_string()))?;
+    let num = |c: &str| claims.claims.get(c).and_then(Value::as_f64);
+    match (num("nbf"), num("exp")) {
+        (Some(nbf), Some(exp)) if exp - nbf <= PROOF_LIFETIME_SECS => Ok(()),
+        (Some(nbf), Some(exp)) => Err(bad(format!("it is valid for {} seconds; at most {PROOF_LIFETIME_SECS} are allowed", exp - nbf))),
+        _ => Err(bad("it needs 'nbf' and 'exp' claims".into())),
+    }
+}
+
+/// `addKey`: a new certificate, proven by one the app holds (the app itself may roll its keys).
+async fn add_key(State(state): State<AppState>, GraphCaller(caller): GraphCaller, Path(id): Path<String>, Body(req): Body<AddKey>) -> GraphResult<Json<Value>> {
+    let app = find_app(&state, &id).await?;
+    if app.principal_id != caller.object_id {
+        may_change(&state, &caller, &app, CREDENTIALS_UPDATE).await?;
+    }
+    check_proof(&app, &req.proof, caller.now)?;
+    let cert = certificate(&req.key_credential.key, caller.now)?;
+    let added = cert.clone();
+    state
+        .store
+        .update_application(&app.app_id, &|mut a| {
+            if a.key_credentials.len() >= MAX_KEYS {
+                return Err(kite_store::Error::Invalid(format!("the app holds {MAX_KEYS} key credentials, the most allowed; remove one first")));
+            }
+            a.key_credentials.push(added.clone());
+            Ok(a)
+        })
+        .await?;
+    state.clients.forget_all();
+    tracing::info!(app = %app.app_id, by = %caller.object_id, key = %cert.key_id, "key added");
+    let mut body = key_json(&cert);
+    body["@odata.context"] = json!(context(&state, "microsoft.graph.keyCredential"));
     Ok(Json(body))
 }
 

@@ -269,6 +269,13 @@ async fn graph_writes_go_through_the_directory_rules() {
     let (status, body) =
         server.call(t0(), "POST", &format!("/graph/v1.0/servicePrincipals/{sp_id}/removePassword"), Some(&someone), json!({"keyId": key})).await;
     assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
+    // addKey: someone else's app is refused before its proof is read; its own needs a proof.
+    let add_key = json!({"keyCredential": {"type": "AsymmetricX509Cert", "usage": "Verify", "key": "MIIB"}, "proof": "not-a-jwt"});
+    let (status, _) = server.call(t0(), "POST", &format!("/graph/v1.0/applications/{owned_app}/addKey"), Some(&someone), add_key.clone()).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (status, body) = server.call(t0(), "POST", &format!("/graph/v1.0/applications/{mine}/addKey"), Some(&someone), add_key).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert!(body["error"]["message"].as_str().unwrap().starts_with("The proof is invalid"), "{body}");
     // PATCH keeps the name, and keeps only key credentials the app has.
     let (status, body) = server.call(t0(), "PATCH", &format!("/graph/v1.0/applications/{mine}"), Some(&someone), json!({"displayName": "mine"})).await;
     assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
