@@ -156,6 +156,8 @@ def test_the_seeds_az_lines_run_against_kite(az, kite):
     assert assignment_id.startswith(f"{scope}/providers/Microsoft.Authorization/roleAssignments/"), assignment_id
     at_scope = az.json("role", "assignment", "list", "--assignee", demo["clientId"], "--scope", scope)
     assert [(a["roleDefinitionName"], a["principalId"]) for a in at_scope] == [("Reader", demo["principalId"])], at_scope
+    az.run("role", "assignment", "delete", "--assignee", "DEMO", "--role", "Reader", "--scope", scope)
+    assert az.json("role", "assignment", "list", "--assignee", demo["clientId"], "--scope", scope) == []
 
     # Seed 000: a service principal for RBAC, then a cluster on it, then its credentials renewed.
     rg_scope = f"/subscriptions/{sub}/resourceGroups/myResourceGroup"
