@@ -8,6 +8,7 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use crate::directory::{validate_location, Application, ManagedIdentity, Principal, PrincipalKind, ResourceGroup};
+use crate::network::NetworkSettings;
 use crate::rbac::RoleAssignment;
 use crate::scope::{validate_resource_group_name, Scope};
 use crate::{Error, Result};
@@ -127,6 +128,9 @@ pub struct ManagedCluster {
     pub pod_identity_enabled: bool,
     #[serde(default)]
     pub pod_identities: Vec<PodIdentity>,
+    /// `networkProfile`'s ranges and the agent pool's subnet, as given (checked by [`NetworkSettings::validate`]).
+    #[serde(default)]
+    pub network: NetworkSettings,
 }
 
 impl ManagedCluster {
@@ -173,6 +177,7 @@ pub struct ClusterSpec {
     pub network_plugin: Option<NetworkPlugin>,
     pub enable_pod_identity: bool,
     pub node_resource_group: Option<String>,
+    pub network: NetworkSettings,
 }
 
 /// Cluster names: 1–63 letters, digits, '-' and '_', starting and ending with a letter or digit.
@@ -306,6 +311,7 @@ pub fn plan_create(group: &ResourceGroup, spec: ClusterSpec, tenant_id: Uuid, no
     if spec.enable_pod_identity && network_plugin == NetworkPlugin::Kubenet {
         return Err(Error::InvalidArgument(KUBENET_POD_IDENTITY.into()));
     }
+    spec.network.validate()?;
     let location = match &spec.location {
         Some(l) => validate_location(l)?,
         None => group.location.clone(),
@@ -330,6 +336,7 @@ pub fn plan_create(group: &ResourceGroup, spec: ClusterSpec, tenant_id: Uuid, no
         kubelet: None,
         pod_identity_enabled: spec.enable_pod_identity,
         pod_identities: Vec::new(),
+        network: spec.network,
     };
     node_group.managed_by = Some(cluster.id());
     let mut w = ClusterWrite { cluster, node_group: None, identities: Vec::new(), principals: Vec::new(), assignments: Vec::new() };
@@ -356,6 +363,8 @@ pub struct ClusterUpdate {
     pub kubelet: Option<ManagedIdentity>,
     /// `podIdentityProfile`: enabled, and the entries with their identities looked up.
     pub pod_identity: Option<(bool, Vec<PodIdentity>)>,
+    /// `networkProfile` as sent again (az sends what it read): what it sets must not change.
+    pub network: Option<NetworkSettings>,
 }
 
 fn unchangeable(property: &str) -> Error {
@@ -386,6 +395,20 @@ pub fn plan_update(current: &ManagedCluster, update: ClusterUpdate, now: OffsetD
     }
     if update.network_plugin.is_some_and(|p| p != current.network_plugin) {
         return Err(unchangeable("networkProfile.networkPlugin"));
+    }
+    if let Some(n) = &update.network {
+        let was = &current.network;
+        for (property, new, old) in [
+            ("networkProfile.serviceCidr", &n.service_cidr, &was.service_cidr),
+            ("networkProfile.dnsServiceIP", &n.dns_service_ip, &was.dns_service_ip),
+            ("networkProfile.dockerBridgeCidr", &n.docker_bridge_cidr, &was.docker_bridge_cidr),
+            ("networkProfile.podCidr", &n.pod_cidr, &was.pod_cidr),
+            ("agentPoolProfiles.vnetSubnetID", &n.vnet_subnet_id, &was.vnet_subnet_id),
+        ] {
+            if new.as_ref().is_some_and(|v| Some(v) != old.as_ref()) {
+                return Err(unchangeable(property));
+            }
+        }
     }
     let mut w = ClusterWrite { cluster: current.clone(), node_group: None, identities: Vec::new(), principals: Vec::new(), assignments: Vec::new() };
     match (update.identity, &current.control_plane) {
@@ -468,6 +491,7 @@ mod tests {
 
     fn spec(identity: IdentityChoice) -> ClusterSpec {
         ClusterSpec {
+            network: NetworkSettings::default(),
             name: "myManagedCluster".into(),
             location: None,
             identity,
@@ -476,6 +500,22 @@ mod tests {
             enable_pod_identity: false,
             node_resource_group: None,
         }
+    }
+
+    #[test]
+    fn the_network_profile_is_checked_at_create_kept_and_not_changed_by_an_update() {
+        let mut s = spec(IdentityChoice::SystemAssigned);
+        s.network = NetworkSettings { service_cidr: Some("10.2.0.0/24".into()), dns_service_ip: Some("10.3.0.10".into()), ..Default::default() };
+        assert!(plan_create(&group(), s, Uuid::nil(), NOW, None).unwrap_err().to_string().contains("not within serviceCidr"));
+        let mut s = spec(IdentityChoice::SystemAssigned);
+        let network = NetworkSettings { service_cidr: Some("10.2.0.0/24".into()), dns_service_ip: Some("10.2.0.10".into()), ..Default::default() };
+        s.network = network.clone();
+        let w = plan_create(&group(), s, Uuid::nil(), NOW, None).unwrap();
+        assert_eq!(w.cluster.network, network);
+        plan_update(&w.cluster, ClusterUpdate { network: Some(network.clone()), ..Default::default() }, NOW, None).unwrap();
+        let moved = NetworkSettings { service_cidr: Some("10.9.0.0/24".into()), ..network };
+        let e = plan_update(&w.cluster, ClusterUpdate { network: Some(moved), ..Default::default() }, NOW, None).unwrap_err();
+        assert!(e.to_string().contains("networkProfile.serviceCidr"), "{e}");
     }
 
     #[test]

@@ -214,6 +214,14 @@ impl Application {
         })
     }
 
+    /// The certificate a JWT header's `x5t` (SHA-1) or `x5t#S256` thumbprint names (padding ignored).
+    pub fn certificate_by_thumbprint(&self, x5t: Option<&str>, x5t256: Option<&str>) -> Option<&CertificateCredential> {
+        self.key_credentials.iter().find(|c| {
+            let (sha1, sha256) = c.header_thumbprints();
+            x5t.is_some_and(|t| t.trim_end_matches('=') == sha1) || x5t256.is_some_and(|t| t.trim_end_matches('=') == sha256)
+        })
+    }
+
     pub fn principal(&self) -> Principal {
         Principal {
             object_id: self.principal_id,

@@ -10,6 +10,8 @@ pub mod aws;
 pub mod credential;
 pub mod directory;
 pub mod federation;
+pub mod network;
+pub mod odata;
 pub mod rbac;
 pub mod scope;
 pub mod suggest;

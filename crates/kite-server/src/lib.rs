@@ -34,7 +34,7 @@ use tower::Layer;
 
 use crate::agent::{cache, container_credentials, upstream};
 use crate::api::auth::Caller;
-use crate::api::{aks, authorization, aws, aws_users, directory, eks, groups, identities, signing_keys};
+use crate::api::{aks, authorization, aws, aws_users, cloud, directory, eks, graph, groups, identities, signing_keys};
 use crate::infra::error::ApiResult;
 use crate::infra::state::AppState;
 use crate::infra::{bootstrap, cluster, conn, metrics, tls};
@@ -162,14 +162,10 @@ fn management() -> Router<AppState> {
         .route(&format!("/subscriptions/{{sub}}/resourceGroups/{{rg}}/{AKS}/{{name}}"), get(aks::get).put(aks::put).delete(aks::delete))
         .route(&format!("/subscriptions/{{sub}}/resourceGroups/{{rg}}/{AKS}/{{name}}/resetServicePrincipalProfile"), post(aks::reset_service_principal_profile))
         .route(&format!("/subscriptions/{{sub}}/{AKS}"), get(aks::list_in_subscription))
-        .route("/v1.0/servicePrincipals", get(directory::list))
         .route("/v1.0/servicePrincipals/createForRbac", post(directory::create_for_rbac))
-        .route("/v1.0/servicePrincipals/{id}", get(directory::show).delete(directory::delete))
         .route("/v1.0/applications/{id}/resetCredentials", post(directory::reset))
         .route("/v1.0/applications/{id}/credentials", get(directory::list_credentials))
         .route("/v1.0/applications/{id}/credentials/{key_id}", axum::routing::delete(directory::delete_credential))
-        .route("/v1.0/applications/{id}/federatedIdentityCredentials", get(directory::list_fics).post(directory::create_fic))
-        .route("/v1.0/applications/{id}/federatedIdentityCredentials/{name}", axum::routing::delete(directory::delete_fic))
         .route("/v1.0/principals/resolve", get(directory::resolve))
         .route("/kite/aws/oidcProviders", get(aws::list_providers).post(aws::create_provider).delete(aws::delete_provider))
         .route("/kite/aws/roles", get(aws::list_roles).post(aws::create_role))
@@ -182,6 +178,11 @@ fn management() -> Router<AppState> {
         .route("/kite/aws/accessKeys/{key}", axum::routing::patch(aws_users::update_key).delete(aws_users::delete_key))
         .route("/kite/signingKeys", get(signing_keys::list))
         .route("/kite/signingKeys/rotate", post(signing_keys::rotate))
+        .merge(graph::routes())
+        .nest("/graph", graph::routes())
+        .route("/metadata/endpoints", get(cloud::endpoints))
+        // az joins `--endpoint-resource-manager https://host/` and `/metadata/…` into `//metadata/…`.
+        .route("//metadata/endpoints", get(cloud::endpoints))
 }
 
 fn is_loopback(addr: &SocketAddr) -> bool {

@@ -55,11 +55,12 @@ fn contributor_and_owner_on_the_subscription_cannot_add_a_secret_to_the_admin_ap
             server.api("POST", &format!("/v1.0/applications/{}/resetCredentials", s(&plain["appId"])), &token, Some(&json!({"append": true})));
         assert_eq!(status, 403, "{role}: {answer}");
         assert!(s(&answer["error"]["message"]).contains("grant nothing in the directory"), "{answer}");
-        // Nor a federated credential, the other way to sign in as the app.
+        // Nor a federated credential, the other way to sign in as the app (a Graph route: Graph's code).
         let fic = json!({"name": "takeover", "issuer": "https://token.actions.githubusercontent.com", "subject": "repo:x/y:ref:refs/heads/main",
                          "audiences": ["api://AzureADTokenExchange"]});
         let (status, answer) = server.api("POST", &format!("/v1.0/applications/{admin_app}/federatedIdentityCredentials"), &token, Some(&fic));
-        assert_eq!((status, &answer["error"]["code"]), (403, &json!("AuthorizationFailed")), "{answer}");
+        assert_eq!((status, &answer["error"]["code"]), (403, &json!("Authorization_RequestDenied")), "{answer}");
+        assert!(s(&answer["error"]["message"]).contains("is privileged"), "{answer}");
     }
     let secrets = admin.run(&["ad", "sp", "credential", "list", "--id", &admin_app]).ok();
     assert_eq!(secrets.as_array().unwrap().len(), 1, "{secrets}");

@@ -15,6 +15,7 @@ use kite_core::aks::{
     IdentityRef, ManagedCluster, NetworkPlugin, PodIdentity, MSI, TYPE,
 };
 use kite_core::directory::{ManagedIdentity, ResourceGroup};
+use kite_core::network::NetworkSettings;
 use kite_core::Scope;
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -64,10 +65,23 @@ pub fn render(c: &ManagedCluster) -> Value {
             "nodeResourceGroup": c.node_resource_group,
             "servicePrincipalProfile": {"clientId": sp_client_id},
             "identityProfile": c.kubelet.as_ref().map(|k| json!({"kubeletidentity": render_ref(k)})),
-            "networkProfile": {"networkPlugin": c.network_plugin.as_str()},
+            "networkProfile": network_profile(c),
             "podIdentityProfile": {"enabled": c.pod_identity_enabled, "userAssignedIdentities": pods},
         },
     })
+}
+
+fn network_profile(c: &ManagedCluster) -> Value {
+    let n = &c.network;
+    let mut profile = json!({"networkPlugin": c.network_plugin.as_str()});
+    for (key, value) in
+        [("serviceCidr", &n.service_cidr), ("dnsServiceIP", &n.dns_service_ip), ("dockerBridgeCidr", &n.docker_bridge_cidr), ("podCidr", &n.pod_cidr)]
+    {
+        if let Some(v) = value {
+            profile[key] = json!(v);
+        }
+    }
+    profile
 }
 
 fn scope_of(sub: &Uuid, rg: &str, name: &str) -> ApiResult<Scope> {
@@ -107,6 +121,20 @@ pub struct IdentityProfileBody {
 pub struct NetworkProfileBody {
     #[serde(default)]
     network_plugin: Option<String>,
+    #[serde(default)]
+    service_cidr: Option<String>,
+    #[serde(default, rename = "dnsServiceIP")]
+    dns_service_ip: Option<String>,
+    #[serde(default)]
+    docker_bridge_cidr: Option<String>,
+    #[serde(default)]
+    pod_cidr: Option<String>,
+}
+
+#[derive(Deserialize)]
+pub struct AgentPoolBody {
+    #[serde(default, rename = "vnetSubnetID")]
+    vnet_subnet_id: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -141,6 +169,26 @@ pub struct PropertiesBody {
     network_profile: Option<NetworkProfileBody>,
     #[serde(default)]
     pod_identity_profile: Option<PodIdentityProfileBody>,
+    #[serde(default)]
+    agent_pool_profiles: Vec<AgentPoolBody>,
+}
+
+impl PropertiesBody {
+    /// The network settings the body gives, if it gives any.
+    fn network(&self) -> Option<NetworkSettings> {
+        let subnet = self.agent_pool_profiles.iter().find_map(|p| p.vnet_subnet_id.clone());
+        if self.network_profile.is_none() && subnet.is_none() {
+            return None;
+        }
+        let n = self.network_profile.as_ref();
+        Some(NetworkSettings {
+            service_cidr: n.and_then(|n| n.service_cidr.clone()),
+            dns_service_ip: n.and_then(|n| n.dns_service_ip.clone()),
+            docker_bridge_cidr: n.and_then(|n| n.docker_bridge_cidr.clone()),
+            pod_cidr: n.and_then(|n| n.pod_cidr.clone()),
+            vnet_subnet_id: subnet,
+        })
+    }
 }
 
 #[derive(Deserialize)]
@@ -248,6 +296,7 @@ struct Requested {
     identity: Option<IdentityChoice>,
     kubelet: Option<ManagedIdentity>,
     network_plugin: Option<NetworkPlugin>,
+    network: Option<NetworkSettings>,
     pod_identity: Option<(bool, Vec<PodIdentity>)>,
 }
 
@@ -266,6 +315,7 @@ async fn requested(state: &AppState, caller: &Caller, body: &ClusterBody) -> Api
         identity: identity_choice(state, caller, body).await?,
         kubelet,
         network_plugin: body.properties.network_profile.as_ref().and_then(|n| n.network_plugin.as_deref()).map(NetworkPlugin::parse).transpose()?,
+        network: body.properties.network(),
         pod_identity,
     })
 }
@@ -281,6 +331,7 @@ async fn create(state: &AppState, caller: &Caller, group: &ResourceGroup, name: 
         network_plugin: r.network_plugin,
         enable_pod_identity,
         node_resource_group: r.node_resource_group,
+        network: r.network.unwrap_or_default(),
     };
     let mut w = plan_create(group, spec, state.tenant.tenant_id, now, by)?;
     if !pods.is_empty() {
@@ -302,6 +353,7 @@ async fn update(state: &AppState, caller: &Caller, (sub, rg, name): (&Uuid, &str
         identity: r.identity,
         kubelet: r.kubelet,
         pod_identity: r.pod_identity,
+        network: r.network,
     };
     state.store.update_managed_cluster(sub, rg, name, &|c| Ok(plan_update(&c, update.clone(), now, by)?)).await.map_err(not_found)
 }

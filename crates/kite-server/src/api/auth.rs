@@ -23,6 +23,14 @@ impl FromRequestParts<AppState> for Caller {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        Caller::authenticate(parts, state, &[])
+    }
+}
+
+impl Caller {
+    /// The bearer token's principal, if the token is valid for the management API or for one of
+    /// `also` (the Graph surface adds its own audience; a Graph token is not a management token).
+    pub fn authenticate(parts: &Parts, state: &AppState, also: &[String]) -> Result<Caller, ApiError> {
         let header = parts.headers.get(axum::http::header::AUTHORIZATION).and_then(|h| h.to_str().ok());
         let Some(token) = header.and_then(|h| h.strip_prefix("Bearer ").or_else(|| h.strip_prefix("bearer "))) else {
             return Err(ApiError::new(
@@ -34,6 +42,7 @@ impl FromRequestParts<AppState> for Caller {
         let mut audiences: Vec<String> = MANAGEMENT_AUDIENCES.iter().map(|s| s.to_string()).collect();
         audiences.push(format!("{}/", state.public_url));
         audiences.push(state.public_url.clone());
+        audiences.extend(also.iter().cloned());
         let auds: Vec<&str> = audiences.iter().map(String::as_str).collect();
         let keys = state.keys();
         let now = state.now();

@@ -11,6 +11,7 @@ use axum::extract::State;
 use super::Query;
 use axum::http::{Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
+use kite_core::odata::{self, Clause, Term};
 use kite_core::rbac::directory::{directory_roles, is_directory_action, ROLE_ASSIGNMENTS_MANAGE, ROLE_ASSIGNMENTS_READ};
 use kite_core::rbac::{builtin_roles, ActionKind, RoleAssignment, RoleDefinition, RoleType};
 use kite_core::scope::ScopeLevel;
@@ -136,8 +137,12 @@ fn json_body<T: for<'de> Deserialize<'de>>(body: &Bytes) -> ApiResult<T> {
 async fn list_definitions(state: &AppState, caller: &Caller, scope: &Scope, query: &HashMap<String, String>) -> ApiResult<Response> {
     authorize(state, caller, "Microsoft.Authorization/roleDefinitions/read", scope).await?;
     let roles = all_roles(state).await?;
-    let chosen: Vec<&RoleDefinition> = match query.get("roleName") {
-        Some(name) => match roles.iter().find(|r| r.role_name.eq_ignore_ascii_case(name)) {
+    let chosen: Vec<&RoleDefinition> = match (query.get("$filter"), query.get("roleName")) {
+        (Some(filter), _) => {
+            let wanted = definition_filter(filter)?;
+            roles.iter().filter(|r| wanted.iter().all(|w| w(r))).collect()
+        }
+        (None, Some(name)) => match roles.iter().find(|r| r.role_name.eq_ignore_ascii_case(name)) {
             Some(role) => vec![role],
             // A GUID resolves by ID but names no role; either way the caller hears what exists.
             None => {
@@ -146,11 +151,42 @@ async fn list_definitions(state: &AppState, caller: &Caller, scope: &Scope, quer
                 }))
             }
         },
-        None => roles.iter().collect(),
+        (None, None) => roles.iter().collect(),
     };
     let custom_only = query.get("custom").is_some_and(|v| v == "true");
     let value: Vec<Value> = chosen.into_iter().filter(|r| !custom_only || r.role_type == RoleType::CustomRole).map(|r| render_definition(state, r)).collect();
     Ok(respond(StatusCode::OK, json!({ "value": value })))
+}
+
+type DefinitionTest = Box<dyn Fn(&RoleDefinition) -> bool + Send>;
+
+/// ARM's role definition filters: `roleName eq '…'` (as ARM, any case) and `type eq 'BuiltInRole|CustomRole'`.
+fn definition_filter(filter: &str) -> ApiResult<Vec<DefinitionTest>> {
+    let mut tests: Vec<DefinitionTest> = Vec::new();
+    for clause in odata::parse(filter).map_err(invalid_filter)? {
+        match clause {
+            Clause::Eq(p, name) if p.eq_ignore_ascii_case("roleName") => tests.push(Box::new(move |r| r.role_name.eq_ignore_ascii_case(&name))),
+            Clause::Eq(p, kind) if p.eq_ignore_ascii_case("type") => {
+                let kind = match kind.to_ascii_lowercase().as_str() {
+                    "builtinrole" => RoleType::BuiltInRole,
+                    "customrole" => RoleType::CustomRole,
+                    _ => return Err(invalid_filter(format!("Invalid $filter '{filter}': type is 'BuiltInRole' or 'CustomRole', not '{kind}'"))),
+                };
+                tests.push(Box::new(move |r| r.role_type == kind));
+            }
+            other => {
+                return Err(invalid_filter(format!(
+                    "Invalid $filter '{filter}': '{}' is not supported on role definitions; use roleName eq '…' or type eq 'BuiltInRole|CustomRole'",
+                    other.describe()
+                )))
+            }
+        }
+    }
+    Ok(tests)
+}
+
+fn invalid_filter(e: impl std::fmt::Display) -> ApiError {
+    ApiError::bad_request("InvalidFilter", e.to_string())
 }
 
 async fn get_definition(state: &AppState, caller: &Caller, scope: &Scope, id: &str) -> ApiResult<Response> {
@@ -206,12 +242,14 @@ async fn list_assignments(state: &AppState, caller: &Caller, scope: &Scope, quer
         authorize(state, caller, "Microsoft.Authorization/roleAssignments/read", scope).await?;
     }
     let flag = |k: &str| query.get(k).is_some_and(|v| v == "true");
-    let principal_id = match query.get("principalId") {
-        Some(p) => Some(Uuid::parse_str(p).map_err(|_| ApiError::bad_request("InvalidPrincipalId", format!("principalId '{p}' is not a GUID")))?),
-        None => None,
+    let filter = match query.get("$filter") {
+        Some(f) => assignment_filter(f, scope)?,
+        None => {
+            let principal_id = query.get("principalId").map(|p| principal_guid(p)).transpose()?;
+            let narrowed = !matches!(scope.level(), ScopeLevel::Root | ScopeLevel::Subscription) || flag("atScope");
+            AssignmentFilter { principal_id, scope: narrowed.then(|| scope.clone()), include_inherited: flag("includeInherited"), all: flag("all") }
+        }
     };
-    let narrowed = !matches!(scope.level(), ScopeLevel::Root | ScopeLevel::Subscription) || flag("atScope");
-    let filter = AssignmentFilter { principal_id, scope: narrowed.then(|| scope.clone()), include_inherited: flag("includeInherited"), all: flag("all") };
     let roles = all_roles(state).await?;
     let role_filter = match query.get("role") {
         Some(r) => Some(resolve_role(&roles, r)?.name),
@@ -219,11 +257,49 @@ async fn list_assignments(state: &AppState, caller: &Caller, scope: &Scope, quer
     };
     let mut value = Vec::new();
     for a in state.store.list_role_assignments(&filter).await? {
-        if role_filter.is_none_or(|r| r == a.role_definition_id) {
+        // A principal's assignments anywhere are listed only where they bear on the scope asked about.
+        let related = filter.scope.is_some() || a.scope.is_within(scope) || scope.is_within(&a.scope);
+        if related && role_filter.is_none_or(|r| r == a.role_definition_id) {
             value.push(render_assignment(state, &a, &roles).await);
         }
     }
     Ok(respond(StatusCode::OK, json!({ "value": value })))
+}
+
+fn principal_guid(p: &str) -> ApiResult<Uuid> {
+    Uuid::parse_str(p).map_err(|_| ApiError::bad_request("InvalidPrincipalId", format!("principalId '{p}' is not a GUID")))
+}
+
+/// ARM's role assignment filters: `atScope()` (the scope and those above it, not below),
+/// `principalId eq '…'` and `assignedTo('…')` (kite has no groups, so the same); without
+/// `atScope()` a principal's assignments at, above and below the scope.
+fn assignment_filter(filter: &str, scope: &Scope) -> ApiResult<AssignmentFilter> {
+    let mut out = AssignmentFilter { all: true, ..Default::default() };
+    for clause in odata::parse(filter).map_err(invalid_filter)? {
+        let principal = match &clause {
+            Clause::Call(f, args) if f.eq_ignore_ascii_case("atScope") && args.is_empty() => {
+                (out.scope, out.include_inherited) = (Some(scope.clone()), true);
+                continue;
+            }
+            Clause::Eq(p, id) if p.eq_ignore_ascii_case("principalId") => id,
+            Clause::Call(f, args) if f.eq_ignore_ascii_case("assignedTo") => match args.as_slice() {
+                [Term::Literal(id)] => id,
+                _ => return Err(invalid_filter(format!("Invalid $filter '{filter}': assignedTo takes one quoted object ID"))),
+            },
+            other => {
+                return Err(invalid_filter(format!(
+                    "Invalid $filter '{filter}': '{}' is not supported on role assignments; use atScope(), principalId eq '…' or assignedTo('…')",
+                    other.describe()
+                )))
+            }
+        };
+        let id = principal_guid(principal)?;
+        if out.principal_id.is_some_and(|p| p != id) {
+            return Err(invalid_filter(format!("Invalid $filter '{filter}': it names two different principals")));
+        }
+        out.principal_id = Some(id);
+    }
+    Ok(out)
 }
 
 #[derive(Deserialize)]

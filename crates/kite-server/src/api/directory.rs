@@ -15,7 +15,7 @@ use axum::response::Response;
 use axum::Json;
 use kite_core::credential::{secret_end_date, CertificateCredential, PasswordCredential};
 use kite_core::directory::{Application, Principal};
-use kite_core::rbac::directory::{privileged_holding, APPLICATIONS_DELETE, APPLICATIONS_READ, CREDENTIALS_UPDATE, ROLE_ASSIGNMENTS_MANAGE};
+use kite_core::rbac::directory::{privileged_holding, APPLICATIONS_READ, CREDENTIALS_UPDATE, ROLE_ASSIGNMENTS_MANAGE};
 use kite_core::rbac::engine::{AccessView, Snapshot};
 use kite_core::rbac::RoleAssignment;
 use kite_core::{suggest, Scope};
@@ -30,7 +30,7 @@ use crate::api::auth::{authorize, Caller};
 use crate::infra::error::{ApiError, ApiResult};
 use crate::infra::state::AppState;
 
-fn rfc3339(t: &OffsetDateTime) -> String {
+pub(crate) fn rfc3339(t: &OffsetDateTime) -> String {
     t.format(&time::format_description::well_known::Rfc3339).unwrap_or_default()
 }
 
@@ -68,7 +68,7 @@ fn render_credentials(app: &Application, now: OffsetDateTime, certificates: bool
     json!({ "value": list })
 }
 
-fn parse_end_date(raw: Option<&str>) -> ApiResult<Option<OffsetDateTime>> {
+pub(crate) fn parse_end_date(raw: Option<&str>) -> ApiResult<Option<OffsetDateTime>> {
     let Some(raw) = raw else { return Ok(None) };
     let rfc = time::format_description::well_known::Rfc3339;
     if let Ok(t) = OffsetDateTime::parse(raw, &rfc) {
@@ -145,7 +145,7 @@ fn credential_answer(app: &Application, tenant: Uuid, cred: &NewCredential) -> V
 }
 
 /// Reads: the app's owner, or a directory role granting `action` at the tenant root.
-async fn may_manage(state: &AppState, caller: &Caller, app: &Application, action: &str) -> ApiResult<()> {
+pub(crate) async fn may_manage(state: &AppState, caller: &Caller, app: &Application, action: &str) -> ApiResult<()> {
     if app.owner == Some(caller.object_id) {
         return Ok(());
     }
@@ -154,7 +154,7 @@ async fn may_manage(state: &AppState, caller: &Caller, app: &Application, action
 
 /// Writes: as [`may_manage`], except that a privileged app (one whose principal could grant
 /// roles) takes what granting roles takes, whoever owns it: a way to sign in as it is its power.
-async fn may_change(state: &AppState, caller: &Caller, app: &Application, action: &str) -> ApiResult<()> {
+pub(crate) async fn may_change(state: &AppState, caller: &Caller, app: &Application, action: &str) -> ApiResult<()> {
     let filter = kite_store::AssignmentFilter { principal_id: Some(app.principal_id), all: true, ..Default::default() };
     let held = state.store.list_role_assignments(&filter).await?;
     let roles = Snapshot::new(state.store.list_role_definitions().await?, []);
@@ -171,7 +171,7 @@ async fn may_change(state: &AppState, caller: &Caller, app: &Application, action
 }
 
 /// An app by client id or by its principal's object id.
-async fn find_app(state: &AppState, id: &str) -> ApiResult<Application> {
+pub(crate) async fn find_app(state: &AppState, id: &str) -> ApiResult<Application> {
     let missing = || {
         ApiError::not_found(
             "Request_ResourceNotFound",
@@ -227,26 +227,6 @@ pub async fn create_for_rbac(State(state): State<AppState>, caller: Caller, Body
     state.store.create_application(&app, &assignments).await?;
     tracing::info!(app = %app.app_id, by = %caller.object_id, assignments = assignments.len(), "service principal created");
     Ok(respond(StatusCode::CREATED, credential_answer(&app, state.tenant.tenant_id, &cred)))
-}
-
-pub async fn list(State(state): State<AppState>, _caller: Caller) -> ApiResult<Json<Value>> {
-    let apps = state.store.list_applications().await?;
-    Ok(Json(json!({"value": apps.iter().map(|a| render_principal(&a.principal())).collect::<Vec<_>>()})))
-}
-
-pub async fn show(State(state): State<AppState>, _caller: Caller, Path(id): Path<String>) -> ApiResult<Json<Value>> {
-    Ok(Json(render_principal(&find_app(&state, &id).await?.principal())))
-}
-
-pub async fn delete(State(state): State<AppState>, caller: Caller, Path(id): Path<String>) -> ApiResult<Response> {
-    let app = find_app(&state, &id).await?;
-    if app.principal_id == caller.object_id {
-        return Err(ApiError::bad_request("CannotDeleteSelf", "a service principal cannot delete itself; sign in as another principal"));
-    }
-    may_change(&state, &caller, &app, APPLICATIONS_DELETE).await?;
-    state.store.delete_application(&app.app_id).await?;
-    state.clients.forget_all();
-    Ok(respond(StatusCode::OK, json!({})))
 }
 
 pub async fn reset(State(state): State<AppState>, caller: Caller, Path(id): Path<String>, Body(req): Body<CredentialRequest>) -> ApiResult<Response> {
@@ -322,38 +302,4 @@ pub async fn resolve(State(state): State<AppState>, _caller: Caller, Query(q): Q
             ),
         )),
     }
-}
-
-#[derive(Deserialize)]
-pub struct AppFic {
-    name: String,
-    #[serde(flatten)]
-    props: super::identities::FicProps,
-}
-
-fn render_app_fic(state: &AppState, app: &Application, f: &kite_core::federation::FederatedCredential) -> Value {
-    json!({"id": f.name, "name": f.name, "issuer": f.issuer, "subject": f.subject, "audiences": f.audiences,
-           "description": f.description, "appId": app.app_id, "kiteLastRefusal": state.refusals.last(app.app_id, &f.name)})
-}
-
-pub async fn create_fic(State(state): State<AppState>, caller: Caller, Path(id): Path<String>, Body(req): Body<AppFic>) -> ApiResult<Response> {
-    let app = find_app(&state, &id).await?;
-    may_change(&state, &caller, &app, CREDENTIALS_UPDATE).await?;
-    let fic = req.props.into_credential(&req.name)?;
-    state.store.create_federated_credential(&app.app_id, &fic).await?;
-    Ok(respond(StatusCode::CREATED, render_app_fic(&state, &app, &fic)))
-}
-
-pub async fn list_fics(State(state): State<AppState>, caller: Caller, Path(id): Path<String>) -> ApiResult<Json<Value>> {
-    let app = find_app(&state, &id).await?;
-    may_manage(&state, &caller, &app, APPLICATIONS_READ).await?;
-    let all = state.store.list_federated_credentials(&app.app_id).await?;
-    Ok(Json(json!({"value": all.iter().map(|f| render_app_fic(&state, &app, f)).collect::<Vec<_>>()})))
-}
-
-pub async fn delete_fic(State(state): State<AppState>, caller: Caller, Path((id, name)): Path<(String, String)>) -> ApiResult<Response> {
-    let app = find_app(&state, &id).await?;
-    may_change(&state, &caller, &app, CREDENTIALS_UPDATE).await?;
-    state.store.delete_federated_credential(&app.app_id, &name).await?;
-    Ok(respond(StatusCode::OK, json!({})))
 }

@@ -99,14 +99,7 @@ fn secret_grant(app: &Application, client_id: &str, secret: &str, now: OffsetDat
 fn certificate_grant(state: &AppState, app: &Application, client_id: &str, raw: &str, claims: &Unverified, now: OffsetDateTime) -> Result<(), OAuthError> {
     let (x5t, x5t256) = (claims.header.x5t.clone(), claims.header.x5t_s256.clone());
     let presented = x5t.clone().or(x5t256.clone()).unwrap_or_else(|| "(none: put the certificate's thumbprint in the x5t header)".into());
-    let cert = app
-        .key_credentials
-        .iter()
-        .find(|c| {
-            let (sha1, sha256) = c.header_thumbprints();
-            x5t.as_deref().is_some_and(|t| t.trim_end_matches('=') == sha1) || x5t256.as_deref().is_some_and(|t| t.trim_end_matches('=') == sha256)
-        })
-        .ok_or_else(|| {
+    let cert = app.certificate_by_thumbprint(x5t.as_deref(), x5t256.as_deref()).ok_or_else(|| {
             invalid_client(
                 700027,
                 format!("The certificate with identifier used to sign the client assertion is not registered on application. [Reason - The key was not found., Thumbprint of key used by client: '{presented}'. List the app's certificates with 'kite ad sp credential list --id {client_id} --cert']"),

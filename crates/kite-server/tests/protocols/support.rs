@@ -92,6 +92,32 @@ impl Server {
     }
 }
 
+impl Server {
+    /// A JSON request (`body` may be `Null` for none) with an optional bearer token.
+    pub async fn call(&self, at: OffsetDateTime, method: &str, path: &str, bearer: Option<&str>, body: Value) -> (StatusCode, Value) {
+        let mut request = Request::builder().method(method).uri(path);
+        if let Some(token) = bearer {
+            request = request.header("authorization", format!("Bearer {token}"));
+        }
+        let body = if body.is_null() { Body::empty() } else { Body::from(body.to_string()) };
+        let (status, response) = self.send(at, request.header("content-type", "application/json").body(body).unwrap()).await;
+        (status, json(response).await)
+    }
+
+    /// An access token for any client's secret and scope.
+    pub async fn client_token(&self, at: OffsetDateTime, client_id: &str, secret: &str, scope: &str) -> String {
+        let form = url::form_urlencoded::Serializer::new(String::new())
+            .append_pair("grant_type", "client_credentials")
+            .append_pair("client_id", client_id)
+            .append_pair("client_secret", secret)
+            .append_pair("scope", scope)
+            .finish();
+        let (status, body) = self.post_form(at, &format!("/{}/oauth2/v2.0/token", self.tenant), form).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        body["access_token"].as_str().unwrap().to_string()
+    }
+}
+
 pub async fn json(response: Response) -> Value {
     let bytes = response.into_body().collect().await.unwrap().to_bytes();
     serde_json::from_slice(&bytes).unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()))
