@@ -6,6 +6,7 @@
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
 pub mod aks;
+pub mod audit;
 pub mod aws;
 pub mod credential;
 pub mod directory;

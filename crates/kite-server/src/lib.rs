@@ -12,6 +12,7 @@
 
 pub mod agent;
 pub mod api;
+pub mod audit;
 pub mod controller;
 pub mod infra;
 pub mod token;
@@ -34,7 +35,7 @@ use tower::Layer;
 
 use crate::agent::{cache, container_credentials, upstream};
 use crate::api::auth::Caller;
-use crate::api::{aks, authorization, aws, aws_users, directory, eks, groups, identities, signing_keys};
+use crate::api::{aks, authorization, aws, aws_users, directory, eks, eks_clusters, groups, identities, signing_keys};
 use crate::infra::error::ApiResult;
 use crate::infra::state::AppState;
 use crate::infra::{bootstrap, cluster, conn, metrics, tls};
@@ -91,6 +92,8 @@ pub struct Config {
     pub imds_cache_size: std::num::NonZeroUsize,
     /// Connection cap and idle timeout, for each listener.
     pub connections: conn::ConnectionLimits,
+    /// Whether and how long the audit trail is kept.
+    pub audit: audit::AuditSettings,
 }
 
 async fn subscriptions(State(state): State<AppState>, _caller: Caller) -> Json<Value> {
@@ -152,16 +155,20 @@ pub fn app(state: AppState) -> Router {
         .route("/kite/aws/oidcProviders", get(aws::list_providers).post(aws::create_provider).delete(aws::delete_provider))
         .route("/kite/aws/roles", get(aws::list_roles).post(aws::create_role))
         .route("/kite/aws/roles/{name}", get(aws::get_role).delete(aws::delete_role))
+        .route("/kite/eks/clusters", get(eks_clusters::list).post(eks_clusters::create))
+        .route("/kite/eks/clusters/{cluster}", get(eks_clusters::describe).delete(eks_clusters::delete))
         .route("/kite/eks/clusters/{cluster}/pod-identity-associations", get(eks::list).post(eks::create))
         .route("/kite/eks/clusters/{cluster}/pod-identity-associations/{id}", get(eks::show).delete(eks::delete))
         .route("/kite/aws/users", get(aws_users::list_users).post(aws_users::create_user))
         .route("/kite/aws/users/{name}", get(aws_users::get_user).delete(aws_users::delete_user))
         .route("/kite/aws/users/{name}/accessKeys", get(aws_users::list_keys).post(aws_users::create_key))
         .route("/kite/aws/accessKeys/{key}", axum::routing::patch(aws_users::update_key).delete(aws_users::delete_key))
+        .route("/subscriptions/{sub}/providers/Microsoft.Insights/eventtypes/management/values", get(audit::api::list))
         .route("/kite/signingKeys", get(signing_keys::list))
         .route("/kite/signingKeys/rotate", post(signing_keys::rotate))
         .merge(agent::routes())
         .fallback(authorization::dispatch)
+        .layer(middleware::from_fn_with_state(state.clone(), audit::layer::management))
         .layer(middleware::from_fn(conn::limit_body))
         .layer(middleware::from_fn_with_state(state.metrics.clone(), metrics::track))
         .layer(middleware::from_fn(infra::middleware::access_log))
@@ -192,6 +199,9 @@ pub async fn prepare(store: Arc<dyn Store>, config: &Config, public_url: &str, c
         entra_mapping: config.entra_mapping.clone(),
     })?);
     let pod_files = Arc::new(cluster::PodFiles::load(config.pod_identity.clone())?);
+    let metrics: Arc<metrics::Metrics> = Arc::default();
+    let clock = infra::clock::Clock::system();
+    let audit = Arc::new(audit::AuditTrail::start(store.clone(), config.audit, metrics.clone(), clock.clone()));
     let state = AppState {
         store,
         keys: Arc::new(RwLock::new(Arc::new(keys))),
@@ -209,11 +219,12 @@ pub async fn prepare(store: Arc<dyn Store>, config: &Config, public_url: &str, c
         imds_cache: Arc::new(cache::TokenCache::new(config.imds_cache_size)),
         pod_identity_mode: config.pod_identity_mode,
         cluster_issuer: config.cluster_issuer.clone(),
-        metrics: Arc::default(),
+        metrics,
         auth_throttle: Arc::default(),
         upstream_imds: Arc::new(upstream::UpstreamImds::new(&config.upstream_imds)?),
         refusals: Arc::default(),
-        clock: infra::clock::Clock::system(),
+        clock,
+        audit,
     };
     Ok((state, boot.credentials_file))
 }

@@ -4,6 +4,7 @@
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
 mod args;
+mod aws_client;
 mod client;
 mod commands;
 mod files;
@@ -72,6 +73,9 @@ pub enum Command {
     /// Token-signing keys: list, rotate.
     #[command(subcommand)]
     Keys(commands::keys::KeysCmd),
+    /// The audit trail: who did what (management writes, tokens, node-agent and webhook decisions).
+    #[command(subcommand)]
+    Audit(commands::audit::AuditCmd),
 }
 
 #[derive(Args)]
@@ -163,6 +167,12 @@ pub struct ServeArgs {
     /// Seconds a connection may stay open with no byte moving either way before it is closed.
     #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=3600))]
     idle_timeout: u64,
+    /// Days the audit trail keeps events (1 to 3650); older ones are pruned hourly.
+    #[arg(long, default_value_t = kite_core::audit::DEFAULT_RETENTION_DAYS, value_parser = clap::value_parser!(u32).range(1..=3650))]
+    audit_retention_days: u32,
+    /// Record no audit trail (management writes, tokens, node-agent and webhook decisions).
+    #[arg(long)]
+    no_audit: bool,
 }
 
 fn cache_size(raw: &str) -> Result<std::num::NonZeroUsize, String> {
@@ -218,6 +228,7 @@ async fn main() -> ExitCode {
                     max_connections: args.max_connections as usize,
                     idle_timeout: std::time::Duration::from_secs(args.idle_timeout),
                 },
+                audit: kite_server::audit::AuditSettings { enabled: !args.no_audit, retention_days: args.audit_retention_days, ..Default::default() },
             };
             kite_server::serve(config).await.map(|_| ExitCode::SUCCESS)
         }

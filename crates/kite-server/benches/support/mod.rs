@@ -32,5 +32,6 @@ pub fn config(home: &Path, database_url: &str, eks_cluster: Option<&str>, aws_au
         upstream_imds: kite_server::agent::upstream::DEFAULT_IMDS.into(),
         imds_cache_size: kite_server::agent::cache::DEFAULT_CACHE_SIZE,
         connections: Default::default(),
+        audit: Default::default(),
     }
 }

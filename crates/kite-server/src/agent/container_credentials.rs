@@ -12,11 +12,15 @@
 //! Expiration`, or a plain-text error `[request id]: (Code): message, fault: client` with EKS
 //! Auth's status, which botocore shows verbatim.
 
+use std::net::SocketAddr;
+
+use axum::extract::connect_info::ConnectInfo;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use axum::{Json, Router};
+use axum::{Extension, Json, Router};
+use kite_core::audit::{AuditEvent, Category, NewEvent, Shape};
 use kite_core::aws::eks::{self, POD_IDENTITY_SERVICE};
 use kite_core::aws::xml::iso8601;
 use kite_token::assertion;
@@ -61,19 +65,39 @@ impl Refusal {
     }
 }
 
-pub async fn credentials(State(state): State<AppState>, headers: HeaderMap) -> Response {
-    match issue(&state, &headers, state.now()).await {
-        Ok(body) => Json(body).into_response(),
+pub async fn credentials(State(state): State<AppState>, source: Option<Extension<ConnectInfo<SocketAddr>>>, headers: HeaderMap) -> Response {
+    let (now, request_id) = (state.now(), uuid::Uuid::new_v4().to_string());
+    let result = issue(&state, &headers, now).await;
+    let event = |caller: &str| {
+        let new = NewEvent {
+            shape: Shape::CloudTrail,
+            category: Category::NodeAgent,
+            caller,
+            authentication: "ServiceAccountToken",
+            operation_name: "AssumeRoleForPodIdentity",
+            resource_id: state.k8s.cluster_id.as_deref().unwrap_or_default(),
+            correlation_id: &request_id,
+        };
+        AuditEvent::new(new, now).with("eventSource", "eks-auth.amazonaws.com").from_ip(source.as_ref().map(|Extension(ConnectInfo(a))| a.ip().to_string()))
+    };
+    match result {
+        Ok((body, session, pod)) => {
+            state.audit.record(event(&session).with("pod", pod));
+            Json(body).into_response()
+        }
         Err(r) => {
-            let request_id = uuid::Uuid::new_v4();
             let fault = if r.status.is_server_error() { "server" } else { "client" };
             tracing::info!(%request_id, code = r.code, "container credentials refused: {}", r.message);
+            state.audit.record(event("").ended(r.status.as_u16()).failed_with(r.code).with("reason", &r.message));
             (r.status, format!("[{request_id}]: ({}): {}, fault: {fault}", r.code, r.message)).into_response()
         }
     }
 }
 
-async fn issue(state: &AppState, headers: &HeaderMap, now: OffsetDateTime) -> Result<Value, Refusal> {
+/// Credentials, the session's ARN and the pod (`namespace/name`) they went to.
+type Issued = (Value, String, String);
+
+async fn issue(state: &AppState, headers: &HeaderMap, now: OffsetDateTime) -> Result<Issued, Refusal> {
     let (Some(cluster), Some(issuer)) = (state.k8s.cluster_id.as_deref(), state.cluster_issuer.as_deref()) else {
         return Err(Refusal::new(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -144,11 +168,12 @@ async fn issue(state: &AppState, headers: &HeaderMap, now: OffsetDateTime) -> Re
         sts.issue_for_service(&role, &session_name, POD_IDENTITY_SERVICE, sub, tags, None, now).map_err(|e| Refusal::denied(e.message))?;
     tracing::info!(cluster, namespace = pod.namespace, service_account = pod.service_account, pod = pod.pod_name,
                    association = association.association_id, session = %session.assumed_role_arn, "container credentials issued");
-    Ok(json!({
+    let body = json!({
         "AccessKeyId": credentials.access_key_id,
         "SecretAccessKey": credentials.secret_access_key,
         "Token": credentials.session_token,
         "AccountId": account,
         "Expiration": iso8601(credentials.expiration),
-    }))
+    });
+    Ok((body, session.assumed_role_arn.to_string(), format!("{}/{}", pod.namespace, pod.pod_name)))
 }

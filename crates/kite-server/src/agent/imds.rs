@@ -23,6 +23,8 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use time::OffsetDateTime;
 
+use kite_core::audit::{AuditEvent, Category, NewEvent, Shape};
+
 use crate::infra::metrics::ImdsError;
 use crate::infra::state::AppState;
 use crate::token::service::{self, OAuthError};
@@ -147,18 +149,53 @@ impl From<Refused> for Unanswered {
 pub async fn token(State(state): State<AppState>, Query(q): Query<ImdsQuery>, request: Request) -> Response {
     let now = state.now();
     let addr = request.extensions().get::<ConnectInfo<SocketAddr>>().map(|ConnectInfo(addr)| *addr);
-    match issue(&state, &q, request.headers(), addr, now).await {
-        Ok(body) => Json(body).into_response(),
-        Err(Unanswered::Excepted) => crate::agent::upstream::relay(&state.upstream_imds, &state.metrics, request).await,
+    let result = issue(&state, &q, request.headers(), addr, now).await;
+    let ip = addr.map(|a| a.ip().to_string());
+    let resource = q.resource.as_deref().unwrap_or_default();
+    let event = |caller: &str, operation: &str| {
+        let correlation = uuid::Uuid::new_v4().to_string();
+        let new = NewEvent {
+            shape: Shape::ActivityLog,
+            category: Category::NodeAgent,
+            caller,
+            authentication: "PodIP",
+            operation_name: operation,
+            resource_id: resource,
+            correlation_id: &correlation,
+        };
+        AuditEvent::new(new, now).from_ip(ip.clone())
+    };
+    let caller = ip.clone().unwrap_or_default();
+    match result {
+        Ok(Issued { body, pod, identity }) => {
+            state.audit.record(event(&pod, ISSUE_OPERATION).with("identity", identity));
+            Json(body).into_response()
+        }
+        Err(Unanswered::Excepted) => {
+            state.audit.record(event(&caller, "Kite.NodeAgent/imds/forward/action"));
+            crate::agent::upstream::relay(&state.upstream_imds, &state.metrics, request).await
+        }
         Err(Unanswered::Refused((kind, status, message))) => {
             state.metrics.imds_error(kind);
+            state.audit.record(event(&caller, ISSUE_OPERATION).ended(status.as_u16()).failed_with(kind.label()).with("reason", &message));
             imds_error(status, message)
         }
         Err(Unanswered::Mint(e)) => {
             state.metrics.imds_error(ImdsError::Internal);
+            state.audit.record(event(&caller, ISSUE_OPERATION).ended(e.status.as_u16()).failed_with(format!("AADSTS{}", e.code)));
             e.render(now, &state.public_url)
         }
     }
+}
+
+/// The node agent's token decision in the audit trail.
+pub const ISSUE_OPERATION: &str = "Kite.NodeAgent/imds/token/action";
+
+/// A token the agent gives a pod: the body, the pod (`namespace/name`) and its AzureIdentity.
+struct Issued {
+    body: Value,
+    pod: String,
+    identity: String,
 }
 
 /// The pod calling from `request`'s source address and the identity it gets, as the controller mode allows.
@@ -193,7 +230,7 @@ async fn pod_identity(
     }
 }
 
-async fn issue(state: &AppState, q: &ImdsQuery, headers: &HeaderMap, addr: Option<SocketAddr>, now: OffsetDateTime) -> Result<Value, Unanswered> {
+async fn issue(state: &AppState, q: &ImdsQuery, headers: &HeaderMap, addr: Option<SocketAddr>, now: OffsetDateTime) -> Result<Issued, Unanswered> {
     if metadata_missing(headers).is_some() {
         return Err(Unanswered::Refused((ImdsError::MissingMetadataHeader, StatusCode::BAD_REQUEST, "Required metadata header not specified".into())));
     }
@@ -217,10 +254,11 @@ async fn issue(state: &AppState, q: &ImdsQuery, headers: &HeaderMap, addr: Optio
     // The secret's digest is part of the key, so a changed Secret is never answered from an entry
     // minted with the one before.
     let key = (identity.spec.client_id.to_lowercase(), resource.clone(), service_principal.as_ref().map(|(_, digest)| digest.clone()));
+    let issued = |body: Value| Issued { body, pod: format!("{namespace}/{pod}"), identity: format!("{namespace}/{}", identity.metadata.name) };
     if let Some((expires_on, body)) = state.imds_cache.get(&key) {
         if expires_on - now.unix_timestamp() > 300 {
             state.metrics.cache_hit();
-            return Ok(body);
+            return Ok(issued(body));
         }
     }
     state.metrics.cache_miss();
@@ -234,5 +272,5 @@ async fn issue(state: &AppState, q: &ImdsQuery, headers: &HeaderMap, addr: Optio
     let (evicted, entries) = state.imds_cache.insert(key, (expires_on, body.clone()));
     state.metrics.cache_stored(evicted, entries);
     tracing::info!(pod = %pod, namespace = %namespace, identity = %identity.metadata.name, "imds token issued");
-    Ok(body)
+    Ok(issued(body))
 }

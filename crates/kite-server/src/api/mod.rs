@@ -9,6 +9,7 @@ pub mod aws;
 pub mod aws_users;
 pub mod directory;
 pub mod eks;
+pub mod eks_clusters;
 pub mod groups;
 pub mod identities;
 pub mod signing_keys;

@@ -48,6 +48,8 @@ pub struct AppState {
     /// Why federated assertions last missed each credential, for its owner.
     pub refusals: Arc<crate::token::refusals::FederationRefusals>,
     pub clock: Clock,
+    /// The audit trail's queue (its writer runs in the background).
+    pub audit: Arc<crate::audit::AuditTrail>,
 }
 
 /// Lets `/metrics` and the request counter take the metrics alone.

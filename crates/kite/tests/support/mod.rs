@@ -200,7 +200,12 @@ impl Cli {
     }
 
     pub fn run(&self, args: &[&str]) -> Run {
-        let out = Command::new(BIN).args(args).env("KITE_HOME", &self.home).stdin(Stdio::null()).output().unwrap();
+        self.run_env(args, &[])
+    }
+
+    /// [`Cli::run`] with extra environment variables (AWS_* credentials, endpoints).
+    pub fn run_env(&self, args: &[&str], env: &[(&str, &str)]) -> Run {
+        let out = Command::new(BIN).args(args).env("KITE_HOME", &self.home).envs(env.iter().copied()).stdin(Stdio::null()).output().unwrap();
         Run {
             code: out.status.code().unwrap_or(-1),
             stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
