@@ -10,6 +10,7 @@ pub mod audit;
 pub mod aws;
 pub mod credential;
 pub mod directory;
+pub mod doctor;
 pub mod federation;
 pub mod rbac;
 pub mod scope;

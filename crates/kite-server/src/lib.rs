@@ -35,7 +35,7 @@ use tower::Layer;
 
 use crate::agent::{cache, container_credentials, upstream};
 use crate::api::auth::Caller;
-use crate::api::{aks, authorization, aws, aws_users, directory, eks, eks_clusters, groups, identities, signing_keys};
+use crate::api::{aks, authorization, aws, aws_users, directory, doctor, eks, eks_clusters, groups, identities, signing_keys};
 use crate::infra::error::ApiResult;
 use crate::infra::state::AppState;
 use crate::infra::{bootstrap, cluster, conn, metrics, tls};
@@ -164,6 +164,7 @@ pub fn app(state: AppState) -> Router {
         .route("/kite/aws/users/{name}/accessKeys", get(aws_users::list_keys).post(aws_users::create_key))
         .route("/kite/aws/accessKeys/{key}", axum::routing::patch(aws_users::update_key).delete(aws_users::delete_key))
         .route("/subscriptions/{sub}/providers/Microsoft.Insights/eventtypes/management/values", get(audit::api::list))
+        .route("/kite/doctor", get(doctor::run))
         .route("/kite/signingKeys", get(signing_keys::list))
         .route("/kite/signingKeys/rotate", post(signing_keys::rotate))
         .merge(agent::routes())

@@ -76,6 +76,8 @@ pub enum Command {
     /// The audit trail: who did what (management writes, tokens, node-agent and webhook decisions).
     #[command(subcommand)]
     Audit(commands::audit::AuditCmd),
+    /// What will break next, each finding with the command that fixes it (exit 0 clean, 1 warnings, 2 errors).
+    Doctor(commands::doctor::DoctorArgs),
 }
 
 #[derive(Args)]

@@ -8,6 +8,7 @@ pub mod authorization;
 pub mod aws;
 pub mod aws_users;
 pub mod directory;
+pub mod doctor;
 pub mod eks;
 pub mod eks_clusters;
 pub mod groups;

@@ -21,11 +21,17 @@ pub struct Server {
 
 impl Server {
     pub fn start(home: &Path, extra: &[&str]) -> Server {
+        Server::start_env(home, extra, &[])
+    }
+
+    /// [`Server::start`] with extra environment variables (e.g. libfaketime's, to move its clock).
+    pub fn start_env(home: &Path, extra: &[&str], env: &[(&str, &str)]) -> Server {
         let log = home.with_extension("server.log");
         let mut child = Command::new(BIN)
             .args(["serve", "--listen", "127.0.0.1:0"])
             .args(extra)
             .env("KITE_HOME", home)
+            .envs(env.iter().copied())
             .env("KITE_LOG", "info")
             .stdout(Stdio::piped())
             .stderr(std::fs::File::create(&log).unwrap())
