@@ -340,8 +340,8 @@ fn the_cluster_creator_is_named_by_the_trail_and_stays_system_masters_when_aws_a
     assert_eq!(by_creator, json!(["CreateCluster"]));
 
     let token = |name: &str| eks_token(&server, "testcluster", &keys[name].1, &keys[name].2);
-    let map_worker = format!("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: aws-auth\n  namespace: kube-system\ndata:\n  mapUsers: |\n    - userarn: {}\n      username: \"6248\"\n      groups:\n        - system:masters\n", keys["6248"].0);
-    std::fs::write(&auth, map_worker).unwrap();
+    let map_worker: String = format!("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: aws-auth\n  namespace: kube-system\ndata:\n  mapUsers: |\n    - userarn: {}\n      username: \"6248\"\n      groups:\n        - system:masters\n", keys["6248"].0);
+    std::fs::write(&auth, &map_worker).unwrap();
     support::wait_for("the worker's mapping", &server, || (review(&server, &token("6248"))["authenticated"] == true).then_some(()));
     let creator = review(&server, &token("2049"));
     assert_eq!(creator["authenticated"], true, "{creator}");
@@ -360,4 +360,13 @@ fn the_cluster_creator_is_named_by_the_trail_and_stays_system_masters_when_aws_a
     as_user("2049", &["eks", "delete-cluster", "--name", "testcluster"]).ok();
     assert_ne!(review(&server, &token("2049"))["authenticated"], true);
     as_user("2049", &["eks", "describe-cluster", "--name", "testcluster"]).fails_with(&["ResourceNotFoundException"]);
+
+    // The stored cluster's authentication mode decides: in API mode aws-auth is not read at all,
+    // and a creator made no admin (bootstrapClusterCreatorAdminPermissions=false) is not one.
+    std::fs::write(&auth, &map_worker).unwrap();
+    support::wait_for("the worker's mapping again", &server, || (review(&server, &token("6248"))["authenticated"] == true).then_some(()));
+    as_user("2049", &["eks", "create-cluster", "--name", "testcluster", "--authentication-mode", "API", "--no-bootstrap-cluster-creator-admin-permissions"])
+        .ok();
+    assert_ne!(review(&server, &token("6248"))["authenticated"], true, "API mode reads no aws-auth");
+    assert_ne!(review(&server, &token("2049"))["authenticated"], true, "the creator was not made an admin");
 }

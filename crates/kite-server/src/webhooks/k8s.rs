@@ -103,11 +103,13 @@ async fn identify(state: &AppState, token: &str, now: OffsetDateTime) -> Result<
     // EKS's bootstrap cluster-creator admin: the creator is in system:masters whatever aws-auth
     // or the access entries say, so it can repair them when everyone else is locked out.
     let created = crate::token::iam::eks_cluster_named(state, cluster).await.map_err(|e| format!("reading cluster {cluster}: {}", e.message))?;
+    // A cluster made with `kite eks create-cluster` decides by its own authentication mode.
+    let stored_mode = created.as_ref().and_then(|c| c.authentication_mode.parse::<AuthenticationMode>().ok());
     let (username, groups, canonical) = match created.filter(|c| c.is_creator_admin(&canonical)) {
         Some(_) => (CREATOR_USERNAME.to_string(), vec!["system:masters".to_string()], canonical),
         None => {
             let entries = state.k8s.access_entries();
-            let mode = state.k8s.mode.unwrap_or(AuthenticationMode::ConfigMap);
+            let mode = stored_mode.or(state.k8s.mode).unwrap_or(AuthenticationMode::ConfigMap);
             let id = awsauth::resolve(mode, &entries, &state.cluster.aws_auth(), &arn, caller.access_key_id(), caller.session_name())
                 .map_err(|miss| miss.to_string())?;
             (id.username, id.groups, id.canonical_arn)
