@@ -221,3 +221,52 @@ fn ten_thousand_token_requests_each_land_in_the_trail_exactly_once() {
     let (_, metrics) = server.curl(&[], "/metrics");
     assert!(metrics.contains("kite_audit_events_dropped_total 0"), "nothing was dropped:\n{metrics}");
 }
+
+#[test]
+fn node_agent_and_sts_decisions_are_recorded() {
+    let dir = tempfile::tempdir().unwrap();
+    let pods = dir.path().join("pods");
+    std::fs::create_dir_all(&pods).unwrap();
+    let server = Server::start(&dir.path().join("srv"), &["--pod-identity-dir", pods.to_str().unwrap()]);
+    let admin = Cli::admin(&dir.path().join("admin"), &server);
+    admin.run(&["group", "create", "-n", "apps", "-l", "japaneast"]).ok();
+    let identity = admin.run(&["identity", "create", "-g", "apps", "-n", "web-id"]).ok();
+    let (status, _) = server.imds("https://vault.azure.net");
+    assert_eq!(status, 403, "no pod at 127.0.0.1 yet");
+    std::fs::write(
+        pods.join("web.yaml"),
+        format!(
+            "apiVersion: v1\nkind: Pod\nmetadata:\n  name: web\n  namespace: demo\n  labels:\n    aadpodidbinding: web\nspec:\n  containers: [{{name: web, image: nginx}}]\n\
+             status:\n  podIP: 127.0.0.1\n  phase: Running\n---\n\
+             apiVersion: aadpodidentity.k8s.io/v1\nkind: AzureIdentity\nmetadata:\n  name: web-id\n  namespace: demo\nspec:\n  type: 0\n  resourceID: {}\n  clientID: {}\n---\n\
+             apiVersion: aadpodidentity.k8s.io/v1\nkind: AzureIdentityBinding\nmetadata:\n  name: web-binding\n  namespace: demo\nspec:\n  azureIdentity: web-id\n  selector: web\n",
+            identity["id"].as_str().unwrap(),
+            identity["clientId"].as_str().unwrap()
+        ),
+    )
+    .unwrap();
+    let body = support::wait_for("the pod to be served", &server, || {
+        let (status, body) = server.imds("https://vault.azure.net");
+        (status == 200).then_some(body)
+    });
+    let token = body["access_token"].as_str().unwrap().to_string();
+
+    let agent = audit(&admin, &["--operation", "Kite.NodeAgent/*"]);
+    let refused = &agent[0];
+    assert_eq!((refused["status"]["value"].as_str(), refused["properties"]["errorCode"].as_str()), (Some("Failed"), Some("unknown_pod")), "{refused:#?}");
+    assert_eq!(refused["caller"], "127.0.0.1");
+    let issued = agent.last().unwrap();
+    assert_eq!((issued["caller"].as_str(), issued["status"]["value"].as_str()), (Some("demo/web"), Some("Succeeded")), "{agent:#?}");
+    assert_eq!(issued["properties"]["identity"], "demo/web-id");
+    assert_eq!(issued["resourceId"], "https://vault.azure.net");
+
+    // An unsigned GetCallerIdentity: refused by STS, recorded as CloudTrail shows it.
+    let (status, _) = server.curl(&["-d", "Action=GetCallerIdentity&Version=2011-06-15"], "/");
+    assert_eq!(status, 403);
+    let sts = audit(&admin, &["--operation", "GetCallerIdentity"]);
+    assert_eq!(sts.len(), 1);
+    assert_eq!((sts[0]["eventSource"].as_str(), sts[0]["status"].as_str()), (Some("sts.amazonaws.com"), Some("Failed")));
+    assert!(sts[0]["errorCode"].is_string(), "{:#?}", sts[0]);
+    let text = admin.run(&["audit", "list"]).ok_text();
+    assert!(!text.contains(&token), "the pod's token is not in the trail");
+}
