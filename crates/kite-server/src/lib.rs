@@ -94,6 +94,8 @@ pub struct Config {
     pub connections: conn::ConnectionLimits,
     /// Whether and how long the audit trail is kept.
     pub audit: audit::AuditSettings,
+    /// How often `kite doctor`'s rules run for /metrics (`kite_doctor_findings`); `None`: never.
+    pub doctor_interval: Option<std::time::Duration>,
 }
 
 async fn subscriptions(State(state): State<AppState>, _caller: Caller) -> Json<Value> {
@@ -265,6 +267,9 @@ pub async fn serve(config: Config) -> Result<()> {
     policy::spawn_reloader(state.k8s.clone());
     cluster::spawn_reloader(state.pod_files.clone());
     controller::spawn(&state, &config).await?;
+    if let Some(every) = config.doctor_interval {
+        doctor::spawn_watch(state.clone(), every);
+    }
     // The outer router only carries the caller's address (the node agent finds pods by it) to the
     // rewritten inner one.
     let service = Router::new().fallback_service(tower::util::MapRequestLayer::new(infra::middleware::rewrite).layer(app(state.clone())));

@@ -175,6 +175,17 @@ pub struct ServeArgs {
     /// Record no audit trail (management writes, tokens, node-agent and webhook decisions).
     #[arg(long)]
     no_audit: bool,
+    /// Run kite doctor's rules every SECS seconds (10 to 86400) and export the findings on /metrics
+    /// as kite_doctor_findings{rule,severity}; 0 (the default) never.
+    #[arg(long, default_value_t = 0, value_parser = doctor_interval)]
+    doctor_interval: u64,
+}
+
+fn doctor_interval(raw: &str) -> Result<u64, String> {
+    match raw.parse::<u64>() {
+        Ok(n) if n == 0 || (10..=86_400).contains(&n) => Ok(n),
+        _ => Err(format!("'{raw}' is not an interval: give 0 (off) or 10 to 86400 seconds")),
+    }
 }
 
 fn cache_size(raw: &str) -> Result<std::num::NonZeroUsize, String> {
@@ -230,6 +241,7 @@ async fn main() -> ExitCode {
                     max_connections: args.max_connections as usize,
                     idle_timeout: std::time::Duration::from_secs(args.idle_timeout),
                 },
+                doctor_interval: (args.doctor_interval > 0).then(|| std::time::Duration::from_secs(args.doctor_interval)),
                 audit: kite_server::audit::AuditSettings { enabled: !args.no_audit, retention_days: args.audit_retention_days, ..Default::default() },
             };
             kite_server::serve(config).await.map(|_| ExitCode::SUCCESS)

@@ -167,3 +167,18 @@ fn cluster_source_objects_that_do_not_meet_are_named() {
     assert!(aws["problem"].as_str().unwrap().contains("kite has no IAM role or user with this ARN"), "{aws}");
     assert!(aws["fix"].as_str().unwrap().starts_with("kite eks iamidentitymapping delete --cluster prod"), "{aws}");
 }
+
+#[test]
+fn a_serving_kite_exports_the_findings_as_metrics_at_its_doctor_interval() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&dir.path().join("srv"), &["--doctor-interval", "10"]);
+    let admin = Cli::admin(&dir.path().join("admin"), &server);
+    admin.run(&["group", "create", "-n", "apps", "-l", "japaneast"]).ok();
+    admin.run(&["identity", "create", "-g", "apps", "-n", "unused"]).ok();
+    let series = "kite_doctor_findings{rule=\"identity-without-assignment\",severity=\"Warning\"} 1";
+    support::wait_for("the finding on /metrics", &server, || server.curl(&[], "/metrics").1.contains(series).then_some(()));
+    admin.run(&["identity", "delete", "-g", "apps", "-n", "unused"]).ok();
+    support::wait_for("the finding to go", &server, || (!server.curl(&[], "/metrics").1.contains("identity-without-assignment")).then_some(()));
+    let bad = std::process::Command::new(support::BIN).args(["serve", "--doctor-interval", "5"]).env("KITE_HOME", dir.path().join("bad")).output().unwrap();
+    assert!(!bad.status.success() && String::from_utf8_lossy(&bad.stderr).contains("10 to 86400"), "{bad:?}");
+}

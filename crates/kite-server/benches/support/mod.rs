@@ -33,5 +33,6 @@ pub fn config(home: &Path, database_url: &str, eks_cluster: Option<&str>, aws_au
         imds_cache_size: kite_server::agent::cache::DEFAULT_CACHE_SIZE,
         connections: Default::default(),
         audit: Default::default(),
+        doctor_interval: None,
     }
 }

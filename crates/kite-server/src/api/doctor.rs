@@ -35,6 +35,21 @@ pub async fn run(State(state): State<AppState>, caller: Caller, Query(p): Query<
     Ok(Json(json!({"exitCode": exit_code(&findings), "findings": findings})))
 }
 
+/// `kite serve --doctor-interval SECS`: runs the rules every interval and exports the findings as
+/// `kite_doctor_findings{rule,severity}` on /metrics, so an alert fires before the outage.
+pub fn spawn_watch(state: AppState, every: std::time::Duration) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(every);
+        loop {
+            tick.tick().await;
+            match snapshot(&state, state.now(), 30).await {
+                Ok(s) => state.metrics.doctor_findings(&diagnose(&s)),
+                Err(e) => tracing::error!("doctor: reading the snapshot failed: {}", e.message),
+            }
+        }
+    });
+}
+
 /// What the rules look at, read now: the store's directory, RBAC, clusters and IAM objects, and
 /// the cluster source's pods, pod-identity objects and aws-auth.
 async fn snapshot(state: &AppState, now: OffsetDateTime, days: i64) -> ApiResult<Snapshot> {

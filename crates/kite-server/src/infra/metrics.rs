@@ -30,6 +30,12 @@ struct EndpointLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct FindingLabels {
+    rule: &'static str,
+    severity: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct KindLabels {
     kind: &'static str,
 }
@@ -87,6 +93,7 @@ pub struct Metrics {
     imds_errors: Family<KindLabels, Counter>,
     audit_written: Counter,
     audit_dropped: Counter,
+    doctor_findings: Family<FindingLabels, Gauge>,
 }
 
 impl Default for Metrics {
@@ -107,7 +114,21 @@ impl Default for Metrics {
         let (audit_written, audit_dropped) = (Counter::default(), Counter::default());
         registry.register("audit_events_written", "Audit events written to the store", audit_written.clone());
         registry.register("audit_events_dropped", "Audit events lost: the writer's queue was full, or the store refused the batch", audit_dropped.clone());
-        Metrics { registry, requests, latency, cache_hits, cache_misses, cache_evictions, cache_entries, imds_errors, audit_written, audit_dropped }
+        let doctor_findings = Family::<FindingLabels, Gauge>::default();
+        registry.register("doctor_findings", "kite doctor's findings at its last run (--doctor-interval), by rule and severity", doctor_findings.clone());
+        Metrics {
+            registry,
+            requests,
+            latency,
+            cache_hits,
+            cache_misses,
+            cache_evictions,
+            cache_entries,
+            imds_errors,
+            audit_written,
+            audit_dropped,
+            doctor_findings,
+        }
     }
 }
 
@@ -133,6 +154,18 @@ impl Metrics {
 
     pub fn audit_dropped(&self) {
         self.audit_dropped.inc();
+    }
+
+    /// Replaces the findings gauge with this run's counts (rules that found nothing drop out).
+    pub fn doctor_findings(&self, findings: &[kite_core::doctor::Finding]) {
+        self.doctor_findings.clear();
+        for f in findings {
+            let severity = match f.severity {
+                kite_core::doctor::Severity::Warning => "Warning",
+                kite_core::doctor::Severity::Error => "Error",
+            };
+            self.doctor_findings.get_or_create(&FindingLabels { rule: f.rule, severity }).inc();
+        }
     }
 
     pub fn imds_error(&self, kind: ImdsError) {
