@@ -305,6 +305,8 @@ pub async fn serve(config: Config) -> Result<()> {
             server.serve(make).await?;
         }
     }
+    // What the last requests queued reaches the store before the process ends.
+    state.audit.flush().await;
     Ok(())
 }
 

@@ -270,3 +270,18 @@ fn node_agent_and_sts_decisions_are_recorded() {
     let text = admin.run(&["audit", "list"]).ok_text();
     assert!(!text.contains(&token), "the pod's token is not in the trail");
 }
+
+#[test]
+fn events_queued_when_the_server_is_stopped_are_written_before_it_exits() {
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path().join("srv");
+    let mut server = Server::start(&home, &[]);
+    let admin = Cli::admin(&dir.path().join("admin"), &server);
+    admin.run(&["group", "create", "-n", "last-words", "-l", "japaneast"]).ok();
+    // At once, well inside the writer's 200 ms batch window.
+    std::process::Command::new("kill").args(["-TERM", &server.child.id().to_string()]).status().unwrap();
+    assert!(server.child.wait().unwrap().success(), "{}", server.log_text());
+    let again = Server::start(&home, &[]);
+    let admin = Cli::admin(&dir.path().join("admin2"), &again);
+    assert_eq!(audit(&admin, &["--operation", "Microsoft.Resources/*"]).len(), 1);
+}

@@ -115,7 +115,8 @@ async fn endpoint(state: AppState, tenant: String, form: FormResult, version: Ve
     let now = state.now();
     // msal and azure-identity send `client-request-id`; the trail and the error body carry it.
     let correlation = correlation_id(headers.get("client-request-id").and_then(|v| v.to_str().ok()));
-    let event = token_event(form.as_ref().ok().map(|Form(f)| f), version, &correlation, now).from_ip(Some(source.to_string()));
+    // Built only when recorded, so `--no-audit` costs the token path nothing.
+    let event = state.audit.enabled().then(|| token_event(form.as_ref().ok().map(|Form(f)| f), version, &correlation, now).from_ip(Some(source.to_string())));
     let result = match form {
         Ok(Form(form)) => issue(&state, &tenant, form, version, source, now).await,
         Err(e) => Err(OAuthError::new(
@@ -127,11 +128,15 @@ async fn endpoint(state: AppState, tenant: String, form: FormResult, version: Ve
     };
     match result {
         Ok(body) => {
-            state.audit.record(event);
+            if let Some(event) = event {
+                state.audit.record(event);
+            }
             (StatusCode::OK, [("cache-control", "no-store")], Json(body)).into_response()
         }
         Err(e) => {
-            state.audit.record(event.ended(e.status.as_u16()).failed_with(format!("AADSTS{}", e.code)));
+            if let Some(event) = event {
+                state.audit.record(event.ended(e.status.as_u16()).failed_with(format!("AADSTS{}", e.code)));
+            }
             e.render_correlated(now, &state.public_url, &correlation)
         }
     }
