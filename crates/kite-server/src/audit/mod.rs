@@ -165,3 +165,50 @@ async fn write_loop(store: Arc<dyn Store>, mut rx: mpsc::Receiver<Msg>, settings
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kite_core::audit::{Category, NewEvent, Shape};
+
+    fn event(i: usize) -> AuditEvent {
+        let new = NewEvent {
+            shape: Shape::ActivityLog,
+            category: Category::Token,
+            caller: "client",
+            authentication: "client_secret",
+            operation_name: "Kite.Token/oauth2/token/action",
+            resource_id: "r",
+            correlation_id: &i.to_string(),
+        };
+        AuditEvent::new(new, time::OffsetDateTime::now_utc())
+    }
+
+    async fn metrics_text(metrics: &Arc<Metrics>) -> String {
+        let response = crate::infra::metrics::render(axum::extract::State(metrics.clone())).await;
+        let body = axum::body::to_bytes(response.into_body(), 1 << 20).await.unwrap();
+        String::from_utf8(body.to_vec()).unwrap()
+    }
+
+    /// On one thread the writer cannot run while the request path records: a queue of 8 takes 8,
+    /// the rest are dropped and counted, and recording never waits. Then everything queued is written.
+    #[tokio::test]
+    async fn a_full_queue_drops_and_counts_and_never_waits() {
+        let dir = tempfile::tempdir().unwrap();
+        let store: Arc<dyn Store> = Arc::new(kite_store::SqlStore::connect(&format!("sqlite://{}", dir.path().join("kite.db").display())).await.unwrap());
+        let metrics: Arc<Metrics> = Arc::default();
+        let settings = AuditSettings { capacity: 8, flush_every: Duration::from_secs(3600), ..Default::default() };
+        let trail = AuditTrail::start(store.clone(), settings, metrics.clone(), Clock::system());
+        let started = std::time::Instant::now();
+        for i in 0..1000 {
+            trail.record(event(i));
+        }
+        assert!(started.elapsed() < Duration::from_secs(1), "recording waited: {:?}", started.elapsed());
+        trail.flush().await;
+        let text = metrics_text(&metrics).await;
+        assert!(text.contains("kite_audit_events_dropped_total 992"), "{text}");
+        assert!(text.contains("kite_audit_events_written_total 8"), "{text}");
+        let filter = kite_core::audit::parse_filter("", time::OffsetDateTime::now_utc(), 1).unwrap();
+        assert_eq!(store.list_audit_events(&filter).await.unwrap().len(), 8);
+    }
+}
