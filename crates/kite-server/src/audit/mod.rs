@@ -211,4 +211,25 @@ mod tests {
         let filter = kite_core::audit::parse_filter("", time::OffsetDateTime::now_utc(), 1).unwrap();
         assert_eq!(store.list_audit_events(&filter).await.unwrap().len(), 8);
     }
+
+    /// Events past the retention go when the writer starts, and then hourly.
+    #[tokio::test]
+    async fn events_past_the_retention_are_pruned() {
+        let dir = tempfile::tempdir().unwrap();
+        let store: Arc<dyn Store> = Arc::new(kite_store::SqlStore::connect(&format!("sqlite://{}", dir.path().join("kite.db").display())).await.unwrap());
+        let now = time::OffsetDateTime::now_utc();
+        let (mut old, recent) = (event(1), event(2));
+        old.event_timestamp = now - time::Duration::days(31);
+        store.append_audit_events(&[old, recent.clone()]).await.unwrap();
+        let settings = AuditSettings { retention_days: 30, ..Default::default() };
+        let _trail = AuditTrail::start(store.clone(), settings, Arc::default(), Clock::system());
+        let all = kite_core::audit::parse_filter("", now, 60).unwrap();
+        for _ in 0..100 {
+            if store.list_audit_events(&all).await.unwrap() == vec![recent.clone()] {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        panic!("the 31-day-old event is still there: {:?}", store.list_audit_events(&all).await.unwrap());
+    }
 }
