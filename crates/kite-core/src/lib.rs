@@ -6,9 +6,11 @@
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
 pub mod aks;
+pub mod audit;
 pub mod aws;
 pub mod credential;
 pub mod directory;
+pub mod doctor;
 pub mod federation;
 pub mod network;
 pub mod odata;

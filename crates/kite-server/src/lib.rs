@@ -12,6 +12,7 @@
 
 pub mod agent;
 pub mod api;
+pub mod audit;
 pub mod controller;
 pub mod infra;
 pub mod token;
@@ -34,7 +35,7 @@ use tower::Layer;
 
 use crate::agent::{cache, container_credentials, upstream};
 use crate::api::auth::Caller;
-use crate::api::{aks, authorization, aws, aws_users, cloud, directory, eks, graph, groups, identities, signing_keys};
+use crate::api::{aks, authorization, aws, aws_users, cloud, directory, doctor, eks, eks_clusters, graph, groups, identities, signing_keys};
 use crate::infra::error::ApiResult;
 use crate::infra::state::AppState;
 use crate::infra::{bootstrap, cluster, conn, metrics, tls};
@@ -100,6 +101,10 @@ pub struct Config {
     /// callers must present a client certificate signed by `webhook_client_ca`.
     pub webhook_listen: Option<SocketAddr>,
     pub webhook_client_ca: Option<PathBuf>,
+    /// Whether and how long the audit trail is kept.
+    pub audit: audit::AuditSettings,
+    /// How often `kite doctor`'s rules run for /metrics (`kite_doctor_findings`); `None`: never.
+    pub doctor_interval: Option<std::time::Duration>,
 }
 
 async fn subscriptions(State(state): State<AppState>, _caller: Caller) -> Json<Value> {
@@ -131,7 +136,9 @@ fn layered(routes: Router<AppState>, state: AppState) -> Router {
 /// their own (`--webhook-listen`), where only callers with a client certificate reach them.
 pub fn app(state: AppState) -> Router {
     let webhooks = if state.webhooks_on_own_listener { Router::new() } else { webhooks::routes() };
-    layered(management().merge(webhooks).merge(agent::routes()).fallback(authorization::dispatch), state)
+    let routes = management().merge(webhooks).merge(agent::routes()).fallback(authorization::dispatch);
+    // Management writes enter the audit trail in one place, whatever their handler.
+    layered(routes.layer(middleware::from_fn_with_state(state.clone(), audit::layer::management)), state)
 }
 
 fn management() -> Router<AppState> {
@@ -170,12 +177,16 @@ fn management() -> Router<AppState> {
         .route("/kite/aws/oidcProviders", get(aws::list_providers).post(aws::create_provider).delete(aws::delete_provider))
         .route("/kite/aws/roles", get(aws::list_roles).post(aws::create_role))
         .route("/kite/aws/roles/{name}", get(aws::get_role).delete(aws::delete_role))
+        .route("/kite/eks/clusters", get(eks_clusters::list).post(eks_clusters::create))
+        .route("/kite/eks/clusters/{cluster}", get(eks_clusters::describe).delete(eks_clusters::delete))
         .route("/kite/eks/clusters/{cluster}/pod-identity-associations", get(eks::list).post(eks::create))
         .route("/kite/eks/clusters/{cluster}/pod-identity-associations/{id}", get(eks::show).delete(eks::delete))
         .route("/kite/aws/users", get(aws_users::list_users).post(aws_users::create_user))
         .route("/kite/aws/users/{name}", get(aws_users::get_user).delete(aws_users::delete_user))
         .route("/kite/aws/users/{name}/accessKeys", get(aws_users::list_keys).post(aws_users::create_key))
         .route("/kite/aws/accessKeys/{key}", axum::routing::patch(aws_users::update_key).delete(aws_users::delete_key))
+        .route("/subscriptions/{sub}/providers/Microsoft.Insights/eventtypes/management/values", get(audit::api::list))
+        .route("/kite/doctor", get(doctor::run))
         .route("/kite/signingKeys", get(signing_keys::list))
         .route("/kite/signingKeys/rotate", post(signing_keys::rotate))
         .merge(graph::routes())
@@ -210,6 +221,9 @@ pub async fn prepare(store: Arc<dyn Store>, config: &Config, public_url: &str, c
     })?);
     let pod_files = Arc::new(cluster::PodFiles::load(config.pod_identity.clone())?);
     let workload_identity = Arc::new(admission::settings(&boot.tenant, public_url, config.webhook_ca_config_map.clone(), config.webhook_aws_region.clone()));
+    let metrics: Arc<metrics::Metrics> = Arc::default();
+    let clock = infra::clock::Clock::system();
+    let audit = Arc::new(audit::AuditTrail::start(store.clone(), config.audit, metrics.clone(), clock.clone()));
     let state = AppState {
         store,
         keys: Arc::new(RwLock::new(Arc::new(keys))),
@@ -227,13 +241,14 @@ pub async fn prepare(store: Arc<dyn Store>, config: &Config, public_url: &str, c
         imds_cache: Arc::new(cache::TokenCache::new(config.imds_cache_size)),
         pod_identity_mode: config.pod_identity_mode,
         cluster_issuer: config.cluster_issuer.clone(),
-        metrics: Arc::default(),
+        metrics,
         auth_throttle: Arc::default(),
         upstream_imds: Arc::new(upstream::UpstreamImds::new(&config.upstream_imds)?),
         refusals: Arc::default(),
         workload_identity,
         webhooks_on_own_listener: config.webhook_listen.is_some(),
-        clock: infra::clock::Clock::system(),
+        clock,
+        audit,
     };
     Ok((state, boot.credentials_file))
 }
@@ -277,6 +292,9 @@ pub async fn serve(config: Config) -> Result<()> {
     policy::spawn_reloader(state.k8s.clone());
     cluster::spawn_reloader(state.pod_files.clone());
     controller::spawn(&state, &config).await?;
+    if let Some(every) = config.doctor_interval {
+        doctor::spawn_watch(state.clone(), every);
+    }
     // The outer router only carries the caller's address (the node agent finds pods by it) to the
     // rewritten inner one.
     let service = Router::new().fallback_service(tower::util::MapRequestLayer::new(infra::middleware::rewrite).layer(app(state.clone())));
@@ -319,6 +337,8 @@ pub async fn serve(config: Config) -> Result<()> {
             server.serve(make).await?;
         }
     }
+    // What the last requests queued reaches the store before the process ends.
+    state.audit.flush().await;
     Ok(())
 }
 

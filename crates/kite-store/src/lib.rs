@@ -12,10 +12,12 @@
 // Request paths answer errors, never panic; tests may unwrap.
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
+mod audit;
 mod sql;
 
 use async_trait::async_trait;
 use kite_core::aks::{ClusterWrite, ManagedCluster};
+use kite_core::audit::{AuditEvent, AuditFilter};
 use kite_core::aws::eks::PodIdentityAssociation;
 use kite_core::aws::user::{AccessKey, KeyStatus, User};
 use kite_core::directory::{Application, ManagedIdentity, Principal, ResourceGroup, Subscription, Tenant};
@@ -109,6 +111,8 @@ impl std::fmt::Debug for StoredKey {
 pub enum AwsKind {
     Role,
     OidcProvider,
+    /// EKS-shaped clusters, keyed by name.
+    EksCluster,
 }
 
 impl AwsKind {
@@ -116,6 +120,7 @@ impl AwsKind {
         match self {
             AwsKind::Role => "role",
             AwsKind::OidcProvider => "OpenIDConnectProvider",
+            AwsKind::EksCluster => "cluster",
         }
     }
 }
@@ -227,6 +232,13 @@ pub trait Store: Send + Sync + 'static {
 
     /// A server-wide setting written once: the first caller's `init` wins, every caller reads it.
     async fn meta_get_or_init(&self, key: &str, init: &str) -> Result<String>;
+
+    /// Appends audit events, all or none; the trail is append-only (no update, no delete but by age).
+    async fn append_audit_events(&self, events: &[AuditEvent]) -> Result<()>;
+    /// Events the filter selects, oldest first (by time, then event ID), at most `filter.limit`.
+    async fn list_audit_events(&self, filter: &AuditFilter) -> Result<Vec<AuditEvent>>;
+    /// Removes events older than `before` (the retention); returns how many went.
+    async fn prune_audit_events(&self, before: time::OffsetDateTime) -> Result<u64>;
 
     async fn add_signing_key(&self, key: &StoredKey) -> Result<()>;
     async fn list_signing_keys(&self) -> Result<Vec<StoredKey>>;

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use kite_core::aks::{ClusterWrite, ControlPlane, ManagedCluster};
+use kite_core::audit::{AuditEvent, AuditFilter};
 use kite_core::aws::eks::PodIdentityAssociation;
 use kite_core::aws::user::{AccessKey, KeyStatus, User, MAX_ACCESS_KEYS_PER_USER};
 use kite_core::directory::{Application, ManagedIdentity, Principal, ResourceGroup, Subscription, Tenant};
@@ -17,6 +18,7 @@ use serde::Serialize;
 use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::migrate::{Migration, MigrationSource, MigrationType, Migrator};
 use sqlx::{AnyPool, Row};
+use time::OffsetDateTime;
 use uuid::Uuid;
 
 use crate::{AppUpdate, AssignmentFilter, AwsKind, Bootstrap, ClusterUpdate, Error, GroupDeletion, Result, Store, StoredKey};
@@ -32,6 +34,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (4, "managed clusters", include_str!("../migrations/0004_managed_clusters.sql")),
     (5, "pod identity associations", include_str!("../migrations/0005_pod_identity_associations.sql")),
     (6, "iam users", include_str!("../migrations/0006_iam_users.sql")),
+    (7, "audit trail", include_str!("../migrations/0007_audit.sql")),
 ];
 
 impl MigrationSource<'static> for Embedded {
@@ -42,7 +45,7 @@ impl MigrationSource<'static> for Embedded {
     }
 }
 
-fn backend(e: sqlx::Error) -> Error {
+pub(crate) fn backend(e: sqlx::Error) -> Error {
     Error::Backend(e.to_string())
 }
 
@@ -54,7 +57,7 @@ fn conflict_or_backend(e: sqlx::Error, what: impl FnOnce() -> String) -> Error {
     }
 }
 
-fn to_json<T: Serialize>(v: &T) -> Result<String> {
+pub(crate) fn to_json<T: Serialize>(v: &T) -> Result<String> {
     serde_json::to_string(v).map_err(|e| Error::Backend(format!("serialising: {e}")))
 }
 
@@ -63,7 +66,7 @@ fn from_row<T: DeserializeOwned>(row: &AnyRow) -> Result<T> {
     serde_json::from_str(&body).map_err(|e| Error::Backend(format!("stored object does not parse: {e}")))
 }
 
-fn rows<T: DeserializeOwned>(rows: &[AnyRow]) -> Result<Vec<T>> {
+pub(crate) fn rows<T: DeserializeOwned>(rows: &[AnyRow]) -> Result<Vec<T>> {
     rows.iter().map(from_row).collect()
 }
 
@@ -907,6 +910,18 @@ impl Store for SqlStore {
             Err(e) => return Err(backend(e)),
         }
         self.meta(key).await?.ok_or_else(|| Error::Backend(format!("meta '{key}' vanished")))
+    }
+
+    async fn append_audit_events(&self, events: &[AuditEvent]) -> Result<()> {
+        crate::audit::append(&self.pool, events).await
+    }
+
+    async fn list_audit_events(&self, filter: &AuditFilter) -> Result<Vec<AuditEvent>> {
+        crate::audit::list(&self.pool, filter).await
+    }
+
+    async fn prune_audit_events(&self, before: OffsetDateTime) -> Result<u64> {
+        crate::audit::prune(&self.pool, before).await
     }
 
     async fn add_signing_key(&self, key: &StoredKey) -> Result<()> {

@@ -4,6 +4,7 @@
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
 mod args;
+mod aws_client;
 mod client;
 mod commands;
 mod files;
@@ -72,6 +73,11 @@ pub enum Command {
     /// Token-signing keys: list, rotate.
     #[command(subcommand)]
     Keys(commands::keys::KeysCmd),
+    /// The audit trail: who did what (management writes, tokens, node-agent and webhook decisions).
+    #[command(subcommand)]
+    Audit(commands::audit::AuditCmd),
+    /// What will break next, each finding with the command that fixes it (exit 0 clean, 1 warnings, 2 errors).
+    Doctor(commands::doctor::DoctorArgs),
 }
 
 #[derive(Args)]
@@ -181,6 +187,23 @@ pub struct ServeArgs {
     /// Seconds a connection may stay open with no byte moving either way before it is closed.
     #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=3600))]
     idle_timeout: u64,
+    /// Days the audit trail keeps events (1 to 3650); older ones are pruned hourly.
+    #[arg(long, default_value_t = kite_core::audit::DEFAULT_RETENTION_DAYS, value_parser = clap::value_parser!(u32).range(1..=3650))]
+    audit_retention_days: u32,
+    /// Record no audit trail (management writes, tokens, node-agent and webhook decisions).
+    #[arg(long)]
+    no_audit: bool,
+    /// Run kite doctor's rules every SECS seconds (10 to 86400) and export the findings on /metrics
+    /// as kite_doctor_findings{rule,severity}; 0 (the default) never.
+    #[arg(long, default_value_t = 0, value_parser = doctor_interval)]
+    doctor_interval: u64,
+}
+
+fn doctor_interval(raw: &str) -> Result<u64, String> {
+    match raw.parse::<u64>() {
+        Ok(n) if n == 0 || (10..=86_400).contains(&n) => Ok(n),
+        _ => Err(format!("'{raw}' is not an interval: give 0 (off) or 10 to 86400 seconds")),
+    }
 }
 
 /// A region name as AWS spells them (us-east-1, eu-central-2, us-gov-west-1).
@@ -253,6 +276,8 @@ async fn main() -> ExitCode {
                 webhook_aws_region: args.webhook_aws_region,
                 webhook_listen: args.webhook_listen,
                 webhook_client_ca: args.webhook_client_ca,
+                doctor_interval: (args.doctor_interval > 0).then(|| std::time::Duration::from_secs(args.doctor_interval)),
+                audit: kite_server::audit::AuditSettings { enabled: !args.no_audit, retention_days: args.audit_retention_days, ..Default::default() },
             };
             kite_server::serve(config).await.map(|_| ExitCode::SUCCESS)
         }

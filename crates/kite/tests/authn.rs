@@ -6,6 +6,7 @@
 mod fake_kube;
 mod support;
 
+use std::collections::HashMap;
 use std::process::Command;
 
 use base64::Engine;
@@ -274,4 +275,99 @@ fn a_live_clusters_aws_auth_maps_eks_tokens_and_its_changes_arrive_by_watch_but_
     let gone = review_until(&server, &token, "the entry's removal", |s| s["authenticated"] != true);
     let error = gone["error"].as_str().unwrap();
     assert!(error.contains(&arn) && error.contains("aws-auth"), "{gone}");
+}
+
+/// Seed 004: a cluster created by IAM user 2049; worker 6248 is mapped through aws-auth. CloudTrail
+/// (here `kite audit list --operation CreateCluster`) names the creator, and when aws-auth is
+/// emptied or broken, only the creator still gets in, as system:masters.
+#[test]
+fn the_cluster_creator_is_named_by_the_trail_and_stays_system_masters_when_aws_auth_is_lost() {
+    let dir = tempfile::tempdir().unwrap();
+    let auth = dir.path().join("aws-auth.yaml");
+    let empty = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: aws-auth\n  namespace: kube-system\ndata: {}\n";
+    std::fs::write(&auth, empty).unwrap();
+    let server = Server::start(&dir.path().join("srv"), &["--eks-cluster", "testcluster", "--aws-auth", auth.to_str().unwrap()]);
+    let admin = Cli::admin(&dir.path().join("admin"), &server);
+    let mut keys = HashMap::new();
+    for name in ["2049", "6248"] {
+        let arn = admin.run(&["iam", "user", "create", "--user-name", name]).ok()["User"]["Arn"].as_str().unwrap().to_string();
+        let key = admin.run(&["iam", "access-key", "create", "--user-name", name]).ok()["AccessKey"].clone();
+        keys.insert(name, (arn, key["AccessKeyId"].as_str().unwrap().to_string(), key["SecretAccessKey"].as_str().unwrap().to_string()));
+    }
+    let as_user = |name: &str, args: &[&str]| {
+        let (_, akid, secret) = &keys[name];
+        let ca = server.ca();
+        let env = [
+            ("AWS_ACCESS_KEY_ID", akid.as_str()),
+            ("AWS_SECRET_ACCESS_KEY", secret.as_str()),
+            ("AWS_ENDPOINT_URL_EKS", server.url.as_str()),
+            ("AWS_CA_BUNDLE", ca.to_str().unwrap()),
+        ];
+        Cli::new(&dir.path().join(format!("aws-{name}"))).run_env(args, &env)
+    };
+    let created = as_user("2049", &["eks", "create-cluster", "--name", "testcluster", "--authentication-mode", "CONFIG_MAP"]).ok();
+    assert_eq!(created["cluster"]["accessConfig"]["authenticationMode"], "CONFIG_MAP");
+    assert_eq!(created["cluster"]["status"], "ACTIVE");
+    as_user("6248", &["eks", "create-cluster", "--name", "testcluster"]).fails_with(&["ResourceInUseException"]);
+    assert_eq!(as_user("6248", &["eks", "list-clusters"]).ok()["clusters"], json!(["testcluster"]));
+    assert_eq!(as_user("6248", &["eks", "describe-cluster", "--name", "testcluster"]).ok()["cluster"]["name"], "testcluster");
+    // Only SigV4 with kite-issued AWS credentials reaches the EKS API: not a bearer token, not a bad signature.
+    let (status, body) = server.api("POST", "/kite/eks/clusters", &server.admin_token(), Some(&json!({"name": "other"})));
+    assert_eq!(status, 403, "{body}");
+    let forged = Cli::new(&dir.path().join("forged")).run_env(
+        &["eks", "list-clusters"],
+        &[
+            ("AWS_ACCESS_KEY_ID", keys["2049"].1.as_str()),
+            ("AWS_SECRET_ACCESS_KEY", "x"),
+            ("AWS_ENDPOINT_URL_EKS", &server.url),
+            ("AWS_CA_BUNDLE", server.ca().to_str().unwrap()),
+        ],
+    );
+    forged.fails_with(&["SignatureDoesNotMatch"]);
+
+    // Who created the cluster: the trail's CreateCluster event, as CloudTrail shows it.
+    let events = admin.run(&["audit", "list", "--operation", "CreateCluster"]).ok();
+    let events = events.as_array().unwrap();
+    assert_eq!(events.len(), 3, "the creation, the refused duplicate, the refused bearer call: {events:#?}");
+    assert_eq!(events[0]["userIdentity"]["arn"], keys["2049"].0.as_str());
+    assert_eq!(events[0]["userIdentity"]["type"], "IAMUser");
+    assert_eq!(events[0]["eventName"], "CreateCluster");
+    assert_eq!(events[0]["eventSource"], "eks.amazonaws.com");
+    assert_eq!(events[0]["requestParameters"]["name"], "testcluster");
+    assert!(events[0]["resources"][0]["ARN"].as_str().unwrap().ends_with(":cluster/testcluster"));
+    assert_eq!((events[1]["userIdentity"]["arn"].as_str(), events[1]["errorCode"].as_str()), (Some(keys["6248"].0.as_str()), Some("ResourceInUseException")));
+    assert_eq!((events[2]["userIdentity"]["arn"].as_str(), events[2]["status"].as_str()), (Some(""), Some("Failed")), "nobody was authenticated");
+    let by_creator = admin.run(&["audit", "list", "--operation", "CreateCluster", "--caller", &keys["2049"].0, "--query", "[].eventName"]).ok();
+    assert_eq!(by_creator, json!(["CreateCluster"]));
+
+    let token = |name: &str| eks_token(&server, "testcluster", &keys[name].1, &keys[name].2);
+    let map_worker: String = format!("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: aws-auth\n  namespace: kube-system\ndata:\n  mapUsers: |\n    - userarn: {}\n      username: \"6248\"\n      groups:\n        - system:masters\n", keys["6248"].0);
+    std::fs::write(&auth, &map_worker).unwrap();
+    support::wait_for("the worker's mapping", &server, || (review(&server, &token("6248"))["authenticated"] == true).then_some(()));
+    let creator = review(&server, &token("2049"));
+    assert_eq!(creator["authenticated"], true, "{creator}");
+    assert_eq!((&creator["user"]["username"], &creator["user"]["groups"]), (&json!("kubernetes-admin"), &json!(["system:masters"])));
+
+    // aws-auth emptied (as if deleted), then broken: the worker is locked out, the creator is not.
+    std::fs::write(&auth, empty).unwrap();
+    support::wait_for("the emptied aws-auth", &server, || (review(&server, &token("6248"))["authenticated"] != true).then_some(()));
+    std::fs::write(&auth, "data:\n  mapUsers: |\n    - userarn: [unclosed\n").unwrap();
+    std::thread::sleep(std::time::Duration::from_secs(6));
+    assert_ne!(review(&server, &token("6248"))["authenticated"], true);
+    let creator = review(&server, &token("2049"));
+    assert_eq!((&creator["authenticated"], &creator["user"]["groups"]), (&json!(true), &json!(["system:masters"])), "{creator}");
+
+    // Once the cluster is deleted its creator is nobody special.
+    as_user("2049", &["eks", "delete-cluster", "--name", "testcluster"]).ok();
+    assert_ne!(review(&server, &token("2049"))["authenticated"], true);
+    as_user("2049", &["eks", "describe-cluster", "--name", "testcluster"]).fails_with(&["ResourceNotFoundException"]);
+
+    // The stored cluster's authentication mode decides: in API mode aws-auth is not read at all,
+    // and a creator made no admin (bootstrapClusterCreatorAdminPermissions=false) is not one.
+    std::fs::write(&auth, &map_worker).unwrap();
+    support::wait_for("the worker's mapping again", &server, || (review(&server, &token("6248"))["authenticated"] == true).then_some(()));
+    as_user("2049", &["eks", "create-cluster", "--name", "testcluster", "--authentication-mode", "API", "--no-bootstrap-cluster-creator-admin-permissions"])
+        .ok();
+    assert_ne!(review(&server, &token("6248"))["authenticated"], true, "API mode reads no aws-auth");
+    assert_ne!(review(&server, &token("2049"))["authenticated"], true, "the creator was not made an admin");
 }

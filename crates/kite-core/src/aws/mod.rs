@@ -10,6 +10,7 @@
 //! - [`xml`]: STS response and error documents (and the JSON form aws-iam-authenticator reads).
 
 pub mod arn;
+pub mod cluster;
 pub mod eks;
 pub mod iam;
 pub mod sigv4;

@@ -381,7 +381,12 @@ impl SessionIssuer {
     /// and `aws eks get-token` send): signature, then the session token, which must belong to the
     /// access key that signed.
     pub fn authenticate(&self, req: &SignedRequest, now: OffsetDateTime) -> Result<(Verified, Session), StsError> {
-        let verified = sigv4::verify(req, now, |akid| self.secret_for(akid)).map_err(|e| StsError::new(e.code(), e.to_string()))?;
+        self.authenticate_for(req, sigv4::SERVICE, now)
+    }
+
+    /// [`SessionIssuer::authenticate`] for a request signed for another service (`eks` for kite's EKS API).
+    pub fn authenticate_for(&self, req: &SignedRequest, service: &str, now: OffsetDateTime) -> Result<(Verified, Session), StsError> {
+        let verified = sigv4::verify_for_service(req, service, now, |akid| self.secret_for(akid)).map_err(|e| StsError::new(e.code(), e.to_string()))?;
         let token = verified.security_token.as_deref().ok_or_else(StsError::invalid_token)?;
         let session = self.open(token, now)?;
         if session.access_key_id != verified.access_key_id {
@@ -401,6 +406,18 @@ impl SessionIssuer {
         access_key_id: &str,
         stored: Option<(&AccessKey, &User)>,
     ) -> Result<StsCaller, StsError> {
+        self.authenticate_user_for(req, sigv4::SERVICE, now, access_key_id, stored)
+    }
+
+    /// [`SessionIssuer::authenticate_user`] for a request signed for another service.
+    pub fn authenticate_user_for(
+        &self,
+        req: &SignedRequest,
+        service: &str,
+        now: OffsetDateTime,
+        access_key_id: &str,
+        stored: Option<(&AccessKey, &User)>,
+    ) -> Result<StsCaller, StsError> {
         let invalid = |why: String| StsError::new(ErrorCode::InvalidClientTokenId, format!("The security token included in the request is invalid: {why}"));
         let Some((key, user)) = stored else {
             return Err(invalid(format!(
@@ -410,7 +427,7 @@ impl SessionIssuer {
         if key.status != KeyStatus::Active {
             return Err(invalid(format!("access key {access_key_id} of user {} is {}", user.user_name, key.status)));
         }
-        let verified = sigv4::verify(req, now, |akid| if akid == key.access_key_id { self.user_key_secret(key) } else { None })
+        let verified = sigv4::verify_for_service(req, service, now, |akid| if akid == key.access_key_id { self.user_key_secret(key) } else { None })
             .map_err(|e| StsError::new(e.code(), e.to_string()))?;
         if verified.security_token.is_some() {
             return Err(invalid("long-term access keys sign without a session token; unset AWS_SESSION_TOKEN".into()));

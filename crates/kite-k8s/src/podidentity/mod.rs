@@ -61,6 +61,17 @@ pub struct AzureIdentitySpec {
     pub ad_resource_id: String,
     #[serde(rename = "adEndpoint", default, skip_serializing_if = "String::is_empty")]
     pub ad_endpoint: String,
+    /// Keys the CRD does not have (upstream README's `ResourceID`, `ClientID`): read so `kite doctor`
+    /// can name them, never written back.
+    #[serde(flatten, default, skip_serializing)]
+    pub unread: BTreeMap<String, serde_json::Value>,
+}
+
+impl AzureIdentitySpec {
+    /// The spec keys kite ignored.
+    pub fn unread_fields(&self) -> Vec<String> {
+        self.unread.keys().cloned().collect()
+    }
 }
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]

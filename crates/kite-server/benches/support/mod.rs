@@ -36,5 +36,7 @@ pub fn config(home: &Path, database_url: &str, eks_cluster: Option<&str>, aws_au
         webhook_aws_region: "us-east-1".into(),
         webhook_listen: None,
         webhook_client_ca: None,
+        audit: Default::default(),
+        doctor_interval: None,
     }
 }

@@ -12,11 +12,15 @@
 //! Expiration`, or a plain-text error `[request id]: (Code): message, fault: client` with EKS
 //! Auth's status, which botocore shows verbatim.
 
+use std::net::SocketAddr;
+
+use axum::extract::connect_info::ConnectInfo;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use axum::{Json, Router};
+use axum::{Extension, Json, Router};
+use kite_core::audit::{AuditEvent, Category, NewEvent, Shape};
 use kite_core::aws::eks::{self, PodIdentityAssociation, POD_IDENTITY_SERVICE};
 use kite_core::aws::xml::iso8601;
 use kite_token::assertion;
@@ -45,11 +49,13 @@ pub struct Refusal {
     status: StatusCode,
     code: &'static str,
     message: String,
+    /// Shown to the pod and kept in the audit trail, so one finds the other.
+    request_id: String,
 }
 
 impl Refusal {
     fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Refusal {
-        Refusal { status, code, message: message.into() }
+        Refusal { status, code, message: message.into(), request_id: uuid::Uuid::new_v4().to_string() }
     }
     fn bad_token(message: impl Into<String>) -> Refusal {
         Refusal::new(StatusCode::BAD_REQUEST, "InvalidTokenException", message)
@@ -65,16 +71,47 @@ impl Refusal {
 
 impl IntoResponse for Refusal {
     fn into_response(self) -> Response {
-        let request_id = uuid::Uuid::new_v4();
         let fault = if self.status.is_server_error() { "server" } else { "client" };
-        tracing::info!(%request_id, code = self.code, "container credentials refused: {}", self.message);
-        (self.status, format!("[{request_id}]: ({}): {}, fault: {fault}", self.code, self.message)).into_response()
+        tracing::info!(request_id = self.request_id, code = self.code, "container credentials refused: {}", self.message);
+        (self.status, format!("[{}]: ({}): {}, fault: {fault}", self.request_id, self.code, self.message)).into_response()
     }
 }
 
-pub async fn credentials(State(state): State<AppState>, headers: HeaderMap) -> Result<Json<Value>, Refusal> {
-    issue(&state, &headers, state.now()).await.map(Json)
+pub async fn credentials(
+    State(state): State<AppState>,
+    source: Option<Extension<ConnectInfo<SocketAddr>>>,
+    headers: HeaderMap,
+) -> Result<Json<Value>, Refusal> {
+    let now = state.now();
+    let ip = source.map(|Extension(ConnectInfo(a))| a.ip().to_string());
+    match issue(&state, &headers, now).await {
+        Ok((body, session, pod)) => {
+            state.audit.record(event(&state, &uuid::Uuid::new_v4().to_string(), &session, ip, now).with("pod", pod));
+            Ok(Json(body))
+        }
+        Err(r) => {
+            state.audit.record(event(&state, &r.request_id, "", ip, now).ended(r.status.as_u16()).failed_with(r.code).with("reason", &r.message));
+            Err(r)
+        }
+    }
 }
+
+/// The call's entry in the audit trail, as CloudTrail shows EKS Auth's AssumeRoleForPodIdentity.
+fn event(state: &AppState, correlation_id: &str, caller: &str, ip: Option<String>, now: OffsetDateTime) -> AuditEvent {
+    let new = NewEvent {
+        shape: Shape::CloudTrail,
+        category: Category::NodeAgent,
+        caller,
+        authentication: "ServiceAccountToken",
+        operation_name: "AssumeRoleForPodIdentity",
+        resource_id: state.k8s.cluster_id.as_deref().unwrap_or_default(),
+        correlation_id,
+    };
+    AuditEvent::new(new, now).with("eventSource", "eks-auth.amazonaws.com").from_ip(ip)
+}
+
+/// Credentials, the session's ARN and the pod (`namespace/name`) they went to.
+type Issued = (Value, String, String);
 
 /// The cluster this agent serves pods of: its name and service-account issuer.
 fn served_cluster(state: &AppState) -> Result<(&str, &str), Refusal> {
@@ -149,7 +186,7 @@ async fn association_of(state: &AppState, cluster: &str, pod: &eks::PodServiceAc
     })
 }
 
-async fn issue(state: &AppState, headers: &HeaderMap, now: OffsetDateTime) -> Result<Value, Refusal> {
+async fn issue(state: &AppState, headers: &HeaderMap, now: OffsetDateTime) -> Result<Issued, Refusal> {
     let (cluster, issuer) = served_cluster(state)?;
     let (pod, sub) = verified_pod(state, headers, cluster, issuer, now).await?;
     let association = association_of(state, cluster, &pod).await?;
@@ -169,11 +206,12 @@ async fn issue(state: &AppState, headers: &HeaderMap, now: OffsetDateTime) -> Re
         sts.issue_for_service(&role, &session_name, POD_IDENTITY_SERVICE, &sub, tags, None, now).map_err(|e| Refusal::denied(e.message))?;
     tracing::info!(cluster, namespace = pod.namespace, service_account = pod.service_account, pod = pod.pod_name,
                    association = association.association_id, session = %session.assumed_role_arn, "container credentials issued");
-    Ok(json!({
+    let body = json!({
         "AccessKeyId": credentials.access_key_id,
         "SecretAccessKey": credentials.secret_access_key,
         "Token": credentials.session_token,
         "AccountId": account,
         "Expiration": iso8601(credentials.expiration),
-    }))
+    });
+    Ok((body, session.assumed_role_arn.to_string(), format!("{}/{}", pod.namespace, pod.pod_name)))
 }

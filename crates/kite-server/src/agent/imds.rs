@@ -23,6 +23,8 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use time::OffsetDateTime;
 
+use kite_core::audit::{AuditEvent, Category, NewEvent, Shape};
+
 use crate::infra::metrics::ImdsError;
 use crate::infra::state::AppState;
 use crate::token::service::{self, OAuthError};
@@ -166,16 +168,63 @@ impl From<Refused> for Unanswered {
 pub async fn token(State(state): State<AppState>, Query(q): Query<ImdsQuery>, request: Request) -> Response {
     let now = state.now();
     let addr = request.extensions().get::<ConnectInfo<SocketAddr>>().map(|ConnectInfo(addr)| *addr);
-    match issue(&state, &q, request.headers(), addr, now).await {
-        Ok(body) => Json(body).into_response(),
-        Err(Unanswered::Excepted) => crate::agent::upstream::relay(&state.upstream_imds, request).await,
-        Err(Unanswered::Refused(refused)) => refused.into_response(),
+    let result = issue(&state, &q, request.headers(), addr, now).await;
+    let trail = Trail { state: &state, ip: addr.map(|a| a.ip().to_string()), resource: q.resource.as_deref().unwrap_or_default(), now };
+    match result {
+        Ok(Issued { body, pod, identity }) => {
+            trail.record(&pod, ISSUE_OPERATION, |e| e.with("identity", identity));
+            Json(body).into_response()
+        }
+        Err(Unanswered::Excepted) => {
+            trail.record("", "Kite.NodeAgent/imds/forward/action", |e| e);
+            crate::agent::upstream::relay(&state.upstream_imds, request).await
+        }
+        Err(Unanswered::Refused(refused)) => {
+            trail.record("", ISSUE_OPERATION, |e| e.ended(refused.status.as_u16()).failed_with(refused.kind.label()).with("reason", &refused.message));
+            refused.into_response()
+        }
         Err(Unanswered::Mint(e)) => {
+            trail.record("", ISSUE_OPERATION, |event| event.ended(e.status.as_u16()).failed_with(format!("AADSTS{}", e.code)));
             let mut response = e.render(now, &state.public_url);
             response.extensions_mut().insert(ImdsError::Internal);
             response
         }
     }
+}
+
+/// One call's entry in the audit trail: the pod's address is the caller until the pod is known.
+struct Trail<'a> {
+    state: &'a AppState,
+    ip: Option<String>,
+    resource: &'a str,
+    now: OffsetDateTime,
+}
+
+impl Trail<'_> {
+    fn record(&self, pod: &str, operation: &str, details: impl FnOnce(AuditEvent) -> AuditEvent) {
+        let correlation = uuid::Uuid::new_v4().to_string();
+        let caller = if pod.is_empty() { self.ip.as_deref().unwrap_or_default() } else { pod };
+        let new = NewEvent {
+            shape: Shape::ActivityLog,
+            category: Category::NodeAgent,
+            caller,
+            authentication: "PodIP",
+            operation_name: operation,
+            resource_id: self.resource,
+            correlation_id: &correlation,
+        };
+        self.state.audit.record(details(AuditEvent::new(new, self.now).from_ip(self.ip.clone())));
+    }
+}
+
+/// The node agent's token decision in the audit trail.
+pub const ISSUE_OPERATION: &str = "Kite.NodeAgent/imds/token/action";
+
+/// A token the agent gives a pod: the body, the pod (`namespace/name`) and its AzureIdentity.
+struct Issued {
+    body: Value,
+    pod: String,
+    identity: String,
 }
 
 /// The pod calling from `request`'s source address and the identity it gets, as the controller mode allows.
@@ -210,7 +259,7 @@ async fn pod_identity(
     }
 }
 
-async fn issue(state: &AppState, q: &ImdsQuery, headers: &HeaderMap, addr: Option<SocketAddr>, now: OffsetDateTime) -> Result<Value, Unanswered> {
+async fn issue(state: &AppState, q: &ImdsQuery, headers: &HeaderMap, addr: Option<SocketAddr>, now: OffsetDateTime) -> Result<Issued, Unanswered> {
     require_metadata(headers)?;
     let Some(resource) = q.resource.as_deref().map(|r| r.trim_end_matches("/.default").to_string()).filter(|r| !r.is_empty()) else {
         return Err(Refused::new(ImdsError::MissingResource, StatusCode::BAD_REQUEST, "Required query variable 'resource' is missing").into());
@@ -233,10 +282,11 @@ async fn issue(state: &AppState, q: &ImdsQuery, headers: &HeaderMap, addr: Optio
     // The secret's digest is part of the key, so a changed Secret is never answered from an entry
     // minted with the one before.
     let key = (identity.spec.client_id.to_lowercase(), resource.clone(), service_principal.as_ref().map(|(_, digest)| digest.clone()));
+    let issued = |body: Value| Issued { body, pod: format!("{namespace}/{pod}"), identity: format!("{namespace}/{}", identity.metadata.name) };
     if let Some((expires_on, body)) = state.imds_cache.get(&key) {
         if expires_on - now.unix_timestamp() > 300 {
             state.metrics.cache_hit();
-            return Ok(body);
+            return Ok(issued(body));
         }
     }
     state.metrics.cache_miss();
@@ -250,5 +300,5 @@ async fn issue(state: &AppState, q: &ImdsQuery, headers: &HeaderMap, addr: Optio
     let (evicted, entries) = state.imds_cache.insert(key, (expires_on, body.clone()));
     state.metrics.cache_stored(evicted, entries);
     tracing::info!(pod = %pod, namespace = %namespace, identity = %identity.metadata.name, "imds token issued");
-    Ok(body)
+    Ok(issued(body))
 }

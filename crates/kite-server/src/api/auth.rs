@@ -58,7 +58,9 @@ impl Caller {
             return Err(ApiError::unauthenticated("The access token is from another tenant"));
         }
         let parse = |s: &str| Uuid::parse_str(s).map_err(|_| ApiError::unauthenticated("The access token's oid/appid are not GUIDs"));
-        Ok(Caller { object_id: parse(&claims.oid)?, app_id: parse(&claims.appid)?, now })
+        let caller = Caller { object_id: parse(&claims.oid)?, app_id: parse(&claims.appid)?, now };
+        crate::audit::layer::CallerSlot::fill(&parts.extensions, caller.app_id.to_string(), "Bearer");
+        Ok(caller)
     }
 }
 

@@ -74,6 +74,13 @@ impl IntoResponse for ApiError {
         if let Some(d) = self.decision {
             error["additionalInfo"] = json!([{"type": "KiteAccessDecision", "info": d}]);
         }
-        (self.status, Json(json!({ "error": error }))).into_response()
+        let mut response = (self.status, Json(json!({ "error": error }))).into_response();
+        // The audit trail records the code (never the message, which may quote what was sent).
+        response.extensions_mut().insert(ErrorCode(self.code));
+        response
     }
 }
+
+/// The ARM error code of an answer, for the audit trail.
+#[derive(Clone, Debug)]
+pub struct ErrorCode(pub String);

@@ -30,6 +30,12 @@ struct EndpointLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct FindingLabels {
+    rule: &'static str,
+    severity: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct KindLabels {
     kind: &'static str,
 }
@@ -52,7 +58,7 @@ pub enum ImdsError {
 }
 
 impl ImdsError {
-    fn label(self) -> &'static str {
+    pub fn label(self) -> &'static str {
         match self {
             ImdsError::MissingMetadataHeader => "missing_metadata_header",
             ImdsError::MissingResource => "missing_resource",
@@ -85,6 +91,9 @@ pub struct Metrics {
     cache_evictions: Counter,
     cache_entries: Gauge,
     imds_errors: Family<KindLabels, Counter>,
+    audit_written: Counter,
+    audit_dropped: Counter,
+    doctor_findings: Family<FindingLabels, Gauge>,
 }
 
 impl Default for Metrics {
@@ -102,7 +111,24 @@ impl Default for Metrics {
         registry.register("imds_token_cache_evictions", "Tokens dropped from the full IMDS token cache, least recently used first", cache_evictions.clone());
         registry.register("imds_token_cache_entries", "Tokens the IMDS token cache holds (at most --imds-cache-size)", cache_entries.clone());
         registry.register("imds_errors", "Node-agent requests that failed, by kind", imds_errors.clone());
-        Metrics { registry, requests, latency, cache_hits, cache_misses, cache_evictions, cache_entries, imds_errors }
+        let (audit_written, audit_dropped) = (Counter::default(), Counter::default());
+        registry.register("audit_events_written", "Audit events written to the store", audit_written.clone());
+        registry.register("audit_events_dropped", "Audit events lost: the writer's queue was full, or the store refused the batch", audit_dropped.clone());
+        let doctor_findings = Family::<FindingLabels, Gauge>::default();
+        registry.register("doctor_findings", "kite doctor's findings at its last run (--doctor-interval), by rule and severity", doctor_findings.clone());
+        Metrics {
+            registry,
+            requests,
+            latency,
+            cache_hits,
+            cache_misses,
+            cache_evictions,
+            cache_entries,
+            imds_errors,
+            audit_written,
+            audit_dropped,
+            doctor_findings,
+        }
     }
 }
 
@@ -120,6 +146,26 @@ impl Metrics {
             self.cache_evictions.inc();
         }
         self.cache_entries.set(i64::try_from(entries).unwrap_or(i64::MAX));
+    }
+
+    pub fn audit_written(&self, n: usize) {
+        self.audit_written.inc_by(n as u64);
+    }
+
+    pub fn audit_dropped(&self) {
+        self.audit_dropped.inc();
+    }
+
+    /// Replaces the findings gauge with this run's counts (rules that found nothing drop out).
+    pub fn doctor_findings(&self, findings: &[kite_core::doctor::Finding]) {
+        self.doctor_findings.clear();
+        for f in findings {
+            let severity = match f.severity {
+                kite_core::doctor::Severity::Warning => "Warning",
+                kite_core::doctor::Severity::Error => "Error",
+            };
+            self.doctor_findings.get_or_create(&FindingLabels { rule: f.rule, severity }).inc();
+        }
     }
 
     fn imds_error(&self, kind: ImdsError) {

@@ -52,6 +52,8 @@ pub struct AppState {
     /// What the workload identity webhook tells pods.
     pub workload_identity: Arc<kite_k8s::workload_identity::Settings>,
     pub clock: Clock,
+    /// The audit trail's queue (its writer runs in the background).
+    pub audit: Arc<crate::audit::AuditTrail>,
 }
 
 /// Lets `/metrics` and the request counter take the metrics alone.

@@ -6,12 +6,14 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
 use axum::extract::connect_info::ConnectInfo;
 use axum::extract::{Path, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Form, Json};
 use serde::Deserialize;
 use serde_json::{json, Value};
 use time::OffsetDateTime;
+
+use kite_core::audit::{correlation_id, AuditEvent, Category, NewEvent, Shape};
 
 use crate::infra::state::AppState;
 use crate::token::service::{self, OAuthError, Presented};
@@ -73,22 +75,48 @@ async fn issue(state: &AppState, tenant: &str, form: TokenForm, version: Version
     service::mint(state, &client.principal, resource, version == Version::V2, now)
 }
 
-fn answer(state: &AppState, result: Result<Value, OAuthError>, now: OffsetDateTime) -> Response {
-    match result {
-        Ok(body) => (StatusCode::OK, [("cache-control", "no-store")], Json(body)).into_response(),
-        Err(e) => e.render(now, &state.public_url),
-    }
-}
-
 type FormResult = Result<Form<TokenForm>, axum::extract::rejection::FormRejection>;
 
 /// The caller's address, which failed authentications are counted against; routers driven
 /// without a socket (benches) have none and share one count.
 type Source = Option<Extension<ConnectInfo<SocketAddr>>>;
 
-async fn endpoint(state: AppState, tenant: String, form: FormResult, version: Version, source: Source) -> Response {
+/// What the trail keeps of a token request: the client, grant, credential kind and resource,
+/// never the secret or assertion.
+fn token_event(form: Option<&TokenForm>, version: Version, correlation: &str, now: OffsetDateTime) -> AuditEvent {
+    let field = |f: fn(&TokenForm) -> &Option<String>| form.and_then(|form| f(form).clone()).unwrap_or_default();
+    let credential = match form {
+        Some(f) if f.client_assertion.is_some() => "client_assertion",
+        Some(f) if f.client_secret.is_some() => "client_secret",
+        _ => "none",
+    };
+    let resource = match version {
+        Version::V2 => field(|f| &f.scope),
+        Version::V1 => field(|f| &f.resource),
+    };
+    let client = field(|f| &f.client_id);
+    let new = NewEvent {
+        shape: Shape::ActivityLog,
+        category: Category::Token,
+        caller: &client,
+        authentication: credential,
+        operation_name: TOKEN_OPERATION,
+        resource_id: &resource,
+        correlation_id: correlation,
+    };
+    AuditEvent::new(new, now).with("client", &client).with("grant", field(|f| &f.grant_type)).with("resource", &resource)
+}
+
+/// The token endpoint's operation in the audit trail.
+pub const TOKEN_OPERATION: &str = "Kite.Token/oauth2/token/action";
+
+async fn endpoint(state: AppState, tenant: String, form: FormResult, version: Version, source: Source, headers: HeaderMap) -> Response {
     let source = source.map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |Extension(ConnectInfo(addr))| addr.ip());
     let now = state.now();
+    // msal and azure-identity send `client-request-id`; the trail and the error body carry it.
+    let correlation = correlation_id(headers.get("client-request-id").and_then(|v| v.to_str().ok()));
+    // Built only when recorded, so `--no-audit` costs the token path nothing.
+    let event = state.audit.enabled().then(|| token_event(form.as_ref().ok().map(|Form(f)| f), version, &correlation, now).from_ip(Some(source.to_string())));
     let result = match form {
         Ok(Form(form)) => issue(&state, &tenant, form, version, source, now).await,
         Err(e) => Err(OAuthError::new(
@@ -98,15 +126,28 @@ async fn endpoint(state: AppState, tenant: String, form: FormResult, version: Ve
             format!("The request body must be application/x-www-form-urlencoded with a 'grant_type' parameter: {}", e.body_text()),
         )),
     };
-    answer(&state, result, now)
+    match result {
+        Ok(body) => {
+            if let Some(event) = event {
+                state.audit.record(event);
+            }
+            (StatusCode::OK, [("cache-control", "no-store")], Json(body)).into_response()
+        }
+        Err(e) => {
+            if let Some(event) = event {
+                state.audit.record(event.ended(e.status.as_u16()).failed_with(format!("AADSTS{}", e.code)));
+            }
+            e.render_correlated(now, &state.public_url, &correlation)
+        }
+    }
 }
 
-pub async fn token_v2(State(state): State<AppState>, Path(tenant): Path<String>, source: Source, form: FormResult) -> Response {
-    endpoint(state, tenant, form, Version::V2, source).await
+pub async fn token_v2(State(state): State<AppState>, Path(tenant): Path<String>, source: Source, headers: HeaderMap, form: FormResult) -> Response {
+    endpoint(state, tenant, form, Version::V2, source, headers).await
 }
 
-pub async fn token_v1(State(state): State<AppState>, Path(tenant): Path<String>, source: Source, form: FormResult) -> Response {
-    endpoint(state, tenant, form, Version::V1, source).await
+pub async fn token_v1(State(state): State<AppState>, Path(tenant): Path<String>, source: Source, headers: HeaderMap, form: FormResult) -> Response {
+    endpoint(state, tenant, form, Version::V1, source, headers).await
 }
 
 fn discovery(state: &AppState, v2: bool) -> Value {

@@ -42,17 +42,22 @@ impl OAuthError {
     /// The one rendering of Entra's error: status, `Retry-After` when throttled, and the JSON body
     /// (the token endpoint and the node agent both answer with it).
     pub fn render(&self, now: OffsetDateTime, public_url: &str) -> axum::response::Response {
+        self.render_correlated(now, public_url, &Uuid::new_v4().to_string())
+    }
+
+    /// The error with the request's correlation ID (the one the audit trail records).
+    pub fn render_correlated(&self, now: OffsetDateTime, public_url: &str, correlation: &str) -> axum::response::Response {
         use axum::response::IntoResponse;
-        let mut response = (self.status, axum::Json(self.body(now, public_url))).into_response();
+        let mut response = (self.status, axum::Json(self.body(now, public_url, correlation))).into_response();
         if let Some(secs) = self.retry_after {
             response.headers_mut().insert(axum::http::header::RETRY_AFTER, secs.into());
         }
         response
     }
 
-    fn body(&self, now: OffsetDateTime, public_url: &str) -> Value {
+    fn body(&self, now: OffsetDateTime, public_url: &str, correlation: &str) -> Value {
         let ts = now.format(time::macros::format_description!("[year]-[month]-[day] [hour]:[minute]:[second]Z")).unwrap_or_default();
-        let (trace, correlation) = (Uuid::new_v4(), Uuid::new_v4());
+        let trace = Uuid::new_v4();
         json!({
             "error": self.error,
             "error_description": format!("{}\r\nTrace ID: {trace}\r\nCorrelation ID: {correlation}\r\nTimestamp: {ts}", self.summary()),

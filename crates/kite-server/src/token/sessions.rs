@@ -51,6 +51,11 @@ fn found<T>(r: kite_store::Result<T>) -> Result<Option<T>, StsError> {
 /// Who signed `request`. An IAM user's key is looked up in the store on every call, so deleting or
 /// deactivating it takes effect at once; any other key ID must be a stateless role session.
 pub async fn authenticate(state: &AppState, request: &SignedRequest, now: OffsetDateTime) -> Result<StsCaller, StsError> {
+    authenticate_for(state, request, sigv4::SERVICE, now).await
+}
+
+/// [`authenticate`] for a request signed for `service` (`eks` for kite's EKS cluster API).
+pub async fn authenticate_for(state: &AppState, request: &SignedRequest, service: &str, now: OffsetDateTime) -> Result<StsCaller, StsError> {
     let issuer = issuer(state).await?;
     match sigv4::claimed_access_key_id(request) {
         Some(akid) if is_user_access_key_id(&akid) => {
@@ -59,9 +64,9 @@ pub async fn authenticate(state: &AppState, request: &SignedRequest, now: Offset
                 Some(k) => found(state.store.get_iam_user(&k.user_name).await)?,
                 None => None,
             };
-            issuer.authenticate_user(request, now, &akid, key.as_ref().zip(user.as_ref()))
+            issuer.authenticate_user_for(request, service, now, &akid, key.as_ref().zip(user.as_ref()))
         }
-        _ => issuer.authenticate(request, now).map(|(_, session)| StsCaller::Session(session)),
+        _ => issuer.authenticate_for(request, service, now).map(|(_, session)| StsCaller::Session(session)),
     }
 }
 

@@ -3,13 +3,18 @@
 //! `AssumeRoleWithWebIdentity` is unsigned (the web identity token is the credential);
 //! `GetCallerIdentity` must carry a valid SigV4 signature made with kite-issued credentials.
 
+use std::net::SocketAddr;
+
 use axum::body::Bytes;
+use axum::extract::connect_info::ConnectInfo;
 use axum::extract::{FromRequest, Request, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use kite_core::aws::sigv4::SignedRequest;
+use kite_core::audit::{AuditEvent, Category, NewEvent, Shape};
+use kite_core::aws::sigv4::{self, SignedRequest};
 use kite_core::aws::sts::{ErrorCode, StsError};
 use kite_core::aws::xml::{self, CallerIdentity};
+use kite_token::assertion;
 use time::OffsetDateTime;
 
 use crate::infra::state::AppState;
@@ -37,6 +42,8 @@ pub struct StsCall {
     signed: SignedRequest,
     wants_json: bool,
     request_id: String,
+    /// The caller's address, for the audit trail.
+    ip: Option<String>,
 }
 
 impl StsCall {
@@ -76,6 +83,7 @@ impl<S: Send + Sync> FromRequest<S> for StsCall {
             params.extend(decode_pairs(&body));
         }
         let wants_json = header("accept").is_some_and(|a| a.contains("application/json"));
+        let ip = parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|ConnectInfo(a)| a.ip().to_string());
         let mut headers: Vec<(String, String)> =
             parts.headers.iter().map(|(k, v)| (k.to_string(), String::from_utf8_lossy(v.as_bytes()).into_owned())).collect();
         // HTTP/2 carries the host as :authority, which clients sign as `host`.
@@ -83,15 +91,27 @@ impl<S: Send + Sync> FromRequest<S> for StsCall {
             headers.push(("host".into(), authority.to_string()));
         }
         let signed = SignedRequest { method: parts.method.to_string(), path: parts.uri.path().to_string(), query, headers, body: body.to_vec() };
-        Ok(StsCall { params, signed, wants_json, request_id })
+        Ok(StsCall { params, signed, wants_json, request_id, ip })
     }
 }
 
 pub async fn endpoint(State(state): State<AppState>, call: StsCall) -> Result<Response, StsFailure> {
-    answer(&state, &call, state.now()).await.map_err(|error| StsFailure { error, request_id: call.request_id.clone() })
+    let now = state.now();
+    let event = sts_event(&call, now);
+    match answer(&state, &call, now).await {
+        Ok((response, arn)) => {
+            let event = if event.authentication == "SigV4" { AuditEvent { caller: arn, ..event } } else { event.with("assumedRoleArn", arn) };
+            state.audit.record(event);
+            Ok(response)
+        }
+        Err(error) => {
+            state.audit.record(event.ended(error.code.http_status()).failed_with(error.code.as_str()));
+            Err(StsFailure { error, request_id: call.request_id.clone() })
+        }
+    }
 }
 
-async fn answer(state: &AppState, call: &StsCall, now: OffsetDateTime) -> Result<Response, StsError> {
+async fn answer(state: &AppState, call: &StsCall, now: OffsetDateTime) -> Result<Answered, StsError> {
     match call.get("Action") {
         Some("AssumeRoleWithWebIdentity") => assume_role_with_web_identity(state, call, now).await,
         Some("GetCallerIdentity") => get_caller_identity(state, call, now).await,
@@ -107,23 +127,63 @@ fn ok_xml(body: String) -> Response {
     (StatusCode::OK, [("content-type", "text/xml")], body).into_response()
 }
 
-async fn assume_role_with_web_identity(state: &AppState, call: &StsCall, now: OffsetDateTime) -> Result<Response, StsError> {
+async fn assume_role_with_web_identity(state: &AppState, call: &StsCall, now: OffsetDateTime) -> Result<Answered, StsError> {
     let (role_arn, session_name, token) = (call.need("RoleArn")?, call.need("RoleSessionName")?, call.need("WebIdentityToken")?);
     let duration = match call.get("DurationSeconds") {
         Some(d) => Some(d.parse::<u32>().map_err(|_| StsError::new(ErrorCode::ValidationError, format!("DurationSeconds '{d}' is not a number of seconds")))?),
         None => None,
     };
     let (credentials, session) = sessions::assume_role_with_web_identity(state, role_arn, session_name, token, duration, now).await?;
-    Ok(ok_xml(xml::assume_role_with_web_identity_response(&credentials, &session, &call.request_id)))
+    let arn = session.assumed_role_arn.to_string();
+    Ok((ok_xml(xml::assume_role_with_web_identity_response(&credentials, &session, &call.request_id)), arn))
 }
 
-async fn get_caller_identity(state: &AppState, call: &StsCall, now: OffsetDateTime) -> Result<Response, StsError> {
-    let id = CallerIdentity::of_caller(&authenticate(state, &call.signed, now).await?);
-    Ok(if call.wants_json {
+async fn get_caller_identity(state: &AppState, call: &StsCall, now: OffsetDateTime) -> Result<Answered, StsError> {
+    let caller = authenticate(state, &call.signed, now).await?;
+    let id = CallerIdentity::of_caller(&caller);
+    let response = if call.wants_json {
         (StatusCode::OK, [("content-type", "application/json")], xml::get_caller_identity_json(&id, &call.request_id)).into_response()
     } else {
         ok_xml(xml::get_caller_identity_response(&id, &call.request_id))
-    })
+    };
+    Ok((response, caller.arn().to_string()))
+}
+
+/// The answer, and the ARN the trail names: the caller's, or the role session's.
+type Answered = (Response, String);
+
+/// What the trail keeps of an STS call: who it claims to be (the web identity's subject and issuer,
+/// read unverified, or the signing key ID) and the role asked for, never the token or signature.
+fn sts_event(call: &StsCall, now: OffsetDateTime) -> AuditEvent {
+    let get = |k: &str| call.get(k).unwrap_or_default();
+    let action = call.get("Action").unwrap_or("Unknown");
+    let (caller, authentication, identity_provider) = match action {
+        "AssumeRoleWithWebIdentity" => match assertion::peek(get("WebIdentityToken")) {
+            Ok(claims) => (claims.str_claim("sub").unwrap_or_default().to_string(), "WebIdentity", claims.str_claim("iss").unwrap_or_default().to_string()),
+            Err(_) => (String::new(), "WebIdentity", String::new()),
+        },
+        _ => (sigv4::claimed_access_key_id(&call.signed).unwrap_or_default(), "SigV4", String::new()),
+    };
+    let role = get("RoleArn");
+    let new = NewEvent {
+        shape: Shape::CloudTrail,
+        category: Category::Token,
+        caller: &caller,
+        authentication,
+        operation_name: action,
+        resource_id: role,
+        correlation_id: &call.request_id,
+    };
+    let mut event = AuditEvent::new(new, now).with("eventSource", "sts.amazonaws.com").from_ip(call.ip.clone());
+    for (key, value) in [("roleArn", role), ("roleSessionName", get("RoleSessionName")), ("durationSeconds", get("DurationSeconds"))] {
+        if !value.is_empty() {
+            event = event.with(key, value);
+        }
+    }
+    if !identity_provider.is_empty() {
+        event = event.with("identityProvider", identity_provider);
+    }
+    event
 }
 
 fn lower_first(s: &str) -> String {

@@ -7,10 +7,12 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use kite_core::audit::{AuditEvent, Category, NewEvent, Shape};
+use kite_core::aws::cluster::CREATOR_USERNAME;
 use kite_core::aws::sigv4;
 use kite_k8s::awsauth::{self, AuthenticationMode};
 use kite_k8s::k8s_openapi::api::authentication::v1::{TokenReview, TokenReviewStatus, UserInfo};
-use kite_k8s::k8s_openapi::api::authorization::v1::{SubjectAccessReview, SubjectAccessReviewStatus};
+use kite_k8s::k8s_openapi::api::authorization::v1::{SubjectAccessReview, SubjectAccessReviewSpec, SubjectAccessReviewStatus};
 use time::OffsetDateTime;
 
 use crate::infra::state::AppState;
@@ -23,6 +25,7 @@ pub async fn authorize(State(state): State<AppState>, Json(sar): Json<SubjectAcc
             let answered = kite_k8s::review(&snap, sar);
             if let Some(status) = &answered.status {
                 tracing::info!(allowed = status.allowed, reason = status.reason.as_deref().unwrap_or(""), "subject access review");
+                state.audit.record(review_event(&state, &answered.spec, status));
             }
             Json(answered).into_response()
         }
@@ -37,6 +40,40 @@ pub async fn authorize(State(state): State<AppState>, Json(sar): Json<SubjectAcc
             });
             (StatusCode::OK, Json(sar)).into_response()
         }
+    }
+}
+
+/// A SubjectAccessReview's decision in the trail: the user, verb, resource and why.
+fn review_event(state: &AppState, spec: &SubjectAccessReviewSpec, status: &SubjectAccessReviewStatus) -> AuditEvent {
+    let (verb, resource) = match (&spec.resource_attributes, &spec.non_resource_attributes) {
+        (Some(r), _) => (
+            r.verb.clone().unwrap_or_default(),
+            format!(
+                "{}/{}{}",
+                r.namespace.as_deref().filter(|n| !n.is_empty()).unwrap_or("*"),
+                r.resource.clone().unwrap_or_default(),
+                r.subresource.as_deref().map(|s| format!("/{s}")).unwrap_or_default()
+            ),
+        ),
+        (None, Some(n)) => (n.verb.clone().unwrap_or_default(), n.path.clone().unwrap_or_default()),
+        (None, None) => (String::new(), String::new()),
+    };
+    let user = spec.user.clone().unwrap_or_default();
+    let correlation = uuid::Uuid::new_v4().to_string();
+    let new = NewEvent {
+        shape: Shape::ActivityLog,
+        category: Category::Webhook,
+        caller: &user,
+        authentication: "KubernetesUser",
+        operation_name: "authorization.k8s.io/subjectaccessreviews/create",
+        resource_id: &resource,
+        correlation_id: &correlation,
+    };
+    let event = AuditEvent::new(new, state.now()).with("verb", verb).with("reason", status.reason.as_deref().unwrap_or_default());
+    if status.allowed {
+        event.with("decision", "allow")
+    } else {
+        event.ended(403).failed_with("Forbidden").with("decision", "deny")
     }
 }
 
@@ -62,21 +99,33 @@ async fn identify(state: &AppState, token: &str, now: OffsetDateTime) -> Result<
     }
     let caller = crate::token::sessions::authenticate(state, &request, now).await.map_err(|e| e.to_string())?;
     let arn = caller.arn().to_string();
-    let entries = state.k8s.access_entries();
-    let mode = state.k8s.mode.unwrap_or(AuthenticationMode::ConfigMap);
-    let id =
-        awsauth::resolve(mode, &entries, &state.cluster.aws_auth(), &arn, caller.access_key_id(), caller.session_name()).map_err(|miss| miss.to_string())?;
+    let canonical = kite_core::aws::canonicalize(caller.arn()).to_string();
+    // EKS's bootstrap cluster-creator admin: the creator is in system:masters whatever aws-auth
+    // or the access entries say, so it can repair them when everyone else is locked out.
+    let created = crate::token::iam::eks_cluster_named(state, cluster).await.map_err(|e| format!("reading cluster {cluster}: {}", e.message))?;
+    // A cluster made with `kite eks create-cluster` decides by its own authentication mode.
+    let stored_mode = created.as_ref().and_then(|c| c.authentication_mode.parse::<AuthenticationMode>().ok());
+    let (username, groups, canonical) = match created.filter(|c| c.is_creator_admin(&canonical)) {
+        Some(_) => (CREATOR_USERNAME.to_string(), vec!["system:masters".to_string()], canonical),
+        None => {
+            let entries = state.k8s.access_entries();
+            let mode = stored_mode.or(state.k8s.mode).unwrap_or(AuthenticationMode::ConfigMap);
+            let id = awsauth::resolve(mode, &entries, &state.cluster.aws_auth(), &arn, caller.access_key_id(), caller.session_name())
+                .map_err(|miss| miss.to_string())?;
+            (id.username, id.groups, id.canonical_arn)
+        }
+    };
     let extra = [
         ("arn", arn.clone()),
-        ("canonicalArn", id.canonical_arn.clone()),
+        ("canonicalArn", canonical),
         ("sessionName", caller.session_name().unwrap_or_default().to_string()),
         ("accessKeyId", caller.access_key_id().to_string()),
         ("principalId", caller.user_id()),
     ];
     Ok(UserInfo {
-        username: Some(id.username),
+        username: Some(username),
         uid: Some(format!("aws-iam-authenticator:{}:{}", caller.arn().account(), caller.stable_id())),
-        groups: Some(id.groups),
+        groups: Some(groups),
         extra: Some(extra.into_iter().map(|(k, v)| (k.to_string(), vec![v])).collect()),
     })
 }
@@ -84,13 +133,31 @@ async fn identify(state: &AppState, token: &str, now: OffsetDateTime) -> Result<
 /// The authentication webhook (`authentication.k8s.io/v1` TokenReview in, the same out with status).
 pub async fn authenticate(State(state): State<AppState>, Json(mut review): Json<TokenReview>) -> Json<TokenReview> {
     let token = review.spec.token.clone();
-    review.status = Some(match identify(&state, token.trim(), state.now()).await {
+    let now = state.now();
+    let correlation = uuid::Uuid::new_v4().to_string();
+    let event = |caller: &str, arn: &str| {
+        let new = NewEvent {
+            shape: Shape::ActivityLog,
+            category: Category::Webhook,
+            caller,
+            authentication: if token.trim().starts_with(sigv4::EKS_TOKEN_PREFIX) { "aws-iam-authenticator" } else { "Bearer" },
+            operation_name: "authentication.k8s.io/tokenreviews/create",
+            resource_id: state.k8s.cluster_id.as_deref().unwrap_or_default(),
+            correlation_id: &correlation,
+        };
+        AuditEvent::new(new, now).with("arn", arn)
+    };
+    review.status = Some(match identify(&state, token.trim(), now).await {
         Ok(user) => {
             tracing::info!(username = user.username.as_deref().unwrap_or(""), "token review: authenticated");
+            let arn = user.extra.as_ref().and_then(|x| x.get("arn")).and_then(|v| v.first()).cloned().unwrap_or_default();
+            let groups = user.groups.clone().unwrap_or_default().join(",");
+            state.audit.record(event(user.username.as_deref().unwrap_or_default(), &arn).with("groups", groups));
             TokenReviewStatus { authenticated: Some(true), user: Some(user), ..Default::default() }
         }
         Err(reason) => {
             tracing::info!("token review refused: {reason}");
+            state.audit.record(event("", "").ended(401).failed_with("Unauthorized").with("reason", &reason));
             TokenReviewStatus { authenticated: Some(false), error: Some(reason), ..Default::default() }
         }
     });

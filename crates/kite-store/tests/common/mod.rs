@@ -470,6 +470,64 @@ pub async fn iam_users_and_access_keys(store: impl Store) {
     assert!(matches!(store.get_iam_user("6248").await, Err(Error::NotFound(m)) if m.contains("NoSuchEntity")));
 }
 
+pub async fn the_audit_trail_appends_filters_pages_and_prunes(store: impl Store) {
+    use kite_core::audit::{AuditEvent, AuditFilter, Category, NewEvent, Shape, Status};
+    let event = |op: &str, caller: &str, resource: &str, minute: i64| {
+        AuditEvent::new(
+            NewEvent {
+                shape: Shape::ActivityLog,
+                category: Category::Administrative,
+                caller,
+                authentication: "Bearer",
+                operation_name: op,
+                resource_id: resource,
+                correlation_id: "c",
+            },
+            NOW + time::Duration::minutes(minute),
+        )
+    };
+    let rg = rg_scope("rg_1%");
+    let events = vec![
+        event("Microsoft.Resources/subscriptions/resourceGroups/write", "Alice", &rg, 0),
+        event("Microsoft.ManagedIdentity/userAssignedIdentities/write", "bob", &format!("{rg}/providers/x"), 1).ended(403),
+        event("CreateCluster", "arn:aws:iam::123456789012:user/2049", "arn:aws:eks:us-east-1:123456789012:cluster/prod", 2),
+        event("Microsoft.Resources/subscriptions/resourceGroups/delete", "alice", &rg_scope("rg_10"), 3),
+    ];
+    store.append_audit_events(&events).await.unwrap();
+    store.append_audit_events(&[]).await.unwrap();
+    let all = AuditFilter {
+        start: NOW,
+        end: NOW + time::Duration::hours(1),
+        caller: None,
+        operation: None,
+        resource_id: None,
+        status: None,
+        after: None,
+        limit: 100,
+    };
+    assert_eq!(store.list_audit_events(&all).await.unwrap(), events, "read back whole, oldest first");
+    let ids = |f: AuditFilter| {
+        let store = &store;
+        async move { store.list_audit_events(&f).await.unwrap().iter().map(|e| e.event_timestamp).collect::<Vec<_>>() }
+    };
+    let at = |i: usize| events[i].event_timestamp;
+    assert_eq!(ids(AuditFilter { caller: Some("ALICE".into()), ..all.clone() }).await, vec![at(0), at(3)], "callers match in any case");
+    assert_eq!(ids(AuditFilter { operation: Some("microsoft.*/write".into()), ..all.clone() }).await, vec![at(0), at(1)]);
+    assert_eq!(ids(AuditFilter { operation: Some("CreateCluster".into()), ..all.clone() }).await, vec![at(2)]);
+    // `_` and `%` in a prefix are literal, not LIKE wildcards: rg_1% is not a prefix of rg_10.
+    assert_eq!(ids(AuditFilter { resource_id: Some(rg.to_uppercase()), ..all.clone() }).await, vec![at(0), at(1)]);
+    assert_eq!(ids(AuditFilter { status: Some(Status::Failed), ..all.clone() }).await, vec![at(1)]);
+    assert_eq!(ids(AuditFilter { start: at(1), end: at(3), ..all.clone() }).await, vec![at(1), at(2)], "start inclusive, end exclusive");
+    let first = store.list_audit_events(&AuditFilter { limit: 2, ..all.clone() }).await.unwrap();
+    let last = first.last().map(|e| (e.event_timestamp, e.event_id));
+    assert_eq!(ids(AuditFilter { after: last, ..all.clone() }).await, vec![at(2), at(3)], "the next page starts after the last event read");
+    assert!(store.append_audit_events(&events[..1]).await.is_err(), "an event is appended once");
+    assert_eq!(store.list_audit_events(&all).await.unwrap().len(), 4, "a refused batch adds nothing");
+
+    assert_eq!(store.prune_audit_events(at(2)).await.unwrap(), 2);
+    assert_eq!(ids(all.clone()).await, vec![at(2), at(3)]);
+}
+
 #[macro_export]
 macro_rules! conformance_tests {
     ($make:path) => {
@@ -480,7 +538,7 @@ macro_rules! conformance_tests {
             custom_roles_cannot_be_deleted_while_assigned, custom_roles_never_take_a_builtin_id_or_name, signing_keys_round_trip,
             federated_credentials_are_per_owner_capped_and_go_with_their_identity, aws_objects_and_write_once_settings,
             pod_identity_associations_are_one_per_service_account_per_cluster,
-            iam_users_and_access_keys,
+            iam_users_and_access_keys, the_audit_trail_appends_filters_pages_and_prunes,
             managed_clusters_bring_their_node_group_and_identities_and_take_them_away,
             cluster_updates_are_compare_and_swap_and_write_what_they_bring);
     };

@@ -11,6 +11,7 @@ use reqwest::Method;
 use serde_json::{json, Value};
 
 use crate::args::ClusterArgs;
+use crate::aws_client::AwsClient;
 use crate::client::Client;
 use crate::files::replace_file;
 use crate::output::{print, Format};
@@ -26,6 +27,43 @@ pub enum EksCmd {
     /// EKS Pod Identity associations (namespace + service account → IAM role), kept by the server.
     #[command(subcommand)]
     PodIdentityAssociation(PodIdentityAssociationCmd),
+    /// Create a cluster, as `aws eks create-cluster` does; the signer is kept as its creator, who is
+    /// in system:masters at /authenticate whatever aws-auth says.
+    CreateCluster {
+        #[arg(long)]
+        name: String,
+        /// CONFIG_MAP, API_AND_CONFIG_MAP (default) or API.
+        #[arg(long)]
+        authentication_mode: Option<String>,
+        /// Do not make the creator a cluster admin (EKS's bootstrapClusterCreatorAdminPermissions=false).
+        #[arg(long)]
+        no_bootstrap_cluster_creator_admin_permissions: bool,
+        #[command(flatten)]
+        endpoint: Endpoint,
+    },
+    DescribeCluster {
+        #[arg(long)]
+        name: String,
+        #[command(flatten)]
+        endpoint: Endpoint,
+    },
+    ListClusters {
+        #[command(flatten)]
+        endpoint: Endpoint,
+    },
+    DeleteCluster {
+        #[arg(long)]
+        name: String,
+        #[command(flatten)]
+        endpoint: Endpoint,
+    },
+}
+
+/// Where the EKS-shaped API is: kite's URL (else AWS_ENDPOINT_URL_EKS); signed with the AWS_* credentials.
+#[derive(Args)]
+pub struct Endpoint {
+    #[arg(long = "endpoint-url")]
+    endpoint_url: Option<String>,
 }
 
 #[derive(Args)]
@@ -206,6 +244,21 @@ pub async fn run(cmd: EksCmd, home: &Path, format: Format, query: Option<&str>) 
             return Ok(ExitCode::SUCCESS);
         }
         EksCmd::PodIdentityAssociation(cmd) => pod_identity_association(cmd, &mut Client::load(home)?).await?,
+        EksCmd::CreateCluster { name, authentication_mode, no_bootstrap_cluster_creator_admin_permissions, endpoint } => {
+            kite_core::aws::eks::validate_cluster_name(&name)?;
+            let body = json!({"name": name, "authenticationMode": authentication_mode,
+                              "bootstrapClusterCreatorAdminPermissions": !no_bootstrap_cluster_creator_admin_permissions});
+            AwsClient::from_env(endpoint.endpoint_url)?.call("POST", "/kite/eks/clusters", Some(&body)).await?
+        }
+        EksCmd::DescribeCluster { name, endpoint } => {
+            kite_core::aws::eks::validate_cluster_name(&name)?;
+            AwsClient::from_env(endpoint.endpoint_url)?.call("GET", &format!("/kite/eks/clusters/{name}"), None).await?
+        }
+        EksCmd::ListClusters { endpoint } => AwsClient::from_env(endpoint.endpoint_url)?.call("GET", "/kite/eks/clusters", None).await?,
+        EksCmd::DeleteCluster { name, endpoint } => {
+            kite_core::aws::eks::validate_cluster_name(&name)?;
+            AwsClient::from_env(endpoint.endpoint_url)?.call("DELETE", &format!("/kite/eks/clusters/{name}"), None).await?
+        }
     };
     print(v, format, query)
 }

@@ -5,6 +5,8 @@
 pub mod account;
 pub mod ad;
 pub mod aks;
+pub mod audit;
+pub mod doctor;
 pub mod eks;
 pub mod group;
 pub mod iam;
@@ -37,6 +39,8 @@ pub async fn run(command: Command, home: &Path, explicit_format: Option<Format>,
         Command::Eks(cmd) => eks::run(cmd, home, format, query).await,
         Command::Aks(cmd) => aks::run(cmd, &mut Client::load(home)?, format, query).await,
         Command::Keys(cmd) => keys::run(cmd, &mut Client::load(home)?, format, query).await,
+        Command::Audit(cmd) => audit::run(cmd, &mut Client::load(home)?, format, query).await,
+        Command::Doctor(args) => doctor::run(args, &mut Client::load(home)?, format, query).await,
         Command::Serve(_) => unreachable!("serve is handled in main"),
     }
 }

@@ -21,11 +21,17 @@ pub struct Server {
 
 impl Server {
     pub fn start(home: &Path, extra: &[&str]) -> Server {
+        Server::start_env(home, extra, &[])
+    }
+
+    /// [`Server::start`] with extra environment variables (e.g. libfaketime's, to move its clock).
+    pub fn start_env(home: &Path, extra: &[&str], env: &[(&str, &str)]) -> Server {
         let log = home.with_extension("server.log");
         let mut child = Command::new(BIN)
             .args(["serve", "--listen", "127.0.0.1:0"])
             .args(extra)
             .env("KITE_HOME", home)
+            .envs(env.iter().copied())
             .env("KITE_LOG", "info")
             .stdout(Stdio::piped())
             .stderr(std::fs::File::create(&log).unwrap())
@@ -200,7 +206,12 @@ impl Cli {
     }
 
     pub fn run(&self, args: &[&str]) -> Run {
-        let out = Command::new(BIN).args(args).env("KITE_HOME", &self.home).stdin(Stdio::null()).output().unwrap();
+        self.run_env(args, &[])
+    }
+
+    /// [`Cli::run`] with extra environment variables (AWS_* credentials, endpoints).
+    pub fn run_env(&self, args: &[&str], env: &[(&str, &str)]) -> Run {
+        let out = Command::new(BIN).args(args).env("KITE_HOME", &self.home).envs(env.iter().copied()).stdin(Stdio::null()).output().unwrap();
         Run {
             code: out.status.code().unwrap_or(-1),
             stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
