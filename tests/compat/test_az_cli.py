@@ -204,7 +204,11 @@ def tmp_pem(az, data):
 
 def test_az_ad_manages_certificates_and_federated_credentials(az, kite):
     az.sign_in(kite.creds["appId"], kite.creds["password"])
+    first = az.json("ad", "sp", "create-for-rbac", "--name", "ci-deployer")
+    # Run again, az finds the app by name and renews its secret (PATCH, removePassword, addPassword).
     sp = az.json("ad", "sp", "create-for-rbac", "--name", "ci-deployer")
+    assert sp["appId"] == first["appId"] and sp["password"] != first["password"]
+    assert token_works(kite, sp["appId"], sp["password"]) and not token_works(kite, sp["appId"], first["password"])
     # A certificate az makes and uploads (PATCH keyCredentials) signs in through azure-identity.
     reset = az.json("ad", "sp", "credential", "reset", "--id", sp["appId"], "--create-cert")
     keys = az.json("ad", "sp", "credential", "list", "--id", sp["appId"], "--cert")
