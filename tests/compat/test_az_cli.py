@@ -252,6 +252,36 @@ def test_az_ad_manages_certificates_and_federated_credentials(az, kite):
     assert az.json("ad", "app", "federated-credential", "list", "--id", sp["appId"]) == []
 
 
+def test_seed_002_add_ons_get_their_identities_and_roles(az, kite):
+    sub = kite.creds["subscription"]
+    az.sign_in(kite.creds["appId"], kite.creds["password"])
+    az.json("group", "create", "--name", "myResourceGroup", "--location", "westus2")
+    az.json("group", "create", "--name", "netrg", "--location", "westus2")
+    appgw = f"/subscriptions/{sub}/resourceGroups/netrg/providers/Microsoft.Network/applicationGateways/myApplicationGateway"
+    subnet = f"/subscriptions/{sub}/resourceGroups/myResourceGroup/providers/Microsoft.Network/virtualNetworks/myVnet/subnets/default"
+    # Seed 002's add-ons but monitoring, which az itself refuses for any cloud it does not know ("AKS Monitoring addon not supported in cloud").
+    cluster = az.json("aks", "create", "-g", "myResourceGroup", "-n", "myManagedCluster", "--enable-managed-identity", "--network-plugin", "azure",
+                      "--vnet-subnet-id", subnet, "--enable-addons", "ingress-appgw,http_application_routing,virtual-node,azure-keyvault-secrets-provider",
+                      "--appgw-id", appgw, "--aci-subnet-name", "aci")
+    node_rg = cluster["nodeResourceGroup"]
+    identities = {m["clientId"]: m for m in az.json("identity", "list", "-g", node_rg)}
+    by_name = {m["name"]: m for m in identities.values()}
+    assert sorted(by_name) == sorted(["myManagedCluster-agentpool", "ingressapplicationgateway-myManagedCluster", "httpapplicationrouting-myManagedCluster",
+                                      "aciconnectorlinux-myManagedCluster", "azurekeyvaultsecretsprovider-myManagedCluster"]), by_name
+    for key, name in [("ingressApplicationGateway", "ingressapplicationgateway"), ("azureKeyvaultSecretsProvider", "azurekeyvaultsecretsprovider")]:
+        assert cluster["addonProfiles"][key]["identity"]["clientId"] == by_name[f"{name}-myManagedCluster"]["clientId"], cluster["addonProfiles"]
+    held = {}
+    for a in az.json("role", "assignment", "list", "--all"):
+        if a["principalName"] in identities:
+            held.setdefault(identities[a["principalName"]]["name"], set()).add((a["roleDefinitionName"], a["scope"].lower()))
+    node_scope = f"/subscriptions/{sub}/resourcegroups/{node_rg}".lower()
+    # Seed 002's table (kite), and the Network Contributor az grants on the application gateway's group.
+    assert held["ingressapplicationgateway-myManagedCluster"] == {("Contributor", node_scope), ("Network Contributor", f"/subscriptions/{sub}/resourcegroups/netrg")}, held
+    assert held["httpapplicationrouting-myManagedCluster"] == {("Reader", node_scope)}, held
+    assert ("Contributor", node_scope) in held["aciconnectorlinux-myManagedCluster"], held
+    assert "azurekeyvaultsecretsprovider-myManagedCluster" not in held, held
+
+
 class AgentPoolsMissing(Exception):
     """The one known reason `az aks update` stops against kite (see the xfail below)."""
 

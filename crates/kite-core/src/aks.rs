@@ -3,10 +3,13 @@
 //! control-plane identity holding Contributor on it, and the kubelet identity `{cluster}-agentpool`.
 //! Every change is planned here as a [`ClusterWrite`] the store applies in one transaction.
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
+use crate::addons::{check_unchanged, plan_addons, Addon};
 use crate::directory::{validate_location, Application, ManagedIdentity, Principal, PrincipalKind, ResourceGroup};
 use crate::network::NetworkSettings;
 use crate::rbac::RoleAssignment;
@@ -131,6 +134,9 @@ pub struct ManagedCluster {
     /// `networkProfile`'s ranges and the agent pool's subnet, as given (checked by [`NetworkSettings::validate`]).
     #[serde(default)]
     pub network: NetworkSettings,
+    /// `addonProfiles`, with the identities kite made for them.
+    #[serde(default)]
+    pub addons: BTreeMap<String, Addon>,
 }
 
 impl ManagedCluster {
@@ -178,6 +184,7 @@ pub struct ClusterSpec {
     pub enable_pod_identity: bool,
     pub node_resource_group: Option<String>,
     pub network: NetworkSettings,
+    pub addons: BTreeMap<String, Addon>,
 }
 
 /// Cluster names: 1–63 letters, digits, '-' and '_', starting and ending with a letter or digit.
@@ -233,7 +240,7 @@ pub fn check_secret(app: &Application, secret: &str, now: OffsetDateTime) -> Res
     }
 }
 
-fn assignment(principal_id: Uuid, role: Uuid, scope: Scope, now: OffsetDateTime, by: Option<Uuid>) -> RoleAssignment {
+pub(crate) fn assignment(principal_id: Uuid, role: Uuid, scope: Scope, now: OffsetDateTime, by: Option<Uuid>) -> RoleAssignment {
     RoleAssignment {
         name: Uuid::new_v4(),
         scope,
@@ -337,6 +344,7 @@ pub fn plan_create(group: &ResourceGroup, spec: ClusterSpec, tenant_id: Uuid, no
         pod_identity_enabled: spec.enable_pod_identity,
         pod_identities: Vec::new(),
         network: spec.network,
+        addons: BTreeMap::new(),
     };
     node_group.managed_by = Some(cluster.id());
     let mut w = ClusterWrite { cluster, node_group: None, identities: Vec::new(), principals: Vec::new(), assignments: Vec::new() };
@@ -348,6 +356,7 @@ pub fn plan_create(group: &ResourceGroup, spec: ClusterSpec, tenant_id: Uuid, no
         }
         managed => managed_identities(&mut w, managed, spec.kubelet, &node_group, now, by)?,
     }
+    plan_addons(&mut w, spec.addons, &node_group, now, by)?;
     w.node_group = Some(node_group);
     Ok(w)
 }
@@ -365,6 +374,8 @@ pub struct ClusterUpdate {
     pub pod_identity: Option<(bool, Vec<PodIdentity>)>,
     /// `networkProfile` as sent again (az sends what it read): what it sets must not change.
     pub network: Option<NetworkSettings>,
+    /// `addonProfiles` as sent again: the enabled ones must not change.
+    pub addons: Option<BTreeMap<String, Addon>>,
 }
 
 fn unchangeable(property: &str) -> Error {
@@ -395,6 +406,9 @@ pub fn plan_update(current: &ManagedCluster, update: ClusterUpdate, now: OffsetD
     }
     if update.network_plugin.is_some_and(|p| p != current.network_plugin) {
         return Err(unchangeable("networkProfile.networkPlugin"));
+    }
+    if let Some(sent) = &update.addons {
+        check_unchanged(&current.addons, sent)?;
     }
     if let Some(n) = &update.network {
         let was = &current.network;
@@ -492,6 +506,7 @@ mod tests {
     fn spec(identity: IdentityChoice) -> ClusterSpec {
         ClusterSpec {
             network: NetworkSettings::default(),
+            addons: BTreeMap::new(),
             name: "myManagedCluster".into(),
             location: None,
             identity,
@@ -500,6 +515,51 @@ mod tests {
             enable_pod_identity: false,
             node_resource_group: None,
         }
+    }
+
+    #[test]
+    fn add_ons_get_their_identities_as_aks_names_them_with_seed_002s_roles() {
+        let mut s = spec(IdentityChoice::SystemAssigned);
+        let on = |enabled| crate::addons::Addon { enabled, ..Default::default() };
+        s.addons = [
+            ("ingressApplicationGateway", on(true)),
+            ("omsagent", on(true)),
+            ("azureKeyvaultSecretsProvider", on(true)),
+            ("azurepolicy", on(true)),
+            ("aciConnectorLinux", on(false)),
+        ]
+        .into_iter()
+        .map(|(k, a)| (k.to_string(), a))
+        .collect();
+        let w = plan_create(&group(), s, Uuid::nil(), NOW, None).unwrap();
+        let node = w.node_group.as_ref().unwrap();
+        let names: Vec<&str> = w.identities.iter().map(|m| m.name.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "myManagedCluster-agentpool",
+                "azurekeyvaultsecretsprovider-myManagedCluster",
+                "ingressapplicationgateway-myManagedCluster",
+                "omsagent-myManagedCluster"
+            ]
+        );
+        assert!(w.identities.iter().all(|m| m.resource_group == node.name));
+        let holds = |identity: &str| -> Vec<(Uuid, String)> {
+            let mi = w.identities.iter().find(|m| m.name == identity).unwrap();
+            w.assignments.iter().filter(|a| a.principal_id == mi.principal_id).map(|a| (a.role_definition_id, a.scope.to_string())).collect()
+        };
+        assert_eq!(holds("ingressapplicationgateway-myManagedCluster"), vec![(CONTRIBUTOR, node.scope().to_string())]);
+        assert_eq!(holds("omsagent-myManagedCluster"), vec![(crate::addons::MONITORING_METRICS_PUBLISHER, Scope::parse(&w.cluster.id()).unwrap().to_string())]);
+        assert_eq!(holds("azurekeyvaultsecretsprovider-myManagedCluster"), vec![]);
+        assert_eq!(w.cluster.addons["omsagent"].identity.as_ref().unwrap().client_id, w.identities[3].client_id);
+        assert!(w.cluster.addons["azurepolicy"].identity.is_none() && w.cluster.addons["aciConnectorLinux"].identity.is_none());
+        // An update sends them back unchanged; it does not enable or disable one.
+        let same = w.cluster.addons.clone();
+        plan_update(&w.cluster, ClusterUpdate { addons: Some(same.clone()), ..Default::default() }, NOW, None).unwrap();
+        let mut more = same;
+        more.insert("aciConnectorLinux".into(), on(true));
+        let e = plan_update(&w.cluster, ClusterUpdate { addons: Some(more), ..Default::default() }, NOW, None).unwrap_err();
+        assert!(e.to_string().contains("--enable-addons"), "{e}");
     }
 
     #[test]

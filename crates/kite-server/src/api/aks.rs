@@ -10,6 +10,7 @@ use super::Path;
 use axum::http::StatusCode;
 use axum::response::Response;
 use axum::Json;
+use kite_core::addons::Addon;
 use kite_core::aks::{
     parse_identity_id, plan_create, plan_update, reset_service_principal, validate_cluster_name, ClusterSpec, ClusterUpdate, ControlPlane, IdentityChoice,
     IdentityRef, ManagedCluster, NetworkPlugin, PodIdentity, MSI, TYPE,
@@ -66,6 +67,7 @@ pub fn render(c: &ManagedCluster) -> Value {
             "servicePrincipalProfile": {"clientId": sp_client_id},
             "identityProfile": c.kubelet.as_ref().map(|k| json!({"kubeletidentity": render_ref(k)})),
             "networkProfile": network_profile(c),
+            "addonProfiles": if c.addons.is_empty() { Value::Null } else { json!(c.addons) },
             "podIdentityProfile": {"enabled": c.pod_identity_enabled, "userAssignedIdentities": pods},
         },
     })
@@ -171,6 +173,8 @@ pub struct PropertiesBody {
     pod_identity_profile: Option<PodIdentityProfileBody>,
     #[serde(default)]
     agent_pool_profiles: Vec<AgentPoolBody>,
+    #[serde(default)]
+    addon_profiles: Option<BTreeMap<String, Addon>>,
 }
 
 impl PropertiesBody {
@@ -322,6 +326,7 @@ pub async fn put(
                 enable_pod_identity,
                 node_resource_group: body.properties.node_resource_group.clone(),
                 network: body.properties.network().unwrap_or_default(),
+                addons: body.properties.addon_profiles.clone().unwrap_or_default(),
             };
             let mut w = plan_create(&group, spec, state.tenant.tenant_id, now, by)?;
             if !pods.is_empty() {
@@ -344,6 +349,7 @@ pub async fn put(
                 kubelet,
                 pod_identity: pod_profile,
                 network: body.properties.network(),
+                addons: body.properties.addon_profiles.clone(),
             };
             let cluster = state.store.update_managed_cluster(&sub, &rg, &name, &|c| Ok(plan_update(&c, update.clone(), now, by)?)).await.map_err(not_found)?;
             state.clients.forget_all();

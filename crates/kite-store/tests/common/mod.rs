@@ -297,6 +297,7 @@ fn all_assignments() -> AssignmentFilter {
 fn cluster_spec(name: &str, identity: kite_core::aks::IdentityChoice) -> kite_core::aks::ClusterSpec {
     kite_core::aks::ClusterSpec {
         network: Default::default(),
+        addons: Default::default(),
         name: name.into(),
         location: None,
         identity,
