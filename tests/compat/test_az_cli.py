@@ -282,23 +282,14 @@ def test_seed_002_add_ons_get_their_identities_and_roles(az, kite):
     assert "azurekeyvaultsecretsprovider-myManagedCluster" not in held, held
 
 
-class AgentPoolsMissing(Exception):
-    """The one known reason `az aks update` stops against kite (see the xfail below)."""
-
-
-@pytest.mark.xfail(strict=True, raises=AgentPoolsMissing, reason=(
-    "az aks update reads the cluster's agentPoolProfiles before it sends anything ('Encounter an unexpected error while "
-    "getting agent pool profiles from the cluster'); kite's managed clusters have no agent pools yet"))
 def test_seed_002_moves_a_service_principal_cluster_to_managed_identity(az, kite):
     az.sign_in(kite.creds["appId"], kite.creds["password"])
     az.json("group", "create", "--name", "myResourceGroup", "--location", "westus2")
     sp = az.json("ad", "sp", "create-for-rbac", "--name", "aks-sp")
     az.json("aks", "create", "-g", "myResourceGroup", "-n", "myAKSCluster", "--service-principal", sp["appId"], "--client-secret", sp["password"])
-    out = az.run("aks", "update", "-g", "myResourceGroup", "-n", "myAKSCluster", "--enable-managed-identity", "--yes", check=False)
-    if "getting agent pool profiles from the cluster" in out.stderr:
-        raise AgentPoolsMissing(out.stderr)
-    assert out.returncode == 0, out.stderr
-    updated = json.loads(out.stdout)
+    # az reads the cluster (its agent pools included: kite keeps them as sent) and PUTs it back changed.
+    updated = az.json("aks", "update", "-g", "myResourceGroup", "-n", "myAKSCluster", "--enable-managed-identity", "--yes")
+    assert updated["agentPoolProfiles"][0]["name"] == "nodepool1", updated["agentPoolProfiles"]
     assert updated["identity"]["type"] == "SystemAssigned" and updated["servicePrincipalProfile"]["clientId"] == "msi", updated
 
 

@@ -137,6 +137,9 @@ pub struct ManagedCluster {
     /// `addonProfiles`, with the identities kite made for them.
     #[serde(default)]
     pub addons: BTreeMap<String, Addon>,
+    /// `agentPoolProfiles` as the caller gave them (kite runs no nodes), checked by [`validate_agent_pools`].
+    #[serde(default)]
+    pub agent_pools: Vec<serde_json::Value>,
 }
 
 impl ManagedCluster {
@@ -185,6 +188,32 @@ pub struct ClusterSpec {
     pub node_resource_group: Option<String>,
     pub network: NetworkSettings,
     pub addons: BTreeMap<String, Addon>,
+    pub agent_pools: Vec<serde_json::Value>,
+}
+
+/// The most agent pools a cluster has, as AKS allows.
+pub const MAX_AGENT_POOLS: usize = 100;
+
+/// Agent pools as AKS names them: objects whose `name` is 1–12 lower-case letters and digits,
+/// starting with a letter, each name once. kite runs no nodes: the rest is kept as given.
+pub fn validate_agent_pools(pools: &[serde_json::Value]) -> Result<()> {
+    if pools.len() > MAX_AGENT_POOLS {
+        return Err(Error::InvalidArgument(format!("{} agent pools were given; a cluster has at most {MAX_AGENT_POOLS}", pools.len())));
+    }
+    let mut seen = std::collections::BTreeSet::new();
+    for (i, pool) in pools.iter().enumerate() {
+        let name = pool.get("name").and_then(serde_json::Value::as_str).ok_or_else(|| Error::InvalidArgument(format!("agentPoolProfiles[{i}] has no name")))?;
+        let ok = (1..=12).contains(&name.len())
+            && name.starts_with(|c: char| c.is_ascii_lowercase())
+            && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit());
+        if !ok {
+            return Err(Error::InvalidArgument(format!("agent pool name '{name}' is invalid: use 1-12 lower-case letters and digits, starting with a letter")));
+        }
+        if !seen.insert(name) {
+            return Err(Error::InvalidArgument(format!("agent pool '{name}' is given twice")));
+        }
+    }
+    Ok(())
 }
 
 /// Cluster names: 1–63 letters, digits, '-' and '_', starting and ending with a letter or digit.
@@ -319,6 +348,7 @@ pub fn plan_create(group: &ResourceGroup, spec: ClusterSpec, tenant_id: Uuid, no
         return Err(Error::InvalidArgument(KUBENET_POD_IDENTITY.into()));
     }
     spec.network.validate()?;
+    validate_agent_pools(&spec.agent_pools)?;
     let location = match &spec.location {
         Some(l) => validate_location(l)?,
         None => group.location.clone(),
@@ -345,6 +375,7 @@ pub fn plan_create(group: &ResourceGroup, spec: ClusterSpec, tenant_id: Uuid, no
         pod_identities: Vec::new(),
         network: spec.network,
         addons: BTreeMap::new(),
+        agent_pools: spec.agent_pools,
     };
     node_group.managed_by = Some(cluster.id());
     let mut w = ClusterWrite { cluster, node_group: None, identities: Vec::new(), principals: Vec::new(), assignments: Vec::new() };
@@ -376,6 +407,8 @@ pub struct ClusterUpdate {
     pub network: Option<NetworkSettings>,
     /// `addonProfiles` as sent again: the enabled ones must not change.
     pub addons: Option<BTreeMap<String, Addon>>,
+    /// `agentPoolProfiles`: replaced as a whole.
+    pub agent_pools: Option<Vec<serde_json::Value>>,
 }
 
 fn unchangeable(property: &str) -> Error {
@@ -409,6 +442,9 @@ pub fn plan_update(current: &ManagedCluster, update: ClusterUpdate, now: OffsetD
     }
     if let Some(sent) = &update.addons {
         check_unchanged(&current.addons, sent)?;
+    }
+    if let Some(pools) = &update.agent_pools {
+        validate_agent_pools(pools)?;
     }
     if let Some(n) = &update.network {
         let was = &current.network;
@@ -450,6 +486,9 @@ pub fn plan_update(current: &ManagedCluster, update: ClusterUpdate, now: OffsetD
                 "this cluster already uses a managed identity; kite only migrates service-principal clusters to one (a cluster's managed identity cannot be replaced)".into(),
             ))
         }
+    }
+    if let Some(pools) = update.agent_pools {
+        w.cluster.agent_pools = pools;
     }
     if let Some((enabled, entries)) = update.pod_identity {
         if enabled && current.network_plugin == NetworkPlugin::Kubenet {
@@ -507,6 +546,7 @@ mod tests {
         ClusterSpec {
             network: NetworkSettings::default(),
             addons: BTreeMap::new(),
+            agent_pools: Vec::new(),
             name: "myManagedCluster".into(),
             location: None,
             identity,
@@ -560,6 +600,28 @@ mod tests {
         more.insert("aciConnectorLinux".into(), on(true));
         let e = plan_update(&w.cluster, ClusterUpdate { addons: Some(more), ..Default::default() }, NOW, None).unwrap_err();
         assert!(e.to_string().contains("--enable-addons"), "{e}");
+    }
+
+    #[test]
+    fn agent_pools_are_kept_as_given_once_their_names_are_checked() {
+        let mut s = spec(IdentityChoice::SystemAssigned);
+        let pool = serde_json::json!({"name": "nodepool1", "count": 3, "vmSize": "Standard_DS2_v2", "mode": "System"});
+        s.agent_pools = vec![pool.clone()];
+        let w = plan_create(&group(), s, Uuid::nil(), NOW, None).unwrap();
+        assert_eq!(w.cluster.agent_pools, vec![pool.clone()]);
+        for (pools, says) in [
+            (vec![serde_json::json!({"count": 1})], "has no name"),
+            (vec![serde_json::json!({"name": "Pool_1"})], "'Pool_1' is invalid"),
+            (vec![pool.clone(), pool.clone()], "given twice"),
+        ] {
+            let e = plan_update(&w.cluster, ClusterUpdate { agent_pools: Some(pools), ..Default::default() }, NOW, None).unwrap_err();
+            assert!(e.to_string().contains(says), "{e}");
+        }
+        let more = vec![pool, serde_json::json!({"name": "user1", "count": 1})];
+        assert_eq!(
+            plan_update(&w.cluster, ClusterUpdate { agent_pools: Some(more.clone()), ..Default::default() }, NOW, None).unwrap().cluster.agent_pools,
+            more
+        );
     }
 
     #[test]

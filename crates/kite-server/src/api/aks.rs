@@ -68,6 +68,7 @@ pub fn render(c: &ManagedCluster) -> Value {
             "identityProfile": c.kubelet.as_ref().map(|k| json!({"kubeletidentity": render_ref(k)})),
             "networkProfile": network_profile(c),
             "addonProfiles": if c.addons.is_empty() { Value::Null } else { json!(c.addons) },
+            "agentPoolProfiles": if c.agent_pools.is_empty() { Value::Null } else { json!(c.agent_pools) },
             "podIdentityProfile": {"enabled": c.pod_identity_enabled, "userAssignedIdentities": pods},
         },
     })
@@ -133,10 +134,23 @@ pub struct NetworkProfileBody {
     pod_cidr: Option<String>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Clone)]
 pub struct AgentPoolBody {
     #[serde(default, rename = "vnetSubnetID")]
     vnet_subnet_id: Option<String>,
+    /// The pool as sent, kept.
+    #[serde(flatten)]
+    rest: serde_json::Map<String, Value>,
+}
+
+impl AgentPoolBody {
+    fn as_sent(&self) -> Value {
+        let mut pool = Value::Object(self.rest.clone());
+        if let Some(subnet) = &self.vnet_subnet_id {
+            pool["vnetSubnetID"] = json!(subnet);
+        }
+        pool
+    }
 }
 
 #[derive(Deserialize)]
@@ -172,15 +186,19 @@ pub struct PropertiesBody {
     #[serde(default)]
     pod_identity_profile: Option<PodIdentityProfileBody>,
     #[serde(default)]
-    agent_pool_profiles: Vec<AgentPoolBody>,
+    agent_pool_profiles: Option<Vec<AgentPoolBody>>,
     #[serde(default)]
     addon_profiles: Option<BTreeMap<String, Addon>>,
 }
 
 impl PropertiesBody {
+    fn agent_pools(&self) -> Option<Vec<Value>> {
+        self.agent_pool_profiles.as_ref().map(|pools| pools.iter().map(AgentPoolBody::as_sent).collect())
+    }
+
     /// The network settings the body gives, if it gives any.
     fn network(&self) -> Option<NetworkSettings> {
-        let subnet = self.agent_pool_profiles.iter().find_map(|p| p.vnet_subnet_id.clone());
+        let subnet = self.agent_pool_profiles.iter().flatten().find_map(|p| p.vnet_subnet_id.clone());
         if self.network_profile.is_none() && subnet.is_none() {
             return None;
         }
@@ -327,6 +345,7 @@ pub async fn put(
                 node_resource_group: body.properties.node_resource_group.clone(),
                 network: body.properties.network().unwrap_or_default(),
                 addons: body.properties.addon_profiles.clone().unwrap_or_default(),
+                agent_pools: body.properties.agent_pools().unwrap_or_default(),
             };
             let mut w = plan_create(&group, spec, state.tenant.tenant_id, now, by)?;
             if !pods.is_empty() {
@@ -350,6 +369,7 @@ pub async fn put(
                 pod_identity: pod_profile,
                 network: body.properties.network(),
                 addons: body.properties.addon_profiles.clone(),
+                agent_pools: body.properties.agent_pools(),
             };
             let cluster = state.store.update_managed_cluster(&sub, &rg, &name, &|c| Ok(plan_update(&c, update.clone(), now, by)?)).await.map_err(not_found)?;
             state.clients.forget_all();

@@ -298,6 +298,7 @@ fn cluster_spec(name: &str, identity: kite_core::aks::IdentityChoice) -> kite_co
     kite_core::aks::ClusterSpec {
         network: Default::default(),
         addons: Default::default(),
+        agent_pools: Vec::new(),
         name: name.into(),
         location: None,
         identity,
