@@ -204,7 +204,11 @@ def tmp_pem(az, data):
 
 def test_az_ad_manages_certificates_and_federated_credentials(az, kite):
     az.sign_in(kite.creds["appId"], kite.creds["password"])
+    first = az.json("ad", "sp", "create-for-rbac", "--name", "ci-deployer")
+    # Run again, az finds the app by name and renews its secret (PATCH, removePassword, addPassword).
     sp = az.json("ad", "sp", "create-for-rbac", "--name", "ci-deployer")
+    assert sp["appId"] == first["appId"] and sp["password"] != first["password"]
+    assert token_works(kite, sp["appId"], sp["password"]) and not token_works(kite, sp["appId"], first["password"])
     # A certificate az makes and uploads (PATCH keyCredentials) signs in through azure-identity.
     reset = az.json("ad", "sp", "credential", "reset", "--id", sp["appId"], "--create-cert")
     keys = az.json("ad", "sp", "credential", "list", "--id", sp["appId"], "--cert")
@@ -248,23 +252,44 @@ def test_az_ad_manages_certificates_and_federated_credentials(az, kite):
     assert az.json("ad", "app", "federated-credential", "list", "--id", sp["appId"]) == []
 
 
-class AgentPoolsMissing(Exception):
-    """The one known reason `az aks update` stops against kite (see the xfail below)."""
+def test_seed_002_add_ons_get_their_identities_and_roles(az, kite):
+    sub = kite.creds["subscription"]
+    az.sign_in(kite.creds["appId"], kite.creds["password"])
+    az.json("group", "create", "--name", "myResourceGroup", "--location", "westus2")
+    az.json("group", "create", "--name", "netrg", "--location", "westus2")
+    appgw = f"/subscriptions/{sub}/resourceGroups/netrg/providers/Microsoft.Network/applicationGateways/myApplicationGateway"
+    subnet = f"/subscriptions/{sub}/resourceGroups/myResourceGroup/providers/Microsoft.Network/virtualNetworks/myVnet/subnets/default"
+    # Seed 002's add-ons but monitoring, which az itself refuses for any cloud it does not know ("AKS Monitoring addon not supported in cloud").
+    cluster = az.json("aks", "create", "-g", "myResourceGroup", "-n", "myManagedCluster", "--enable-managed-identity", "--network-plugin", "azure",
+                      "--vnet-subnet-id", subnet, "--enable-addons", "ingress-appgw,http_application_routing,virtual-node,azure-keyvault-secrets-provider",
+                      "--appgw-id", appgw, "--aci-subnet-name", "aci")
+    node_rg = cluster["nodeResourceGroup"]
+    identities = {m["clientId"]: m for m in az.json("identity", "list", "-g", node_rg)}
+    by_name = {m["name"]: m for m in identities.values()}
+    assert sorted(by_name) == sorted(["myManagedCluster-agentpool", "ingressapplicationgateway-myManagedCluster", "httpapplicationrouting-myManagedCluster",
+                                      "aciconnectorlinux-myManagedCluster", "azurekeyvaultsecretsprovider-myManagedCluster"]), by_name
+    for key, name in [("ingressApplicationGateway", "ingressapplicationgateway"), ("azureKeyvaultSecretsProvider", "azurekeyvaultsecretsprovider")]:
+        assert cluster["addonProfiles"][key]["identity"]["clientId"] == by_name[f"{name}-myManagedCluster"]["clientId"], cluster["addonProfiles"]
+    held = {}
+    for a in az.json("role", "assignment", "list", "--all"):
+        if a["principalName"] in identities:
+            held.setdefault(identities[a["principalName"]]["name"], set()).add((a["roleDefinitionName"], a["scope"].lower()))
+    node_scope = f"/subscriptions/{sub}/resourcegroups/{node_rg}".lower()
+    # Seed 002's table (kite), and the Network Contributor az grants on the application gateway's group.
+    assert held["ingressapplicationgateway-myManagedCluster"] == {("Contributor", node_scope), ("Network Contributor", f"/subscriptions/{sub}/resourcegroups/netrg")}, held
+    assert held["httpapplicationrouting-myManagedCluster"] == {("Reader", node_scope)}, held
+    assert ("Contributor", node_scope) in held["aciconnectorlinux-myManagedCluster"], held
+    assert "azurekeyvaultsecretsprovider-myManagedCluster" not in held, held
 
 
-@pytest.mark.xfail(strict=True, raises=AgentPoolsMissing, reason=(
-    "az aks update reads the cluster's agentPoolProfiles before it sends anything ('Encounter an unexpected error while "
-    "getting agent pool profiles from the cluster'); kite's managed clusters have no agent pools yet"))
 def test_seed_002_moves_a_service_principal_cluster_to_managed_identity(az, kite):
     az.sign_in(kite.creds["appId"], kite.creds["password"])
     az.json("group", "create", "--name", "myResourceGroup", "--location", "westus2")
     sp = az.json("ad", "sp", "create-for-rbac", "--name", "aks-sp")
     az.json("aks", "create", "-g", "myResourceGroup", "-n", "myAKSCluster", "--service-principal", sp["appId"], "--client-secret", sp["password"])
-    out = az.run("aks", "update", "-g", "myResourceGroup", "-n", "myAKSCluster", "--enable-managed-identity", "--yes", check=False)
-    if "getting agent pool profiles from the cluster" in out.stderr:
-        raise AgentPoolsMissing(out.stderr)
-    assert out.returncode == 0, out.stderr
-    updated = json.loads(out.stdout)
+    # az reads the cluster (its agent pools included: kite keeps them as sent) and PUTs it back changed.
+    updated = az.json("aks", "update", "-g", "myResourceGroup", "-n", "myAKSCluster", "--enable-managed-identity", "--yes")
+    assert updated["agentPoolProfiles"][0]["name"] == "nodepool1", updated["agentPoolProfiles"]
     assert updated["identity"]["type"] == "SystemAssigned" and updated["servicePrincipalProfile"]["clientId"] == "msi", updated
 
 

@@ -3,10 +3,13 @@
 //! control-plane identity holding Contributor on it, and the kubelet identity `{cluster}-agentpool`.
 //! Every change is planned here as a [`ClusterWrite`] the store applies in one transaction.
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
+use crate::addons::{check_unchanged, plan_addons, Addon};
 use crate::directory::{validate_location, Application, ManagedIdentity, Principal, PrincipalKind, ResourceGroup};
 use crate::network::NetworkSettings;
 use crate::rbac::RoleAssignment;
@@ -131,6 +134,12 @@ pub struct ManagedCluster {
     /// `networkProfile`'s ranges and the agent pool's subnet, as given (checked by [`NetworkSettings::validate`]).
     #[serde(default)]
     pub network: NetworkSettings,
+    /// `addonProfiles`, with the identities kite made for them.
+    #[serde(default)]
+    pub addons: BTreeMap<String, Addon>,
+    /// `agentPoolProfiles` as the caller gave them (kite runs no nodes), checked by [`validate_agent_pools`].
+    #[serde(default)]
+    pub agent_pools: Vec<serde_json::Value>,
 }
 
 impl ManagedCluster {
@@ -178,6 +187,33 @@ pub struct ClusterSpec {
     pub enable_pod_identity: bool,
     pub node_resource_group: Option<String>,
     pub network: NetworkSettings,
+    pub addons: BTreeMap<String, Addon>,
+    pub agent_pools: Vec<serde_json::Value>,
+}
+
+/// The most agent pools a cluster has, as AKS allows.
+pub const MAX_AGENT_POOLS: usize = 100;
+
+/// Agent pools as AKS names them: objects whose `name` is 1–12 lower-case letters and digits,
+/// starting with a letter, each name once. kite runs no nodes: the rest is kept as given.
+pub fn validate_agent_pools(pools: &[serde_json::Value]) -> Result<()> {
+    if pools.len() > MAX_AGENT_POOLS {
+        return Err(Error::InvalidArgument(format!("{} agent pools were given; a cluster has at most {MAX_AGENT_POOLS}", pools.len())));
+    }
+    let mut seen = std::collections::BTreeSet::new();
+    for (i, pool) in pools.iter().enumerate() {
+        let name = pool.get("name").and_then(serde_json::Value::as_str).ok_or_else(|| Error::InvalidArgument(format!("agentPoolProfiles[{i}] has no name")))?;
+        let ok = (1..=12).contains(&name.len())
+            && name.starts_with(|c: char| c.is_ascii_lowercase())
+            && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit());
+        if !ok {
+            return Err(Error::InvalidArgument(format!("agent pool name '{name}' is invalid: use 1-12 lower-case letters and digits, starting with a letter")));
+        }
+        if !seen.insert(name) {
+            return Err(Error::InvalidArgument(format!("agent pool '{name}' is given twice")));
+        }
+    }
+    Ok(())
 }
 
 /// Cluster names: 1–63 letters, digits, '-' and '_', starting and ending with a letter or digit.
@@ -233,7 +269,7 @@ pub fn check_secret(app: &Application, secret: &str, now: OffsetDateTime) -> Res
     }
 }
 
-fn assignment(principal_id: Uuid, role: Uuid, scope: Scope, now: OffsetDateTime, by: Option<Uuid>) -> RoleAssignment {
+pub(crate) fn assignment(principal_id: Uuid, role: Uuid, scope: Scope, now: OffsetDateTime, by: Option<Uuid>) -> RoleAssignment {
     RoleAssignment {
         name: Uuid::new_v4(),
         scope,
@@ -312,6 +348,7 @@ pub fn plan_create(group: &ResourceGroup, spec: ClusterSpec, tenant_id: Uuid, no
         return Err(Error::InvalidArgument(KUBENET_POD_IDENTITY.into()));
     }
     spec.network.validate()?;
+    validate_agent_pools(&spec.agent_pools)?;
     let location = match &spec.location {
         Some(l) => validate_location(l)?,
         None => group.location.clone(),
@@ -337,6 +374,8 @@ pub fn plan_create(group: &ResourceGroup, spec: ClusterSpec, tenant_id: Uuid, no
         pod_identity_enabled: spec.enable_pod_identity,
         pod_identities: Vec::new(),
         network: spec.network,
+        addons: BTreeMap::new(),
+        agent_pools: spec.agent_pools,
     };
     node_group.managed_by = Some(cluster.id());
     let mut w = ClusterWrite { cluster, node_group: None, identities: Vec::new(), principals: Vec::new(), assignments: Vec::new() };
@@ -348,6 +387,7 @@ pub fn plan_create(group: &ResourceGroup, spec: ClusterSpec, tenant_id: Uuid, no
         }
         managed => managed_identities(&mut w, managed, spec.kubelet, &node_group, now, by)?,
     }
+    plan_addons(&mut w, spec.addons, &node_group, now, by)?;
     w.node_group = Some(node_group);
     Ok(w)
 }
@@ -365,6 +405,10 @@ pub struct ClusterUpdate {
     pub pod_identity: Option<(bool, Vec<PodIdentity>)>,
     /// `networkProfile` as sent again (az sends what it read): what it sets must not change.
     pub network: Option<NetworkSettings>,
+    /// `addonProfiles` as sent again: the enabled ones must not change.
+    pub addons: Option<BTreeMap<String, Addon>>,
+    /// `agentPoolProfiles`: replaced as a whole.
+    pub agent_pools: Option<Vec<serde_json::Value>>,
 }
 
 fn unchangeable(property: &str) -> Error {
@@ -395,6 +439,12 @@ pub fn plan_update(current: &ManagedCluster, update: ClusterUpdate, now: OffsetD
     }
     if update.network_plugin.is_some_and(|p| p != current.network_plugin) {
         return Err(unchangeable("networkProfile.networkPlugin"));
+    }
+    if let Some(sent) = &update.addons {
+        check_unchanged(&current.addons, sent)?;
+    }
+    if let Some(pools) = &update.agent_pools {
+        validate_agent_pools(pools)?;
     }
     if let Some(n) = &update.network {
         let was = &current.network;
@@ -436,6 +486,9 @@ pub fn plan_update(current: &ManagedCluster, update: ClusterUpdate, now: OffsetD
                 "this cluster already uses a managed identity; kite only migrates service-principal clusters to one (a cluster's managed identity cannot be replaced)".into(),
             ))
         }
+    }
+    if let Some(pools) = update.agent_pools {
+        w.cluster.agent_pools = pools;
     }
     if let Some((enabled, entries)) = update.pod_identity {
         if enabled && current.network_plugin == NetworkPlugin::Kubenet {
@@ -492,6 +545,8 @@ mod tests {
     fn spec(identity: IdentityChoice) -> ClusterSpec {
         ClusterSpec {
             network: NetworkSettings::default(),
+            addons: BTreeMap::new(),
+            agent_pools: Vec::new(),
             name: "myManagedCluster".into(),
             location: None,
             identity,
@@ -500,6 +555,73 @@ mod tests {
             enable_pod_identity: false,
             node_resource_group: None,
         }
+    }
+
+    #[test]
+    fn add_ons_get_their_identities_as_aks_names_them_with_seed_002s_roles() {
+        let mut s = spec(IdentityChoice::SystemAssigned);
+        let on = |enabled| crate::addons::Addon { enabled, ..Default::default() };
+        s.addons = [
+            ("ingressApplicationGateway", on(true)),
+            ("omsagent", on(true)),
+            ("azureKeyvaultSecretsProvider", on(true)),
+            ("azurepolicy", on(true)),
+            ("aciConnectorLinux", on(false)),
+        ]
+        .into_iter()
+        .map(|(k, a)| (k.to_string(), a))
+        .collect();
+        let w = plan_create(&group(), s, Uuid::nil(), NOW, None).unwrap();
+        let node = w.node_group.as_ref().unwrap();
+        let names: Vec<&str> = w.identities.iter().map(|m| m.name.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "myManagedCluster-agentpool",
+                "azurekeyvaultsecretsprovider-myManagedCluster",
+                "ingressapplicationgateway-myManagedCluster",
+                "omsagent-myManagedCluster"
+            ]
+        );
+        assert!(w.identities.iter().all(|m| m.resource_group == node.name));
+        let holds = |identity: &str| -> Vec<(Uuid, String)> {
+            let mi = w.identities.iter().find(|m| m.name == identity).unwrap();
+            w.assignments.iter().filter(|a| a.principal_id == mi.principal_id).map(|a| (a.role_definition_id, a.scope.to_string())).collect()
+        };
+        assert_eq!(holds("ingressapplicationgateway-myManagedCluster"), vec![(CONTRIBUTOR, node.scope().to_string())]);
+        assert_eq!(holds("omsagent-myManagedCluster"), vec![(crate::addons::MONITORING_METRICS_PUBLISHER, Scope::parse(&w.cluster.id()).unwrap().to_string())]);
+        assert_eq!(holds("azurekeyvaultsecretsprovider-myManagedCluster"), vec![]);
+        assert_eq!(w.cluster.addons["omsagent"].identity.as_ref().unwrap().client_id, w.identities[3].client_id);
+        assert!(w.cluster.addons["azurepolicy"].identity.is_none() && w.cluster.addons["aciConnectorLinux"].identity.is_none());
+        // An update sends them back unchanged; it does not enable or disable one.
+        let same = w.cluster.addons.clone();
+        plan_update(&w.cluster, ClusterUpdate { addons: Some(same.clone()), ..Default::default() }, NOW, None).unwrap();
+        let mut more = same;
+        more.insert("aciConnectorLinux".into(), on(true));
+        let e = plan_update(&w.cluster, ClusterUpdate { addons: Some(more), ..Default::default() }, NOW, None).unwrap_err();
+        assert!(e.to_string().contains("--enable-addons"), "{e}");
+    }
+
+    #[test]
+    fn agent_pools_are_kept_as_given_once_their_names_are_checked() {
+        let mut s = spec(IdentityChoice::SystemAssigned);
+        let pool = serde_json::json!({"name": "nodepool1", "count": 3, "vmSize": "Standard_DS2_v2", "mode": "System"});
+        s.agent_pools = vec![pool.clone()];
+        let w = plan_create(&group(), s, Uuid::nil(), NOW, None).unwrap();
+        assert_eq!(w.cluster.agent_pools, vec![pool.clone()]);
+        for (pools, says) in [
+            (vec![serde_json::json!({"count": 1})], "has no name"),
+            (vec![serde_json::json!({"name": "Pool_1"})], "'Pool_1' is invalid"),
+            (vec![pool.clone(), pool.clone()], "given twice"),
+        ] {
+            let e = plan_update(&w.cluster, ClusterUpdate { agent_pools: Some(pools), ..Default::default() }, NOW, None).unwrap_err();
+            assert!(e.to_string().contains(says), "{e}");
+        }
+        let more = vec![pool, serde_json::json!({"name": "user1", "count": 1})];
+        assert_eq!(
+            plan_update(&w.cluster, ClusterUpdate { agent_pools: Some(more.clone()), ..Default::default() }, NOW, None).unwrap().cluster.agent_pools,
+            more
+        );
     }
 
     #[test]

@@ -5,6 +5,7 @@
 // Request paths answer errors, never panic; tests may unwrap.
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
+pub mod addons;
 pub mod aks;
 pub mod audit;
 pub mod aws;

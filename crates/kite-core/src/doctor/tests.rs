@@ -48,6 +48,8 @@ fn clean(days: i64) -> Snapshot {
         enable_pod_identity: false,
         node_resource_group: None,
         network: Default::default(),
+        addons: Default::default(),
+        agent_pools: Default::default(),
     };
     let w = plan_create(&rg, spec, TENANT, NOW - Duration::days(700), None).unwrap();
     let identity = ManagedIdentity::new(&rg, "app", None, TENANT).unwrap();

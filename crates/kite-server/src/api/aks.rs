@@ -10,6 +10,7 @@ use super::Path;
 use axum::http::StatusCode;
 use axum::response::Response;
 use axum::Json;
+use kite_core::addons::Addon;
 use kite_core::aks::{
     parse_identity_id, plan_create, plan_update, reset_service_principal, validate_cluster_name, ClusterSpec, ClusterUpdate, ControlPlane, IdentityChoice,
     IdentityRef, ManagedCluster, NetworkPlugin, PodIdentity, MSI, TYPE,
@@ -66,6 +67,8 @@ pub fn render(c: &ManagedCluster) -> Value {
             "servicePrincipalProfile": {"clientId": sp_client_id},
             "identityProfile": c.kubelet.as_ref().map(|k| json!({"kubeletidentity": render_ref(k)})),
             "networkProfile": network_profile(c),
+            "addonProfiles": if c.addons.is_empty() { Value::Null } else { json!(c.addons) },
+            "agentPoolProfiles": if c.agent_pools.is_empty() { Value::Null } else { json!(c.agent_pools) },
             "podIdentityProfile": {"enabled": c.pod_identity_enabled, "userAssignedIdentities": pods},
         },
     })
@@ -131,10 +134,23 @@ pub struct NetworkProfileBody {
     pod_cidr: Option<String>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Clone)]
 pub struct AgentPoolBody {
     #[serde(default, rename = "vnetSubnetID")]
     vnet_subnet_id: Option<String>,
+    /// The pool as sent, kept.
+    #[serde(flatten)]
+    rest: serde_json::Map<String, Value>,
+}
+
+impl AgentPoolBody {
+    fn as_sent(&self) -> Value {
+        let mut pool = Value::Object(self.rest.clone());
+        if let Some(subnet) = &self.vnet_subnet_id {
+            pool["vnetSubnetID"] = json!(subnet);
+        }
+        pool
+    }
 }
 
 #[derive(Deserialize)]
@@ -170,13 +186,19 @@ pub struct PropertiesBody {
     #[serde(default)]
     pod_identity_profile: Option<PodIdentityProfileBody>,
     #[serde(default)]
-    agent_pool_profiles: Vec<AgentPoolBody>,
+    agent_pool_profiles: Option<Vec<AgentPoolBody>>,
+    #[serde(default)]
+    addon_profiles: Option<BTreeMap<String, Addon>>,
 }
 
 impl PropertiesBody {
+    fn agent_pools(&self) -> Option<Vec<Value>> {
+        self.agent_pool_profiles.as_ref().map(|pools| pools.iter().map(AgentPoolBody::as_sent).collect())
+    }
+
     /// The network settings the body gives, if it gives any.
     fn network(&self) -> Option<NetworkSettings> {
-        let subnet = self.agent_pool_profiles.iter().find_map(|p| p.vnet_subnet_id.clone());
+        let subnet = self.agent_pool_profiles.iter().flatten().find_map(|p| p.vnet_subnet_id.clone());
         if self.network_profile.is_none() && subnet.is_none() {
             return None;
         }
@@ -297,6 +319,8 @@ struct Requested {
     kubelet: Option<ManagedIdentity>,
     network_plugin: Option<NetworkPlugin>,
     network: Option<NetworkSettings>,
+    addons: Option<BTreeMap<String, Addon>>,
+    agent_pools: Option<Vec<Value>>,
     pod_identity: Option<(bool, Vec<PodIdentity>)>,
 }
 
@@ -316,6 +340,8 @@ async fn requested(state: &AppState, caller: &Caller, body: &ClusterBody) -> Api
         kubelet,
         network_plugin: body.properties.network_profile.as_ref().and_then(|n| n.network_plugin.as_deref()).map(NetworkPlugin::parse).transpose()?,
         network: body.properties.network(),
+        addons: body.properties.addon_profiles.clone(),
+        agent_pools: body.properties.agent_pools(),
         pod_identity,
     })
 }
@@ -332,6 +358,8 @@ async fn create(state: &AppState, caller: &Caller, group: &ResourceGroup, name: 
         enable_pod_identity,
         node_resource_group: r.node_resource_group,
         network: r.network.unwrap_or_default(),
+        addons: r.addons.unwrap_or_default(),
+        agent_pools: r.agent_pools.unwrap_or_default(),
     };
     let mut w = plan_create(group, spec, state.tenant.tenant_id, now, by)?;
     if !pods.is_empty() {
@@ -354,6 +382,8 @@ async fn update(state: &AppState, caller: &Caller, (sub, rg, name): (&Uuid, &str
         kubelet: r.kubelet,
         pod_identity: r.pod_identity,
         network: r.network,
+        addons: r.addons,
+        agent_pools: r.agent_pools,
     };
     state.store.update_managed_cluster(sub, rg, name, &|c| Ok(plan_update(&c, update.clone(), now, by)?)).await.map_err(not_found)
 }

@@ -242,8 +242,12 @@ async fn list_assignments(state: &AppState, caller: &Caller, scope: &Scope, quer
         authorize(state, caller, "Microsoft.Authorization/roleAssignments/read", scope).await?;
     }
     let flag = |k: &str| query.get(k).is_some_and(|v| v == "true");
+    // kite's CLI names what it wants; ARM's clients send `$filter` or nothing at all.
+    let kite_form = ["all", "atScope", "includeInherited", "principalId", "role"].iter().any(|k| query.contains_key(*k));
     let filter = match query.get("$filter") {
         Some(f) => assignment_filter(f, scope)?,
+        // ARM without a filter: the assignments at, above and below the scope.
+        None if !kite_form => AssignmentFilter { all: true, ..Default::default() },
         None => {
             let principal_id = query.get("principalId").map(|p| principal_guid(p)).transpose()?;
             let narrowed = !matches!(scope.level(), ScopeLevel::Root | ScopeLevel::Subscription) || flag("atScope");

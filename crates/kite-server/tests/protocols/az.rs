@@ -121,6 +121,11 @@ async fn role_assignments_filter_by_principal_at_scope_and_assigned_to() {
     assert_eq!(scopes(&by_principal), vec![(principal.clone(), rg.clone())]);
     let (_, assigned) = server.get(t0(), &list(&format!("/subscriptions/{sub}"), &format!("assignedTo('{principal}')")), Some(&token)).await;
     assert_eq!(scopes(&assigned), scopes(&by_principal));
+    // No filter, as ARM: at, above and below the scope.
+    let (_, everything) = server.get(t0(), &format!("/subscriptions/{sub}/providers/Microsoft.Authorization/roleAssignments"), Some(&token)).await;
+    assert!(scopes(&everything).contains(&(principal.clone(), rg.clone())) && scopes(&everything).len() > 1, "{everything}");
+    let (_, at_rg_all) = server.get(t0(), &format!("{rg}/providers/Microsoft.Authorization/roleAssignments"), Some(&token)).await;
+    assert!(scopes(&at_rg_all).contains(&(principal.clone(), rg.clone())) && scopes(&at_rg_all).len() > 1, "{at_rg_all}");
     // atScope() at the subscription: the admin's Owner there, not the group's assignment below it.
     let (_, at_sub) = server.get(t0(), &list(&format!("/subscriptions/{sub}"), "atScope()"), Some(&token)).await;
     assert!(scopes(&at_sub).iter().all(|(_, s)| s != &rg), "{at_sub}");

@@ -297,6 +297,8 @@ fn all_assignments() -> AssignmentFilter {
 fn cluster_spec(name: &str, identity: kite_core::aks::IdentityChoice) -> kite_core::aks::ClusterSpec {
     kite_core::aks::ClusterSpec {
         network: Default::default(),
+        addons: Default::default(),
+        agent_pools: Vec::new(),
         name: name.into(),
         location: None,
         identity,
