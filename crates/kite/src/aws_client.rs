@@ -66,13 +66,6 @@ impl AwsClient {
         let status = resp.status();
         let text = resp.text().await.unwrap_or_default();
         let value: Value = serde_json::from_str(&text).unwrap_or(Value::String(text));
-        if status.is_success() {
-            return Ok(value);
-        }
-        Err(ApiFailure {
-            code: value["error"]["code"].as_str().unwrap_or(status.as_str()).to_string(),
-            message: value["error"]["message"].as_str().map(str::to_string).unwrap_or_else(|| value.to_string()),
-        }
-        .into())
+        ApiFailure::check(status, value)
     }
 }

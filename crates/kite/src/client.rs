@@ -39,6 +39,20 @@ pub struct ApiFailure {
     pub message: String,
 }
 
+impl ApiFailure {
+    /// A 2xx answer's body, or the failure its error (ARM's shape, else the body as it came) names.
+    pub fn check(status: reqwest::StatusCode, value: Value) -> Result<Value> {
+        if status.is_success() {
+            return Ok(value);
+        }
+        Err(ApiFailure {
+            code: value["error"]["code"].as_str().unwrap_or(status.as_str()).to_string(),
+            message: value["error"]["message"].as_str().map(str::to_string).unwrap_or_else(|| value.to_string()),
+        }
+        .into())
+    }
+}
+
 impl std::fmt::Display for ApiFailure {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "({}) {}", self.code, self.message)
@@ -145,14 +159,7 @@ impl Client {
             self.save()?;
             (status, value) = self.send(method, path, query, body).await?;
         }
-        if status.is_success() {
-            return Ok(value);
-        }
-        Err(ApiFailure {
-            code: value["error"]["code"].as_str().unwrap_or(status.as_str()).to_string(),
-            message: value["error"]["message"].as_str().map(str::to_string).unwrap_or_else(|| value.to_string()),
-        }
-        .into())
+        ApiFailure::check(status, value)
     }
 }
 

@@ -250,8 +250,14 @@ fn node_agent_and_sts_decisions_are_recorded() {
         (status == 200).then_some(body)
     });
     let token = body["access_token"].as_str().unwrap().to_string();
+    // The same token served again from the cache is not a new entry: the trail holds it once.
+    for _ in 0..3 {
+        assert_eq!(server.imds("https://vault.azure.net").0, 200);
+    }
 
     let agent = audit(&admin, &["--operation", "Kite.NodeAgent/*"]);
+    let succeeded = agent.iter().filter(|e| e["status"]["value"] == "Succeeded").count();
+    assert_eq!(succeeded, 1, "one token, one pod: {agent:#?}");
     let refused = &agent[0];
     assert_eq!((refused["status"]["value"].as_str(), refused["properties"]["errorCode"].as_str()), (Some("Failed"), Some("unknown_pod")), "{refused:#?}");
     assert_eq!(refused["caller"], "127.0.0.1");

@@ -171,8 +171,12 @@ pub async fn token(State(state): State<AppState>, Query(q): Query<ImdsQuery>, re
     let result = issue(&state, &q, request.headers(), addr, now).await;
     let trail = Trail { state: &state, ip: addr.map(|a| a.ip().to_string()), resource: q.resource.as_deref().unwrap_or_default(), now };
     match result {
-        Ok(Issued { body, pod, identity }) => {
-            trail.record(&pod, ISSUE_OPERATION, |e| e.with("identity", identity));
+        Ok(Issued { body, pod, identity, first }) => {
+            // The trail holds each token a pod was given once; the same token served again from
+            // the cache is counted in kite_imds_token_cache_hits, not written per call.
+            if first {
+                trail.record(&pod, ISSUE_OPERATION, |e| e.with("identity", identity));
+            }
             Json(body).into_response()
         }
         Err(Unanswered::Excepted) => {
@@ -202,6 +206,10 @@ struct Trail<'a> {
 
 impl Trail<'_> {
     fn record(&self, pod: &str, operation: &str, details: impl FnOnce(AuditEvent) -> AuditEvent) {
+        // The cache-hit path is the agent's hottest: build nothing when no one keeps it.
+        if !self.state.audit.enabled() {
+            return;
+        }
         let correlation = uuid::Uuid::new_v4().to_string();
         let caller = if pod.is_empty() { self.ip.as_deref().unwrap_or_default() } else { pod };
         let new = NewEvent {
@@ -220,11 +228,13 @@ impl Trail<'_> {
 /// The node agent's token decision in the audit trail.
 pub const ISSUE_OPERATION: &str = "Kite.NodeAgent/imds/token/action";
 
-/// A token the agent gives a pod: the body, the pod (`namespace/name`) and its AzureIdentity.
+/// A token the agent gives a pod: the body, the pod (`namespace/name`), its AzureIdentity, and
+/// whether this pod gets this token for the first time.
 struct Issued {
     body: Value,
     pod: String,
     identity: String,
+    first: bool,
 }
 
 /// The pod calling from `request`'s source address and the identity it gets, as the controller mode allows.
@@ -282,11 +292,12 @@ async fn issue(state: &AppState, q: &ImdsQuery, headers: &HeaderMap, addr: Optio
     // The secret's digest is part of the key, so a changed Secret is never answered from an entry
     // minted with the one before.
     let key = (identity.spec.client_id.to_lowercase(), resource.clone(), service_principal.as_ref().map(|(_, digest)| digest.clone()));
-    let issued = |body: Value| Issued { body, pod: format!("{namespace}/{pod}"), identity: format!("{namespace}/{}", identity.metadata.name) };
-    if let Some((expires_on, body)) = state.imds_cache.get(&key) {
+    let who = format!("{namespace}/{pod}");
+    let issued = |body: Value, first: bool| Issued { body, pod: who.clone(), identity: format!("{namespace}/{}", identity.metadata.name), first };
+    if let Some((expires_on, body, first)) = state.imds_cache.get(&key, &who) {
         if expires_on - now.unix_timestamp() > 300 {
             state.metrics.cache_hit();
-            return Ok(issued(body));
+            return Ok(issued(body, first));
         }
     }
     state.metrics.cache_miss();
@@ -297,8 +308,8 @@ async fn issue(state: &AppState, q: &ImdsQuery, headers: &HeaderMap, addr: Optio
     let mut body = service::mint(state, &principal, &resource, false, now).map_err(Unanswered::Mint)?;
     body["client_id"] = json!(principal.app_id);
     let expires_on = body["expires_on"].as_str().and_then(|s| s.parse::<i64>().ok()).unwrap_or(now.unix_timestamp());
-    let (evicted, entries) = state.imds_cache.insert(key, (expires_on, body.clone()));
+    let (evicted, entries) = state.imds_cache.insert(key, (expires_on, body.clone()), &who);
     state.metrics.cache_stored(evicted, entries);
     tracing::info!(pod = %pod, namespace = %namespace, identity = %identity.metadata.name, "imds token issued");
-    Ok(issued(body))
+    Ok(issued(body, true))
 }
