@@ -17,6 +17,7 @@ pub mod assigned;
 pub mod aws_auth;
 mod live;
 mod objects;
+pub mod serviceaccount;
 
 use std::path::PathBuf;
 

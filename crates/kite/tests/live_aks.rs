@@ -110,3 +110,41 @@ fn pod_identity_add_with_a_kubeconfig_creates_the_addon_objects_the_node_agent_s
     pod_identity("add", "azure-vote", &["--identity-resource-id", id, "--binding-selector", "vote", "--kubeconfig", kc]).ok();
     imds_until(&server, 200);
 }
+
+#[test]
+fn serviceaccount_create_with_a_kubeconfig_writes_the_annotated_service_account_and_the_webhook_reads_it_by_watch() {
+    const ACCOUNTS: &str = "/api/v1/serviceaccounts";
+    let dir = tempfile::tempdir().unwrap();
+    let kube = cluster(true);
+    let kubeconfig = dir.path().join("kubeconfig");
+    kube.kubeconfig(&kubeconfig);
+    let kc = kubeconfig.to_str().unwrap();
+    let server = Server::start(&dir.path().join("srv"), &["--kubeconfig", kc]);
+    let cli = Cli::admin(&dir.path().join("cli"), &server);
+    cli.run(&["group", "create", "-n", "apps", "-l", "japaneast"]).ok();
+    // The service account exists already, with an annotation of its team's: kept.
+    kube.apply(ACCOUNTS, json!({"metadata": {"name": "api", "namespace": "payments", "annotations": {"team": "payments"}}}));
+    let create = ["k8s", "serviceaccount", "create", "--name", "api", "--namespace", "payments", "--identity-name", "api-id", "-g", "apps"];
+    cli.run(&[&create[..], &["--issuer", "https://oidc.example/cluster", "--kubeconfig", kc]].concat()).ok();
+    let mi = cli.run(&["identity", "show", "-g", "apps", "-n", "api-id"]).ok();
+    let account = kube.object(ACCOUNTS, "api").expect("the ServiceAccount is in the cluster");
+    assert_eq!(account["metadata"]["annotations"]["azure.workload.identity/client-id"], mi["clientId"], "{account}");
+    assert_eq!(account["metadata"]["annotations"]["team"], "payments", "{account}");
+    assert_eq!(account["metadata"]["labels"]["azure.workload.identity/use"], "true", "{account}");
+
+    // The webhook sees it through kite serve's watch, with no file and no call per pod.
+    let review = json!({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "request": {"uid": "u-1", "namespace": "payments",
+        "object": {"metadata": {"generateName": "api-", "labels": {"azure.workload.identity/use": "true"}},
+                   "spec": {"serviceAccountName": "api", "containers": [{"name": "app", "image": "app"}]}}}});
+    let body = review.to_string();
+    let answer = support::wait_for("the webhook to patch the pod", &server, || {
+        let (status, text) = server.curl(&["-X", "POST", "-H", "content-type: application/json", "-d", &body], "/mutate-v1-pod");
+        let answer: Value = serde_json::from_str(&text).ok()?;
+        (status == 200 && answer["response"]["patch"].is_string()).then_some(answer)
+    });
+    assert_eq!(answer["response"]["patchType"], "JSONPatch");
+
+    // Running it again changes nothing and still keeps the team's annotation.
+    cli.run(&[&create[..], &["--issuer", "https://oidc.example/cluster", "--kubeconfig", kc]].concat()).ok();
+    assert_eq!(kube.object(ACCOUNTS, "api").unwrap()["metadata"]["annotations"]["team"], "payments");
+}

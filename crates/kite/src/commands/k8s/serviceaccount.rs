@@ -8,10 +8,12 @@ use std::process::ExitCode;
 
 use anyhow::{anyhow, bail, Result};
 use clap::Args;
+use kite_k8s::k8s_openapi::api::core::v1::ServiceAccount;
 use kite_k8s::workload_identity::{AWS_AUDIENCE, AZURE_EXPIRATION, CLIENT_ID, ROLE_ARN, TENANT_ID, USE_LABEL};
 use reqwest::Method;
 use serde_json::{json, Map, Value};
 
+use crate::args::ClusterArgs;
 use crate::client::{ApiFailure, Client};
 use crate::commands::role;
 use crate::output::Format;
@@ -54,8 +56,11 @@ pub struct CreateArgs {
     role_name: Option<String>,
     /// Write the ServiceAccount into this directory (what `kite serve --pod-identity-dir` reads)
     /// instead of printing it.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "kubernetes")]
     dir: Option<PathBuf>,
+    /// Or create it in a live cluster (kept labels and annotations of one already there).
+    #[command(flatten)]
+    live: ClusterArgs,
 }
 
 impl CreateArgs {
@@ -75,13 +80,18 @@ pub async fn create(args: CreateArgs, client: &mut Client, format: Option<Format
     if args.identity_name.is_some() {
         account["metadata"]["labels"] = json!({USE_LABEL: "true"});
     }
-    match &args.dir {
-        Some(dir) => {
+    match (&args.dir, args.live.target()) {
+        (Some(dir), _) => {
             let path = dir.join(format!("serviceaccount-{}-{}.yaml", args.namespace, args.name));
             crate::files::replace_file(&path, &serde_yaml_ng::to_string(&account)?)?;
             eprintln!("wrote {}", path.display());
         }
-        None => super::print_manifests(vec![account], format, None)?,
+        (None, Some(target)) => {
+            let account: ServiceAccount = serde_json::from_value(account)?;
+            kite_kube::serviceaccount::apply(&kite_kube::client(&target).await?, &account).await?;
+            eprintln!("applied ServiceAccount {}/{}", args.namespace, args.name);
+        }
+        (None, None) => super::print_manifests(vec![account], format, None)?,
     }
     Ok(ExitCode::SUCCESS)
 }
