@@ -86,11 +86,11 @@ pub async fn credentials(
     let ip = source.map(|Extension(ConnectInfo(a))| a.ip().to_string());
     match issue(&state, &headers, now).await {
         Ok((body, session, pod)) => {
-            state.audit.record(event(&state, &uuid::Uuid::new_v4().to_string(), &session, ip, now).with("pod", pod));
+            state.audit.record(|| event(&state, &uuid::Uuid::new_v4().to_string(), &session, ip, now).with("pod", pod));
             Ok(Json(body))
         }
         Err(r) => {
-            state.audit.record(event(&state, &r.request_id, "", ip, now).ended(r.status.as_u16()).failed_with(r.code).with("reason", &r.message));
+            state.audit.record(|| event(&state, &r.request_id, "", ip, now).ended(r.status.as_u16()).failed_with(r.code).with("reason", &r.message));
             Err(r)
         }
     }

@@ -206,22 +206,20 @@ struct Trail<'a> {
 
 impl Trail<'_> {
     fn record(&self, pod: &str, operation: &str, details: impl FnOnce(AuditEvent) -> AuditEvent) {
-        // The cache-hit path is the agent's hottest: build nothing when no one keeps it.
-        if !self.state.audit.enabled() {
-            return;
-        }
-        let correlation = uuid::Uuid::new_v4().to_string();
-        let caller = if pod.is_empty() { self.ip.as_deref().unwrap_or_default() } else { pod };
-        let new = NewEvent {
-            shape: Shape::ActivityLog,
-            category: Category::NodeAgent,
-            caller,
-            authentication: "PodIP",
-            operation_name: operation,
-            resource_id: self.resource,
-            correlation_id: &correlation,
-        };
-        self.state.audit.record(details(AuditEvent::new(new, self.now).from_ip(self.ip.clone())));
+        self.state.audit.record(|| {
+            let correlation = uuid::Uuid::new_v4().to_string();
+            let caller = if pod.is_empty() { self.ip.as_deref().unwrap_or_default() } else { pod };
+            let new = NewEvent {
+                shape: Shape::ActivityLog,
+                category: Category::NodeAgent,
+                caller,
+                authentication: "PodIP",
+                operation_name: operation,
+                resource_id: self.resource,
+                correlation_id: &correlation,
+            };
+            details(AuditEvent::new(new, self.now).from_ip(self.ip.clone()))
+        });
     }
 }
 

@@ -75,7 +75,7 @@ pub async fn management(State(state): State<AppState>, mut request: Request, nex
     for (k, v) in note.parameters {
         event = event.with(k, v);
     }
-    state.audit.record(event);
+    state.audit.record(|| event);
     if let Ok(v) = HeaderValue::from_str(&correlation) {
         response.headers_mut().insert(CORRELATION_HEADER, v);
     }

@@ -89,10 +89,11 @@ impl AuditTrail {
         self.tx.is_some()
     }
 
-    /// Queues an event; never waits. A full queue drops it, counted and logged.
-    pub fn record(&self, event: AuditEvent) {
+    /// Queues the event `build` makes; never waits. With the trail off nothing is built, so callers
+    /// on hot paths pay nothing for it. A full queue drops the event, counted and logged.
+    pub fn record(&self, build: impl FnOnce() -> AuditEvent) {
         let Some(tx) = &self.tx else { return };
-        if tx.try_send(Msg::Event(Box::new(event))).is_err() {
+        if tx.try_send(Msg::Event(Box::new(build()))).is_err() {
             self.metrics.audit_dropped();
             self.unlogged_drops.fetch_add(1, Ordering::Relaxed);
             let mut last = self.last_warning.lock();
@@ -201,7 +202,7 @@ mod tests {
         let trail = AuditTrail::start(store.clone(), settings, metrics.clone(), Clock::system());
         let started = std::time::Instant::now();
         for i in 0..1000 {
-            trail.record(event(i));
+            trail.record(|| event(i));
         }
         assert!(started.elapsed() < Duration::from_secs(1), "recording waited: {:?}", started.elapsed());
         trail.flush().await;

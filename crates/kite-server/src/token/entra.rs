@@ -129,13 +129,13 @@ async fn endpoint(state: AppState, tenant: String, form: FormResult, version: Ve
     match result {
         Ok(body) => {
             if let Some(event) = event {
-                state.audit.record(event);
+                state.audit.record(|| event);
             }
             (StatusCode::OK, [("cache-control", "no-store")], Json(body)).into_response()
         }
         Err(e) => {
             if let Some(event) = event {
-                state.audit.record(event.ended(e.status.as_u16()).failed_with(format!("AADSTS{}", e.code)));
+                state.audit.record(|| event.ended(e.status.as_u16()).failed_with(format!("AADSTS{}", e.code)));
             }
             e.render_correlated(now, &state.public_url, &correlation)
         }

@@ -97,15 +97,20 @@ impl<S: Send + Sync> FromRequest<S> for StsCall {
 
 pub async fn endpoint(State(state): State<AppState>, call: StsCall) -> Result<Response, StsFailure> {
     let now = state.now();
-    let event = sts_event(&call, now);
     match answer(&state, &call, now).await {
         Ok((response, arn)) => {
-            let event = if event.authentication == "SigV4" { AuditEvent { caller: arn, ..event } } else { event.with("assumedRoleArn", arn) };
-            state.audit.record(event);
+            state.audit.record(|| {
+                let event = sts_event(&call, now);
+                if event.authentication == "SigV4" {
+                    AuditEvent { caller: arn, ..event }
+                } else {
+                    event.with("assumedRoleArn", arn)
+                }
+            });
             Ok(response)
         }
         Err(error) => {
-            state.audit.record(event.ended(error.code.http_status()).failed_with(error.code.as_str()));
+            state.audit.record(|| sts_event(&call, now).ended(error.code.http_status()).failed_with(error.code.as_str()));
             Err(StsFailure { error, request_id: call.request_id.clone() })
         }
     }

@@ -25,7 +25,7 @@ pub async fn authorize(State(state): State<AppState>, Json(sar): Json<SubjectAcc
             let answered = kite_k8s::review(&snap, sar);
             if let Some(status) = &answered.status {
                 tracing::info!(allowed = status.allowed, reason = status.reason.as_deref().unwrap_or(""), "subject access review");
-                state.audit.record(review_event(&state, &answered.spec, status));
+                state.audit.record(|| review_event(&state, &answered.spec, status));
             }
             Json(answered).into_response()
         }
@@ -152,12 +152,12 @@ pub async fn authenticate(State(state): State<AppState>, Json(mut review): Json<
             tracing::info!(username = user.username.as_deref().unwrap_or(""), "token review: authenticated");
             let arn = user.extra.as_ref().and_then(|x| x.get("arn")).and_then(|v| v.first()).cloned().unwrap_or_default();
             let groups = user.groups.clone().unwrap_or_default().join(",");
-            state.audit.record(event(user.username.as_deref().unwrap_or_default(), &arn).with("groups", groups));
+            state.audit.record(|| event(user.username.as_deref().unwrap_or_default(), &arn).with("groups", groups));
             TokenReviewStatus { authenticated: Some(true), user: Some(user), ..Default::default() }
         }
         Err(reason) => {
             tracing::info!("token review refused: {reason}");
-            state.audit.record(event("", "").ended(401).failed_with("Unauthorized").with("reason", &reason));
+            state.audit.record(|| event("", "").ended(401).failed_with("Unauthorized").with("reason", &reason));
             TokenReviewStatus { authenticated: Some(false), error: Some(reason), ..Default::default() }
         }
     });
