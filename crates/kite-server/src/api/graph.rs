@@ -429,33 +429,7 @@ async fn patch_object(
             format!("kite does not rename apps: '{name}' is not the app's name '{}'; register a new app instead", app.display_name),
         ));
     }
-    let keys = match &req.key_credentials {
-        None => None,
-        Some(list) => {
-            check_key_count(list.len())?;
-            let mut keys = Vec::new();
-            for k in list {
-                keys.push(match (&k.key, k.key_id) {
-                    (Some(der), _) => certificate(der, caller.now)?,
-                    (None, Some(key_id)) => app.key_credentials.iter().find(|c| c.key_id == key_id).cloned().ok_or_else(|| {
-                        graph_error(
-                            StatusCode::BAD_REQUEST,
-                            "Request_BadRequest",
-                            format!("The app has no key credential {key_id} to keep; give a new one's key"),
-                        )
-                    })?,
-                    (None, None) => {
-                        return Err(graph_error(
-                            StatusCode::BAD_REQUEST,
-                            "Request_BadRequest",
-                            "a key credential needs its key or the keyId of one the app has",
-                        ))
-                    }
-                });
-            }
-            Some(keys)
-        }
-    };
+    let keys = req.key_credentials.as_deref().map(|list| key_set(&app, list, caller.now)).transpose()?;
     state
         .store
         .update_application(&app.app_id, &|mut a| {
@@ -468,6 +442,24 @@ async fn patch_object(
     state.clients.forget_all();
     tracing::info!(app = %app.app_id, by = %caller.object_id, keys = keys.as_ref().map(Vec::len), "application updated");
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// The key credentials a PATCH asks for: those the app has, kept by keyId, and new certificates.
+fn key_set(app: &Application, list: &[PatchKey], now: OffsetDateTime) -> GraphResult<Vec<CertificateCredential>> {
+    check_key_count(list.len())?;
+    let bad = |message: String| graph_error(StatusCode::BAD_REQUEST, "Request_BadRequest", message);
+    list.iter()
+        .map(|k| match (&k.key, k.key_id) {
+            (Some(der), _) => certificate(der, now),
+            (None, Some(key_id)) => app
+                .key_credentials
+                .iter()
+                .find(|c| c.key_id == key_id)
+                .cloned()
+                .ok_or_else(|| bad(format!("The app has no key credential {key_id} to keep; give a new one's key"))),
+            (None, None) => Err(bad("a key credential needs its key or the keyId of one the app has".into())),
+        })
+        .collect()
 }
 
 #[derive(Deserialize)]
