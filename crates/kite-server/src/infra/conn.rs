@@ -37,7 +37,8 @@ const MAX_HEADER_LIST: u32 = 64 << 10;
 const WARN_EVERY: Duration = Duration::from_secs(10);
 /// The largest request body (axum's default limit, which the extractors also apply).
 const MAX_BODY: usize = 2 << 20;
-/// An HTTP/2 body over `MAX_BODY` is read and dropped up to this much, so its 413 arrives.
+/// A body over `MAX_BODY` that is read anyway (HTTP/2, or of unknown length) is dropped up to this
+/// much, so its 413 arrives.
 const DRAIN_CAP: usize = 16 << 20;
 
 #[derive(Clone, Copy, Debug)]
@@ -65,10 +66,12 @@ fn too_large() -> Response {
 }
 
 /// Answers 413 to a body over `MAX_BODY` before any handler sees it (each extractor would answer
-/// its own way, 400 for JSON and forms): at once over HTTP/1.1 when its length is declared,
-/// otherwise after reading it. HTTP/2 answers only once the body is in: a response sent while
-/// the client still sends ends in a stream reset, and the client never sees the 413. Past
-/// `DRAIN_CAP` the stream is reset anyway.
+/// its own way, 400 for JSON and forms): at once over HTTP/1.1 when its length is declared (the
+/// client waits on `Expect: 100-continue`, or reads the answer before sending), otherwise once
+/// the body is in. A body of unknown length, and any HTTP/2 body, is read to its end first: an
+/// answer sent while the client still sends ends in a reset (HTTP/2) or a broken pipe (HTTP/1.1
+/// chunked, where curl then reports the `100 Continue` it saw), and the client never sees the 413.
+/// Past `DRAIN_CAP` the connection or stream is cut anyway.
 pub async fn limit_body(request: Request, next: Next) -> Response {
     let declared = request.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
     let h2 = request.version() == Version::HTTP_2;
@@ -77,7 +80,7 @@ pub async fn limit_body(request: Request, next: Next) -> Response {
         Some(n) if !h2 || n > DRAIN_CAP as u64 => too_large(),
         _ => {
             let (parts, body) = request.into_parts();
-            match collect(body, h2).await {
+            match collect(body).await {
                 Ok(bytes) => next.run(Request::from_parts(parts, Body::from(bytes))).await,
                 Err(refused) => refused,
             }
@@ -85,8 +88,8 @@ pub async fn limit_body(request: Request, next: Next) -> Response {
     }
 }
 
-/// The body, if it is at most `MAX_BODY`; past that, with `drain`, the rest is read and dropped.
-async fn collect(mut body: Body, drain: bool) -> Result<Vec<u8>, Response> {
+/// The body, if it is at most `MAX_BODY`; past that, the rest is read and dropped up to `DRAIN_CAP`.
+async fn collect(mut body: Body) -> Result<Vec<u8>, Response> {
     let (mut kept, mut seen) = (Vec::new(), 0usize);
     while let Some(frame) = body.frame().await {
         let frame =
@@ -95,7 +98,7 @@ async fn collect(mut body: Body, drain: bool) -> Result<Vec<u8>, Response> {
         seen += data.len();
         if seen <= MAX_BODY {
             kept.extend_from_slice(&data);
-        } else if !drain || seen > DRAIN_CAP {
+        } else if seen > DRAIN_CAP {
             return Err(too_large());
         }
     }
