@@ -70,7 +70,7 @@ async fn start_agent(home: &std::path::Path) -> anyhow::Result<std::net::SocketA
     )?;
     let (state, _) = prepare(store, &config, "https://127.0.0.1:8443", None).await?;
     let (listener, addr) = kite_server::infra::conn::bind("127.0.0.1:0".parse()?, "--agent-listen")?;
-    kite_server::agent::spawn(listener, state, axum_server::Handle::new(), Default::default());
+    kite_server::agent::spawn(listener, kite_server::agent::Agent::embedded(&state), axum_server::Handle::new(), Default::default());
     Ok(addr)
 }
 

@@ -40,6 +40,7 @@ pub struct AppState {
     pub cluster: Arc<dyn kite_k8s::ClusterSource>,
     /// The EKS cluster's service-account issuer, for the container-credentials endpoint.
     pub cluster_issuer: Option<String>,
+    pub agent_account: Option<crate::agent::nodes::AgentAccount>,
     pub metrics: Arc<crate::infra::metrics::Metrics>,
     /// Failed client authentications per (client, source address), for the token endpoint's brake.
     pub auth_throttle: Arc<crate::token::throttle::AuthThrottle>,
