@@ -18,6 +18,7 @@ import requests
 from conftest import BIN
 from issuer import Issuer
 from netns import pods  # noqa: F401  (the fixture)
+from test_container_credentials import TRUST
 from test_node_agent import FakeImds
 from test_pod_identity import IDENTITY
 
@@ -81,7 +82,7 @@ class Cluster:
         self.issuer = Issuer()
         self.nodes = {name: pods.create_node(name) for name in ("node-a", "node-b")}
         names = [arg for node in self.nodes.values() for arg in ("--tls-name", node.gateway)]
-        self.kite = kite_factory("--pod-identity-dir", str(self.dir), "--cluster-issuer", self.issuer.url, "--allow-http-issuer",
+        self.kite = kite_factory("--pod-identity-dir", str(self.dir), "--cluster-issuer", self.issuer.url, "--allow-http-issuer", "--eks-cluster", "prod",
                                  "--agent-service-account", f"{AGENT_NAMESPACE}:{AGENT_ACCOUNT}", *names, listen="0.0.0.0:0")
         self.port = self.kite.url.rsplit(":", 1)[1]
         self.kite.cli("group", "create", "-n", "pods", "-l", "japaneast")
@@ -279,3 +280,61 @@ def test_an_agent_keeps_serving_cached_tokens_while_no_server_answers(cluster):
     assert "could not reach the kite server" in answer["error_description"], answer
     assert agent.metric("kite_imds_errors_total", 'kind="server_unavailable"') == 1
     assert agent.metric("kite_imds_token_cache_hits_total") >= 1
+
+
+FROZEN_CREDENTIALS = """
+import json, boto3
+c = boto3.Session().get_credentials()
+f = c.get_frozen_credentials()
+print(json.dumps({"method": c.method, "key": f.access_key, "secret": f.secret_key, "token": f.token}))
+"""
+
+
+def test_eks_pod_identity_goes_through_the_agent_to_the_server_and_only_for_pods_on_its_node(cluster, tmp_path):
+    (tmp_path / "trust.json").write_text(json.dumps(TRUST))
+    role = cluster.kite.cli("iam", "role", "create", "--role-name", "cart-role", "--trust-policy", f"file://{tmp_path / 'trust.json'}")["Role"]
+    cluster.kite.cli("eks", "pod-identity-association", "create", "--cluster-name", "prod", "--namespace", "demo", "--service-account", "cart",
+                     "--role-arn", role["Arn"])
+    node_a, node_b = cluster.nodes["node-a"], cluster.nodes["node-b"]
+    cart, cart_uid = cluster.pod("cart", node_a)
+    _, billing_uid = cluster.pod("billing", node_b)
+
+    def pod_token(name, uid, path):
+        k8s = {"namespace": "demo", "serviceaccount": {"name": "cart", "uid": "sa"}, "pod": {"name": name, "uid": uid}}
+        path.write_text(cluster.issuer.token("system:serviceaccount:demo:cart", aud="pods.eks.amazonaws.com", **{"kubernetes.io": k8s}))
+        return path
+
+    agent = cluster.start_agent(node_a)
+    # The EKS Pod Identity agent's address, on the pod's side of the node.
+    node_a.run(["ip", "addr", "add", "169.254.170.23/32", "dev", cart.host_if])
+    port = agent.url.rsplit(":", 1)[1]
+    env = {"AWS_CONTAINER_CREDENTIALS_FULL_URI": f"http://169.254.170.23:{port}/v1/credentials",
+           "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE": str(pod_token("cart", cart_uid, tmp_path / "cart.token")),
+           "AWS_CONFIG_FILE": str(tmp_path / "none"), "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "none"), "AWS_EC2_METADATA_DISABLED": "true"}
+
+    def fetched():
+        out = cart.run([sys.executable, "-c", FROZEN_CREDENTIALS], env=env)
+        return json.loads(out.stdout) if out.returncode == 0 else None
+    got = eventually(fetched)
+    assert got and got["method"] == "container-role", got
+    # The credentials are the server's: STS (outside the node) knows whose they are.
+    import boto3
+    sts = boto3.client("sts", endpoint_url=cluster.kite.url, verify=cluster.kite.ca, region_name="us-east-1",
+                       aws_access_key_id=got["key"], aws_secret_access_key=got["secret"], aws_session_token=got["token"])
+    assert ":assumed-role/cart-role/eks-prod-cart-" in sts.get_caller_identity()["Arn"]
+
+    # node-a's agent relaying a token of a pod on node-b is refused by the server.
+    agent_a = cluster.agent_token(f"kite-agent-{node_a.name}", re.search(r"uid: (\S+)", (cluster.dir / "pod-kite-system-kite-agent-node-a.yaml").read_text()).group(1))
+    r = requests.post(f"{cluster.kite.url}/agent/v1/credentials", json={"token": pod_token("billing", billing_uid, tmp_path / "billing.token").read_text()},
+                      headers={"Authorization": f"Bearer {agent_a}"}, verify=cluster.kite.ca, timeout=10)
+    assert r.status_code == 400 and "AccessDeniedException" in r.text and "runs on node node-b, not on node node-a" in r.text, r.text
+
+
+def test_the_agent_is_unready_until_it_has_its_own_token(cluster, tmp_path):
+    node = cluster.nodes["node-a"]
+    agent = cluster.start_agent(node)
+    assert requests.get(agent.url + "/healthz", timeout=5).status_code == 200
+    assert requests.get(agent.url + "/readyz", timeout=5).status_code == 200
+    (tmp_path / f"kite-agent-{node.name}.token").unlink()
+    r = requests.get(agent.url + "/readyz", timeout=5)
+    assert r.status_code == 503 and "token file" in r.text, r.text
