@@ -299,6 +299,7 @@ pub async fn serve(config: Config) -> Result<()> {
         println!("kite: sign in with: kite login --credentials-file {}", path.display());
     }
     keys::spawn_reloader(state.clone());
+    keys::spawn_change_listener(state.clone());
     policy::spawn_reloader(state.k8s.clone());
     cluster::spawn_reloader(state.pod_files.clone());
     controller::spawn(&state, &config).await?;

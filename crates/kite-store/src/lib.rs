@@ -13,6 +13,7 @@
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
 mod audit;
+mod changes;
 mod sql;
 
 use async_trait::async_trait;
@@ -27,6 +28,7 @@ use kite_core::Scope;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+pub use changes::Change;
 pub use sql::SqlStore;
 
 #[derive(Debug, thiserror::Error)]
@@ -133,6 +135,12 @@ pub type AppUpdate<'a> = &'a (dyn Fn(Application) -> Result<Application> + Send 
 
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
+    /// Tells every replica on this database (this one included) that `change` happened, so they
+    /// drop what they cached of it.
+    async fn announce(&self, change: Change) -> Result<()>;
+    /// The changes announced from now on, by any replica.
+    fn changes(&self) -> tokio::sync::broadcast::Receiver<Change>;
+
     /// Writes the first-start state; `Conflict` when the store is already bootstrapped.
     async fn bootstrap(&self, b: &Bootstrap) -> Result<()>;
     /// The tenant and its subscriptions, once bootstrapped.

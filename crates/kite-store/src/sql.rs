@@ -112,6 +112,7 @@ fn restrict_sqlite_files(url: &str) -> Result<()> {
 #[derive(Clone)]
 pub struct SqlStore {
     pool: AnyPool,
+    changes: crate::changes::Changes,
 }
 
 impl SqlStore {
@@ -142,7 +143,8 @@ impl SqlStore {
             .map_err(|e| Error::Backend(format!("cannot open database '{}': {e}", redact(&url))))?;
         let migrator = Migrator::new(Embedded).await.map_err(|e| Error::Backend(e.to_string()))?;
         migrator.run(&pool).await.map_err(|e| Error::Backend(format!("migrating the database: {e}")))?;
-        Ok(SqlStore { pool })
+        let changes = crate::changes::Changes::start(&url, &pool).await?;
+        Ok(SqlStore { pool, changes })
     }
 
     /// One object by key, or `NotFound` with the caller's message.
@@ -318,6 +320,14 @@ async fn write_cluster_objects(tx: &mut Tx<'_>, w: &ClusterWrite) -> Result<()> 
 
 #[async_trait]
 impl Store for SqlStore {
+    async fn announce(&self, change: crate::Change) -> Result<()> {
+        self.changes.announce(&self.pool, change).await
+    }
+
+    fn changes(&self) -> tokio::sync::broadcast::Receiver<crate::Change> {
+        self.changes.subscribe()
+    }
+
     async fn bootstrap(&self, b: &Bootstrap) -> Result<()> {
         let mut tx = self.pool.begin().await.map_err(backend)?;
         sqlx::query("INSERT INTO meta (key, value) VALUES ('tenant', $1), ('subscriptions', $2)")

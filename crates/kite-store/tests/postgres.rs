@@ -28,3 +28,21 @@ async fn make() -> (SqlStore, Schema) {
 }
 
 conformance_tests!(make);
+
+/// Replicas are separate stores on one database: one's announcement reaches the other, and a store
+/// on another schema (another kite) hears nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_change_announced_by_one_replica_reaches_the_others_on_the_same_schema_only() {
+    use kite_store::{Change, Store};
+    let (a, schema) = make().await;
+    let url = format!("{}?options=-c%20search_path%3D{}", base_url(), schema.0);
+    let b = SqlStore::connect(&url).await.unwrap();
+    let (elsewhere, _other) = make().await;
+    let (mut on_b, mut on_elsewhere) = (b.changes(), elsewhere.changes());
+    let sent = std::time::Instant::now();
+    a.announce(Change::SigningKeys).await.unwrap();
+    let got = tokio::time::timeout(std::time::Duration::from_secs(1), on_b.recv()).await.expect("heard within 1 s").unwrap();
+    assert_eq!(got, Change::SigningKeys);
+    println!("announcement heard by the other replica after {:?}", sent.elapsed());
+    assert!(tokio::time::timeout(std::time::Duration::from_millis(300), on_elsewhere.recv()).await.is_err(), "another schema's store heard it");
+}

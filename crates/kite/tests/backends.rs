@@ -88,6 +88,55 @@ fn replicas_on_one_postgres_bootstrap_once_and_share_everything() {
     assert_eq!(seen, serde_json::json!(["Reader"]));
 }
 
+/// The token endpoint's answer (status) for a client secret at `server`.
+fn grant(server: &Server, tenant: &str, app_id: &str, secret: &str) -> u16 {
+    let (id, secret) = (format!("client_id={app_id}"), format!("client_secret={secret}"));
+    let form =
+        ["-d", "grant_type=client_credentials", "--data-urlencode", &id, "--data-urlencode", &secret, "-d", "scope=https://management.azure.com/.default"];
+    server.curl(&form, &format!("/{tenant}/oauth2/v2.0/token")).0
+}
+
+/// How long until `check` holds, polling every 20 ms; fails the test after `limit`.
+fn within(limit: std::time::Duration, what: &str, mut check: impl FnMut() -> bool) -> std::time::Duration {
+    let start = std::time::Instant::now();
+    while !check() {
+        assert!(start.elapsed() < limit, "{what}: not within {limit:?}");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    start.elapsed()
+}
+
+#[test]
+fn a_reset_or_a_rotation_on_one_replica_takes_effect_on_the_other_within_a_second() {
+    let (_schema, url) = Schema::create();
+    let dir = tempfile::tempdir().unwrap();
+    let a = Server::start(&dir.path().join("a"), &["--database-url", &url]);
+    // Replicas behind one address share one public URL, so their tokens' issuer is the same.
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let listen = format!("127.0.0.1:{port}");
+    let mut b = Server::start(&dir.path().join("b"), &["--database-url", &url, "--public-url", &a.url, "--listen", &listen]);
+    b.url = format!("https://{listen}");
+    let admin = Cli::admin(&dir.path().join("cli-a"), &a);
+    let tenant = a.credentials()["tenant"].as_str().unwrap().to_string();
+    let sp = admin.run(&["ad", "sp", "create-for-rbac", "--name", "replicated"]).ok();
+    let (app, old) = (sp["appId"].as_str().unwrap(), sp["password"].as_str().unwrap());
+    // B has the client cached (its TTL alone would keep the old secret working for 5 s).
+    assert_eq!(grant(&b, &tenant, app, old), 200);
+
+    let reset = admin.run(&["ad", "sp", "credential", "reset", "--id", app]).ok();
+    let took = within(std::time::Duration::from_secs(1), "B refuses the reset secret", || grant(&b, &tenant, app, old) == 401);
+    println!("a credential reset on replica A refused the old secret on replica B after {took:?}");
+    assert_eq!(grant(&b, &tenant, app, reset["password"].as_str().unwrap()), 200);
+
+    // A rotates; its first token with the new key is accepted by B at once (B's reload is every 5 s).
+    admin.run(&["keys", "rotate"]).ok();
+    let token = a.admin_token();
+    let took = within(std::time::Duration::from_secs(1), "B accepts a token signed with A's new key", || {
+        b.api("GET", "/subscriptions?api-version=2022-12-01", &token, None).0 == 200
+    });
+    println!("a key rotation on replica A was accepted by replica B after {took:?}");
+}
+
 #[test]
 fn a_store_failure_on_a_request_path_is_a_500_with_a_trace_id_never_the_backends_text() {
     let (schema, url) = Schema::create();

@@ -24,7 +24,7 @@ pub struct AppState {
     /// Keys of external issuers trusted through federated credentials.
     pub issuers: Arc<crate::token::issuers::IssuerKeys>,
     pub key_retire_grace_secs: i64,
-    /// Token-endpoint client lookups; handlers that change clients call `clients.forget_all()`.
+    /// Token-endpoint client lookups; handlers that change clients call `clients.changed(store)`.
     pub clients: Arc<crate::token::clients::ClientCache>,
     /// Kubernetes policy for the webhooks.
     pub k8s: Arc<crate::webhooks::policy::K8sPolicy>,

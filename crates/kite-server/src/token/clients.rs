@@ -1,6 +1,7 @@
 //! The token endpoint's view of its clients, cached: looking a client up in the database costs more
-//! than the rest of a token request bar the signature. Entries live a few seconds; this replica
-//! forgets them at once whenever it changes a client, and other replicas' changes show within the TTL.
+//! than the rest of a token request bar the signature. Whenever a replica changes a client it
+//! announces it (PostgreSQL NOTIFY), and every replica forgets its entries on the notice; the few
+//! seconds' TTL is only the fallback should a notice be lost.
 //! At most [`CAPACITY`] clients are held, least recently used out first.
 
 use std::num::NonZeroUsize;
@@ -62,8 +63,17 @@ impl ClientCache {
         Ok(Some(client))
     }
 
-    /// Drops every entry; called after this replica changes any client or its credentials.
+    /// Drops every entry (another replica changed a client).
     pub fn forget_all(&self) {
         self.entries().clear();
+    }
+
+    /// After this replica changed a client or its credentials: forgets here at once, and tells the
+    /// other replicas. A lost announcement leaves them the TTL.
+    pub async fn changed(&self, store: &dyn Store) {
+        self.forget_all();
+        if let Err(e) = store.announce(kite_store::Change::Clients).await {
+            tracing::warn!("other replicas were not told of a client change (they notice within {TTL:?}): {e}");
+        }
     }
 }

@@ -30,7 +30,8 @@ impl Server {
     pub fn start_env(home: &Path, extra: &[&str], env: &[(&str, &str)]) -> Server {
         let log = home.with_extension("server.log");
         let mut child = Command::new(BIN)
-            .args(["serve", "--listen", "127.0.0.1:0"])
+            .arg("serve")
+            .args(if extra.contains(&"--listen") { &[][..] } else { &["--listen", "127.0.0.1:0"][..] })
             .args(if extra.contains(&"--agent-listen") { &[][..] } else { &["--agent-listen", "127.0.0.1:0"][..] })
             .args(extra)
             .env("KITE_HOME", home)
