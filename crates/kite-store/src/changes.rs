@@ -16,6 +16,9 @@ pub enum Change {
     /// A client, its credentials or its principal.
     Clients,
     SigningKeys,
+    /// The notification connection dropped: announcements may have been missed, so whatever is
+    /// cached must be checked again (though, while the database is away, it is all there is).
+    Missed,
 }
 
 impl Change {
@@ -23,6 +26,7 @@ impl Change {
         match self {
             Change::Clients => "clients",
             Change::SigningKeys => "signing-keys",
+            Change::Missed => "missed",
         }
     }
 
@@ -62,10 +66,8 @@ impl Changes {
                     // The connection dropped (sqlx reconnects on the next call): what was announced
                     // meanwhile is lost, so everything cached is stale.
                     Ok(None) => {
-                        tracing::warn!("the change notification connection to PostgreSQL dropped; caches are cleared");
-                        for change in [Change::Clients, Change::SigningKeys] {
-                            let _ = heard.send(change);
-                        }
+                        tracing::warn!("the change notification connection to PostgreSQL dropped; cached clients and keys are checked again");
+                        let _ = heard.send(Change::Missed);
                     }
                     Err(e) => {
                         tracing::warn!("listening for changes from other replicas: {e}");

@@ -42,7 +42,14 @@ pub enum Error {
     /// The database failed; the message is for logs, not for API callers.
     #[error("storage failure: {0}")]
     Backend(String),
+    /// The database cannot be reached (refused, dropped, no connection within the pool's wait):
+    /// worth retrying shortly. The message is for logs.
+    #[error("database unreachable: {0}")]
+    Unavailable(String),
 }
+
+/// Seconds a caller is told to wait (`Retry-After`) while the database is unreachable.
+pub const RETRY_AFTER_SECS: u64 = 5;
 
 impl From<kite_core::Error> for Error {
     fn from(e: kite_core::Error) -> Self {

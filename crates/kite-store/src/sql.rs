@@ -46,7 +46,12 @@ impl MigrationSource<'static> for Embedded {
 }
 
 pub(crate) fn backend(e: sqlx::Error) -> Error {
-    Error::Backend(e.to_string())
+    match e {
+        sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::WorkerCrashed | sqlx::Error::Tls(_) => {
+            Error::Unavailable(e.to_string())
+        }
+        e => Error::Backend(e.to_string()),
+    }
 }
 
 /// Unique-constraint violations become `Conflict` with the caller's message; anything else is a backend failure.
@@ -126,12 +131,16 @@ impl SqlStore {
         }
         let pool = AnyPoolOptions::new()
             .max_connections(if is_sqlite { 4 } else { 16 })
-            .acquire_timeout(Duration::from_secs(10))
+            // A request waits this long at most for a connection when the database is away (then
+            // 503 with Retry-After), rather than hanging.
+            .acquire_timeout(Duration::from_secs(3))
             .after_connect(|conn, _| {
                 Box::pin(async move {
                     if conn.backend_name().eq_ignore_ascii_case("sqlite") {
                         // WAL lets readers proceed during a write; the busy timeout serialises writers.
-                        for pragma in ["PRAGMA journal_mode = WAL", "PRAGMA synchronous = NORMAL", "PRAGMA busy_timeout = 10000"] {
+                        // synchronous = FULL: a commit is on disk before it returns, so a 2xx means
+                        // the write survives a power cut, not only a crash of kite.
+                        for pragma in ["PRAGMA journal_mode = WAL", "PRAGMA synchronous = FULL", "PRAGMA busy_timeout = 10000"] {
                             sqlx::query(pragma).execute(&mut *conn).await?;
                         }
                     }

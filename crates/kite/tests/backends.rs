@@ -158,3 +158,85 @@ fn a_store_failure_on_a_request_path_is_a_500_with_a_trace_id_never_the_backends
     }
     assert!(server.log_text().contains("does not exist"), "the backend's text is in the log, with the trace id");
 }
+
+/// A TCP proxy between kite and PostgreSQL that the test cuts (every connection reset, new ones
+/// closed at once) and restores, so the shared server is never stopped.
+struct Proxy {
+    port: u16,
+    cut: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    open: std::sync::Arc<std::sync::Mutex<Vec<std::net::TcpStream>>>,
+}
+
+impl Proxy {
+    fn start(upstream: &str) -> Proxy {
+        use std::sync::atomic::Ordering;
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let proxy = Proxy { port: listener.local_addr().unwrap().port(), cut: Default::default(), open: Default::default() };
+        let (cut, open, upstream) = (proxy.cut.clone(), proxy.open.clone(), upstream.to_string());
+        std::thread::spawn(move || {
+            for client in listener.incoming().flatten() {
+                if cut.load(Ordering::SeqCst) {
+                    continue; // dropped: closed at once
+                }
+                let Ok(server) = std::net::TcpStream::connect(&upstream) else { continue };
+                open.lock().unwrap().extend([client.try_clone().unwrap(), server.try_clone().unwrap()]);
+                for (mut from, mut to) in [(client.try_clone().unwrap(), server.try_clone().unwrap()), (server, client)] {
+                    std::thread::spawn(move || {
+                        let _ = std::io::copy(&mut from, &mut to);
+                        let _ = to.shutdown(std::net::Shutdown::Both);
+                    });
+                }
+            }
+        });
+        proxy
+    }
+
+    fn cut(&self) {
+        self.cut.store(true, std::sync::atomic::Ordering::SeqCst);
+        for s in self.open.lock().unwrap().drain(..) {
+            let _ = s.shutdown(std::net::Shutdown::Both);
+        }
+    }
+
+    fn restore(&self) {
+        self.cut.store(false, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+#[test]
+fn with_the_database_cut_off_requests_fail_fast_with_503_cached_clients_keep_their_tokens_and_kite_recovers() {
+    let (_schema, url) = Schema::create();
+    let proxy = Proxy::start("127.0.0.1:5432");
+    let via_proxy = url.replace("127.0.0.1:5432", &format!("127.0.0.1:{}", proxy.port));
+    assert_ne!(via_proxy, url, "the test database URL names 127.0.0.1:5432");
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&dir.path().join("srv"), &["--database-url", &via_proxy]);
+    let creds = server.credentials();
+    let (tenant, app, secret) = (creds["tenant"].as_str().unwrap(), creds["appId"].as_str().unwrap(), creds["password"].as_str().unwrap());
+    let token = server.admin_token();
+    let groups = format!("/subscriptions/{}/resourceGroups?api-version=2021-04-01", creds["subscription"].as_str().unwrap());
+    assert_eq!(server.api("GET", &groups, &token, None).0, 200);
+
+    proxy.cut();
+    let cut_at = std::time::Instant::now();
+    let asked = std::time::Instant::now();
+    let (code, headers) = {
+        let auth = format!("Authorization: Bearer {token}");
+        let (code, text) = server.curl(&["-D", "-", "-o", "/dev/null", "-H", &auth], &groups);
+        (code, text.to_lowercase())
+    };
+    assert_eq!(code, 503, "{headers}");
+    assert!(headers.contains("retry-after: 5"), "{headers}");
+    assert!(asked.elapsed() < std::time::Duration::from_secs(5), "answered after {:?}", asked.elapsed());
+    // The client the token endpoint has seen keeps getting tokens, past the cache's 5 s TTL.
+    assert_eq!(grant(&server, tenant, app, secret), 200);
+    std::thread::sleep(std::time::Duration::from_secs(6));
+    assert_eq!(grant(&server, tenant, app, secret), 200);
+    // A client it has never seen cannot be checked: 503, not a refusal of its credentials.
+    assert_eq!(grant(&server, tenant, &uuid::Uuid::new_v4().to_string(), "x"), 503);
+    std::thread::sleep(std::time::Duration::from_secs(10).saturating_sub(cut_at.elapsed()));
+
+    proxy.restore();
+    let took = within(std::time::Duration::from_secs(10), "kite answers from the database again", || server.api("GET", &groups, &token, None).0 == 200);
+    println!("kite recovered {took:?} after the database came back");
+}

@@ -108,9 +108,18 @@ pub fn require_metadata(headers: &HeaderMap) -> Result<(), Refused> {
     }
 }
 
-/// A store failure on the agent's path: logged with a trace id, answered 500 with that id only.
+/// A store failure on the agent's path: logged with a trace id, answered 500 with that id only
+/// (503 while the database is unreachable).
 fn store_failure(e: kite_store::Error) -> Refused {
     let trace = uuid::Uuid::new_v4();
+    if let kite_store::Error::Unavailable(m) = &e {
+        tracing::error!(%trace, "node agent: the database is unreachable: {m}");
+        return Refused::new(
+            ImdsError::Internal,
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("kite's database cannot be reached right now (trace id {trace}); retry shortly"),
+        );
+    }
     tracing::error!(%trace, "node agent: reading the directory failed: {e}");
     Refused::new(ImdsError::Internal, StatusCode::INTERNAL_SERVER_ERROR, format!("kite could not read its directory (trace id {trace}); see kite's log"))
 }

@@ -53,21 +53,29 @@ pub fn spawn_reloader(state: AppState) {
 }
 
 /// Acts on what other replicas announce: their client changes empty the client cache, their key
-/// rotations reload the keys. Falling behind the announcements counts as both.
+/// rotations reload the keys. Announcements possibly missed make cached clients stale and reload
+/// the keys.
 pub fn spawn_change_listener(state: AppState) {
     let mut changes = state.store.changes();
     tokio::spawn(async move {
         use tokio::sync::broadcast::error::RecvError;
         loop {
-            let (clients, keys) = match changes.recv().await {
-                Ok(kite_store::Change::Clients) => (true, false),
-                Ok(kite_store::Change::SigningKeys) => (false, true),
-                Err(RecvError::Lagged(_)) => (true, true),
+            let keys = match changes.recv().await {
+                Ok(kite_store::Change::Clients) => {
+                    state.clients.forget_all();
+                    false
+                }
+                Err(RecvError::Lagged(_)) => {
+                    state.clients.forget_all();
+                    true
+                }
+                Ok(kite_store::Change::SigningKeys) => true,
+                Ok(kite_store::Change::Missed) => {
+                    state.clients.expire_all();
+                    true
+                }
                 Err(RecvError::Closed) => return,
             };
-            if clients {
-                state.clients.forget_all();
-            }
             if keys {
                 if let Err(e) = reload(&state).await {
                     tracing::warn!("reloading signing keys after another replica's rotation failed: {}", e.message);
