@@ -537,3 +537,31 @@ async fn refused_addon_writes_name_the_verbs_and_resources_to_grant_or_the_crds_
         assert_eq!(bodies.lock().unwrap().len(), 1, "{code}: the binding is not written once the identity was refused");
     }
 }
+
+/// `kite agent`'s view: its own node's pods (a field selector, as the kubelet watches) and the
+/// aad-pod-identity kinds, and nothing else: no Secrets, Nodes, ServiceAccounts, RBAC or aws-auth.
+/// Not ready until all of them have been listed.
+#[tokio::test]
+async fn a_node_agents_live_source_watches_only_its_nodes_pods_and_the_pod_identity_kinds() {
+    let (client, handle) = client();
+    let (seen, _) = world().run(handle);
+    let live = LiveCluster::start_for_node(client, "aks-node-0");
+    let pods = eventually("the node's pods", || live.ready().then(|| live.pods())).await;
+    assert!(matches!(decide(&pods, "10.244.0.5", &Selector::default()), PodDecision::Identity { .. }));
+    assert!(live.rbac().is_none(), "the agent reads no RBAC");
+
+    let seen = seen.lock().unwrap().clone();
+    for expected in [
+        "GET /api/v1/pods?&fieldSelector=spec.nodeName%3Daks-node-0&limit=500",
+        "GET /apis/aadpodidentity.k8s.io/v1/azureidentities?&limit=500",
+        "GET /apis/aadpodidentity.k8s.io/v1/azureidentitybindings?&limit=500",
+        "GET /apis/aadpodidentity.k8s.io/v1/azurepodidentityexceptions?&limit=500",
+        "GET /apis/aadpodidentity.k8s.io/v1/azureassignedidentities?&limit=500",
+    ] {
+        assert!(seen.iter().any(|u| u == expected), "no request {expected} in {seen:#?}");
+    }
+    for never in ["/api/v1/secrets", "/api/v1/nodes", "/api/v1/serviceaccounts", "/apis/rbac.authorization.k8s.io", "/configmaps"] {
+        assert!(!seen.iter().any(|u| u.contains(never)), "the agent asked for {never}: {seen:#?}");
+    }
+    assert!(seen.iter().filter(|u| u.starts_with("GET /api/v1/pods")).all(|u| u.contains("fieldSelector=spec.nodeName%3Daks-node-0")), "{seen:#?}");
+}
