@@ -158,6 +158,21 @@ fn webhook_decisions_are_recorded_with_the_user_and_the_decision() {
     assert!(authn[0]["properties"]["reason"].as_str().unwrap().contains("EKS"), "{:#?}", authn[0]);
     let text = admin.run(&["audit", "list"]).ok_text();
     assert!(!text.contains("bm90LWEtdG9rZW4"), "the presented token is not in the trail");
+
+    // The mutating webhook's decision: who created the pod, the pod, its service account, what changed.
+    let admission = serde_json::json!({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "request": {
+        "uid": "u-1", "kind": {"group": "", "version": "v1", "kind": "Pod"}, "resource": {"group": "", "version": "v1", "resource": "pods"},
+        "namespace": "default", "operation": "CREATE", "userInfo": {"username": "system:serviceaccount:kube-system:replicaset-controller"},
+        "object": {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "web-1", "namespace": "default"},
+                   "spec": {"serviceAccountName": "plain", "containers": [{"name": "app", "image": "app"}]}}}});
+    let (_, answer) =
+        server.curl_with_input(&["-H", "content-type: application/json", "--data-binary", "@-"], "/mutate-v1-pod", admission.to_string().as_bytes());
+    assert!(answer.contains("\"allowed\":true"), "{answer}");
+    let mutated = audit(&admin, &["--operation", "admission.k8s.io/*"]);
+    assert_eq!(mutated.len(), 1, "{mutated:#?}");
+    assert_eq!(mutated[0]["caller"], "system:serviceaccount:kube-system:replicaset-controller");
+    assert_eq!(mutated[0]["resourceId"], "default/web-1");
+    assert_eq!((mutated[0]["properties"]["serviceAccount"].as_str(), mutated[0]["properties"]["decision"].as_str()), (Some("plain"), Some("unchanged")));
 }
 
 #[test]

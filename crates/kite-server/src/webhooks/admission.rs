@@ -9,6 +9,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use base64::Engine;
+use kite_core::audit::{AuditEvent, Category, NewEvent, Shape};
 use kite_k8s::workload_identity::{mutate, pod_request, Mutation, PodRequest, Settings};
 use serde_json::{json, Value};
 
@@ -32,7 +33,31 @@ impl IntoResponse for MalformedReview {
 pub async fn mutate_pod(State(state): State<AppState>, body: Bytes) -> Result<Json<Value>, MalformedReview> {
     let review: Value = serde_json::from_slice(&body).map_err(|e| MalformedReview(format!("the body is not JSON: {e}")))?;
     let request = pod_request(&review).map_err(MalformedReview)?;
-    Ok(Json(review_response(&request, admit(&state, &request).await)))
+    let mutation = admit(&state, &request).await;
+    let user = review.pointer("/request/userInfo/username").and_then(Value::as_str).unwrap_or_default();
+    state.audit.record(|| decision_event(&state, user, &request, &mutation));
+    Ok(Json(review_response(&request, mutation)))
+}
+
+/// The webhook's decision in the trail: who created the pod, the pod and its service account, and
+/// what was injected (the operations' paths, never the values).
+fn decision_event(state: &AppState, user: &str, request: &PodRequest, mutation: &Mutation) -> AuditEvent {
+    let correlation = uuid::Uuid::new_v4().to_string();
+    let new = NewEvent {
+        shape: Shape::ActivityLog,
+        category: Category::Webhook,
+        caller: user,
+        authentication: "KubernetesUser",
+        operation_name: "admission.k8s.io/pods/mutate",
+        resource_id: &request.name,
+        correlation_id: &correlation,
+    };
+    let paths: Vec<&str> = mutation.patch.iter().filter_map(|op| op["path"].as_str()).collect();
+    AuditEvent::new(new, state.now())
+        .with("serviceAccount", &request.service_account)
+        .with("decision", if paths.is_empty() { "unchanged" } else { "mutated" })
+        .with("patched", paths.join(" "))
+        .with("warnings", mutation.warnings.len().to_string())
 }
 
 /// The pod's mutation, with every problem met on the way as a warning.
