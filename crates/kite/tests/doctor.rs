@@ -182,3 +182,29 @@ fn a_serving_kite_exports_the_findings_as_metrics_at_its_doctor_interval() {
     let bad = std::process::Command::new(support::BIN).args(["serve", "--doctor-interval", "5"]).env("KITE_HOME", dir.path().join("bad")).output().unwrap();
     assert!(!bad.status.success() && String::from_utf8_lossy(&bad.stderr).contains("10 to 86400"), "{bad:?}");
 }
+
+#[test]
+fn doctor_watch_prints_findings_as_they_come_and_go_and_keeps_them_in_a_metrics_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&dir.path().join("srv"), &[]);
+    let admin = Cli::admin(&dir.path().join("admin"), &server);
+    let (metrics, out) = (dir.path().join("kite.prom"), dir.path().join("watch.out"));
+    let mut watch = std::process::Command::new(support::BIN)
+        .args(["doctor", "--watch", "1", "--metrics-file", metrics.to_str().unwrap()])
+        .env("KITE_HOME", &admin.home)
+        .stdout(std::fs::File::create(&out).unwrap())
+        .spawn()
+        .unwrap();
+    let read = |p: &std::path::Path| std::fs::read_to_string(p).unwrap_or_default();
+    support::wait_for("the first run's metrics", &server, || read(&metrics).contains("kite_doctor_up 1").then_some(()));
+    admin.run(&["group", "create", "-n", "apps", "-l", "japaneast"]).ok();
+    admin.run(&["identity", "create", "-g", "apps", "-n", "unused"]).ok();
+    let series = "kite_doctor_findings{rule=\"identity-without-assignment\",severity=\"Warning\"} 1";
+    support::wait_for("the finding in the metrics file", &server, || read(&metrics).contains(series).then_some(()));
+    admin.run(&["identity", "delete", "-g", "apps", "-n", "unused"]).ok();
+    support::wait_for("the finding to go", &server, || (!read(&metrics).contains("identity-without-assignment")).then_some(()));
+    support::wait_for("the printed changes", &server, || read(&out).contains("- [identity-without-assignment]").then_some(()));
+    let _ = watch.kill();
+    let printed = read(&out);
+    assert!(printed.contains("+ [identity-without-assignment] Warning") && printed.contains("unused"), "{printed}");
+}
