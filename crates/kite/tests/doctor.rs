@@ -205,6 +205,7 @@ fn doctor_watch_prints_findings_as_they_come_and_go_and_keeps_them_in_a_metrics_
     support::wait_for("the finding to go", &server, || (!read(&metrics).contains("identity-without-assignment")).then_some(()));
     support::wait_for("the printed changes", &server, || read(&out).contains("- [identity-without-assignment]").then_some(()));
     let _ = watch.kill();
+    let _ = watch.wait();
     let printed = read(&out);
     assert!(printed.contains("+ [identity-without-assignment] Warning") && printed.contains("unused"), "{printed}");
 }
