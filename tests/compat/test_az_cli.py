@@ -300,3 +300,20 @@ def test_azure_mgmt_authorization_filters_role_definitions_by_name(kite):
     found = list(client.role_definitions.list(scope, filter="roleName eq 'Reader'"))
     assert [(d.role_name, d.name) for d in found] == [("Reader", "acdd72a7-3385-48ef-bd42-f606fba81ae7")]
     assert len(list(client.role_definitions.list(scope))) > 20
+
+
+def test_arm_listings_page_with_top_and_next_link_and_refuse_filters_they_do_not_take(kite):
+    from azure.core.exceptions import HttpResponseError
+    from azure.mgmt.resource import ResourceManagementClient
+    cred = ClientSecretCredential(kite.tenant, kite.creds["appId"], kite.creds["password"], authority=kite.url, disable_instance_discovery=True)
+    client = ResourceManagementClient(cred, kite.creds["subscription"], base_url=f"{kite.url}/", credential_scopes=[f"{kite.url}//.default"])
+    for i in range(5):
+        client.resource_groups.create_or_update(f"page-{i}", {"location": "westus2", "tags": {"env": "prod" if i % 2 else "dev"}})
+    pages = [[g.name for g in page] for page in client.resource_groups.list(top=2).by_page()]
+    assert [len(p) for p in pages] == [2, 2, 1], pages
+    assert sorted(n for p in pages for n in p) == [f"page-{i}" for i in range(5)]
+    # az group list --tag env=prod
+    assert sorted(g.name for g in client.resource_groups.list(filter="tagName eq 'env' and tagValue eq 'prod'")) == ["page-1", "page-3"]
+    with pytest.raises(HttpResponseError) as refused:
+        list(client.resource_groups.list(filter="location eq 'westus2'"))
+    assert refused.value.error.code == "InvalidFilter" and "location eq 'westus2'" in refused.value.error.message

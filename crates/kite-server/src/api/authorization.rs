@@ -23,6 +23,7 @@ use uuid::Uuid;
 
 use super::{groups, respond};
 use crate::api::auth::{authorize, decide, Caller};
+use crate::api::listing::invalid_filter;
 use crate::infra::error::{ApiError, ApiResult};
 use crate::infra::state::AppState;
 
@@ -183,10 +184,6 @@ fn definition_filter(filter: &str) -> ApiResult<Vec<DefinitionTest>> {
         }
     }
     Ok(tests)
-}
-
-fn invalid_filter(e: impl std::fmt::Display) -> ApiError {
-    ApiError::bad_request("InvalidFilter", e.to_string())
 }
 
 async fn get_definition(state: &AppState, caller: &Caller, scope: &Scope, id: &str) -> ApiResult<Response> {

@@ -13,10 +13,12 @@ use kite_core::Scope;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::{respond, Body};
+use super::listing::{invalid_filter, ListQuery};
+use super::{respond, Body, Query};
 use crate::api::auth::{authorize, Caller, CallerAccess};
 use crate::infra::error::{ApiError, ApiResult};
 use crate::infra::state::AppState;
+use kite_core::odata::Clause;
 
 pub fn render(rg: &ResourceGroup) -> Value {
     json!({
@@ -84,14 +86,41 @@ pub async fn get(State(state): State<AppState>, caller: Caller, Path((sub, name)
     Ok(Json(render(&existing(&state, &sub, &name).await?)))
 }
 
-pub async fn list(State(state): State<AppState>, caller: Caller, Path(sub): Path<String>) -> ApiResult<Json<Value>> {
-    let sub = state.subscription(&sub)?;
-    let groups = state.store.list_resource_groups(&sub).await?;
+pub async fn list(State(state): State<AppState>, caller: Caller, Path(sub): Path<String>, Query(q): Query<ListQuery>) -> ApiResult<Json<Value>> {
+    let wanted = tag_filter(q.filter.as_deref())?;
+    let sub_id = state.subscription(&sub)?;
+    let groups = state.store.list_resource_groups(&sub_id).await?;
     // Like ARM, a caller sees the groups it may read, whether through the subscription or the group itself.
     let access = CallerAccess::load(&state, &caller).await?;
-    let visible: Vec<Value> =
-        groups.iter().filter(|rg| access.allows("Microsoft.Resources/subscriptions/resourceGroups/read", &rg.scope())).map(render).collect();
-    Ok(Json(json!({ "value": visible })))
+    let visible: Vec<Value> = groups
+        .iter()
+        .filter(|rg| access.allows("Microsoft.Resources/subscriptions/resourceGroups/read", &rg.scope()))
+        .filter(|rg| wanted.as_ref().is_none_or(|(k, v)| rg.tags.get(k).is_some_and(|t| v.as_ref().is_none_or(|v| t == v))))
+        .map(render)
+        .collect();
+    Ok(Json(q.page(&state, &format!("/subscriptions/{sub}/resourceGroups"), visible)?))
+}
+
+/// `az group list --tag k[=v]`: `tagName eq 'k'` and optionally `tagValue eq 'v'`, as ARM takes them.
+fn tag_filter(filter: Option<&str>) -> ApiResult<Option<(String, Option<String>)>> {
+    let Some(filter) = filter else { return Ok(None) };
+    let (mut name, mut value) = (None, None);
+    for clause in kite_core::odata::parse(filter).map_err(invalid_filter)? {
+        match clause {
+            Clause::Eq(p, v) if p.eq_ignore_ascii_case("tagName") => name = Some(v),
+            Clause::Eq(p, v) if p.eq_ignore_ascii_case("tagValue") => value = Some(v),
+            other => {
+                return Err(invalid_filter(format!(
+                    "Invalid $filter '{filter}': '{}' is not supported on resource groups; use tagName eq '…' [and tagValue eq '…']",
+                    other.describe()
+                )))
+            }
+        }
+    }
+    match name {
+        Some(n) => Ok(Some((n, value))),
+        None => Err(invalid_filter(format!("Invalid $filter '{filter}': tagValue needs tagName eq '…' beside it"))),
+    }
 }
 
 pub async fn delete(State(state): State<AppState>, caller: Caller, Path((sub, name)): Path<(String, String)>) -> ApiResult<Response> {

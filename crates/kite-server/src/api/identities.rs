@@ -14,7 +14,8 @@ use kite_core::Scope;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::{groups, respond};
+use super::listing::ListQuery;
+use super::{groups, respond, Query};
 use crate::api::auth::{authorize, Caller, CallerAccess};
 use crate::infra::error::{ApiError, ApiResult};
 use crate::infra::state::AppState;
@@ -88,20 +89,32 @@ pub async fn get(State(state): State<AppState>, caller: Caller, Path((sub, rg, n
     Ok(Json(render(&mi)))
 }
 
-pub async fn list_in_group(State(state): State<AppState>, caller: Caller, Path((sub, rg)): Path<(String, String)>) -> ApiResult<Json<Value>> {
-    let sub = state.subscription(&sub)?;
-    authorize(&state, &caller, &format!("{TYPE}/read"), &Scope::resource_group(&sub, &rg)?).await?;
-    groups::existing(&state, &sub, &rg).await?;
-    let all = state.store.list_identities(&sub, Some(&rg)).await?;
-    Ok(Json(json!({"value": all.iter().map(render).collect::<Vec<_>>()})))
+pub async fn list_in_group(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((sub, rg)): Path<(String, String)>,
+    Query(q): Query<ListQuery>,
+) -> ApiResult<Json<Value>> {
+    q.refuse_filter("identities")?;
+    let sub_id = state.subscription(&sub)?;
+    authorize(&state, &caller, &format!("{TYPE}/read"), &Scope::resource_group(&sub_id, &rg)?).await?;
+    groups::existing(&state, &sub_id, &rg).await?;
+    let all = state.store.list_identities(&sub_id, Some(&rg)).await?;
+    Ok(Json(q.page(&state, &format!("/subscriptions/{sub}/resourceGroups/{rg}/providers/{TYPE}"), all.iter().map(render).collect())?))
 }
 
-pub async fn list_in_subscription(State(state): State<AppState>, caller: Caller, Path(sub): Path<String>) -> ApiResult<Json<Value>> {
-    let sub = state.subscription(&sub)?;
+pub async fn list_in_subscription(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(sub): Path<String>,
+    Query(q): Query<ListQuery>,
+) -> ApiResult<Json<Value>> {
+    q.refuse_filter("identities")?;
+    let sub_id = state.subscription(&sub)?;
     let access = CallerAccess::load(&state, &caller).await?;
-    let all = state.store.list_identities(&sub, None).await?;
-    let visible = access.permitted(all, &format!("{TYPE}/read"), |mi| scope_of(&sub, &mi.resource_group, &mi.name))?;
-    Ok(Json(json!({ "value": visible.iter().map(render).collect::<Vec<_>>() })))
+    let all = state.store.list_identities(&sub_id, None).await?;
+    let visible = access.permitted(all, &format!("{TYPE}/read"), |mi| scope_of(&sub_id, &mi.resource_group, &mi.name))?;
+    Ok(Json(q.page(&state, &format!("/subscriptions/{sub}/providers/{TYPE}"), visible.iter().map(render).collect())?))
 }
 
 pub async fn delete(State(state): State<AppState>, caller: Caller, Path((sub, rg, name)): Path<(String, String, String)>) -> ApiResult<Response> {
