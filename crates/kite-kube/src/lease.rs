@@ -9,7 +9,7 @@
 //! Expiry is measured on this process's own clock, from when it last saw the Lease's record change
 //! (holder or renewTime), never by comparing another machine's renewTime with ours: replicas'
 //! clocks need not agree. A leader that cannot renew for two thirds of the duration stops leading
-//! before anyone else may take over.
+//! before anyone else may take over; one that shuts down frees the Lease for the next at once.
 
 use std::time::{Duration, Instant};
 
@@ -18,7 +18,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta};
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, PostParams};
 use kube::Client;
-use tokio::sync::watch;
+use tokio::sync::{oneshot, watch};
 
 use kite_k8s::install::{Access, Where};
 
@@ -40,9 +40,10 @@ impl Settings {
         self.duration * 2 / 3
     }
 
-    /// How often a candidate tries to take the Lease, and a leader renews it (client-go's retryPeriod).
+    /// How often a candidate tries to take the Lease, and a leader renews it (client-go's
+    /// retryPeriod: 2 s for its default 15 s lease); a freed Lease is taken within this.
     fn retry(&self) -> Duration {
-        (self.duration / 5).max(Duration::from_millis(200))
+        (self.duration / 5).clamp(Duration::from_millis(200), Duration::from_secs(2))
     }
 }
 
@@ -122,15 +123,46 @@ impl Candidate {
             Err(e) => Err(e),
         }
     }
+
+    /// Frees the Lease if this process holds it: holder cleared, in a replace carrying the
+    /// resourceVersion read, so the next candidate takes it at once.
+    async fn release(&self) -> kube::Result<bool> {
+        let Some(mut lease) = self.api.get_opt(NAME).await? else { return Ok(false) };
+        let spec = lease.spec.get_or_insert_default();
+        if spec.holder_identity.as_deref() != Some(self.settings.identity.as_str()) {
+            return Ok(false);
+        }
+        spec.holder_identity = None;
+        spec.renew_time = Some(MicroTime(Timestamp::now()));
+        spec.lease_duration_seconds = Some(1);
+        self.api.replace(NAME, &PostParams::default(), &lease).await.map(|_| true)
+    }
+}
+
+/// Stops a campaign on shutdown.
+pub struct Resign {
+    stop: oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Resign {
+    /// Stops campaigning. A leader first says it no longer leads, then frees the Lease, so another
+    /// replica takes over within a retry period rather than a whole lease duration (a rolling
+    /// update, a drain), as client-go's ReleaseOnCancel.
+    pub async fn resign(self) {
+        let _ = self.stop.send(());
+        let _ = self.task.await;
+    }
 }
 
 /// Starts campaigning on the current tokio runtime; the receiver says whether this process leads
-/// now. The task ends when every receiver is gone.
-pub fn spawn(client: Client, settings: Settings) -> watch::Receiver<bool> {
+/// now. The task ends when every receiver is gone, or on [`Resign::resign`].
+pub fn spawn(client: Client, settings: Settings) -> (watch::Receiver<bool>, Resign) {
     let (tx, rx) = watch::channel(false);
+    let (stop, mut stopped) = oneshot::channel();
     let api = Api::namespaced(client, &settings.namespace);
     let mut candidate = Candidate { api, settings, observed: None };
-    tokio::spawn(async move {
+    let task = tokio::spawn(async move {
         let settings = candidate.settings.clone();
         let mut renewed: Option<Instant> = None;
         while !tx.is_closed() {
@@ -168,8 +200,19 @@ pub fn spawn(client: Client, settings: Settings) -> watch::Receiver<bool> {
                     }
                 }
             }
-            tokio::time::sleep(settings.retry()).await;
+            tokio::select! {
+                _ = tokio::time::sleep(settings.retry()) => {}
+                _ = &mut stopped => break,
+            }
+        }
+        if tx.send_replace(false) {
+            match tokio::time::timeout(settings.renew_deadline(), candidate.release()).await {
+                Ok(Ok(true)) => tracing::info!("lease {}/{NAME} released: another replica takes over the controller now", settings.namespace),
+                Ok(Ok(false)) => {}
+                Ok(Err(e)) => tracing::warn!("lease {}/{NAME} not released ({e}): another replica takes over once it expires", settings.namespace),
+                Err(_) => tracing::warn!("lease {}/{NAME} not released in time: another replica takes over once it expires", settings.namespace),
+            }
         }
     });
-    rx
+    (rx, Resign { stop, task })
 }

@@ -333,7 +333,7 @@ pub async fn serve(config: Config) -> Result<()> {
     keys::spawn_change_listener(state.clone());
     policy::spawn_reloader(state.k8s.clone());
     cluster::spawn_reloader(state.pod_files.clone());
-    controller::spawn(&state, &config).await?;
+    let resign = controller::spawn(&state, &config).await?;
     if let Some(every) = config.doctor_interval {
         doctor::spawn_watch(state.clone(), every);
     }
@@ -358,6 +358,10 @@ pub async fn serve(config: Config) -> Result<()> {
     let shutdown = handle.clone();
     tokio::spawn(async move {
         shutdown_signal().await;
+        // The next replica takes the controller over now, not once the lease has expired.
+        if let Some(resign) = resign {
+            resign.resign().await;
+        }
         for h in [agent_handle, webhook_handle, shutdown] {
             h.graceful_shutdown(Some(std::time::Duration::from_secs(10)));
         }

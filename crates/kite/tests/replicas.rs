@@ -68,7 +68,11 @@ fn poll<T>(what: &str, within: Duration, logs: &[&Server], mut probe: impl FnMut
 }
 
 fn replica(dir: &std::path::Path, name: &str, url: &str, kubeconfig: &std::path::Path) -> Server {
-    let duration = LEASE_SECONDS.to_string();
+    replica_for(dir, name, url, kubeconfig, LEASE_SECONDS)
+}
+
+fn replica_for(dir: &std::path::Path, name: &str, url: &str, kubeconfig: &std::path::Path, lease_seconds: u64) -> Server {
+    let duration = lease_seconds.to_string();
     Server::start(
         &dir.join(name),
         &[
@@ -148,6 +152,35 @@ fn two_replicas_run_one_controller_and_the_survivor_takes_over_when_the_leader_i
         let (verb, at) = rbac_request(request);
         assert!(granted(&objects["items"], &verb, &at), "{request} ({verb} {at:?}) is not granted by the server's manifests");
     }
+}
+
+#[test]
+fn a_leader_stopped_by_sigterm_hands_the_lease_over_at_once() {
+    const LONG: u64 = 60;
+    let (_schema, url) = Schema::create();
+    let dir = tempfile::tempdir().unwrap();
+    let kube = cluster();
+    let kubeconfig = dir.path().join("kubeconfig");
+    kube.kubeconfig(&kubeconfig);
+    let a = replica_for(dir.path(), "a", &url, &kubeconfig, LONG);
+    let b = replica_for(dir.path(), "b", &url, &kubeconfig, LONG);
+    poll("a leader", Duration::from_secs(30), &[&a, &b], || match (leading(&a), leading(&b)) {
+        (Some(x), Some(y)) if x != y => Some(()),
+        _ => None,
+    });
+    let (leader, follower) = if leading(&a) == Some(true) { (a, b) } else { (b, a) };
+
+    // A rolling update or a drain: SIGTERM. The leader frees the lease on its way out.
+    let stopped = Instant::now();
+    let term = Command::new("kill").args(["-TERM", &leader.child.id().to_string()]).status().unwrap();
+    assert!(term.success());
+    poll("the survivor to lead", Duration::from_secs(10), &[&leader, &follower], || (leading(&follower) == Some(true)).then_some(()));
+    let took = stopped.elapsed();
+    assert!(took < Duration::from_secs(LONG / 4), "took {took:?}: a released lease need not be waited out");
+    assert!(leader.log_text().contains("released: another replica takes over the controller now"), "{}", leader.log_text());
+    let lease = kube.object(LEASES, "kite-controller").unwrap();
+    assert_eq!(lease["spec"]["leaseDurationSeconds"], LONG, "the survivor's own claim: {lease}");
+    poll("the assignment", Duration::from_secs(30), &[&follower], || kube.object(ASSIGNED, "web-demo-app-identity"));
 }
 
 /// What RBAC sees in a request: the verb, and (namespace, group, resource, name).

@@ -38,8 +38,9 @@ struct Controller {
 }
 
 /// Starts the controller when `--pod-identity-dir` names a directory or kite reads a live
-/// cluster; refuses flag combinations that could not work.
-pub async fn spawn(state: &AppState, config: &Config) -> anyhow::Result<()> {
+/// cluster; refuses flag combinations that could not work. With a live cluster, returns how to
+/// hand the Lease over on shutdown.
+pub async fn spawn(state: &AppState, config: &Config) -> anyhow::Result<Option<kite_kube::lease::Resign>> {
     let mode = config.pod_identity_mode;
     let cluster_identity = match (mode, config.cluster_identity.as_deref()) {
         (ControllerMode::Standard, None) => bail!(
@@ -61,7 +62,8 @@ pub async fn spawn(state: &AppState, config: &Config) -> anyhow::Result<()> {
                 duration: config.leader_election.lease_duration,
             };
             tracing::info!(lease = %format!("{}/{}", settings.namespace, kite_kube::lease::NAME), identity = %settings.identity, "pod identity controller runs while this replica holds the lease");
-            (Sink::Kube(client.clone()), Some(kite_kube::lease::spawn(client, settings)))
+            let (leading, resign) = kite_kube::lease::spawn(client.clone(), settings);
+            (Sink::Kube(client), Some((leading, resign)))
         }
         (None, Some(dir)) => (Sink::directory(paths, dir), None),
         (None, None) => {
@@ -74,14 +76,15 @@ pub async fn spawn(state: &AppState, config: &Config) -> anyhow::Result<()> {
             if !paths.is_empty() {
                 tracing::info!("pod identity controller not running: --pod-identity-dir names no directory to write AzureAssignedIdentities into");
             }
-            return Ok(());
+            return Ok(None);
         }
     };
     state.metrics.controller_leader(leader.is_none());
+    let (leader, resign) = leader.unzip();
     let ctl = Controller { sink, leader, mode, cluster_identity };
     let state = state.clone();
     tokio::spawn(async move { ctl.run(state).await });
-    Ok(())
+    Ok(resign)
 }
 
 impl Controller {
