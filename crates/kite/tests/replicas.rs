@@ -8,13 +8,12 @@ mod support;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use fake_kube::FakeKube;
+use fake_kube::{FakeKube, LEASES};
 use serde_json::{json, Value};
 use support::{postgres_base, Schema, Server};
 
 const PODS: &str = "/api/v1/pods";
 const ASSIGNED: &str = "/apis/aadpodidentity.k8s.io/v1/azureassignedidentities";
-const LEASES: &str = "/apis/coordination.k8s.io/v1/leases";
 /// Short, so the takeover is quick to see; the default is 15.
 const LEASE_SECONDS: u64 = 3;
 
@@ -44,7 +43,6 @@ fn cluster() -> FakeKube {
         ("/apis/rbac.authorization.k8s.io/v1/rolebindings", vec![]),
         ("/apis/rbac.authorization.k8s.io/v1/clusterrolebindings", vec![]),
         ("/api/v1/namespaces/kube-system/configmaps", vec![]),
-        (LEASES, vec![]),
     ])
 }
 
