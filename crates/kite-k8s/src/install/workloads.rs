@@ -5,8 +5,10 @@ use serde_json::{json, Value};
 use super::{meta, Options, AGENT, AGENT_AUDIENCE, AGENT_PORT, SERVER, SERVER_PORT, WEBHOOK_PORT};
 use crate::workload_identity::CA_KEY;
 
-/// Where the server's files are mounted.
-const HOME: &str = "/var/lib/kite";
+/// The server's writable volume, and KITE_HOME inside it: kite makes KITE_HOME itself, so it owns
+/// it and may restrict it to itself (a volume's root belongs to root).
+const DATA: &str = "/var/lib/kite";
+const HOME: &str = "/var/lib/kite/home";
 const TLS_DIR: &str = "/etc/kite/tls";
 const WEBHOOK_CA_DIR: &str = "/etc/kite/webhook-client-ca";
 /// The ConfigMap holding the CA that signed kube-apiserver's webhook client certificate.
@@ -77,7 +79,7 @@ pub fn deployment(o: &Options) -> Value {
         "resources": {"requests": {"cpu": "100m", "memory": "128Mi"}, "limits": {"memory": "512Mi"}},
         "securityContext": {"allowPrivilegeEscalation": false, "readOnlyRootFilesystem": true, "capabilities": {"drop": ["ALL"]}},
         "volumeMounts": [
-            {"name": "home", "mountPath": HOME},
+            {"name": "home", "mountPath": DATA},
             {"name": "tls", "mountPath": TLS_DIR, "readOnly": true},
             {"name": "webhook-client-ca", "mountPath": WEBHOOK_CA_DIR, "readOnly": true},
         ],
