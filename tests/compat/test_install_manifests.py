@@ -63,8 +63,13 @@ def test_the_server_runs_two_replicas_on_one_database_with_probes_and_one_certif
         return args[args.index(name) + 1]
 
     assert flag("--leader-election-namespace") == "identity"
-    assert (flag("--agent-issuer"), flag("--agent-audience"), flag("--agent-service-account")) == \
+    assert (flag("--cluster-issuer"), flag("--agent-audience"), flag("--agent-service-account")) == \
         ("https://kubernetes.default.svc.cluster.local", "kite", "identity:kite-agent")
+    # That issuer is the API server itself: a private address, whose CA is the service account's.
+    assert "--allow-private-issuer" in args and flag("--issuer-ca-file") == "/var/run/secrets/kubernetes.io/serviceaccount/ca.crt"
+    public = objects(tmp_path, "server", "--agent-issuer", "https://oidc.prod-aks.azure.com/tenant/issuer/")
+    public_args = one(public, "Deployment")["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert "--allow-private-issuer" not in public_args and "https://oidc.prod-aks.azure.com/tenant/issuer/" in public_args
     assert flag("--public-url") == "https://kite-server.identity.svc:8443"
     # One certificate for every replica, from the TLS Secret's files.
     mounts = {m["name"]: m["mountPath"] for m in container["volumeMounts"]}

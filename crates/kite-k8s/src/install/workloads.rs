@@ -29,7 +29,7 @@ fn probe(path: &str, port: Value, scheme: &str, period: u32) -> Value {
 
 fn server_args(o: &Options) -> Vec<String> {
     let ns = &o.namespace;
-    [
+    let mut args: Vec<String> = [
         "serve",
         "--listen",
         &format!("0.0.0.0:{SERVER_PORT}"),
@@ -46,7 +46,7 @@ fn server_args(o: &Options) -> Vec<String> {
         &format!("{WEBHOOK_CA_DIR}/{CA_KEY}"),
         "--leader-election-namespace",
         ns,
-        "--agent-issuer",
+        "--cluster-issuer",
         &o.agent_issuer,
         "--agent-audience",
         AGENT_AUDIENCE,
@@ -55,7 +55,13 @@ fn server_args(o: &Options) -> Vec<String> {
     ]
     .iter()
     .map(|s| s.to_string())
-    .collect()
+    .collect();
+    // The API server as issuer (kubeadm's default): a Service address, private, with the cluster's CA.
+    let host = o.agent_issuer.trim_start_matches("https://").split(['/', ':']).next().unwrap_or_default();
+    if host.ends_with(".svc") || host.ends_with(".svc.cluster.local") {
+        args.extend(["--allow-private-issuer", "--issuer-ca-file", "/var/run/secrets/kubernetes.io/serviceaccount/ca.crt"].map(String::from));
+    }
+    args
 }
 
 /// Two replicas on one PostgreSQL (the URL from a Secret), one certificate for both (a TLS Secret,
