@@ -1,7 +1,9 @@
 //! End to end: `kite serve` replicas on one PostgreSQL database against one (fake) API server run
 //! one controller between them, under a `coordination.k8s.io` Lease; when the leader is killed the
-//! other takes over. Every request they make is one the server's manifests grant. And `/readyz`
-//! says when a replica should get no traffic: its store gone, or its cluster not yet listed.
+//! other takes over, or at once when it is stopped. Of candidates racing for an expired Lease, the
+//! API server's resourceVersion check lets exactly one through. Every request the replicas make is
+//! one the server's manifests grant. And `/readyz` says when a replica should get no traffic: its
+//! store gone, or its cluster not yet listed.
 mod fake_kube;
 mod support;
 
@@ -265,4 +267,56 @@ fn readyz_fails_until_the_cluster_is_listed() {
     kube.kubeconfig(&kubeconfig);
     let live = Server::start(&dir.path().join("live"), &["--kubeconfig", kubeconfig.to_str().unwrap()]);
     poll("ready", Duration::from_secs(30), &[&live], || (live.curl(&[], "/readyz") == (200, "ok".to_string())).then_some(()));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn of_candidates_racing_for_an_expired_lease_exactly_one_wins_and_keeps_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let kube = cluster();
+    // A holder that died long ago; candidates still wait one duration from first seeing it unchanged.
+    kube.apply(
+        LEASES,
+        json!({"apiVersion": "coordination.k8s.io/v1", "kind": "Lease", "metadata": {"name": "kite-controller", "namespace": "kite-system"},
+               "spec": {"holderIdentity": "dead", "leaseDurationSeconds": 2, "renewTime": "2020-01-01T00:00:00.000000Z", "leaseTransitions": 4}}),
+    );
+    let kubeconfig = dir.path().join("kubeconfig");
+    kube.kubeconfig(&kubeconfig);
+    let target = kite_kube::Target::Kubeconfig(kubeconfig);
+    let mut candidates = Vec::new();
+    for i in 0..5 {
+        let settings = kite_kube::lease::Settings { namespace: "kite-system".into(), identity: format!("candidate-{i}"), duration: Duration::from_secs(2) };
+        candidates.push(kite_kube::lease::spawn(kite_kube::client(&target).await.unwrap(), settings));
+    }
+    let leaders = |c: &[(tokio::sync::watch::Receiver<bool>, kite_kube::lease::Resign)]| c.iter().filter(|(l, _)| *l.borrow()).count();
+    // Sampled every 50 ms for 8 s: never two leaders; one from the lease's expiry on.
+    let start = Instant::now();
+    let mut first = None;
+    while start.elapsed() < Duration::from_secs(8) {
+        let n = leaders(&candidates);
+        assert!(n <= 1, "{n} leaders at {:?}", start.elapsed());
+        if n == 1 && first.is_none() {
+            first = Some(start.elapsed());
+        }
+        if first.is_some() {
+            assert_eq!(n, 1, "the leader lost the lease at {:?}", start.elapsed());
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let took = first.expect("nobody took the expired lease");
+    assert!(took >= Duration::from_secs(2) && took < Duration::from_secs(4), "taken after {took:?}");
+    let lease = kube.object(LEASES, "kite-controller").unwrap();
+    let holder = lease["spec"]["holderIdentity"].as_str().unwrap().to_string();
+    let leading = candidates.iter().position(|(l, _)| *l.borrow()).unwrap();
+    assert_eq!(holder, format!("candidate-{leading}"));
+    assert_eq!(lease["spec"]["leaseTransitions"], 5, "one takeover: {lease}");
+
+    // The leader resigns: another candidate takes the lease within a retry period.
+    let (_, resign) = candidates.remove(leading);
+    let resigned = Instant::now();
+    resign.resign().await;
+    while leaders(&candidates) == 0 {
+        assert!(resigned.elapsed() < Duration::from_secs(2), "nobody took the released lease");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(leaders(&candidates), 1);
 }
