@@ -282,6 +282,7 @@ async fn of_candidates_racing_for_an_expired_lease_exactly_one_wins_and_keeps_it
     let kubeconfig = dir.path().join("kubeconfig");
     kube.kubeconfig(&kubeconfig);
     let target = kite_kube::Target::Kubeconfig(kubeconfig);
+    let start = Instant::now();
     let mut candidates = Vec::new();
     for i in 0..5 {
         let settings = kite_kube::lease::Settings { namespace: "kite-system".into(), identity: format!("candidate-{i}"), duration: Duration::from_secs(2) };
@@ -289,7 +290,6 @@ async fn of_candidates_racing_for_an_expired_lease_exactly_one_wins_and_keeps_it
     }
     let leaders = |c: &[(tokio::sync::watch::Receiver<bool>, kite_kube::lease::Resign)]| c.iter().filter(|(l, _)| *l.borrow()).count();
     // Sampled every 50 ms for 8 s: never two leaders; one from the lease's expiry on.
-    let start = Instant::now();
     let mut first = None;
     while start.elapsed() < Duration::from_secs(8) {
         let n = leaders(&candidates);
