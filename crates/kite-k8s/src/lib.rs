@@ -8,7 +8,8 @@
 //!   the CRDs, service-principal Secrets and the AKS add-on's objects.
 //! - [`entra`]: how kite-issued (Entra-shaped) tokens' principals map to Kubernetes users.
 //! - [`source`]: the one [`ClusterSource`] trait that files and live clusters implement.
-//! - [`manifests`]: the Kubernetes objects that make a cluster call kite.
+//! - [`manifests`]: the Kubernetes objects that make a cluster call kite; [`install`]: everything
+//!   a cluster needs to run kite (RBAC from what each component does, workloads, CRDs).
 //! - [`workload_identity`]: what the mutating admission webhook adds to pods (Azure Workload
 //!   Identity, IRSA, EKS Pod Identity), as a JSON Patch.
 
@@ -16,6 +17,7 @@
 
 pub mod awsauth;
 pub mod entra;
+pub mod install;
 pub mod manifests;
 pub mod podidentity;
 pub mod rbac;

@@ -14,6 +14,12 @@ const ASSIGNED: Kind = Kind {
     on_conflict: "kite retries on its next pass",
 };
 
+/// What the writes below need: `replace` reads the object first.
+pub fn access() -> kite_k8s::install::Access {
+    let ar = crate::live::crd(ASSIGNED.kind, ASSIGNED.plural);
+    kite_k8s::install::Access::new(kite_k8s::install::Where::Cluster, ar.group, ar.plural, &["get", "create", "update", "delete"])
+}
+
 fn named(a: &AzureAssignedIdentity) -> Named<'_> {
     Named { namespace: &a.metadata.namespace, name: &a.metadata.name }
 }

@@ -7,14 +7,18 @@
 //! - [`aws_auth::edit`] changes `aws-auth` in a cluster as eksctl does, with optimistic concurrency.
 //! - [`assigned`] writes the controller's `AzureAssignedIdentity` objects; [`addon`] the AKS
 //!   pod-identity add-on's `AzureIdentity` and `AzureIdentityBinding`.
+//! - [`lease`] elects the one replica that runs the controller, on a `coordination.k8s.io` Lease.
+//! - [`access`] lists what the server watches and writes, for its RBAC.
 //!
 //! Everything here takes a [`kube::Client`], so tests hand it a mocked tower service.
 
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
+pub mod access;
 pub mod addon;
 pub mod assigned;
 pub mod aws_auth;
+pub mod lease;
 mod live;
 mod objects;
 pub mod serviceaccount;

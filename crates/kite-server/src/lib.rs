@@ -108,6 +108,26 @@ pub struct Config {
     pub audit: audit::AuditSettings,
     /// How often `kite doctor`'s rules run for /metrics (`kite_doctor_findings`); `None`: never.
     pub doctor_interval: Option<std::time::Duration>,
+    /// With a live cluster: the Lease the controller runs under, so replicas run one controller.
+    pub leader_election: LeaderElection,
+    /// A certificate and key (PEM files, e.g. a cert-manager Secret) every replica serves, reloaded
+    /// as they change, instead of the certificate kite issues itself.
+    pub tls_files: Option<tls::Provided>,
+}
+
+pub struct LeaderElection {
+    pub namespace: String,
+    /// Unique among the replicas: the host (pod) name and a random suffix.
+    pub identity: String,
+    pub lease_duration: std::time::Duration,
+}
+
+impl LeaderElection {
+    /// This process's candidacy; the suffix tells apart replicas on one host and a restarted pod.
+    pub fn new(namespace: String, lease_duration: std::time::Duration) -> LeaderElection {
+        let host = tls::hostname().unwrap_or_else(|| "kite".into());
+        LeaderElection { namespace, identity: format!("{host}_{}", uuid::Uuid::new_v4().simple()), lease_duration }
+    }
 }
 
 async fn subscriptions(State(state): State<AppState>, _caller: Caller) -> Json<Value> {
@@ -151,7 +171,8 @@ fn management() -> Router<AppState> {
     const AKS: &str = "providers/Microsoft.ContainerService/managedClusters";
     Router::new()
         .route("/", get(sts::endpoint).post(sts::endpoint))
-        .route("/healthz", get(|| async { "ok" }))
+        .route("/healthz", get(infra::health::healthz))
+        .route("/readyz", get(infra::health::readyz))
         .route("/metrics", get(metrics::render))
         .route("/{tenant}/v2.0/.well-known/openid-configuration", get(entra::discovery_v2))
         .route("/{tenant}/.well-known/openid-configuration", get(entra::discovery_v1))
@@ -275,6 +296,9 @@ pub async fn serve(config: Config) -> Result<()> {
     if config.webhook_listen.is_some() && (config.insecure_http || config.webhook_client_ca.is_none()) {
         bail!("--webhook-listen serves the API server's webhooks over TLS to callers with a client certificate: give --webhook-client-ca, without --insecure-http");
     }
+    if config.tls_files.is_some() && (config.insecure_http || !config.tls_names.is_empty()) {
+        bail!("--tls-cert and --tls-key give the certificate to serve: drop --insecure-http and --tls-name (the certificate's own names apply)");
+    }
     if config.insecure_http && !is_loopback(&config.listen) {
         bail!("--insecure-http serves plain HTTP and is only allowed on a loopback address (127.0.0.1 or ::1), not {}; drop it to serve HTTPS", config.listen);
     }
@@ -291,8 +315,15 @@ pub async fn serve(config: Config) -> Result<()> {
 
     let agent = config.agent_listen.map(|a| conn::bind(a, "--agent-listen")).transpose()?;
     let webhook_listener = config.webhook_listen.map(|a| conn::bind(a, "--webhook-listen")).transpose()?;
-    let tls = if config.insecure_http { None } else { Some(tls::ensure(&config.home, &config.tls_names)?) };
-    let (state, credentials_file) = prepare(store, &config, &public_url, tls.as_ref().map(|t| t.ca_cert.as_path())).await?;
+    let tls = match (&config.tls_files, config.insecure_http) {
+        (_, true) => None,
+        (Some(provided), false) => Some(provided.files()),
+        (None, false) => Some(tls::ensure(&config.home, &config.tls_names)?),
+    };
+    // A certificate that does not load stops the start before anything else happens.
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    let main_tls = tls.as_ref().map(|files| tls::Listener::new(files, None)).transpose()?;
+    let (state, credentials_file) = prepare(store, &config, &public_url, tls.as_ref().and_then(|t| t.ca_cert.as_deref())).await?;
     if let Some(path) = &credentials_file {
         println!("kite: created tenant {} with subscription {}", state.tenant.tenant_id, state.default_subscription());
         println!("kite: admin service principal credentials written to {} (readable only by you)", path.display());
@@ -302,7 +333,7 @@ pub async fn serve(config: Config) -> Result<()> {
     keys::spawn_change_listener(state.clone());
     policy::spawn_reloader(state.k8s.clone());
     cluster::spawn_reloader(state.pod_files.clone());
-    controller::spawn(&state, &config).await?;
+    let resign = controller::spawn(&state, &config).await?;
     if let Some(every) = config.doctor_interval {
         doctor::spawn_watch(state.clone(), every);
     }
@@ -314,8 +345,6 @@ pub async fn serve(config: Config) -> Result<()> {
         agent::spawn(listener, agent::Agent::embedded(&state), agent_handle.clone(), config.connections);
         println!("kite: node agent listening on http://{bound}");
     }
-    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
-    let main_tls = tls.as_ref().map(|files| tls::Listener::new(files, None)).transpose()?;
     let mut renewed: Vec<tls::Listener> = main_tls.iter().cloned().collect();
     if let (Some((listener, bound)), Some(files), Some(ca)) = (webhook_listener, &tls, &config.webhook_client_ca) {
         let tls = tls::Listener::new(files, Some(ca))?;
@@ -329,6 +358,10 @@ pub async fn serve(config: Config) -> Result<()> {
     let shutdown = handle.clone();
     tokio::spawn(async move {
         shutdown_signal().await;
+        // The next replica takes the controller over now, not once the lease has expired.
+        if let Some(resign) = resign {
+            resign.resign().await;
+        }
         for h in [agent_handle, webhook_handle, shutdown] {
             h.graceful_shutdown(Some(std::time::Duration::from_secs(10)));
         }
@@ -337,7 +370,10 @@ pub async fn serve(config: Config) -> Result<()> {
     let limited = conn::Limited::new(config.connections);
     match (tls, main_tls) {
         (Some(files), Some(main_tls)) => {
-            tls::spawn_renewal(config.home.clone(), files, renewed);
+            match &config.tls_files {
+                Some(provided) => tls::spawn_reload(provided.clone(), renewed),
+                None => tls::spawn_renewal(config.home.clone(), files, renewed),
+            }
             let mut server = axum_server::from_tcp_rustls(listener, main_tls.config).map(|tls| tls.acceptor(limited)).handle(handle);
             conn::tune(server.http_builder());
             server.serve(make).await?;

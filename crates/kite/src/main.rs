@@ -100,6 +100,21 @@ pub struct ServeArgs {
     /// Extra DNS name or IP for the server certificate (repeatable).
     #[arg(long = "tls-name")]
     tls_names: Vec<String>,
+    /// A PEM certificate (chain) to serve instead of the one kite issues itself, e.g. a cert-manager
+    /// Secret mounted as files, so that every replica presents one certificate; re-read when it changes.
+    #[arg(long, requires = "tls_key", conflicts_with_all = ["insecure_http", "tls_names"])]
+    tls_cert: Option<PathBuf>,
+    /// The private key (PEM) of --tls-cert.
+    #[arg(long, requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// With a live cluster: the namespace of the Lease (kite-controller) through which replicas
+    /// agree on the one that runs the pod identity controller.
+    #[arg(long, default_value = "kite-system")]
+    leader_election_namespace: String,
+    /// Seconds a leader's claim on the Lease lasts without renewal (2 to 300): when the leader dies,
+    /// another replica takes over within about this long.
+    #[arg(long, default_value_t = 15, value_parser = clap::value_parser!(u64).range(2..=300))]
+    leader_election_lease_duration: u64,
     /// Lifetime of issued access tokens, in seconds: 600 to 86400 (Entra's configurable range).
     #[arg(long, default_value_t = 3600, value_parser = clap::value_parser!(i64).range(600..=86_400))]
     token_lifetime: i64,
@@ -305,6 +320,11 @@ async fn main() -> ExitCode {
                 webhook_client_ca: args.webhook_client_ca,
                 doctor_interval: (args.doctor_interval > 0).then(|| std::time::Duration::from_secs(args.doctor_interval)),
                 audit: kite_server::audit::AuditSettings { enabled: !args.no_audit, retention_days: args.audit_retention_days, ..Default::default() },
+                leader_election: kite_server::LeaderElection::new(
+                    args.leader_election_namespace,
+                    std::time::Duration::from_secs(args.leader_election_lease_duration),
+                ),
+                tls_files: args.tls_cert.zip(args.tls_key).map(|(cert, key)| kite_server::infra::tls::Provided { cert, key }),
             };
             kite_server::serve(config).await.map(|_| ExitCode::SUCCESS)
         }

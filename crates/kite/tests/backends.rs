@@ -4,7 +4,7 @@ mod support;
 
 use std::process::Command;
 
-use support::{Cli, Server};
+use support::{postgres_base, Cli, Schema, Server};
 
 #[test]
 fn sqlite_data_and_tls_identity_survive_a_restart() {
@@ -31,29 +31,6 @@ fn plain_http_is_refused_off_loopback() {
     let out = Command::new(support::BIN).args(["serve", "--insecure-http", "--listen", "0.0.0.0:0"]).env("KITE_HOME", dir.path()).output().unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("only allowed on a loopback address"));
-}
-
-fn postgres_base() -> String {
-    std::env::var("KITE_TEST_POSTGRES_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
-}
-
-struct Schema(String);
-
-impl Schema {
-    /// A schema of its own in the test database, and the URL that makes it kite's search path.
-    fn create() -> (Schema, String) {
-        let schema = Schema(format!("kite_e2e_{}", uuid::Uuid::new_v4().simple()));
-        let made = Command::new("psql").args([postgres_base().as_str(), "-qc", &format!("CREATE SCHEMA {}", schema.0)]).output().unwrap();
-        assert!(made.status.success(), "PostgreSQL must be running: {}", String::from_utf8_lossy(&made.stderr));
-        let url = format!("{}?options=-c%20search_path%3D{}", postgres_base(), schema.0);
-        (schema, url)
-    }
-}
-
-impl Drop for Schema {
-    fn drop(&mut self) {
-        let _ = Command::new("psql").args([postgres_base().as_str(), "-qc", &format!("DROP SCHEMA IF EXISTS {} CASCADE", self.0)]).output();
-    }
 }
 
 #[test]

@@ -39,5 +39,7 @@ pub fn config(home: &Path, database_url: &str, eks_cluster: Option<&str>, aws_au
         webhook_client_ca: None,
         audit: Default::default(),
         doctor_interval: None,
+        leader_election: kite_server::LeaderElection::new("kite-system".into(), std::time::Duration::from_secs(15)),
+        tls_files: None,
     }
 }

@@ -4,6 +4,10 @@
 //! every tick. Its output goes to a [`Sink`]: DIR/azureassignedidentities/{name}.yaml, read back by
 //! the node agent like any other object, or the API server, read back by watch; and one log line
 //! per node whose identities change.
+//!
+//! With a live cluster, replicas of `kite serve` share it: each campaigns for the
+//! `coordination.k8s.io` Lease (kite-kube's `lease`) and only the holder reconciles; the others
+//! wait, and take over when the holder stops renewing. `kite_controller_leader` says which.
 
 mod sink;
 
@@ -26,14 +30,17 @@ use crate::Config;
 
 struct Controller {
     sink: Sink,
+    /// Whether this replica holds the Lease; `None` with the directory source (one process).
+    leader: Option<tokio::sync::watch::Receiver<bool>>,
     mode: ControllerMode,
     /// The kubelet identity's client ID (standard mode).
     cluster_identity: String,
 }
 
 /// Starts the controller when `--pod-identity-dir` names a directory or kite reads a live
-/// cluster; refuses flag combinations that could not work.
-pub async fn spawn(state: &AppState, config: &Config) -> anyhow::Result<()> {
+/// cluster; refuses flag combinations that could not work. With a live cluster, returns how to
+/// hand the Lease over on shutdown.
+pub async fn spawn(state: &AppState, config: &Config) -> anyhow::Result<Option<kite_kube::lease::Resign>> {
     let mode = config.pod_identity_mode;
     let cluster_identity = match (mode, config.cluster_identity.as_deref()) {
         (ControllerMode::Standard, None) => bail!(
@@ -46,9 +53,19 @@ pub async fn spawn(state: &AppState, config: &Config) -> anyhow::Result<()> {
         (_, id) => id.unwrap_or_default().to_string(),
     };
     let paths = &config.pod_identity;
-    let sink = match (&config.kubernetes, paths.first().filter(|p| p.is_dir())) {
-        (Some(target), _) => Sink::Kube(kite_kube::client(target).await?),
-        (None, Some(dir)) => Sink::directory(paths, dir),
+    let (sink, leader) = match (&config.kubernetes, paths.first().filter(|p| p.is_dir())) {
+        (Some(target), _) => {
+            let client = kite_kube::client(target).await?;
+            let settings = kite_kube::lease::Settings {
+                namespace: config.leader_election.namespace.clone(),
+                identity: config.leader_election.identity.clone(),
+                duration: config.leader_election.lease_duration,
+            };
+            tracing::info!(lease = %format!("{}/{}", settings.namespace, kite_kube::lease::NAME), identity = %settings.identity, "pod identity controller runs while this replica holds the lease");
+            let (leading, resign) = kite_kube::lease::spawn(client.clone(), settings);
+            (Sink::Kube(client), Some((leading, resign)))
+        }
+        (None, Some(dir)) => (Sink::directory(paths, dir), None),
         (None, None) => {
             if mode == ControllerMode::Standard {
                 bail!(
@@ -59,23 +76,41 @@ pub async fn spawn(state: &AppState, config: &Config) -> anyhow::Result<()> {
             if !paths.is_empty() {
                 tracing::info!("pod identity controller not running: --pod-identity-dir names no directory to write AzureAssignedIdentities into");
             }
-            return Ok(());
+            return Ok(None);
         }
     };
-    let ctl = Controller { sink, mode, cluster_identity };
+    state.metrics.controller_leader(leader.is_none());
+    let (leader, resign) = leader.unzip();
+    let ctl = Controller { sink, leader, mode, cluster_identity };
     let state = state.clone();
     tokio::spawn(async move { ctl.run(state).await });
-    Ok(())
+    Ok(resign)
 }
 
 impl Controller {
-    async fn run(self, state: AppState) {
+    async fn run(mut self, state: AppState) {
         let mut tick = tokio::time::interval(TICK);
         let mut cluster: Option<Arc<ClusterState>> = None;
         let mut again = false;
         let mut reported = BTreeSet::new();
         loop {
-            tick.tick().await;
+            if let Some(leader) = &mut self.leader {
+                // A new leader starts at once, not on the next tick.
+                tokio::select! {
+                    _ = tick.tick() => {}
+                    changed = leader.changed() => if changed.is_err() { return },
+                }
+                let leading = *leader.borrow_and_update();
+                state.metrics.controller_leader(leading);
+                if !leading {
+                    // Whoever leads next reconciles everything it sees, from scratch.
+                    (cluster, again) = (None, false);
+                    reported.clear();
+                    continue;
+                }
+            } else {
+                tick.tick().await;
+            }
             match self.sink.changed(&state, cluster.as_ref()) {
                 Some(Ok(c)) => cluster = Some(c),
                 Some(Err(e)) => {

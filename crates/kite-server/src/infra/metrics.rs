@@ -120,6 +120,7 @@ pub struct Metrics {
     doctor_findings: Family<FindingLabels, Gauge>,
     spoofed_packets: Counter,
     stale_tokens: Counter,
+    controller_leader: Gauge,
 }
 
 impl Default for Metrics {
@@ -153,6 +154,12 @@ impl Default for Metrics {
             "Cached tokens kite agent served because the kite server could not be reached to refresh them",
             stale_tokens.clone(),
         );
+        let controller_leader = Gauge::default();
+        registry.register(
+            "controller_leader",
+            "1 while this replica holds the controller's Lease and runs the pod identity controller, 0 otherwise",
+            controller_leader.clone(),
+        );
         Metrics {
             registry,
             spoofed_packets,
@@ -167,6 +174,7 @@ impl Default for Metrics {
             audit_written,
             audit_dropped,
             doctor_findings,
+            controller_leader,
         }
     }
 }
@@ -189,6 +197,10 @@ impl Metrics {
 
     pub fn audit_written(&self, n: usize) {
         self.audit_written.inc_by(n as u64);
+    }
+
+    pub fn controller_leader(&self, leading: bool) {
+        self.controller_leader.set(i64::from(leading));
     }
 
     pub fn audit_dropped(&self) {

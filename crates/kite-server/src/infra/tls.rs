@@ -25,7 +25,8 @@ const SERVER_LIFETIME: Duration = Duration::days(397);
 const RENEW_CHECK: StdDuration = StdDuration::from_secs(3600);
 
 pub struct TlsFiles {
-    pub ca_cert: PathBuf,
+    /// kite's own CA; `None` for a certificate given with `--tls-cert` (its issuer is not kite's).
+    pub ca_cert: Option<PathBuf>,
     pub server_cert: PathBuf,
     pub server_key: PathBuf,
 }
@@ -50,8 +51,8 @@ pub fn write_private(path: &Path, contents: &str) -> Result<()> {
     Ok(())
 }
 
-/// This host's name, which the server certificate covers when the CA allows it.
-fn hostname() -> Option<String> {
+/// This host's (in a pod: the pod's) name, which the server certificate covers when the CA allows it.
+pub fn hostname() -> Option<String> {
     let host = std::fs::read_to_string("/etc/hostname").ok()?;
     Some(host.trim().to_string()).filter(|h| !h.is_empty())
 }
@@ -118,7 +119,7 @@ fn not_after(cert_pem: &[u8]) -> Result<OffsetDateTime> {
 }
 
 fn files(dir: &Path) -> TlsFiles {
-    TlsFiles { ca_cert: dir.join("ca.pem"), server_cert: dir.join("server.pem"), server_key: dir.join("server-key.pem") }
+    TlsFiles { ca_cert: Some(dir.join("ca.pem")), server_cert: dir.join("server.pem"), server_key: dir.join("server-key.pem") }
 }
 
 pub fn ensure(home: &Path, extra_names: &[String]) -> Result<TlsFiles> {
@@ -129,10 +130,10 @@ fn ensure_with_host(home: &Path, host: Option<String>, extra_names: &[String]) -
     let dir = home.join("tls");
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     let files = files(&dir);
-    let (ca_key_path, names_path) = (dir.join("ca-key.pem"), dir.join("server-names.txt"));
+    let (ca_path, ca_key_path, names_path) = (dir.join("ca.pem"), dir.join("ca-key.pem"), dir.join("server-names.txt"));
     let now = OffsetDateTime::now_utc();
 
-    if !files.ca_cert.exists() || !ca_key_path.exists() {
+    if !ca_path.exists() || !ca_key_path.exists() {
         let key = KeyPair::generate()?;
         let mut params = CertificateParams::default();
         params.distinguished_name.push(DnType::CommonName, "kite local CA");
@@ -143,17 +144,17 @@ fn ensure_with_host(home: &Path, host: Option<String>, extra_names: &[String]) -
         params.not_after = now + Duration::days(3650);
         let cert = params.self_signed(&key)?;
         write_private(&ca_key_path, &key.serialize_pem())?;
-        std::fs::write(&files.ca_cert, cert.pem())?;
+        std::fs::write(&ca_path, cert.pem())?;
         let _ = std::fs::remove_file(&files.server_cert);
     }
 
     // A name the CA may not vouch for would make clients refuse the whole certificate: one asked
     // for with --tls-name stops the start, a changed host name is left out.
-    let ca_pem = std::fs::read(&files.ca_cert).with_context(|| format!("reading {}", files.ca_cert.display()))?;
+    let ca_pem = std::fs::read(&ca_path).with_context(|| format!("reading {}", ca_path.display()))?;
     if let Some(name) = extra_names.iter().find(|n| !ca_permits(&ca_pem, n).unwrap_or(false)) {
         bail!(
             "--tls-name {name}: kite's CA ({}) is constrained to the names it was made for and cannot vouch for it. Move ca.pem and ca-key.pem aside and start with every --tls-name to make a new CA (clients must then trust the new ca.pem)",
-            files.ca_cert.display()
+            ca_path.display()
         );
     }
     let host = host.filter(|h| {
@@ -175,7 +176,7 @@ fn ensure_with_host(home: &Path, host: Option<String>, extra_names: &[String]) -
 fn issue_server(dir: &Path, names: &[String], now: OffsetDateTime) -> Result<()> {
     let files = files(dir);
     let ca_key = KeyPair::from_pem(&std::fs::read_to_string(dir.join("ca-key.pem"))?)?;
-    let issuer = Issuer::from_ca_cert_pem(&std::fs::read_to_string(&files.ca_cert)?, ca_key)?;
+    let issuer = Issuer::from_ca_cert_pem(&std::fs::read_to_string(dir.join("ca.pem"))?, ca_key)?;
     let key = KeyPair::generate()?;
     let mut params = CertificateParams::new(names.to_vec())?;
     params.distinguished_name.push(DnType::CommonName, "kite server");
@@ -260,6 +261,40 @@ fn server_config(files: &TlsFiles, client_ca: Option<&Path>) -> Result<std::sync
     Ok(std::sync::Arc::new(config))
 }
 
+/// `--tls-cert FILE --tls-key FILE`: a certificate kite did not issue, e.g. cert-manager's Secret
+/// mounted as files, so every replica presents the same one.
+#[derive(Clone, Debug)]
+pub struct Provided {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+impl Provided {
+    pub fn files(&self) -> TlsFiles {
+        TlsFiles { ca_cert: None, server_cert: self.cert.clone(), server_key: self.key.clone() }
+    }
+}
+
+/// Serves the provided files anew whenever they change (a renewal replaces them; a Secret volume
+/// swaps them together). A pair that does not load (half written, key and certificate from
+/// different renewals) leaves the last good one in force, and is logged; the next change is tried.
+pub fn spawn_reload(provided: Provided, listeners: Vec<Listener>) {
+    let watched = crate::infra::watch::Watched::default();
+    let paths = vec![provided.cert.clone(), provided.key.clone()];
+    // The files as served at start.
+    watched.changed(&paths);
+    let files = provided.files();
+    crate::infra::watch::spawn(paths.clone(), move || {
+        if !watched.changed(&paths) {
+            return;
+        }
+        match listeners.iter().try_for_each(|l| l.reload(&files)) {
+            Ok(()) => tracing::info!(cert = %files.server_cert.display(), "serving the replaced certificate"),
+            Err(e) => tracing::error!("--tls-cert/--tls-key changed but do not load, the last good certificate stays in force: {e:#}"),
+        }
+    });
+}
+
 /// Keeps a running server's certificate fresh: re-issues it when due and has every listener serve
 /// the new one to new connections, without a restart.
 pub fn spawn_renewal(home: PathBuf, files: TlsFiles, listeners: Vec<Listener>) {
@@ -324,7 +359,8 @@ mod tests {
         let home = tempfile::tempdir().unwrap();
         let files = ensure_with_host(home.path(), None, &[]).unwrap();
         // The main listener, and a webhook listener requiring client certificates from kite's own CA.
-        let listeners = vec![Listener::new(&files, None).unwrap(), Listener::new(&files, Some(&files.ca_cert)).unwrap()];
+        let ca = files.ca_cert.clone().unwrap();
+        let listeners = vec![Listener::new(&files, None).unwrap(), Listener::new(&files, Some(&ca)).unwrap()];
         let served: Vec<_> = listeners.iter().map(|l| l.config.get_inner()).collect();
         let now = OffsetDateTime::now_utc();
         assert!(!renew_and_reload(home.path(), &files, &listeners, now).unwrap());

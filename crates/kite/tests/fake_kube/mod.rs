@@ -1,7 +1,9 @@
 //! A small fake Kubernetes API server for end-to-end tests: plain HTTP on 127.0.0.1, collections
 //! of JSON objects, list (with `fieldSelector=metadata.name=…`), watch (newline-delimited events,
 //! streamed as the test or kite changes objects), get, create, replace with resourceVersion checks,
-//! and delete; namespaced paths reach cluster-wide collections.
+//! and delete; namespaced paths reach cluster-wide collections. Replaces whose resourceVersion is not
+//! the stored one, and creates of an existing name, are 409 Conflict, as the API server answers them
+//! (what leader election on a Lease relies on).
 
 // Each test binary uses its own part of the fake.
 #![allow(dead_code)]
@@ -18,6 +20,9 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::{json, Value};
 use tokio::sync::broadcast;
+
+/// The Lease collection; namespaced paths (`…/namespaces/NS/leases/NAME`) reach it.
+pub const LEASES: &str = "/apis/coordination.k8s.io/v1/leases";
 
 #[derive(Default)]
 struct Cluster {
@@ -43,9 +48,11 @@ fn name_of(v: &Value) -> &str {
 }
 
 impl FakeKube {
-    /// Serves `collections` (path → objects; every kind kite watches must be there, empty or not).
+    /// Serves `collections` (path → objects; every kind kite watches must be there, empty or not),
+    /// and Leases, where replicas elect the one that runs the controller.
     pub fn start(collections: &[(&str, Vec<Value>)]) -> FakeKube {
         let mut cluster = Cluster { version: 1, ..Default::default() };
+        cluster.objects.insert(LEASES.to_string(), Vec::new());
         for (path, items) in collections {
             cluster.objects.insert(path.to_string(), items.clone());
         }

@@ -277,3 +277,28 @@ pub fn kubelet_and_app_identities(home: &Path, admin_home: &Path) -> (String, Va
     let identity = admin.run(&["identity", "create", "-g", "apps", "-n", "app"]).ok();
     (admin.subscription(), kubelet, identity)
 }
+
+/// The PostgreSQL server the tests share (trust auth, database `test`).
+pub fn postgres_base() -> String {
+    std::env::var("KITE_TEST_POSTGRES_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
+}
+
+/// A schema of its own in the test database, dropped with the value.
+pub struct Schema(pub String);
+
+impl Schema {
+    /// A new schema, and the URL that makes it kite's search path.
+    pub fn create() -> (Schema, String) {
+        let schema = Schema(format!("kite_e2e_{}", uuid::Uuid::new_v4().simple()));
+        let made = Command::new("psql").args([postgres_base().as_str(), "-qc", &format!("CREATE SCHEMA {}", schema.0)]).output().unwrap();
+        assert!(made.status.success(), "PostgreSQL must be running: {}", String::from_utf8_lossy(&made.stderr));
+        let url = format!("{}?options=-c%20search_path%3D{}", postgres_base(), schema.0);
+        (schema, url)
+    }
+}
+
+impl Drop for Schema {
+    fn drop(&mut self) {
+        let _ = Command::new("psql").args([postgres_base().as_str(), "-qc", &format!("DROP SCHEMA IF EXISTS {} CASCADE", self.0)]).output();
+    }
+}

@@ -23,9 +23,9 @@ pub enum K8sCmd {
     Auth(K8sAuthCmd),
     /// aad-pod-identity's CustomResourceDefinitions (aadpodidentity.k8s.io/v1), ready for `kubectl apply -f -` (YAML; -o json too).
     Crds,
-    /// Manifests that make a cluster call kite (`kubectl apply -f -`).
-    #[command(subcommand)]
-    Manifests(manifests::ManifestsCmd),
+    /// Manifests to run kite in a cluster and make the cluster call it (`kubectl apply -f -`):
+    /// server, agent, crds, webhooks (kube-apiserver's files), all (the default), or one webhook or CA ConfigMap.
+    Manifests(manifests::ManifestsArgs),
     /// Service accounts for workload identity.
     #[command(subcommand)]
     Serviceaccount(ServiceAccountCmd),
