@@ -138,9 +138,11 @@ impl SqlStore {
                 Box::pin(async move {
                     if conn.backend_name().eq_ignore_ascii_case("sqlite") {
                         // WAL lets readers proceed during a write; the busy timeout serialises writers.
-                        // synchronous = FULL: a commit is on disk before it returns, so a 2xx means
-                        // the write survives a power cut, not only a crash of kite.
-                        for pragma in ["PRAGMA journal_mode = WAL", "PRAGMA synchronous = FULL", "PRAGMA busy_timeout = 10000"] {
+                        // synchronous = NORMAL: in WAL mode a committed write survives a crash or
+                        // kill -9 of kite (tested), and only an OS crash or power cut can take the
+                        // last commits. FULL adds an fsync to every commit, which lengthened write
+                        // transactions enough that concurrent writers met SQLITE_BUSY (500s) under load.
+                        for pragma in ["PRAGMA journal_mode = WAL", "PRAGMA synchronous = NORMAL", "PRAGMA busy_timeout = 10000"] {
                             sqlx::query(pragma).execute(&mut *conn).await?;
                         }
                     }
