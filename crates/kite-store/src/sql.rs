@@ -140,8 +140,9 @@ impl SqlStore {
                         // WAL lets readers proceed during a write; the busy timeout serialises writers.
                         // synchronous = NORMAL: in WAL mode a committed write survives a crash or
                         // kill -9 of kite (tested), and only an OS crash or power cut can take the
-                        // last commits. FULL adds an fsync to every commit, which lengthened write
-                        // transactions enough that concurrent writers met SQLITE_BUSY (500s) under load.
+                        // last commits. FULL adds an fsync to every commit; with it, the suite under
+                        // heavy parallel load met occasional 500s (longer write transactions meeting
+                        // SQLITE_BUSY is the suspected cause), so it stays off until that is proven.
                         for pragma in ["PRAGMA journal_mode = WAL", "PRAGMA synchronous = NORMAL", "PRAGMA busy_timeout = 10000"] {
                             sqlx::query(pragma).execute(&mut *conn).await?;
                         }
