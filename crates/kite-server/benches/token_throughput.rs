@@ -45,7 +45,7 @@ fn main() -> anyhow::Result<()> {
     rt.block_on(async {
         let dir = tempfile::tempdir()?;
         let url = format!("sqlite://{}", dir.path().join("kite.db").display());
-        let store: Arc<dyn Store> = Arc::new(SqlStore::connect(&url).await?);
+        let store: Arc<dyn Store> = Arc::new(SqlStore::connect(&url, &kite_store::Kek::generate("bench")?).await?);
         let config = support::config(dir.path(), &url, None, None);
         let (state, creds) = prepare(store, &config, "https://127.0.0.1:8443", None).await?;
         let creds: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(creds.expect("fresh store bootstraps"))?)?;

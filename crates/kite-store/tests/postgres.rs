@@ -24,7 +24,7 @@ async fn make() -> (SqlStore, Schema) {
     let mut conn = sqlx::PgConnection::connect(&base_url()).await.expect("PostgreSQL must be running for these tests");
     sqlx::query(&format!("CREATE SCHEMA {schema}")).execute(&mut conn).await.unwrap();
     let url = format!("{}?options=-c%20search_path%3D{schema}", base_url());
-    (SqlStore::connect(&url).await.unwrap(), Schema(schema))
+    (SqlStore::connect(&url, &common::kek()).await.unwrap(), Schema(schema))
 }
 
 conformance_tests!(make);

@@ -7,6 +7,7 @@ pub mod clock;
 pub mod cluster;
 pub mod conn;
 pub mod error;
+pub mod kek;
 pub mod metrics;
 pub mod middleware;
 pub mod state;
