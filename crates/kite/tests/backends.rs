@@ -64,8 +64,11 @@ fn replicas_on_one_postgres_bootstrap_once_and_share_everything() {
     // Two replicas start at the same moment on an empty database: exactly one bootstraps.
     let (home_a, home_b) = (dir.path().join("a"), dir.path().join("b"));
     let (ua, ub) = (url.clone(), url.clone());
-    let a = std::thread::spawn(move || Server::start(&home_a, &["--database-url", &ua]));
-    let b = std::thread::spawn(move || Server::start(&home_b, &["--database-url", &ub]));
+    // Every replica is given the same key-encryption key; the data key the first one writes is shared.
+    let kek = kite_store::Kek::generate("test").unwrap().to_base64();
+    let (ka, kb) = (kek.clone(), kek.clone());
+    let a = std::thread::spawn(move || Server::start_env(&home_a, &["--database-url", &ua], &[("KITE_KEK", &ka)]));
+    let b = std::thread::spawn(move || Server::start_env(&home_b, &["--database-url", &ub], &[("KITE_KEK", &kb)]));
     let (a, b) = (a.join().unwrap(), b.join().unwrap());
     let (boot, other) = match (a.credentials_file().exists(), b.credentials_file().exists()) {
         (true, false) => (a, b),
@@ -92,7 +95,8 @@ fn replicas_on_one_postgres_bootstrap_once_and_share_everything() {
 fn a_store_failure_on_a_request_path_is_a_500_with_a_trace_id_never_the_backends_text() {
     let (schema, url) = Schema::create();
     let dir = tempfile::tempdir().unwrap();
-    let server = Server::start(&dir.path().join("srv"), &["--database-url", &url]);
+    let kek = kite_store::Kek::generate("test").unwrap().to_base64();
+    let server = Server::start_env(&dir.path().join("srv"), &["--database-url", &url], &[("KITE_KEK", &kek)]);
     let token = server.admin_token();
     let sub = server.credentials()["subscription"].as_str().unwrap().to_string();
 
@@ -108,4 +112,18 @@ fn a_store_failure_on_a_request_path_is_a_500_with_a_trace_id_never_the_backends
         assert!(body.contains("trace id") && !body.contains("relation") && !body.contains("does not exist"), "{body}");
     }
     assert!(server.log_text().contains("does not exist"), "the backend's text is in the log, with the trace id");
+}
+
+#[test]
+fn a_postgres_database_without_a_key_encryption_key_is_refused_at_start_with_how_to_give_one() {
+    let (_schema, url) = Schema::create();
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(support::BIN)
+        .args(["serve", "--listen", "127.0.0.1:0", "--database-url", &url])
+        .env("KITE_HOME", dir.path())
+        .env_remove("KITE_KEK")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && stderr.contains("--kek-file PATH or KITE_KEK") && stderr.contains("same on every replica"), "{stderr}");
 }
