@@ -107,9 +107,16 @@ impl FromRequestParts<AppState> for Params {
 #[from_request(via(axum::Json), rejection(KvError))]
 pub struct KvBody<T>(pub T);
 
+/// serde's text can quote what was sent (a secret value among it): only where it broke is kept.
 impl From<JsonRejection> for KvError {
     fn from(r: JsonRejection) -> KvError {
-        KvError::new(r.status(), "BadParameter", format!("The request body is invalid: {}", r.body_text()))
+        let text = r.body_text();
+        let at = text.rfind(" at line ").map(|i| text[i..].to_string()).unwrap_or_default();
+        KvError::new(
+            r.status(),
+            "BadParameter",
+            format!("The request body is not a Key Vault secret request (JSON with value, contentType, tags, attributes: enabled, nbf, exp){at}"),
+        )
     }
 }
 
@@ -285,5 +292,25 @@ pub async fn by_host(state: AppState, vault_routes: Router, mut req: Request, ne
     match vault_routes.oneshot(req).await {
         Ok(r) => r,
         Err(never) => match never {},
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::body::Body;
+    use axum::http::Request;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn a_malformed_body_is_refused_without_quoting_what_was_sent() {
+        let req = Request::builder()
+            .method("PUT")
+            .header("content-type", "application/json")
+            .body(Body::from(r#"{"value": "hunter2-secret", "attributes": {"enabled": "hunter3-secret"}}"#))
+            .unwrap();
+        let Err(rejection) = KvBody::<SetBody>::from_request(req, &()).await else { panic!("a string is not a boolean") };
+        assert_eq!(rejection.status, StatusCode::UNPROCESSABLE_ENTITY);
+        assert!(!rejection.message.contains("hunter") && rejection.message.contains("at line 1"), "{}", rejection.message);
     }
 }
