@@ -117,7 +117,8 @@ def test_reader_without_an_access_policy_is_refused_with_the_reason(kite):
         client.set_secret("redis-password", "x")
     assert no_set.value.status_code == 403 and "[get] but not 'set'" in str(no_set.value)
     kite.cli("keyvault", "delete-policy", "-n", "azure-vote", "--spn", app["appId"])
-    assert kite.cli("keyvault", "show", "-n", "azure-vote")["properties"]["accessPolicies"] == []
+    policies = kite.cli("keyvault", "show", "-n", "azure-vote")["properties"]["accessPolicies"]
+    assert [p["objectId"] for p in policies] == [kite.cli("ad", "sp", "show", "--id", kite.creds["appId"])["id"]], "only the creator's policy is left"
 
 
 def test_rbac_vault_with_default_azure_credential_from_the_environment(kite, monkeypatch):

@@ -1,5 +1,8 @@
 //! `kite keyvault`: vaults (create, show, list, delete, recover, purge) and their access policies,
-//! as `az keyvault` calls them. Vault names are global, so `-g` is optional wherever az has it so.
+//! as `az keyvault` calls them, and their secrets (`secret`). Vault names are global, so `-g` is
+//! optional wherever az has it so.
+
+pub mod secret;
 
 use std::process::ExitCode;
 
@@ -28,6 +31,9 @@ pub enum KeyvaultCmd {
         /// Days a deleted vault (or secret) can be recovered: 7 to 90.
         #[arg(long, value_parser = clap::value_parser!(u32).range(7..=90))]
         retention_days: Option<u32>,
+        /// Do not give the signed-in principal an access policy with every secret permission (az's default).
+        #[arg(long)]
+        no_self_perms: bool,
     },
     Show(VaultRef),
     List {
@@ -64,14 +70,17 @@ pub enum KeyvaultCmd {
         #[command(flatten)]
         principal: PrincipalArgs,
     },
+    /// A vault's secrets (the Key Vault REST API at the vault's URI).
+    #[command(subcommand)]
+    Secret(secret::SecretCmd),
 }
 
 #[derive(Args)]
 pub struct VaultRef {
     #[arg(short = 'n', long)]
-    name: String,
+    pub name: String,
     #[arg(short = 'g', long)]
-    resource_group: Option<String>,
+    pub resource_group: Option<String>,
 }
 
 #[derive(Args)]
@@ -103,7 +112,7 @@ fn view(mut v: Value) -> Value {
 }
 
 /// The vault's resource ID: under `-g` when given, else found among the subscription's vaults.
-async fn vault_id(client: &mut Client, r: &VaultRef) -> Result<String> {
+pub async fn vault_id(client: &mut Client, r: &VaultRef) -> Result<String> {
     let sub = client.subscription()?.to_string();
     if let Some(rg) = &r.resource_group {
         return Ok(format!("/subscriptions/{sub}/resourceGroups/{rg}/providers/Microsoft.KeyVault/vaults/{}", r.name));
@@ -127,10 +136,18 @@ async fn deleted_vault(client: &mut Client, name: &str) -> Result<Value> {
 pub async fn run(cmd: KeyvaultCmd, client: &mut Client, format: Format, query: Option<&str>) -> Result<ExitCode> {
     let sub = client.subscription()?.to_string();
     let v = match cmd {
-        KeyvaultCmd::Create { resource_group, name, location, enable_rbac_authorization, retention_days } => {
+        KeyvaultCmd::Create { resource_group, name, location, enable_rbac_authorization, retention_days, no_self_perms } => {
+            // As az does: the creator may manage the secrets of an access-policy vault it made.
+            let mut policies = Vec::new();
+            if !enable_rbac_authorization && !no_self_perms {
+                let me = client.profile.app_id.clone();
+                let object_id = PrincipalArgs { spn: Some(me), object_id: None, upn: None }.object_id(client).await?;
+                let all = ["get", "list", "set", "delete", "backup", "restore", "recover", "purge"];
+                policies.push(json!({"tenantId": client.profile.tenant, "objectId": object_id, "permissions": {"secrets": all}}));
+            }
             let body = json!({"location": location, "properties": {
                 "sku": {"family": "A", "name": "standard"},
-                "accessPolicies": [],
+                "accessPolicies": policies,
                 "enableRbacAuthorization": enable_rbac_authorization,
                 "softDeleteRetentionInDays": retention_days,
             }});
@@ -190,6 +207,7 @@ pub async fn run(cmd: KeyvaultCmd, client: &mut Client, format: Format, query: O
             client.call(Method::PUT, &format!("{id}/accessPolicies/remove"), Some(&json!({"properties": {"accessPolicies": [policy]}}))).await?;
             view(client.call(Method::GET, &id, None).await?)
         }
+        KeyvaultCmd::Secret(cmd) => secret::run(cmd, client).await?,
     };
     print(v, format, query)
 }
