@@ -220,3 +220,28 @@ def test_kill_9_during_a_burst_of_writes_loses_no_acknowledged_write_and_the_fil
             assert client.get_secret(name, version).value == value
     finally:
         restarted.stop()
+
+
+def test_a_bound_pod_reads_its_secret_with_managed_identity_credential_as_in_seed_001(tmp_path, kite_factory, monkeypatch):
+    from azure.identity import ManagedIdentityCredential
+    from test_pod_identity import IDENTITY, POD
+
+    cluster = tmp_path / "cluster"
+    cluster.mkdir()
+    (cluster / "pod.yaml").write_text(POD.format(label="azure-vote"))
+    kite = kite_factory("--pod-identity-dir", str(cluster))
+    vault = make_vault(kite)
+    identity = kite.cli("identity", "create", "-g", "pod-identity", "-n", "azure-vote")
+    (cluster / "identities.yaml").write_text(IDENTITY.format(name="azure-vote", resource_id=identity["id"], client_id=identity["clientId"], selector="azure-vote"))
+    kite.cli("keyvault", "secret", "set", "--vault-name", "azure-vote", "-n", "redis-password", "--value", "seed-001-password")
+    kite.cli("role", "assignment", "create", "--role", "Reader", "--assignee", identity["clientId"], "--scope", vault["id"])
+    monkeypatch.setenv("AZURE_POD_IDENTITY_AUTHORITY_HOST", kite.url)
+    client = SecretClient(vault["properties"]["vaultUri"], ManagedIdentityCredential(client_id=identity["clientId"]))
+
+    time.sleep(6)  # the agent re-reads the cluster state
+    with pytest.raises(HttpResponseError) as refused:
+        client.get_secret("redis-password")
+    assert refused.value.status_code == 403 and identity["principalId"] in str(refused.value) and "no access policy" in str(refused.value)
+
+    kite.cli("keyvault", "set-policy", "-n", "azure-vote", "--secret-permissions", "get", "--spn", identity["clientId"])
+    assert client.get_secret("redis-password").value == "seed-001-password"
