@@ -172,6 +172,14 @@ def test_vaults_soft_delete_recover_and_purge_through_the_cli(kite):
     kite.cli("keyvault", "purge", "-n", "short-lived")
     assert kite.cli("keyvault", "list-deleted") == []
     kite.cli("keyvault", "create", "-g", "pod-identity", "-n", "short-lived")
+    kite.cli("keyvault", "secret", "set", "--vault-name", "short-lived", "-n", "kept", "--value", "still-here")
+
+    # Deleting the group soft-deletes its vaults; made again, the group takes its vault back with its secrets.
+    kite.cli("group", "delete", "-n", "pod-identity", "--yes")
+    assert [v["name"] for v in kite.cli("keyvault", "list-deleted")] == ["short-lived"]
+    kite.cli("group", "create", "-n", "pod-identity", "-l", "japaneast")
+    kite.cli("keyvault", "recover", "-n", "short-lived")
+    assert kite.cli("keyvault", "secret", "show", "--vault-name", "short-lived", "-n", "kept")["value"] == "still-here"
 
 
 def test_kill_9_during_a_burst_of_writes_loses_no_acknowledged_write_and_the_file_holds_no_value(tmp_path, monkeypatch):
