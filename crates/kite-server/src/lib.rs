@@ -190,6 +190,10 @@ fn management() -> Router<AppState> {
         )
         .route(&format!("/subscriptions/{{sub}}/resourceGroups/{{rg}}/{KV}/vaults/{{name}}/accessPolicies/{{kind}}"), put(vault::arm::access_policies))
         .route(&format!("/subscriptions/{{sub}}/{KV}/vaults"), get(vault::arm::list_in_subscription))
+        .route("/subscriptions/{sub}/resources", get(api::resources::list))
+        // kite keeps no managed HSMs; az lists them beside vaults.
+        .route(&format!("/subscriptions/{{sub}}/resourceGroups/{{rg}}/{KV}/managedHSMs"), get(vault::arm::no_managed_hsms))
+        .route(&format!("/subscriptions/{{sub}}/{KV}/deletedManagedHSMs"), get(vault::arm::no_managed_hsms))
         .route(&format!("/subscriptions/{{sub}}/{KV}/deletedVaults"), get(vault::arm::list_deleted))
         .route(&format!("/subscriptions/{{sub}}/{KV}/locations/{{location}}/deletedVaults/{{name}}"), get(vault::arm::get_deleted))
         .route(&format!("/subscriptions/{{sub}}/{KV}/locations/{{location}}/deletedVaults/{{name}}/purge"), post(vault::arm::purge))

@@ -15,6 +15,7 @@ pub mod eks_clusters;
 pub mod graph;
 pub mod groups;
 pub mod identities;
+pub mod resources;
 pub mod signing_keys;
 
 use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};

@@ -306,3 +306,8 @@ pub async fn access_policies(
         "properties": {"accessPolicies": updated.access_policies},
     })))
 }
+
+/// `managedHSMs` and `deletedManagedHSMs` listings: kite keeps none (az lists them beside vaults).
+pub async fn no_managed_hsms(_caller: Caller) -> Json<Value> {
+    Json(json!({"value": []}))
+}
