@@ -314,9 +314,8 @@ pub async fn serve(config: Config) -> Result<()> {
     let agent = config.agent_listen.map(|a| conn::bind(a, "--agent-listen")).transpose()?;
     let webhook_listener = config.webhook_listen.map(|a| conn::bind(a, "--webhook-listen")).transpose()?;
     // The certificate covers every vault's DNS name (`*.vault.<domain>`), which the SDKs require.
-    let mut tls_names = config.tls_names.clone();
-    tls_names.push(vault::VaultDomain::new(&public_url, config.dns_domain.as_deref())?.tls_name());
-    let tls = if config.insecure_http { None } else { Some(tls::ensure(&config.home, &tls_names)?) };
+    let vault_names = [vault::VaultDomain::new(&public_url, config.dns_domain.as_deref())?.tls_name()];
+    let tls = if config.insecure_http { None } else { Some(tls::ensure(&config.home, &config.tls_names, &vault_names)?) };
     let (state, credentials_file) = prepare(store, &config, &public_url, tls.as_ref().map(|t| t.ca_cert.as_path())).await?;
     if let Some(path) = &credentials_file {
         println!("kite: created tenant {} with subscription {}", state.tenant.tenant_id, state.default_subscription());

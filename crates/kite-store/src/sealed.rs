@@ -54,8 +54,8 @@ pub(crate) async fn secret_get_or_init(pool: &AnyPool, keyring: &Keyring, key: &
 }
 
 /// Seals, in one transaction, the signing keys and secret settings an older kite stored in the
-/// clear; values already sealed are left alone. On SQLite the write-ahead log is then folded into
-/// the file, whose freed space `secure_delete` has zeroed, so no clear copy remains on disk.
+/// clear; values already sealed are left alone. On SQLite the file is then rebuilt (VACUUM) and the
+/// write-ahead log emptied, so no clear copy is left in free pages or old log frames.
 pub(crate) async fn seal_clear_values(pool: &AnyPool, keyring: &Keyring, is_sqlite: bool) -> Result<()> {
     let mut tx = pool.begin().await.map_err(backend)?;
     let mut sealed = 0usize;
@@ -80,7 +80,9 @@ pub(crate) async fn seal_clear_values(pool: &AnyPool, keyring: &Keyring, is_sqli
     if sealed > 0 {
         tracing::info!(values = sealed, "sealed values an older kite stored in the clear");
         if is_sqlite {
-            sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)").execute(pool).await.map_err(backend)?;
+            for step in ["VACUUM", "PRAGMA wal_checkpoint(TRUNCATE)"] {
+                sqlx::query(step).execute(pool).await.map_err(backend)?;
+            }
         }
     }
     Ok(())

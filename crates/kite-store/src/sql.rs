@@ -141,8 +141,7 @@ impl SqlStore {
                 Box::pin(async move {
                     if conn.backend_name().eq_ignore_ascii_case("sqlite") {
                         // WAL lets readers proceed during a write; the busy timeout serialises writers.
-                        // secure_delete: what a row held before it was sealed or deleted is zeroed, not left in free pages.
-                        for pragma in ["PRAGMA journal_mode = WAL", "PRAGMA synchronous = NORMAL", "PRAGMA busy_timeout = 10000", "PRAGMA secure_delete = ON"] {
+                        for pragma in ["PRAGMA journal_mode = WAL", "PRAGMA synchronous = NORMAL", "PRAGMA busy_timeout = 10000"] {
                             sqlx::query(pragma).execute(&mut *conn).await?;
                         }
                     }

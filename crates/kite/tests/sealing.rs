@@ -44,11 +44,16 @@ fn the_embedded_default_generates_its_kek_and_the_database_shows_no_private_key_
     let server = Server::start(&home, &[]);
     let admin = Cli::admin(&dir.path().join("admin"), &server);
     // An access key's secret is derived from the STS master key, which the server creates for it.
-    admin.run(&["iam", "user", "create", "--user-name", "ci"]).ok();
-    let key = admin.run(&["iam", "access-key", "create", "--user-name", "ci"]).ok();
+    let ok = |args: &[&str]| {
+        let run = admin.run(args);
+        assert_eq!(run.code, 0, "{args:?} failed: {}\nserver log:\n{}", run.stderr, server.log_text());
+        run.json()
+    };
+    ok(&["iam", "user", "create", "--user-name", "ci"]);
+    let key = ok(&["iam", "access-key", "create", "--user-name", "ci"]);
     let secret = key["AccessKey"]["SecretAccessKey"].as_str().unwrap().to_string();
-    admin.run(&["keys", "rotate"]).ok();
-    let keys = admin.run(&["keys", "list"]).ok();
+    ok(&["keys", "rotate"]);
+    let keys = ok(&["keys", "list"]);
     assert!(keys.as_array().is_some_and(|k| k.len() == 2), "{keys}");
     drop(server);
     #[cfg(unix)]
