@@ -28,3 +28,35 @@ async fn make() -> (SqlStore, Schema) {
 }
 
 conformance_tests!(make);
+
+#[tokio::test]
+async fn the_rows_hold_no_private_key_no_secret_setting_and_no_secret_value_in_the_clear() {
+    use kite_core::vault::secret::{SecretChanges, SecretVersion};
+    use kite_core::vault::{Vault, VaultSpec};
+    use kite_store::{SecretValue, Store, StoredKey};
+    use sqlx::{Connection, Row};
+
+    let (store, schema) = make().await;
+    let pem = "-----BEGIN PRIVATE KEY-----\nMIIEvQIBADANBgkqhkiG9w0BAQEFAASC\n-----END PRIVATE KEY-----\n";
+    store.add_signing_key(&StoredKey { kid: "k1".into(), created_at: 1, body: pem.into() }).await.unwrap();
+    store.secret_get_or_init("sts_master_key", "master-key-that-must-not-leak").await.unwrap();
+    let vault = Vault::new(common::SUB, "rg", "sealed-vault", common::TENANT, VaultSpec { location: "japaneast".into(), ..Default::default() }).unwrap();
+    store.create_vault(&vault).await.unwrap();
+    let s = SecretVersion::new("redis", &format!("{:032x}", 1), 20, SecretChanges::default(), 1).unwrap();
+    store.set_secret("sealed-vault", &s, &SecretValue("redis-value-that-must-not-leak".into())).await.unwrap();
+
+    // What a copy of the database shows, read straight from its tables.
+    let mut conn = sqlx::PgConnection::connect(&format!("{}?options=-c%20search_path%3D{}", base_url(), schema.0)).await.unwrap();
+    let mut raw = String::new();
+    for q in
+        ["SELECT body AS v FROM signing_keys", "SELECT value AS v FROM meta", "SELECT value AS v FROM vault_secrets", "SELECT body AS v FROM vault_secrets"]
+    {
+        for row in sqlx::query(q).fetch_all(&mut conn).await.unwrap() {
+            raw.push_str(&row.get::<String, _>("v"));
+        }
+    }
+    assert!(raw.contains("kite-sealed:v1:"));
+    for clear in ["PRIVATE KEY", "MIIEvQIBADANBgkqhkiG9w0BAQEFAASC", "master-key-that-must-not-leak", "redis-value-that-must-not-leak"] {
+        assert!(!raw.contains(clear), "the tables show {clear}");
+    }
+}
