@@ -26,14 +26,14 @@ TRUST = {
 @pytest.fixture
 def cluster(tmp_path, kite_factory, monkeypatch):
     issuer = Issuer()
-    kite = kite_factory("--insecure-http", "--allow-http-issuer", "--eks-cluster", "prod", "--cluster-issuer", issuer.url)
+    kite = kite_factory("--insecure-http", "--allow-http-issuer", "--eks-cluster", "prod", "--cluster-issuer", issuer.url, "--agent-listen", "127.0.0.1:0")
     (tmp_path / "trust.json").write_text(json.dumps(TRUST))
     role = kite.cli("iam", "role", "create", "--role-name", "pod-role", "--trust-policy", f"file://{tmp_path / 'trust.json'}")["Role"]
     token_file = tmp_path / "eks-pod-identity-token"
     # The pod's environment as the EKS Pod Identity webhook sets it, and nothing else to fall back on.
     for var in ["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE", "AWS_ROLE_ARN", "AWS_WEB_IDENTITY_TOKEN_FILE"]:
         monkeypatch.delenv(var, raising=False)
-    monkeypatch.setenv("AWS_CONTAINER_CREDENTIALS_FULL_URI", kite.url + "/v1/credentials")
+    monkeypatch.setenv("AWS_CONTAINER_CREDENTIALS_FULL_URI", kite.agent_url + "/v1/credentials")
     monkeypatch.setenv("AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE", str(token_file))
     monkeypatch.setenv("AWS_ENDPOINT_URL_STS", kite.url)
     monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")

@@ -78,7 +78,7 @@ spec:
 class FakeImds:
     """A stand-in for the node's IMDS that records what reaches it and answers distinctively."""
 
-    def __init__(self):
+    def __init__(self, host="127.0.0.1"):
         import http.server
         import threading
 
@@ -103,8 +103,8 @@ class FakeImds:
             def log_message(self, *args):
                 pass
 
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.server = http.server.ThreadingHTTPServer((host, 0), Handler)
+        self.url = f"http://{host}:{self.server.server_address[1]}"
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
     def stop(self):

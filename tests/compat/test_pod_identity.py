@@ -50,7 +50,7 @@ def test_a_pod_gets_its_own_identitys_token_and_a_relabelled_pod_is_refused(tmp_
     cluster = tmp_path / "cluster"
     cluster.mkdir()
     (cluster / "pod.yaml").write_text(POD.format(label="app"))
-    kite = kite_factory("--pod-identity-dir", str(cluster))
+    kite = kite_factory("--pod-identity-dir", str(cluster), "--agent-listen", "127.0.0.1:0")
     kite.cli("group", "create", "-n", "pods", "-l", "japaneast")
     mine = kite.cli("identity", "create", "-g", "pods", "-n", "app-identity")
     other = kite.cli("identity", "create", "-g", "pods", "-n", "other-identity")
@@ -59,7 +59,7 @@ def test_a_pod_gets_its_own_identitys_token_and_a_relabelled_pod_is_refused(tmp_
         + "---\n" + IDENTITY.format(name="other-identity", resource_id=other["id"], client_id=other["clientId"], selector="other")
     )
     time.sleep(6)  # the agent re-reads the cluster state
-    monkeypatch.setenv("AZURE_POD_IDENTITY_AUTHORITY_HOST", kite.url)
+    monkeypatch.setenv("AZURE_POD_IDENTITY_AUTHORITY_HOST", kite.agent_url)
     token = ManagedIdentityCredential().get_token("https://management.azure.com/.default")
     claims = jwt_claims(token.token)
     assert claims["oid"] == mine["principalId"] and claims["aud"] == "https://management.azure.com"
@@ -75,7 +75,7 @@ def test_a_pod_gets_its_own_identitys_token_and_a_relabelled_pod_is_refused(tmp_
     assert "not bound to the requested identity" in str(raised.value)
 
     # IMDS's own answer to a call without the Metadata header.
-    r = requests.get(f"{kite.url}/metadata/identity/oauth2/token", params={"api-version": "2018-02-01", "resource": "https://vault.azure.net"}, verify=kite.ca)
+    r = requests.get(f"{kite.agent_url}/metadata/identity/oauth2/token", params={"api-version": "2018-02-01", "resource": "https://vault.azure.net"})
     assert r.status_code == 400 and r.json()["error_description"] == "Required metadata header not specified"
 
     # Relabel the pod: without restarting anything, the agent now gives it the other identity.

@@ -17,4 +17,9 @@ pub trait ClusterSource: Send + Sync {
     fn rbac(&self) -> Option<Arc<RbacSnapshot>>;
     /// The `aws-auth` mapping in force, for `POST /authenticate`.
     fn aws_auth(&self) -> AwsAuth;
+    /// Whether the pods and aad-pod-identity objects have been read at least once, so answers
+    /// come from the whole cluster rather than an empty start (`/readyz`).
+    fn ready(&self) -> bool {
+        true
+    }
 }

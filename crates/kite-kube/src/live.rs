@@ -32,24 +32,39 @@ pub(crate) fn crd(kind: &str, plural: &str) -> ApiResource {
 /// name a Secret in any namespace (as NMI reads them), so they are watched cluster-wide, but only
 /// `type: Opaque` (aad-pod-identity's documented form): service-account tokens, TLS keys and Helm
 /// releases are neither listed nor held. kite needs get, list and watch on secrets for this.
-fn pod_identity_kinds() -> Vec<(ApiResource, watcher::Config)> {
+///
+/// `kite agent` (`node` given) reads only what its decision needs: its own node's pods (a field
+/// selector, as the kubelet watches) and the aad-pod-identity kinds; never Secrets, which stay
+/// with the server.
+pub fn pod_identity_kinds(node: Option<&str>) -> Vec<(ApiResource, watcher::Config)> {
     let all = watcher::Config::default;
-    vec![
-        (ApiResource::erase::<Pod>(&()), all()),
-        (ApiResource::erase::<Node>(&()), all()),
-        (crd("AzureIdentity", "azureidentities"), all()),
-        (crd("AzureIdentityBinding", "azureidentitybindings"), all()),
-        (crd("AzurePodIdentityException", "azurepodidentityexceptions"), all()),
-        (crd("AzureAssignedIdentity", "azureassignedidentities"), all()),
-        (ApiResource::erase::<Secret>(&()), all().fields("type=Opaque")),
-        // The workload identity webhook reads their annotations, per pod, without asking the API server.
-        (ApiResource::erase::<ServiceAccount>(&()), all()),
-    ]
+    let crds = [
+        crd("AzureIdentity", "azureidentities"),
+        crd("AzureIdentityBinding", "azureidentitybindings"),
+        crd("AzurePodIdentityException", "azurepodidentityexceptions"),
+        crd("AzureAssignedIdentity", "azureassignedidentities"),
+    ];
+    match node {
+        Some(node) => std::iter::once((ApiResource::erase::<Pod>(&()), all().fields(&format!("spec.nodeName={node}"))))
+            .chain(crds.into_iter().map(|c| (c, all())))
+            .collect(),
+        None => [(ApiResource::erase::<Pod>(&()), all()), (ApiResource::erase::<Node>(&()), all())]
+            .into_iter()
+            .chain(crds.into_iter().map(|c| (c, all())))
+            .chain([
+                (ApiResource::erase::<Secret>(&()), all().fields("type=Opaque")),
+                // The workload identity webhook reads their annotations, per pod, without asking the API server.
+                (ApiResource::erase::<ServiceAccount>(&()), all()),
+            ])
+            .collect(),
+    }
 }
 
 #[derive(Default)]
 pub struct LiveCluster {
     pods: RwLock<Arc<ClusterState>>,
+    /// Set once the pod identity kinds have all been listed and published.
+    listed: std::sync::atomic::AtomicBool,
     rbac: RwLock<Option<Arc<RbacSnapshot>>>,
     aws_auth: RwLock<AwsAuthStore>,
 }
@@ -65,6 +80,10 @@ impl ClusterSource for LiveCluster {
 
     fn aws_auth(&self) -> AwsAuth {
         self.aws_auth.read().current().clone()
+    }
+
+    fn ready(&self) -> bool {
+        self.listed.load(std::sync::atomic::Ordering::Acquire)
     }
 }
 
@@ -155,15 +174,22 @@ impl LiveCluster {
     /// Starts the watchers on the current tokio runtime and returns at once.
     pub fn start(client: Client) -> Arc<LiveCluster> {
         let live = Arc::new(LiveCluster::default());
-        live.watch_pods(&client);
+        live.watch_pods(&client, None);
         live.watch_rbac(&client);
         live.watch_aws_auth(&client);
         live
     }
 
-    fn watch_pods(self: &Arc<Self>, client: &Client) {
+    /// `kite agent`'s view: the pods of `node` and the aad-pod-identity objects, nothing else.
+    pub fn start_for_node(client: Client, node: &str) -> Arc<LiveCluster> {
+        let live = Arc::new(LiveCluster::default());
+        live.watch_pods(&client, Some(node));
+        live
+    }
+
+    fn watch_pods(self: &Arc<Self>, client: &Client, node: Option<&str>) {
         let changed = Arc::new(Notify::new());
-        let stores: Vec<(ApiResource, Store<DynamicObject>)> = pod_identity_kinds()
+        let stores: Vec<(ApiResource, Store<DynamicObject>)> = pod_identity_kinds(node)
             .into_iter()
             .map(|(ar, config)| {
                 let writer = Writer::new(ar.clone());
@@ -182,6 +208,7 @@ impl LiveCluster {
                 let state = Arc::new(cluster_state(&stores));
                 tracing::info!(pods = state.pods.len(), bindings = state.bindings.len(), "pod identity state from the cluster");
                 *live.pods.write() = state;
+                live.listed.store(true, std::sync::atomic::Ordering::Release);
                 changed.notified().await;
             }
         });

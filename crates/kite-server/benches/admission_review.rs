@@ -11,11 +11,13 @@
 //! Run: `cargo bench -p kite-server --bench admission_review`
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use anyhow::{bail, Context};
+use anyhow::bail;
 use serde_json::{json, Value};
 
+#[path = "support/load.rs"]
+mod load;
 mod support;
 
 const RATE: f64 = 1_000.0;
@@ -39,28 +41,27 @@ fn main() -> anyhow::Result<()> {
     config.listen = format!("127.0.0.1:{port}").parse()?;
     config.pod_identity = vec![cluster];
     config.webhook_ca_config_map = Some("kite-root-ca.crt".into());
-    std::thread::spawn(move || {
-        let served = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().map(|rt| rt.block_on(kite_server::serve(config)));
-        if let Ok(Err(e)) | Err(e) = served.map_err(anyhow::Error::from) {
-            eprintln!("kite serve failed: {e:#}");
-        }
-    });
+    load::serve_on_one_core(config);
 
     let client = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     client.block_on(async {
-        let ca = wait_for_file(&home.join("tls").join("ca.pem")).await?;
-        let http = reqwest::Client::builder().add_root_certificate(reqwest::Certificate::from_pem(&ca)?).build()?;
-        let url = format!("https://127.0.0.1:{port}/mutate-v1-pod");
-        let body = Arc::new(serde_json::to_vec(&review())?);
-        wait_until_served(&http, &url, &body).await?;
-        run(&http, &url, &body, Duration::from_secs(1), Some(RATE)).await?; // warm-up
-        let (mut open, elapsed) = run(&http, &url, &body, OPEN_LOOP, Some(RATE)).await?;
-        report(&format!("open loop, target {RATE:.0} reviews/s"), &mut open, elapsed);
-        let (mut closed, elapsed) = run(&http, &url, &body, CLOSED_LOOP, None).await?;
-        let reviews = report("closed loop, 8 in flight", &mut closed, elapsed);
-        let floor_url = format!("https://127.0.0.1:{port}/no-such-route");
-        let (mut floor, elapsed) = run(&http, &floor_url, &body, CLOSED_LOOP, None).await?;
-        let floor = report("HTTPS floor (same listener, refused unrouted), 8 in flight", &mut floor, elapsed);
+        let ca = load::wait_for_file(&home.join("tls").join("ca.pem")).await?;
+        let http = reqwest::Client::builder().tls_certs_only([reqwest::Certificate::from_pem(&ca)?]).build()?;
+        let review = load::Call {
+            url: format!("https://127.0.0.1:{port}/mutate-v1-pod"),
+            content_type: "application/json",
+            body: Arc::new(serde_json::to_vec(&review())?),
+            refused_ok: false,
+        };
+        wait_until_served(&http, &review).await?;
+        load::run(&http, &review, Duration::from_secs(1), Some(RATE), 1).await?; // warm-up
+        let (mut open, elapsed) = load::run(&http, &review, OPEN_LOOP, Some(RATE), 1).await?;
+        load::report(&format!("AdmissionReview over HTTPS, open loop, target {RATE:.0} reviews/s"), &mut open, elapsed);
+        let (mut closed, elapsed) = load::run(&http, &review, CLOSED_LOOP, None, IN_FLIGHT).await?;
+        let reviews = load::report("AdmissionReview over HTTPS, closed loop, 8 in flight", &mut closed, elapsed);
+        let floor_call = load::Call { url: format!("https://127.0.0.1:{port}/no-such-route"), refused_ok: true, ..review.clone() };
+        let (mut floor, elapsed) = load::run(&http, &floor_call, CLOSED_LOOP, None, IN_FLIGHT).await?;
+        let floor = load::report("HTTPS floor (same listener, refused unrouted), 8 in flight", &mut floor, elapsed);
         println!("AdmissionReview throughput is {:.1} % of the listener's HTTPS floor", 100.0 * reviews / floor);
         anyhow::Ok(())
     })?;
@@ -82,22 +83,10 @@ fn review() -> Value {
                     "userInfo": {"username": "system:serviceaccount:kube-system:replicaset-controller"}, "object": pod, "dryRun": false}})
 }
 
-async fn wait_for_file(path: &std::path::Path) -> anyhow::Result<Vec<u8>> {
-    for _ in 0..600 {
-        if let Ok(bytes) = std::fs::read(path) {
-            if !bytes.is_empty() {
-                return Ok(bytes);
-            }
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    bail!("kite serve wrote no {} within 30 s", path.display())
-}
-
 /// Waits for the listener, and for the directory source to have read the service account.
-async fn wait_until_served(http: &reqwest::Client, url: &str, body: &Arc<Vec<u8>>) -> anyhow::Result<()> {
+async fn wait_until_served(http: &reqwest::Client, call: &load::Call) -> anyhow::Result<()> {
     for _ in 0..600 {
-        if let Ok(answer) = http.post(url).header("content-type", "application/json").body(body.to_vec()).send().await {
+        if let Ok(answer) = http.post(&call.url).header("content-type", call.content_type).body(call.body.to_vec()).send().await {
             let answer: Value = answer.json().await?;
             if answer["response"]["patch"].is_string() {
                 return Ok(());
@@ -105,69 +94,5 @@ async fn wait_until_served(http: &reqwest::Client, url: &str, body: &Arc<Vec<u8>
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    bail!("kite never answered {url} with a patch")
-}
-
-/// Sends requests for `length`: at `rate` per second on a fixed schedule, or IN_FLIGHT at a time.
-/// Returns every request's latency and the time taken.
-async fn run(http: &reqwest::Client, url: &str, body: &Arc<Vec<u8>>, length: Duration, rate: Option<f64>) -> anyhow::Result<(Vec<Duration>, Duration)> {
-    let start = tokio::time::Instant::now();
-    let mut tasks = Vec::new();
-    let lanes = if rate.is_some() { 1 } else { IN_FLIGHT };
-    for _ in 0..lanes {
-        let (http, url, body) = (http.clone(), url.to_string(), body.clone());
-        tasks.push(tokio::spawn(async move {
-            let mut latencies = Vec::new();
-            let mut pending = tokio::task::JoinSet::new();
-            for k in 0u64.. {
-                if start.elapsed() >= length {
-                    break;
-                }
-                let (http, url, body) = (http.clone(), url.clone(), body.clone());
-                let call = async move {
-                    let sent = Instant::now();
-                    let answer = http.post(&url).header("content-type", "application/json").body(body.to_vec()).send().await?;
-                    let status = answer.status();
-                    answer.bytes().await?;
-                    if !(status.is_success() || url.ends_with("no-such-route")) {
-                        bail!("{url} answered {status}");
-                    }
-                    anyhow::Ok(sent.elapsed())
-                };
-                match rate {
-                    Some(rate) => {
-                        tokio::time::sleep_until(start + Duration::from_secs_f64(k as f64 / rate)).await;
-                        pending.spawn(call);
-                    }
-                    None => latencies.push(call.await?),
-                }
-            }
-            while let Some(done) = pending.join_next().await {
-                latencies.push(done.context("request task")??);
-            }
-            anyhow::Ok(latencies)
-        }));
-    }
-    let mut all = Vec::new();
-    for t in tasks {
-        all.extend(t.await??);
-    }
-    Ok((all, start.elapsed()))
-}
-
-/// Prints the percentiles; returns requests per second.
-fn report(what: &str, latencies: &mut [Duration], elapsed: Duration) -> f64 {
-    latencies.sort_unstable();
-    let at = |q: f64| latencies[((latencies.len() as f64 * q) as usize).min(latencies.len() - 1)];
-    let ms = |d: Duration| d.as_secs_f64() * 1e3;
-    let rate = latencies.len() as f64 / elapsed.as_secs_f64();
-    println!(
-        "AdmissionReview over HTTPS, {what}: {rate:>7.0} req/s, p50 {:.2} ms, p99 {:.2} ms, p99.9 {:.2} ms, max {:.2} ms ({} requests)",
-        ms(at(0.50)),
-        ms(at(0.99)),
-        ms(at(0.999)),
-        ms(latencies[latencies.len() - 1]),
-        latencies.len()
-    );
-    rate
+    bail!("kite never answered {} with a patch", call.url)
 }

@@ -84,8 +84,11 @@ pub struct Config {
     pub pod_identity: Vec<PathBuf>,
     /// A live cluster to read Pods, aad-pod-identity objects, RBAC and aws-auth from instead of files.
     pub kubernetes: Option<kite_kube::Target>,
-    /// The `--eks-cluster`'s service-account issuer, whose tokens `GET /v1/credentials` accepts.
+    /// The cluster's service-account issuer: pods' tokens for `GET /v1/credentials` (with
+    /// `--eks-cluster`) and node agents' own tokens are verified with its keys.
     pub cluster_issuer: Option<String>,
+    /// The service account `kite agent` runs as; `None`: no node agent is answered.
+    pub agent_account: Option<agent::nodes::AgentAccount>,
     /// Managed (the AKS add-on) or standard (the controller assigns identities to nodes).
     pub pod_identity_mode: kite_k8s::podidentity::mic::ControllerMode,
     /// Standard mode: the kubelet identity's client ID, whose role assignments the controller checks.
@@ -142,7 +145,9 @@ fn layered(routes: Router<AppState>, state: AppState) -> Router {
 /// their own (`--webhook-listen`), where only callers with a client certificate reach them.
 pub fn app(state: AppState) -> Router {
     let webhooks = if state.webhooks_on_own_listener { Router::new() } else { webhooks::routes() };
-    let routes = management().merge(webhooks).merge(agent::routes()).fallback(authorization::dispatch);
+    // The node agent's endpoints are never here (pods reach the agent listener); only the server's
+    // side of `kite agent`'s calls is.
+    let routes = management().merge(webhooks).merge(agent::nodes::routes()).fallback(authorization::dispatch);
     // Management writes enter the audit trail in one place, whatever their handler.
     let routes = routes.layer(middleware::from_fn_with_state(state.clone(), audit::layer::management));
     // Requests for `NAME.vault.<domain>` go to the Key Vault data plane instead.
@@ -161,6 +166,7 @@ fn management() -> Router<AppState> {
     Router::new()
         .route("/", get(sts::endpoint).post(sts::endpoint))
         .route("/healthz", get(|| async { "ok" }))
+        .route("/metrics", get(metrics::render))
         .route("/{tenant}/v2.0/.well-known/openid-configuration", get(entra::discovery_v2))
         .route("/{tenant}/.well-known/openid-configuration", get(entra::discovery_v1))
         .route("/{tenant}/discovery/v2.0/keys", get(entra::jwks))
@@ -234,6 +240,9 @@ pub async fn prepare(store: Arc<dyn Store>, config: &Config, public_url: &str, c
     if let Some(issuer) = &config.cluster_issuer {
         container_credentials::check_issuer(issuer, config.issuer_access)?;
     }
+    if config.agent_account.is_some() && config.cluster_issuer.is_none() {
+        bail!("--agent-service-account needs --cluster-issuer: node agents' tokens are verified with the cluster's service-account issuer keys");
+    }
     let boot = bootstrap::ensure_tenant(store.as_ref(), &config.home, public_url, ca_file).await?;
     bootstrap::ensure_global_administrator(store.as_ref()).await?;
     bootstrap::report_shadowing_roles(store.as_ref()).await?;
@@ -270,6 +279,7 @@ pub async fn prepare(store: Arc<dyn Store>, config: &Config, public_url: &str, c
         imds_cache: Arc::new(cache::TokenCache::new(config.imds_cache_size)),
         pod_identity_mode: config.pod_identity_mode,
         cluster_issuer: config.cluster_issuer.clone(),
+        agent_account: config.agent_account.clone(),
         metrics,
         auth_throttle: Arc::default(),
         upstream_imds: Arc::new(upstream::UpstreamImds::new(&config.upstream_imds)?),
@@ -323,6 +333,7 @@ pub async fn serve(config: Config) -> Result<()> {
         println!("kite: sign in with: kite login --credentials-file {}", path.display());
     }
     keys::spawn_reloader(state.clone());
+    keys::spawn_change_listener(state.clone());
     policy::spawn_reloader(state.k8s.clone());
     cluster::spawn_reloader(state.pod_files.clone());
     controller::spawn(&state, &config).await?;
@@ -334,7 +345,7 @@ pub async fn serve(config: Config) -> Result<()> {
     let service = Router::new().fallback_service(tower::util::MapRequestLayer::new(infra::middleware::rewrite).layer(app(state.clone())));
     let (handle, agent_handle, webhook_handle) = (axum_server::Handle::new(), axum_server::Handle::new(), axum_server::Handle::new());
     if let Some((listener, bound)) = agent {
-        agent::spawn(listener, state.clone(), agent_handle.clone(), config.connections);
+        agent::spawn(listener, agent::Agent::embedded(&state), agent_handle.clone(), config.connections);
         println!("kite: node agent listening on http://{bound}");
     }
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
@@ -376,7 +387,7 @@ pub async fn serve(config: Config) -> Result<()> {
     Ok(())
 }
 
-async fn shutdown_signal() {
+pub(crate) async fn shutdown_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {

@@ -16,6 +16,7 @@
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
 mod audit;
+mod changes;
 mod seal;
 mod sealed;
 mod sql;
@@ -35,6 +36,7 @@ use kite_core::Scope;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+pub use changes::Change;
 pub use seal::Kek;
 pub use sql::SqlStore;
 
@@ -52,7 +54,14 @@ pub enum Error {
     /// The key-encryption key does not open the database (or is malformed); the message names its source.
     #[error("{0}")]
     Locked(String),
+    /// The database cannot be reached (refused, dropped, no connection within the pool's wait):
+    /// worth retrying shortly. The message is for logs.
+    #[error("database unreachable: {0}")]
+    Unavailable(String),
 }
+
+/// Seconds a caller is told to wait (`Retry-After`) while the database is unreachable.
+pub const RETRY_AFTER_SECS: u64 = 5;
 
 impl From<kite_core::Error> for Error {
     fn from(e: kite_core::Error) -> Self {
@@ -165,6 +174,12 @@ pub type AppUpdate<'a> = &'a (dyn Fn(Application) -> Result<Application> + Send 
 
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
+    /// Tells every replica on this database (this one included) that `change` happened, so they
+    /// drop what they cached of it.
+    async fn announce(&self, change: Change) -> Result<()>;
+    /// The changes announced from now on, by any replica.
+    fn changes(&self) -> tokio::sync::broadcast::Receiver<Change>;
+
     /// Writes the first-start state; `Conflict` when the store is already bootstrapped.
     async fn bootstrap(&self, b: &Bootstrap) -> Result<()>;
     /// The tenant and its subscriptions, once bootstrapped.

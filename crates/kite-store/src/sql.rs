@@ -54,7 +54,12 @@ impl MigrationSource<'static> for Embedded {
 }
 
 pub(crate) fn backend(e: sqlx::Error) -> Error {
-    Error::Backend(e.to_string())
+    match e {
+        sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::WorkerCrashed | sqlx::Error::Tls(_) => {
+            Error::Unavailable(e.to_string())
+        }
+        e => Error::Backend(e.to_string()),
+    }
 }
 
 /// Unique-constraint violations become `Conflict` with the caller's message; anything else is a backend failure.
@@ -121,6 +126,7 @@ fn restrict_sqlite_files(url: &str) -> Result<()> {
 pub struct SqlStore {
     pool: AnyPool,
     keyring: Arc<Keyring>,
+    changes: crate::changes::Changes,
 }
 
 impl SqlStore {
@@ -136,12 +142,16 @@ impl SqlStore {
         }
         let pool = AnyPoolOptions::new()
             .max_connections(if is_sqlite { 4 } else { 16 })
-            .acquire_timeout(Duration::from_secs(10))
+            // A request waits this long at most for a connection when the database is away (then
+            // 503 with Retry-After), rather than hanging.
+            .acquire_timeout(Duration::from_secs(3))
             .after_connect(|conn, _| {
                 Box::pin(async move {
                     if conn.backend_name().eq_ignore_ascii_case("sqlite") {
                         // WAL lets readers proceed during a write; the busy timeout serialises writers.
-                        for pragma in ["PRAGMA journal_mode = WAL", "PRAGMA synchronous = NORMAL", "PRAGMA busy_timeout = 10000"] {
+                        // synchronous = FULL: a commit is on disk before it returns, so a 2xx means
+                        // the write survives a power cut, not only a crash of kite.
+                        for pragma in ["PRAGMA journal_mode = WAL", "PRAGMA synchronous = FULL", "PRAGMA busy_timeout = 10000"] {
                             sqlx::query(pragma).execute(&mut *conn).await?;
                         }
                     }
@@ -155,7 +165,8 @@ impl SqlStore {
         migrator.run(&pool).await.map_err(|e| Error::Backend(format!("migrating the database: {e}")))?;
         let keyring = Arc::new(Keyring::load(&pool, kek).await?);
         crate::sealed::seal_clear_values(&pool, &keyring, is_sqlite).await?;
-        Ok(SqlStore { pool, keyring })
+        let changes = crate::changes::Changes::start(&url, &pool).await?;
+        Ok(SqlStore { pool, keyring, changes })
     }
 
     /// One object by key, or `NotFound` with the caller's message.
@@ -331,6 +342,14 @@ async fn write_cluster_objects(tx: &mut Tx<'_>, w: &ClusterWrite) -> Result<()> 
 
 #[async_trait]
 impl Store for SqlStore {
+    async fn announce(&self, change: crate::Change) -> Result<()> {
+        self.changes.announce(&self.pool, change).await
+    }
+
+    fn changes(&self) -> tokio::sync::broadcast::Receiver<crate::Change> {
+        self.changes.subscribe()
+    }
+
     async fn bootstrap(&self, b: &Bootstrap) -> Result<()> {
         let mut tx = self.pool.begin().await.map_err(backend)?;
         sqlx::query("INSERT INTO meta (key, value) VALUES ('tenant', $1), ('subscriptions', $2)")

@@ -18,13 +18,18 @@ impl Drop for Schema {
     }
 }
 
+/// One key-encryption key for every store here, so a second store on a schema (a replica) opens it.
+fn kek() -> kite_store::Kek {
+    kite_store::Kek::from_base64("a2l0ZS1wb3N0Z3Jlcy10ZXN0LWtlay0zMi1ieXRlcyE=", "the tests' KEK").unwrap()
+}
+
 async fn make() -> (SqlStore, Schema) {
     use sqlx::Connection;
     let schema = format!("kite_test_{}", uuid::Uuid::new_v4().simple());
     let mut conn = sqlx::PgConnection::connect(&base_url()).await.expect("PostgreSQL must be running for these tests");
     sqlx::query(&format!("CREATE SCHEMA {schema}")).execute(&mut conn).await.unwrap();
     let url = format!("{}?options=-c%20search_path%3D{schema}", base_url());
-    (SqlStore::connect(&url, &common::kek()).await.unwrap(), Schema(schema))
+    (SqlStore::connect(&url, &kek()).await.unwrap(), Schema(schema))
 }
 
 conformance_tests!(make);
@@ -59,4 +64,22 @@ async fn the_rows_hold_no_private_key_no_secret_setting_and_no_secret_value_in_t
     for clear in ["PRIVATE KEY", "MIIEvQIBADANBgkqhkiG9w0BAQEFAASC", "master-key-that-must-not-leak", "redis-value-that-must-not-leak"] {
         assert!(!raw.contains(clear), "the tables show {clear}");
     }
+}
+
+/// Replicas are separate stores on one database: one's announcement reaches the other, and a store
+/// on another schema (another kite) hears nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_change_announced_by_one_replica_reaches_the_others_on_the_same_schema_only() {
+    use kite_store::{Change, Store};
+    let (a, schema) = make().await;
+    let url = format!("{}?options=-c%20search_path%3D{}", base_url(), schema.0);
+    let b = SqlStore::connect(&url, &kek()).await.unwrap();
+    let (elsewhere, _other) = make().await;
+    let (mut on_b, mut on_elsewhere) = (b.changes(), elsewhere.changes());
+    let sent = std::time::Instant::now();
+    a.announce(Change::SigningKeys).await.unwrap();
+    let got = tokio::time::timeout(std::time::Duration::from_secs(1), on_b.recv()).await.expect("heard within 1 s").unwrap();
+    assert_eq!(got, Change::SigningKeys);
+    println!("announcement heard by the other replica after {:?}", sent.elapsed());
+    assert!(tokio::time::timeout(std::time::Duration::from_millis(300), on_elsewhere.recv()).await.is_err(), "another schema's store heard it");
 }

@@ -98,9 +98,51 @@ pub struct AccessClaims {
     pub ver: String,
 }
 
+/// The key that signs: parsed once, with its JWS header already encoded (it is the same for
+/// every token).
+struct Signer {
+    kid: String,
+    key: aws_lc_rs::signature::RsaKeyPair,
+    header_b64: String,
+    rng: aws_lc_rs::rand::SystemRandom,
+}
+
+impl Signer {
+    fn new(kid: &str, pem: &str) -> Result<Signer> {
+        use rustls_pki_types::pem::PemObject;
+        use rustls_pki_types::PrivateKeyDer;
+        let bad = |e: String| Error::Key(format!("{kid}: {e}"));
+        let key = match PrivateKeyDer::from_pem_slice(pem.as_bytes()).map_err(|e| bad(e.to_string()))? {
+            PrivateKeyDer::Pkcs8(der) => aws_lc_rs::signature::RsaKeyPair::from_pkcs8(der.secret_pkcs8_der()),
+            PrivateKeyDer::Pkcs1(der) => aws_lc_rs::signature::RsaKeyPair::from_der(der.secret_pkcs1_der()),
+            _ => return Err(bad("not an RSA private key".into())),
+        }
+        .map_err(|e| bad(e.to_string()))?;
+        let mut header = Header::new(Algorithm::RS256);
+        header.kid = Some(kid.to_string());
+        header.x5t = Some(kid.to_string());
+        let header_b64 = b64url(&serde_json::to_vec(&header).map_err(|e| bad(e.to_string()))?);
+        Ok(Signer { kid: kid.to_string(), key, header_b64, rng: aws_lc_rs::rand::SystemRandom::new() })
+    }
+
+    /// JWS compact serialisation, RS256.
+    fn sign(&self, claims: &[u8]) -> Result<String> {
+        let message = format!("{}.{}", self.header_b64, b64url(claims));
+        let mut signature = vec![0; self.key.public_modulus_len()];
+        self.key
+            .sign(&aws_lc_rs::signature::RSA_PKCS1_SHA256, &self.rng, message.as_bytes(), &mut signature)
+            .map_err(|e| Error::Key(format!("signing with {}: {e}", self.kid)))?;
+        Ok(format!("{message}.{}", b64url(&signature)))
+    }
+}
+
+fn b64url(bytes: &[u8]) -> String {
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+}
+
 /// The keys in force: the newest signs, all verify and are published.
 pub struct KeySet {
-    signer: (String, EncodingKey),
+    signer: Signer,
     verifiers: HashMap<String, DecodingKey>,
     jwks: JwkSet,
 }
@@ -122,7 +164,7 @@ impl KeySet {
             verifiers.insert(k.kid.clone(), DecodingKey::from_jwk(&jwk).map_err(|e| Error::Key(e.to_string()))?);
             jwks.push(jwk);
             if k.kid == newest.kid {
-                signer = Some((k.kid.clone(), enc));
+                signer = Some(Signer::new(&k.kid, &k.private_key_pem)?);
             }
         }
         let signer = signer.ok_or_else(|| Error::Key("no signing key".into()))?;
@@ -130,7 +172,7 @@ impl KeySet {
     }
 
     pub fn signing_kid(&self) -> &str {
-        &self.signer.0
+        &self.signer.kid
     }
 
     pub fn jwks(&self) -> &JwkSet {
@@ -138,10 +180,7 @@ impl KeySet {
     }
 
     pub fn sign<T: Serialize>(&self, claims: &T) -> Result<String> {
-        let mut header = Header::new(Algorithm::RS256);
-        header.kid = Some(self.signer.0.clone());
-        header.x5t = Some(self.signer.0.clone());
-        jsonwebtoken::encode(&header, claims, &self.signer.1).map_err(|e| Error::Key(e.to_string()))
+        self.signer.sign(&serde_json::to_vec(claims).map_err(|e| Error::Key(e.to_string()))?)
     }
 
     /// Verifies signature (RS256 only, key by `kid`), `exp`/`nbf` at `now` with no leeway, `aud` and

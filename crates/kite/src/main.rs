@@ -3,6 +3,7 @@
 // Request paths answer errors, never panic; tests may unwrap.
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
+mod agent;
 mod args;
 mod aws_client;
 mod client;
@@ -38,6 +39,8 @@ pub struct Cli {
 pub enum Command {
     /// Run the kite server (management API and token service).
     Serve(Box<ServeArgs>),
+    /// Run the node agent on a node: IMDS and EKS credentials for its pods, tokens from the kite server.
+    Agent(Box<agent::AgentArgs>),
     /// Sign in to a kite server with a service principal.
     Login(commands::account::LoginArgs),
     /// Forget the signed-in profile.
@@ -155,10 +158,17 @@ pub struct ServeArgs {
     pod_identity: Vec<PathBuf>,
     #[command(flatten)]
     cluster: args::ClusterArgs,
-    /// The --eks-cluster's service-account issuer URL: GET /v1/credentials accepts pods' tokens it signed
-    /// (audience pods.eks.amazonaws.com) and answers with their pod identity association's role.
-    #[arg(long, requires = "eks_cluster")]
+    /// The cluster's service-account issuer URL. With --eks-cluster, GET /v1/credentials accepts pods'
+    /// tokens it signed (audience pods.eks.amazonaws.com); with --agent-service-account, node agents' own tokens.
+    #[arg(long)]
     cluster_issuer: Option<String>,
+    /// NAMESPACE:NAME of the service account kite agent runs as: agents presenting its projected token
+    /// (from --cluster-issuer, audience --agent-audience) get tokens for the pods on their own node.
+    #[arg(long, requires = "cluster_issuer")]
+    agent_service_account: Option<String>,
+    /// The audience of node agents' projected service-account tokens.
+    #[arg(long, default_value = "kite")]
+    agent_audience: String,
     /// managed (the AKS add-on: no node assignment) or standard (the controller assigns identities to
     /// nodes once the cluster identity holds the roles for it, and the agent waits for that).
     #[arg(long, default_value = "managed")]
@@ -231,7 +241,7 @@ fn aws_region(raw: &str) -> Result<String, String> {
     }
 }
 
-fn cache_size(raw: &str) -> Result<std::num::NonZeroUsize, String> {
+pub(crate) fn cache_size(raw: &str) -> Result<std::num::NonZeroUsize, String> {
     match raw.parse::<std::num::NonZeroUsize>() {
         Ok(n) if n.get() <= 1_000_000 => Ok(n),
         _ => Err(format!("'{raw}' is not a cache size: give a whole number from 1 to 1000000")),
@@ -242,18 +252,34 @@ fn home(cli_home: Option<PathBuf>) -> PathBuf {
     cli_home.unwrap_or_else(|| std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(|| PathBuf::from(".")).join(".kite"))
 }
 
+fn init_log() {
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("KITE_LOG").unwrap_or_else(|_| "info".into()))
+        .with_writer(std::io::stderr)
+        // Colour codes only for a person at a terminal, not in files or log collectors.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
+}
+
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
     let home = home(cli.home.clone());
     let result = match cli.command {
+        Command::Agent(args) => {
+            init_log();
+            kite_server::agent::run::run(args.config()).await.map(|_| ExitCode::SUCCESS)
+        }
         Command::Serve(args) => {
-            tracing_subscriber::fmt()
-                .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("KITE_LOG").unwrap_or_else(|_| "info".into()))
-                .with_writer(std::io::stderr)
-                // Colour codes only for a person at a terminal, not in files or log collectors.
-                .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-                .init();
+            init_log();
+            let agent_account = match args.agent_service_account.as_deref().map(|a| kite_server::agent::nodes::AgentAccount::parse(a, &args.agent_audience)) {
+                Some(Err(e)) => {
+                    eprintln!("ERROR: {e:#}");
+                    return ExitCode::from(2);
+                }
+                Some(Ok(a)) => Some(a),
+                None => None,
+            };
             let config = kite_server::Config {
                 home,
                 database_url: args.database_url,
@@ -277,6 +303,7 @@ async fn main() -> ExitCode {
                 pod_identity: args.pod_identity,
                 kubernetes: args.cluster.target(),
                 cluster_issuer: args.cluster_issuer,
+                agent_account,
                 pod_identity_mode: args.pod_identity_mode,
                 cluster_identity: args.cluster_identity,
                 agent_listen: args.agent_listen,

@@ -60,7 +60,7 @@ fn credentials(server: &Server, token: Option<&str>) -> (u16, String) {
     if let Some(t) = token {
         cmd.args(["-H", &format!("Authorization: {t}")]);
     }
-    let out = cmd.arg(format!("{}/v1/credentials", server.url)).output().unwrap();
+    let out = cmd.arg(format!("{}/v1/credentials", server.agent_url)).output().unwrap();
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
     let (body, code) = text.rsplit_once('\n').unwrap();
     (code.parse().unwrap(), body.to_string())

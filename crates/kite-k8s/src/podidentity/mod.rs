@@ -223,6 +223,8 @@ pub enum Refusal {
     SeveralIdentities,
     /// Standard mode: the controller has not assigned the identity yet.
     NotAssigned,
+    /// The pod runs on another node than the asking agent's (NodeRestriction).
+    OtherNode,
 }
 
 impl Refusal {
@@ -234,8 +236,19 @@ impl Refusal {
             Refusal::NotBound => "not_bound",
             Refusal::SeveralIdentities => "several_identities",
             Refusal::NotAssigned => "not_assigned",
+            Refusal::OtherNode => "other_node",
         }
     }
+
+    pub const ALL: [Refusal; 7] = [
+        Refusal::UnknownPod,
+        Refusal::NoBindingLabel,
+        Refusal::NoBinding,
+        Refusal::NotBound,
+        Refusal::SeveralIdentities,
+        Refusal::NotAssigned,
+        Refusal::OtherNode,
+    ];
 }
 
 pub(crate) fn pod_name(p: &Pod) -> (String, String) {
@@ -244,12 +257,38 @@ pub(crate) fn pod_name(p: &Pod) -> (String, String) {
 
 /// Which identity the pod at `ip` may have, as NMI decides it.
 pub fn decide(state: &ClusterState, ip: &str, selector: &Selector) -> PodDecision {
-    let candidates: Vec<&Pod> = state
+    decide_among(state, None, ip, selector)
+}
+
+/// As [`decide`], for the agent of `node`: only a pod scheduled on that node can be the caller, as
+/// the NodeRestriction admission plugin limits a kubelet to its own pods. A compromised node thus
+/// reaches only the identities of the pods it runs.
+pub fn decide_on_node(state: &ClusterState, node: &str, ip: &str, selector: &Selector) -> PodDecision {
+    decide_among(state, Some(node), ip, selector)
+}
+
+fn node_of(pod: &Pod) -> &str {
+    pod.spec.as_ref().and_then(|s| s.node_name.as_deref()).unwrap_or_default()
+}
+
+fn decide_among(state: &ClusterState, node: Option<&str>, ip: &str, selector: &Selector) -> PodDecision {
+    let (candidates, elsewhere): (Vec<&Pod>, Vec<&Pod>) = state
         .pods
         .iter()
         .filter(|p| p.status.as_ref().and_then(|s| s.pod_ip.as_deref()) == Some(ip))
         .filter(|p| matches!(p.status.as_ref().and_then(|s| s.phase.as_deref()), Some("Running") | Some("Pending") | None))
-        .collect();
+        .partition(|p| node.is_none_or(|n| node_of(p) == n));
+    if let (Some(node), [], [other, ..]) = (node, candidates.as_slice(), elsewhere.as_slice()) {
+        let (name, namespace) = pod_name(other);
+        let runs_on = match node_of(other) {
+            "" => "is not scheduled on any node".to_string(),
+            n => format!("runs on node {n}"),
+        };
+        return PodDecision::Refused {
+            reason: Refusal::OtherNode,
+            message: format!("pod {namespace}/{name} (IP {ip}) {runs_on}, not on node {node}: a node's agent gets tokens only for the pods on its own node"),
+        };
+    }
     let pod = match candidates.as_slice() {
         [one] => *one,
         [] => {
@@ -381,6 +420,26 @@ items:
         let sa = s.service_account("demo", "api").unwrap();
         assert_eq!(sa.metadata.annotations.as_ref().unwrap()["azure.workload.identity/client-id"], "x");
         assert!(s.service_account("other", "api").is_none() && s.service_account("demo", "web").is_none());
+    }
+
+    #[test]
+    fn a_node_agent_gets_answers_only_for_the_pods_on_its_own_node() {
+        let mut s = world();
+        for pod in &mut s.pods {
+            pod.spec.get_or_insert_with(Default::default).node_name = Some("node-a".into());
+        }
+        let any = Selector::default();
+        assert!(matches!(decide_on_node(&s, "node-a", "10.244.0.5", &any), PodDecision::Identity { .. }));
+        let PodDecision::Refused { reason, message } = decide_on_node(&s, "node-b", "10.244.0.5", &any) else { panic!("node-b may not act for node-a's pod") };
+        assert_eq!(reason, Refusal::OtherNode);
+        assert!(message.contains("demo/web") && message.contains("runs on node node-a") && message.contains("not on node node-b"), "{message}");
+        // An unscheduled pod belongs to no node's agent.
+        s.pods[0].spec.as_mut().unwrap().node_name = None;
+        let PodDecision::Refused { reason, message } = decide_on_node(&s, "node-a", "10.244.0.5", &any) else { panic!() };
+        assert_eq!(reason, Refusal::OtherNode);
+        assert!(message.contains("is not scheduled on any node"), "{message}");
+        // The embedded agent (no node) still finds it by IP alone.
+        assert!(matches!(decide(&s, "10.244.0.5", &any), PodDecision::Identity { .. }));
     }
 
     #[test]

@@ -28,6 +28,7 @@ pub fn config(home: &Path, database_url: &str, eks_cluster: Option<&str>, aws_au
         pod_identity: Vec::new(),
         kubernetes: None,
         cluster_issuer: None,
+        agent_account: None,
         pod_identity_mode: Default::default(),
         cluster_identity: None,
         agent_listen: None,

@@ -18,17 +18,17 @@ use axum::extract::connect_info::ConnectInfo;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use axum::{Extension, Json, Router};
+use axum::{Extension, Json};
 use kite_core::audit::{AuditEvent, Category, NewEvent, Shape};
 use kite_core::aws::eks::{self, PodIdentityAssociation, POD_IDENTITY_SERVICE};
 use kite_core::aws::xml::iso8601;
-use kite_token::assertion;
 use serde_json::{json, Value};
 use time::OffsetDateTime;
 
+use crate::agent::{Agent, Tokens};
 use crate::infra::state::AppState;
 use crate::token::iam::role_named;
+use crate::token::projected::{self, Flaw, Rejected};
 
 /// Refuses at start-up a `--cluster-issuer` whose keys kite could never fetch.
 pub fn check_issuer(issuer: &str, access: crate::token::issuers::IssuerAccess) -> anyhow::Result<()> {
@@ -36,11 +36,6 @@ pub fn check_issuer(issuer: &str, access: crate::token::issuers::IssuerAccess) -
         anyhow::bail!("--cluster-issuer '{issuer}': {why}; give the issuer exactly as the cluster's tokens carry it in 'iss'");
     }
     Ok(())
-}
-
-/// The agent's routes, to mount on the main router and on a plain-http agent listener alike.
-pub fn routes() -> Router<AppState> {
-    Router::new().route("/v1/credentials", get(credentials))
 }
 
 /// EKS Auth's refusal as the agent relays it: plain text `[request id]: (Code): message, fault: …`
@@ -54,7 +49,7 @@ pub struct Refusal {
 }
 
 impl Refusal {
-    fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Refusal {
+    pub(crate) fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Refusal {
         Refusal { status, code, message: message.into(), request_id: uuid::Uuid::new_v4().to_string() }
     }
     fn bad_token(message: impl Into<String>) -> Refusal {
@@ -77,20 +72,27 @@ impl IntoResponse for Refusal {
     }
 }
 
-pub async fn credentials(
-    State(state): State<AppState>,
-    source: Option<Extension<ConnectInfo<SocketAddr>>>,
-    headers: HeaderMap,
-) -> Result<Json<Value>, Refusal> {
+/// `GET /v1/credentials` on the agent listener: answered here when this process holds the store,
+/// otherwise by the kite server the agent relays the pod's token to.
+pub async fn on_agent(State(agent): State<Agent>, source: Option<Extension<ConnectInfo<SocketAddr>>>, headers: HeaderMap) -> Response {
+    let token = headers.get("authorization").and_then(|v| v.to_str().ok()).unwrap_or_default();
+    match agent.tokens.as_ref() {
+        Tokens::Local(state) => answer(state, token, None, source.map(|Extension(ConnectInfo(a))| a.ip().to_string())).await.into_response(),
+        Tokens::Remote(remote) => remote.credentials(token).await,
+    }
+}
+
+/// The pod's credentials for `token`, with the decision in the audit trail. `node`: the node whose
+/// agent relays the call, which the pod must run on.
+pub async fn answer(state: &AppState, token: &str, node: Option<&str>, ip: Option<String>) -> Result<Json<Value>, Refusal> {
     let now = state.now();
-    let ip = source.map(|Extension(ConnectInfo(a))| a.ip().to_string());
-    match issue(&state, &headers, now).await {
+    match issue(state, token, node, now).await {
         Ok((body, session, pod)) => {
-            state.audit.record(|| event(&state, &uuid::Uuid::new_v4().to_string(), &session, ip, now).with("pod", pod));
+            state.audit.record(|| event(state, &uuid::Uuid::new_v4().to_string(), &session, ip, now).with("pod", pod));
             Ok(Json(body))
         }
         Err(r) => {
-            state.audit.record(|| event(&state, &r.request_id, "", ip, now).ended(r.status.as_u16()).failed_with(r.code).with("reason", &r.message));
+            state.audit.record(|| event(state, &r.request_id, "", ip, now).ended(r.status.as_u16()).failed_with(r.code).with("reason", &r.message));
             Err(r)
         }
     }
@@ -127,43 +129,17 @@ fn served_cluster(state: &AppState) -> Result<(&str, &str), Refusal> {
 
 /// The pod a projected service-account token names, once the token is verified: the cluster's
 /// issuer signed it, for EKS Pod Identity, and it is in its time window.
-async fn verified_pod(
-    state: &AppState,
-    headers: &HeaderMap,
-    cluster: &str,
-    issuer: &str,
-    now: OffsetDateTime,
-) -> Result<(eks::PodServiceAccount, String), Refusal> {
-    let token = headers.get("authorization").and_then(|v| v.to_str().ok()).map(str::trim).unwrap_or_default();
-    if token.is_empty() {
-        return Err(Refusal::new(
+async fn verified_pod(state: &AppState, token: &str, cluster: &str, issuer: &str, now: OffsetDateTime) -> Result<(eks::PodServiceAccount, String), Refusal> {
+    let claims = projected::verify(state, token, issuer, POD_IDENTITY_SERVICE, now).await.map_err(|Rejected { flaw, message }| match flaw {
+        Flaw::Missing => Refusal::new(
             StatusCode::BAD_REQUEST,
             "InvalidRequestException",
             "Service account token cannot be empty: send the pod's token (AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE) as the Authorization header",
-        ));
-    }
-    let claims = assertion::peek(token).map_err(|e| Refusal::bad_token(format!("Service account token cannot be parsed: {}", e.detail())))?;
-    let iss = claims.str_claim("iss").unwrap_or_default();
-    if iss != issuer {
-        return Err(Refusal::bad_token(format!("the token's issuer '{iss}' is not cluster {cluster}'s service-account issuer '{issuer}'")));
-    }
-    let jwks = state.issuers.jwks(issuer, claims.header.kid.as_deref()).await.map_err(|e| {
-        Refusal::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "ServiceUnavailableException",
-            format!("cannot verify the token: the keys of cluster issuer {issuer} are unavailable ({e})"),
-        )
+        ),
+        Flaw::KeysUnavailable => Refusal::new(StatusCode::SERVICE_UNAVAILABLE, "ServiceUnavailableException", message),
+        Flaw::Time => Refusal::new(StatusCode::BAD_REQUEST, "ExpiredTokenException", message),
+        Flaw::Malformed | Flaw::Signature | Flaw::Audience => Refusal::bad_token(format!("cluster {cluster}: {message}")),
     })?;
-    assertion::verify_with_jwks(token, &jwks).map_err(|e| Refusal::bad_token(format!("the token's signature is invalid: {}", e.detail())))?;
-    assertion::check_time(&claims.claims, now.unix_timestamp(), 0).map_err(|e| {
-        Refusal::new(StatusCode::BAD_REQUEST, "ExpiredTokenException", format!("the service-account token is expired or not yet valid: {}", e.detail()))
-    })?;
-    let audiences = claims.audiences();
-    if !audiences.iter().any(|a| a == POD_IDENTITY_SERVICE) {
-        return Err(Refusal::bad_token(format!(
-            "the token's audience is {audiences:?}; EKS Pod Identity takes a projected service-account token with audience {POD_IDENTITY_SERVICE}"
-        )));
-    }
     let pod = eks::pod_of(&claims.claims).map_err(Refusal::bad_token)?;
     Ok((pod, claims.str_claim("sub").unwrap_or_default().to_string()))
 }
@@ -186,9 +162,30 @@ async fn association_of(state: &AppState, cluster: &str, pod: &eks::PodServiceAc
     })
 }
 
-async fn issue(state: &AppState, headers: &HeaderMap, now: OffsetDateTime) -> Result<Issued, Refusal> {
+/// A relaying agent is answered only for pods kite's view of the cluster runs on its node.
+fn check_node(state: &AppState, pod: &eks::PodServiceAccount, node: &str) -> Result<(), Refusal> {
+    let cluster = state.cluster.pods();
+    let found = cluster
+        .pods
+        .iter()
+        .find(|p| p.metadata.namespace.as_deref() == Some(pod.namespace.as_str()) && p.metadata.uid.as_deref() == Some(pod.pod_uid.as_str()));
+    match found.and_then(|p| p.spec.as_ref()).and_then(|s| s.node_name.as_deref()) {
+        Some(n) if n == node => Ok(()),
+        other => Err(Refusal::denied(format!(
+            "pod {}/{} {}, not on node {node}: a node's agent gets credentials only for the pods on its own node",
+            pod.namespace,
+            pod.pod_name,
+            other.map(|n| format!("runs on node {n}")).unwrap_or_else(|| "is not scheduled on any node kite sees".into())
+        ))),
+    }
+}
+
+async fn issue(state: &AppState, token: &str, node: Option<&str>, now: OffsetDateTime) -> Result<Issued, Refusal> {
     let (cluster, issuer) = served_cluster(state)?;
-    let (pod, sub) = verified_pod(state, headers, cluster, issuer, now).await?;
+    let (pod, sub) = verified_pod(state, token, cluster, issuer, now).await?;
+    if let Some(node) = node {
+        check_node(state, &pod, node)?;
+    }
     let association = association_of(state, cluster, &pod).await?;
     let account = state.aws_account();
     let role_name = eks::parse_role_arn(&association.role_arn, &account).map_err(|e| Refusal::internal(e.to_string()))?.1;

@@ -5,8 +5,7 @@
 //! cached per (identity, resource) until five minutes before they expire, so a busy pod costs one
 //! signature an hour; the cache holds at most `--imds-cache-size` tokens, least recently used first out.
 
-use std::net::SocketAddr;
-use std::sync::Arc;
+use std::net::{IpAddr, SocketAddr};
 
 use aws_lc_rs::digest;
 use axum::extract::connect_info::ConnectInfo;
@@ -18,13 +17,14 @@ use kite_core::directory::Principal;
 use kite_core::directory::PrincipalKind;
 use kite_k8s::podidentity::mic::{require_assigned, ControllerMode};
 use kite_k8s::podidentity::spsecret::{client_secret, MissingSecret};
-use kite_k8s::podidentity::{decide, AzureIdentity, ClusterState, PodDecision, Selector};
-use serde::Deserialize;
+use kite_k8s::podidentity::{decide, decide_on_node, AzureIdentity, ClusterState, PodDecision, Selector};
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use time::OffsetDateTime;
 
 use kite_core::audit::{AuditEvent, Category, NewEvent, Shape};
 
+use crate::agent::{Agent, Tokens};
 use crate::infra::metrics::ImdsError;
 use crate::infra::state::AppState;
 use crate::token::service::{self, OAuthError};
@@ -41,6 +41,18 @@ impl Refused {
     pub fn new(kind: ImdsError, status: StatusCode, message: impl Into<String>) -> Refused {
         Refused { kind, status, message: message.into() }
     }
+
+    pub fn kind(&self) -> ImdsError {
+        self.kind
+    }
+
+    pub fn status(&self) -> StatusCode {
+        self.status
+    }
+
+    pub fn message(&self) -> &str {
+        &self.message
+    }
 }
 
 impl IntoResponse for Refused {
@@ -52,14 +64,39 @@ impl IntoResponse for Refused {
     }
 }
 
-#[derive(Deserialize, Default)]
+/// What a pod asks IMDS for; `kite agent` passes it on to the server as it came.
+#[derive(Deserialize, Serialize, Default, Clone, Debug)]
 pub struct ImdsQuery {
-    resource: Option<String>,
-    client_id: Option<String>,
-    object_id: Option<String>,
-    msi_res_id: Option<String>,
-    mi_res_id: Option<String>,
-    resource_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub resource: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub object_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub msi_res_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mi_res_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub resource_id: Option<String>,
+}
+
+impl ImdsQuery {
+    /// The resource asked for, without a `/.default` suffix; IMDS's own error when there is none.
+    pub fn resource(&self) -> Result<String, Refused> {
+        match self.resource.as_deref().map(|r| r.trim_end_matches("/.default")).filter(|r| !r.is_empty()) {
+            Some(r) => Ok(r.to_string()),
+            None => Err(Refused::new(ImdsError::MissingResource, StatusCode::BAD_REQUEST, "Required query variable 'resource' is missing")),
+        }
+    }
+
+    /// The identity named by client ID or resource ID (an object ID needs the directory).
+    pub fn selector(&self, client_id: Option<String>) -> Selector {
+        Selector {
+            client_id: client_id.or(self.client_id.clone()),
+            resource_id: self.mi_res_id.clone().or(self.msi_res_id.clone()).or(self.resource_id.clone()),
+        }
+    }
 }
 
 /// IMDS's own answer to a call without `Metadata: true` (which guards against SSRF).
@@ -71,9 +108,18 @@ pub fn require_metadata(headers: &HeaderMap) -> Result<(), Refused> {
     }
 }
 
-/// A store failure on the agent's path: logged with a trace id, answered 500 with that id only.
+/// A store failure on the agent's path: logged with a trace id, answered 500 with that id only
+/// (503 while the database is unreachable).
 fn store_failure(e: kite_store::Error) -> Refused {
     let trace = uuid::Uuid::new_v4();
+    if let kite_store::Error::Unavailable(m) = &e {
+        tracing::error!(%trace, "node agent: the database is unreachable: {m}");
+        return Refused::new(
+            ImdsError::Internal,
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("kite's database cannot be reached right now (trace id {trace}); retry shortly"),
+        );
+    }
     tracing::error!(%trace, "node agent: reading the directory failed: {e}");
     Refused::new(ImdsError::Internal, StatusCode::INTERNAL_SERVER_ERROR, format!("kite could not read its directory (trace id {trace}); see kite's log"))
 }
@@ -151,12 +197,10 @@ async fn service_principal(state: &AppState, cluster: &ClusterState, identity: &
 }
 
 /// Why a call got no token from the agent itself.
-enum Unanswered {
+pub enum Unanswered {
     Refused(Refused),
     /// An excepted pod: its call goes to the node's IMDS.
     Excepted,
-    /// Signing failed: answered in the token endpoint's shape.
-    Mint(OAuthError),
 }
 
 impl From<Refused> for Unanswered {
@@ -165,11 +209,37 @@ impl From<Refused> for Unanswered {
     }
 }
 
-pub async fn token(State(state): State<AppState>, Query(q): Query<ImdsQuery>, request: Request) -> Response {
+/// Who asks for a pod's token: the address it called from and, when `kite agent` relays the call,
+/// the node whose agent that is (only that node's pods are answered for).
+#[derive(Clone, Copy)]
+pub struct Caller<'a> {
+    pub ip: IpAddr,
+    pub node: Option<&'a str>,
+}
+
+pub async fn token(State(agent): State<Agent>, Query(q): Query<ImdsQuery>, request: Request) -> Response {
+    if let Err(refused) = require_metadata(request.headers()) {
+        return refused.into_response();
+    }
+    let Some(ConnectInfo(addr)) = request.extensions().get::<ConnectInfo<SocketAddr>>().copied() else {
+        return Refused::new(ImdsError::Internal, StatusCode::INTERNAL_SERVER_ERROR, "the caller's address is unknown").into_response();
+    };
+    let answer = match agent.tokens.as_ref() {
+        Tokens::Local(state) => answer(state, Caller { ip: addr.ip(), node: None }, &q).await,
+        Tokens::Remote(remote) => remote.token(addr.ip(), &q, &agent.metrics).await,
+    };
+    match answer {
+        Ok(body) => Json(body).into_response(),
+        Err(Unanswered::Excepted) => agent.upstream.relay(request).await,
+        Err(Unanswered::Refused(refused)) => refused.into_response(),
+    }
+}
+
+/// The token for the pod at `caller`, decided and minted here, with the decision in the audit trail.
+pub async fn answer(state: &AppState, caller: Caller<'_>, q: &ImdsQuery) -> Result<Value, Unanswered> {
     let now = state.now();
-    let addr = request.extensions().get::<ConnectInfo<SocketAddr>>().map(|ConnectInfo(addr)| *addr);
-    let result = issue(&state, &q, request.headers(), addr, now).await;
-    let trail = Trail { state: &state, ip: addr.map(|a| a.ip().to_string()), resource: q.resource.as_deref().unwrap_or_default(), now };
+    let result = issue(state, q, caller, now).await;
+    let trail = Trail { state, caller, resource: q.resource.as_deref().unwrap_or_default(), now };
     match result {
         Ok(Issued { body, pod, identity, first }) => {
             // The trail holds each token a pod was given once; the same token served again from
@@ -177,21 +247,15 @@ pub async fn token(State(state): State<AppState>, Query(q): Query<ImdsQuery>, re
             if first {
                 trail.record(&pod, ISSUE_OPERATION, |e| e.with("identity", identity));
             }
-            Json(body).into_response()
+            Ok(body)
         }
         Err(Unanswered::Excepted) => {
             trail.record("", "Kite.NodeAgent/imds/forward/action", |e| e);
-            crate::agent::upstream::relay(&state.upstream_imds, request).await
+            Err(Unanswered::Excepted)
         }
         Err(Unanswered::Refused(refused)) => {
             trail.record("", ISSUE_OPERATION, |e| e.ended(refused.status.as_u16()).failed_with(refused.kind.label()).with("reason", &refused.message));
-            refused.into_response()
-        }
-        Err(Unanswered::Mint(e)) => {
-            trail.record("", ISSUE_OPERATION, |event| event.ended(e.status.as_u16()).failed_with(format!("AADSTS{}", e.code)));
-            let mut response = e.render(now, &state.public_url);
-            response.extensions_mut().insert(ImdsError::Internal);
-            response
+            Err(Unanswered::Refused(refused))
         }
     }
 }
@@ -199,7 +263,7 @@ pub async fn token(State(state): State<AppState>, Query(q): Query<ImdsQuery>, re
 /// One call's entry in the audit trail: the pod's address is the caller until the pod is known.
 struct Trail<'a> {
     state: &'a AppState,
-    ip: Option<String>,
+    caller: Caller<'a>,
     resource: &'a str,
     now: OffsetDateTime,
 }
@@ -208,17 +272,24 @@ impl Trail<'_> {
     fn record(&self, pod: &str, operation: &str, details: impl FnOnce(AuditEvent) -> AuditEvent) {
         self.state.audit.record(|| {
             let correlation = uuid::Uuid::new_v4().to_string();
-            let caller = if pod.is_empty() { self.ip.as_deref().unwrap_or_default() } else { pod };
+            let ip = self.caller.ip.to_string();
+            let caller = if pod.is_empty() { ip.as_str() } else { pod };
             let new = NewEvent {
                 shape: Shape::ActivityLog,
                 category: Category::NodeAgent,
                 caller,
-                authentication: "PodIP",
+                // Relayed by a node's agent, the pod's address was checked there (and the agent
+                // authenticated here); embedded, here.
+                authentication: if self.caller.node.is_some() { "NodeAgent" } else { "PodIP" },
                 operation_name: operation,
                 resource_id: self.resource,
                 correlation_id: &correlation,
             };
-            details(AuditEvent::new(new, self.now).from_ip(self.ip.clone()))
+            let event = AuditEvent::new(new, self.now).from_ip(Some(ip.clone()));
+            details(match self.caller.node {
+                Some(node) => event.with("node", node),
+                None => event,
+            })
         });
     }
 }
@@ -235,29 +306,25 @@ struct Issued {
     first: bool,
 }
 
-/// The pod calling from `request`'s source address and the identity it gets, as the controller mode allows.
-async fn pod_identity(
-    state: &AppState,
-    q: &ImdsQuery,
-    addr: Option<SocketAddr>,
-) -> Result<(Arc<ClusterState>, String, String, Box<AzureIdentity>), Unanswered> {
-    let Some(addr) = addr else {
-        return Err(Refused::new(ImdsError::Internal, StatusCode::INTERNAL_SERVER_ERROR, "the caller's address is unknown").into());
+/// The pod calling from `caller`'s address and the identity it gets, as the controller mode
+/// allows: the decision `kite agent` makes on its node and the server makes again on its own view.
+pub fn pod_identity(
+    cluster: &ClusterState,
+    mode: ControllerMode,
+    caller: Caller<'_>,
+    selector: &Selector,
+) -> Result<(String, String, Box<AzureIdentity>), Unanswered> {
+    let ip = caller.ip.to_string();
+    let decision = match caller.node {
+        Some(node) => decide_on_node(cluster, node, &ip, selector),
+        None => decide(cluster, &ip, selector),
     };
-    // AzureIdentity objects name client IDs; an object_id is translated through the directory.
-    let client_id = match (&q.client_id, &q.object_id) {
-        (Some(c), _) => Some(c.clone()),
-        (None, Some(o)) => Some(client_id_of(state, o).await?),
-        (None, None) => None,
-    };
-    let selector = Selector { client_id, resource_id: q.mi_res_id.clone().or(q.msi_res_id.clone()).or(q.resource_id.clone()) };
-    let cluster = state.cluster.pods();
-    let decision = match (decide(&cluster, &addr.ip().to_string(), &selector), state.pod_identity_mode) {
-        (decision, ControllerMode::Standard) => require_assigned(&cluster, decision),
-        (decision, ControllerMode::Managed) => decision,
+    let decision = match mode {
+        ControllerMode::Standard => require_assigned(cluster, decision),
+        ControllerMode::Managed => decision,
     };
     match decision {
-        PodDecision::Identity { pod, namespace, identity } => Ok((cluster, pod, namespace, identity)),
+        PodDecision::Identity { pod, namespace, identity } => Ok((pod, namespace, identity)),
         // 403, not 404: azure-identity retries 404s for a minute before giving up.
         PodDecision::Refused { reason, message } => Err(Refused::new(ImdsError::PodRefused(reason), StatusCode::FORBIDDEN, message).into()),
         PodDecision::Excepted { pod, namespace, exception } => {
@@ -267,12 +334,15 @@ async fn pod_identity(
     }
 }
 
-async fn issue(state: &AppState, q: &ImdsQuery, headers: &HeaderMap, addr: Option<SocketAddr>, now: OffsetDateTime) -> Result<Issued, Unanswered> {
-    require_metadata(headers)?;
-    let Some(resource) = q.resource.as_deref().map(|r| r.trim_end_matches("/.default").to_string()).filter(|r| !r.is_empty()) else {
-        return Err(Refused::new(ImdsError::MissingResource, StatusCode::BAD_REQUEST, "Required query variable 'resource' is missing").into());
+async fn issue(state: &AppState, q: &ImdsQuery, caller: Caller<'_>, now: OffsetDateTime) -> Result<Issued, Unanswered> {
+    let resource = q.resource()?;
+    // AzureIdentity objects name client IDs; an object_id is translated through the directory.
+    let client_id = match (&q.client_id, &q.object_id) {
+        (None, Some(o)) => Some(client_id_of(state, o).await?),
+        _ => None,
     };
-    let (cluster, pod, namespace, identity) = pod_identity(state, q, addr).await?;
+    let cluster = state.cluster.pods();
+    let (pod, namespace, identity) = pod_identity(&cluster, state.pod_identity_mode, caller, &q.selector(client_id))?;
     // A type 1 identity authenticates with its Secret on every call, as the token endpoint would:
     // a reset or expired credential is refused at once, not when a cached token runs out.
     let service_principal = match identity.spec.kind {
@@ -303,7 +373,8 @@ async fn issue(state: &AppState, q: &ImdsQuery, headers: &HeaderMap, addr: Optio
         Some((principal, _)) => principal,
         None => managed_identity(state, &namespace, &identity).await?,
     };
-    let mut body = service::mint(state, &principal, &resource, false, now).map_err(Unanswered::Mint)?;
+    let mut body = service::mint(state, &principal, &resource, false, now)
+        .map_err(|e| Refused::new(ImdsError::Internal, e.status, format!("the token service could not mint a token: {}", e.summary())))?;
     body["client_id"] = json!(principal.app_id);
     let expires_on = body["expires_on"].as_str().and_then(|s| s.parse::<i64>().ok()).unwrap_or(now.unix_timestamp());
     let (evicted, entries) = state.imds_cache.insert(key, (expires_on, body.clone()), &who);

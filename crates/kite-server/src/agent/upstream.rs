@@ -92,7 +92,7 @@ fn end_to_end(headers: &HeaderMap) -> HeaderMap {
 }
 
 /// reqwest's top-level message ("error sending request") hides the cause users need.
-fn describe(e: &reqwest::Error) -> String {
+pub fn describe(e: &reqwest::Error) -> String {
     let mut text = e.to_string();
     let mut source = std::error::Error::source(e);
     while let Some(s) = source {
@@ -102,14 +102,16 @@ fn describe(e: &reqwest::Error) -> String {
     text
 }
 
-/// Forwards to the node's IMDS; when it cannot be reached, 502 in IMDS's error shape.
-pub async fn relay(upstream: &UpstreamImds, request: Request) -> Response {
-    match upstream.forward(request).await {
-        Ok(response) => response,
-        Err(message) => {
-            let mut response = (StatusCode::BAD_GATEWAY, Json(json!({"error": "bad_gateway", "error_description": message}))).into_response();
-            response.extensions_mut().insert(ImdsError::UpstreamUnreachable);
-            response
+impl UpstreamImds {
+    /// Forwards to the node's IMDS; when it cannot be reached, 502 in IMDS's error shape.
+    pub async fn relay(&self, request: Request) -> Response {
+        match self.forward(request).await {
+            Ok(response) => response,
+            Err(message) => {
+                let mut response = (StatusCode::BAD_GATEWAY, Json(json!({"error": "bad_gateway", "error_description": message}))).into_response();
+                response.extensions_mut().insert(ImdsError::UpstreamUnreachable);
+                response
+            }
         }
     }
 }

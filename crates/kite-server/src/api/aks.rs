@@ -405,7 +405,7 @@ pub async fn put(
         Err(e) => return Err(e.into()),
         Ok(_) => (StatusCode::OK, update(&state, &caller, (&sub, &rg, &name), request).await?),
     };
-    state.clients.forget_all();
+    state.clients.changed(state.store.as_ref()).await;
     Ok(respond(status, render(&cluster)))
 }
 
@@ -436,7 +436,7 @@ pub async fn delete(State(state): State<AppState>, caller: Caller, Path((sub, rg
     let sub = state.subscription(&sub)?;
     authorize(&state, &caller, &format!("{TYPE}/delete"), &scope_of(&sub, &rg, &name)?).await?;
     let gone = state.store.delete_managed_cluster(&sub, &rg, &name).await.map_err(not_found)?;
-    state.clients.forget_all();
+    state.clients.changed(state.store.as_ref()).await;
     tracing::info!(cluster = %name, group = %rg, identities = gone.identities, assignments = gone.role_assignments, "managed cluster deleted");
     Ok(respond(StatusCode::OK, json!({"deleted": gone})))
 }

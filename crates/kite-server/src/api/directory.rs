@@ -234,7 +234,7 @@ pub async fn reset(State(state): State<AppState>, caller: Caller, Path(id): Path
     may_change(&state, &caller, &app, CREDENTIALS_UPDATE).await?;
     let cred = new_credential(&req, caller.now)?;
     let app = state.store.update_application(&app.app_id, &|a| Ok(apply(a, &cred, req.append))).await?;
-    state.clients.forget_all();
+    state.clients.changed(state.store.as_ref()).await;
     tracing::info!(app = %app.app_id, by = %caller.object_id, append = req.append, "credentials reset");
     Ok(respond(StatusCode::OK, credential_answer(&app, state.tenant.tenant_id, &cred)))
 }
@@ -266,7 +266,7 @@ pub async fn delete_credential(State(state): State<AppState>, caller: Caller, Pa
             Ok(a)
         })
         .await?;
-    state.clients.forget_all();
+    state.clients.changed(state.store.as_ref()).await;
     Ok(respond(StatusCode::OK, json!({"appId": app.app_id, "keyId": key_id})))
 }
 

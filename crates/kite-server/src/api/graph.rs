@@ -390,7 +390,7 @@ async fn delete_object(State(state): State<AppState>, GraphCaller(caller): Graph
     }
     may_change(&state, &caller, &app, APPLICATIONS_DELETE).await?;
     state.store.delete_application(&app.app_id).await?;
-    state.clients.forget_all();
+    state.clients.changed(state.store.as_ref()).await;
     tracing::info!(app = %app.app_id, by = %caller.object_id, "application deleted");
     Ok(StatusCode::NO_CONTENT)
 }
@@ -439,7 +439,7 @@ async fn patch_object(
             Ok(a)
         })
         .await?;
-    state.clients.forget_all();
+    state.clients.changed(state.store.as_ref()).await;
     tracing::info!(app = %app.app_id, by = %caller.object_id, keys = keys.as_ref().map(Vec::len), "application updated");
     Ok(StatusCode::NO_CONTENT)
 }
@@ -494,7 +494,7 @@ async fn add_password(
             Ok(a)
         })
         .await?;
-    state.clients.forget_all();
+    state.clients.changed(state.store.as_ref()).await;
     tracing::info!(app = %app.app_id, by = %caller.object_id, key = %secret.credential.key_id, "password added");
     let mut body = password_json(&secret.credential);
     body["secretText"] = json!(secret.secret_text);
@@ -565,7 +565,7 @@ async fn add_key(State(state): State<AppState>, GraphCaller(caller): GraphCaller
             Ok(a)
         })
         .await?;
-    state.clients.forget_all();
+    state.clients.changed(state.store.as_ref()).await;
     tracing::info!(app = %app.app_id, by = %caller.object_id, key = %cert.key_id, "key added");
     let mut body = key_json(&cert);
     body["@odata.context"] = json!(context(&state, "microsoft.graph.keyCredential"));
@@ -597,7 +597,7 @@ async fn remove_password(
             Ok(a)
         })
         .await?;
-    state.clients.forget_all();
+    state.clients.changed(state.store.as_ref()).await;
     tracing::info!(app = %app.app_id, by = %caller.object_id, key = %req.key_id, "password removed");
     Ok(StatusCode::NO_CONTENT)
 }

@@ -125,7 +125,7 @@ pub async fn delete(State(state): State<AppState>, caller: Caller, Path((sub, na
         tracing::info!(vault = %vault.name, group = %rg.id(), "vault soft-deleted with its resource group");
     }
     let gone = state.store.delete_resource_group(&sub, &name).await?;
-    state.clients.forget_all();
+    state.clients.changed(state.store.as_ref()).await;
     tracing::info!(group = %rg.id(), identities = gone.identities, assignments = gone.role_assignments, "resource group deleted");
     Ok(respond(StatusCode::OK, json!({"id": rg.id(), "deleted": gone})))
 }

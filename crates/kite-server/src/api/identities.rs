@@ -111,7 +111,7 @@ pub async fn delete(State(state): State<AppState>, caller: Caller, Path((sub, rg
         kite_store::Error::NotFound(m) => ApiError::not_found("ResourceNotFound", m),
         other => other.into(),
     })?;
-    state.clients.forget_all();
+    state.clients.changed(state.store.as_ref()).await;
     Ok(respond(StatusCode::OK, json!({})))
 }
 

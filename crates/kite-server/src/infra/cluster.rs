@@ -50,6 +50,21 @@ impl PodFiles {
     }
 }
 
+/// `kite agent`'s directory source: pods and aad-pod-identity objects only.
+impl ClusterSource for PodFiles {
+    fn pods(&self) -> Arc<ClusterState> {
+        self.current()
+    }
+
+    fn rbac(&self) -> Option<Arc<RbacSnapshot>> {
+        None
+    }
+
+    fn aws_auth(&self) -> AwsAuth {
+        AwsAuth::default()
+    }
+}
+
 pub fn spawn_reloader(files: Arc<PodFiles>) {
     if !files.paths.is_empty() {
         crate::infra::watch::spawn(files.paths.clone(), move || files.reload());

@@ -14,13 +14,15 @@ pub struct ApiError {
     pub message: String,
     /// For `AuthorizationFailed`: the engine's full explanation.
     pub decision: Option<Box<Decision>>,
+    /// Seconds for a `Retry-After` header.
+    pub retry_after: Option<u64>,
 }
 
 pub type ApiResult<T> = Result<T, ApiError>;
 
 impl ApiError {
     pub fn new(status: StatusCode, code: &str, message: impl Into<String>) -> Self {
-        ApiError { status, code: code.into(), message: message.into(), decision: None }
+        ApiError { status, code: code.into(), message: message.into(), decision: None, retry_after: None }
     }
     pub fn bad_request(code: &str, message: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, code, message)
@@ -36,7 +38,7 @@ impl ApiError {
             "The client '{0}' with object id '{0}' does not have authorization to perform action '{1}' over scope '{2}'. {3}",
             decision.principal_id, decision.action, decision.scope, decision.reason
         );
-        ApiError { status: StatusCode::FORBIDDEN, code: "AuthorizationFailed".into(), message, decision: Some(Box::new(decision)) }
+        ApiError { status: StatusCode::FORBIDDEN, code: "AuthorizationFailed".into(), message, decision: Some(Box::new(decision)), retry_after: None }
     }
 }
 
@@ -52,6 +54,12 @@ impl From<kite_store::Error> for ApiError {
                 let trace = uuid::Uuid::new_v4();
                 tracing::error!(%trace, "storage failure: {m}");
                 ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "InternalServerError", format!("internal error (trace id {trace}); see the server log"))
+            }
+            Unavailable(m) => {
+                let trace = uuid::Uuid::new_v4();
+                tracing::error!(%trace, "database unreachable: {m}");
+                let message = format!("kite's database cannot be reached right now (trace id {trace}); retry shortly");
+                ApiError { retry_after: Some(kite_store::RETRY_AFTER_SECS), ..ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "ServiceUnavailable", message) }
             }
         }
     }
@@ -75,6 +83,9 @@ impl IntoResponse for ApiError {
             error["additionalInfo"] = json!([{"type": "KiteAccessDecision", "info": d}]);
         }
         let mut response = (self.status, Json(json!({ "error": error }))).into_response();
+        if let Some(secs) = self.retry_after {
+            response.headers_mut().insert(axum::http::header::RETRY_AFTER, secs.into());
+        }
         // The audit trail records the code (never the message, which may quote what was sent).
         response.extensions_mut().insert(ErrorCode(self.code));
         response

@@ -55,6 +55,10 @@ pub enum ImdsError {
     ClientSecretRefused,
     Internal,
     UpstreamUnreachable,
+    /// `kite agent`: the kite server could not be reached and no cached token was left to serve.
+    ServerUnavailable,
+    /// `kite agent`: the kite server refused the agent's own credentials.
+    AgentUnauthorized,
 }
 
 impl ImdsError {
@@ -69,7 +73,27 @@ impl ImdsError {
             ImdsError::ClientSecretRefused => "client_secret_refused",
             ImdsError::Internal => "internal",
             ImdsError::UpstreamUnreachable => "upstream_unreachable",
+            ImdsError::ServerUnavailable => "server_unavailable",
+            ImdsError::AgentUnauthorized => "agent_unauthorized",
         }
+    }
+
+    /// The kind a label names: how `kite agent` counts the refusals the server sent it.
+    pub fn from_label(label: &str) -> Option<ImdsError> {
+        use kite_k8s::podidentity::Refusal;
+        let plain = [
+            ImdsError::MissingMetadataHeader,
+            ImdsError::MissingResource,
+            ImdsError::UnsupportedIdentityType,
+            ImdsError::UnknownIdentity,
+            ImdsError::MissingClientSecret,
+            ImdsError::ClientSecretRefused,
+            ImdsError::Internal,
+            ImdsError::UpstreamUnreachable,
+            ImdsError::ServerUnavailable,
+            ImdsError::AgentUnauthorized,
+        ];
+        plain.into_iter().chain(Refusal::ALL.map(ImdsError::PodRefused)).find(|k| k.label() == label)
     }
 }
 
@@ -94,6 +118,8 @@ pub struct Metrics {
     audit_written: Counter,
     audit_dropped: Counter,
     doctor_findings: Family<FindingLabels, Gauge>,
+    spoofed_packets: Counter,
+    stale_tokens: Counter,
 }
 
 impl Default for Metrics {
@@ -116,8 +142,21 @@ impl Default for Metrics {
         registry.register("audit_events_dropped", "Audit events lost: the writer's queue was full, or the store refused the batch", audit_dropped.clone());
         let doctor_findings = Family::<FindingLabels, Gauge>::default();
         registry.register("doctor_findings", "kite doctor's findings at its last run (--doctor-interval), by rule and severity", doctor_findings.clone());
+        let (spoofed_packets, stale_tokens) = (Counter::default(), Counter::default());
+        registry.register(
+            "agent_spoofed_packets",
+            "Packets from pod interfaces to IMDS or the agent dropped because their source address does not route back through the interface they came in on (a pod using another pod's IP)",
+            spoofed_packets.clone(),
+        );
+        registry.register(
+            "agent_stale_tokens_served",
+            "Cached tokens kite agent served because the kite server could not be reached to refresh them",
+            stale_tokens.clone(),
+        );
         Metrics {
             registry,
+            spoofed_packets,
+            stale_tokens,
             requests,
             latency,
             cache_hits,
@@ -166,6 +205,14 @@ impl Metrics {
             };
             self.doctor_findings.get_or_create(&FindingLabels { rule: f.rule, severity }).inc();
         }
+    }
+
+    pub fn spoofed_packets(&self, n: u64) {
+        self.spoofed_packets.inc_by(n);
+    }
+
+    pub fn stale_token_served(&self) {
+        self.stale_tokens.inc();
     }
 
     fn imds_error(&self, kind: ImdsError) {

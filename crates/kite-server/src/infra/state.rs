@@ -24,7 +24,7 @@ pub struct AppState {
     /// Keys of external issuers trusted through federated credentials.
     pub issuers: Arc<crate::token::issuers::IssuerKeys>,
     pub key_retire_grace_secs: i64,
-    /// Token-endpoint client lookups; handlers that change clients call `clients.forget_all()`.
+    /// Token-endpoint client lookups; handlers that change clients call `clients.changed(store)`.
     pub clients: Arc<crate::token::clients::ClientCache>,
     /// Kubernetes policy for the webhooks.
     pub k8s: Arc<crate::webhooks::policy::K8sPolicy>,
@@ -40,6 +40,7 @@ pub struct AppState {
     pub cluster: Arc<dyn kite_k8s::ClusterSource>,
     /// The EKS cluster's service-account issuer, for the container-credentials endpoint.
     pub cluster_issuer: Option<String>,
+    pub agent_account: Option<crate::agent::nodes::AgentAccount>,
     pub metrics: Arc<crate::infra::metrics::Metrics>,
     /// Failed client authentications per (client, source address), for the token endpoint's brake.
     pub auth_throttle: Arc<crate::token::throttle::AuthThrottle>,

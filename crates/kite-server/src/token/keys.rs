@@ -52,6 +52,39 @@ pub fn spawn_reloader(state: AppState) {
     });
 }
 
+/// Acts on what other replicas announce: their client changes empty the client cache, their key
+/// rotations reload the keys. Announcements possibly missed make cached clients stale and reload
+/// the keys.
+pub fn spawn_change_listener(state: AppState) {
+    let mut changes = state.store.changes();
+    tokio::spawn(async move {
+        use tokio::sync::broadcast::error::RecvError;
+        loop {
+            let keys = match changes.recv().await {
+                Ok(kite_store::Change::Clients) => {
+                    state.clients.forget_all();
+                    false
+                }
+                Err(RecvError::Lagged(_)) => {
+                    state.clients.forget_all();
+                    true
+                }
+                Ok(kite_store::Change::SigningKeys) => true,
+                Ok(kite_store::Change::Missed) => {
+                    state.clients.expire_all();
+                    true
+                }
+                Err(RecvError::Closed) => return,
+            };
+            if keys {
+                if let Err(e) = reload(&state).await {
+                    tracing::warn!("reloading signing keys after another replica's rotation failed: {}", e.message);
+                }
+            }
+        }
+    });
+}
+
 /// Adds a key that signs from `now` on; the old ones stay published until they retire. Returns
 /// the new key and the keys in force.
 pub async fn rotate(state: &AppState, now: OffsetDateTime) -> ApiResult<(SigningKey, Vec<SigningKey>)> {
@@ -61,5 +94,10 @@ pub async fn rotate(state: &AppState, now: OffsetDateTime) -> ApiResult<(Signing
     let key = SigningKey::generate("kite token signing", now.unix_timestamp().max(newest + 1)).map_err(internal)?;
     let body = serde_json::to_string(&key).map_err(internal)?;
     state.store.add_signing_key(&StoredKey { kid: key.kid.clone(), created_at: key.created_at, body }).await?;
-    Ok((key, reload(state).await?))
+    let keys = reload(state).await?;
+    // Other replicas verify the new key's tokens as soon as they hear of it, not at their next reload.
+    if let Err(e) = state.store.announce(kite_store::Change::SigningKeys).await {
+        tracing::warn!("other replicas were not told of the new signing key (they load it within {RELOAD_EVERY:?}): {e}");
+    }
+    Ok((key, keys))
 }

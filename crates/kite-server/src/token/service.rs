@@ -138,7 +138,7 @@ fn certificate_grant(state: &AppState, app: &Application, client_id: &str, raw: 
 async fn federated_grant(state: &AppState, client_id: &Uuid, raw: &str, claims: &Unverified, now: OffsetDateTime) -> Result<(), OAuthError> {
     let iss = claims.str_claim("iss").ok_or_else(|| invalid_client(50027, "JWT token is invalid or malformed: it has no 'iss' claim.".into()))?;
     let sub = claims.str_claim("sub").unwrap_or_default();
-    let fics = state.store.list_federated_credentials(client_id).await.map_err(server_error)?;
+    let fics = state.store.list_federated_credentials(client_id).await.map_err(store_error)?;
     match_assertion(&fics, iss, sub, &claims.audiences()).map_err(|d| {
         tracing::info!(client = %client_id, iss, sub, "federated assertion refused: {}", d.detail);
         state.refusals.record(*client_id, &d, now);
@@ -161,6 +161,21 @@ async fn federated_grant(state: &AppState, client_id: &Uuid, raw: &str, claims: 
 pub(crate) fn server_error(e: impl std::fmt::Display) -> OAuthError {
     tracing::error!("token endpoint: {e}");
     OAuthError::new(StatusCode::INTERNAL_SERVER_ERROR, "server_error", 50000, "There was an error issuing a token.")
+}
+
+/// A store failure on the token path: 503 with `Retry-After` while the database is unreachable
+/// (Entra's AADSTS90033 for a temporarily unavailable service), otherwise a server error.
+pub(crate) fn store_error(e: kite_store::Error) -> OAuthError {
+    match e {
+        kite_store::Error::Unavailable(m) => {
+            tracing::error!("token endpoint: database unreachable: {m}");
+            let mut e =
+                OAuthError::new(StatusCode::SERVICE_UNAVAILABLE, "temporarily_unavailable", 90033, "The service is temporarily unavailable; retry shortly.");
+            e.retry_after = Some(kite_store::RETRY_AFTER_SECS);
+            e
+        }
+        e => server_error(e),
+    }
 }
 
 /// The tenant a request names must be this server's.
@@ -187,7 +202,7 @@ pub async fn lookup_client(state: &AppState, client_id: &str) -> Result<(Uuid, A
         )
     };
     let app_id = Uuid::parse_str(client_id).map_err(|_| unknown())?;
-    let client = state.clients.get(state.store.as_ref(), &app_id).await.map_err(server_error)?.ok_or_else(unknown)?;
+    let client = state.clients.get(state.store.as_ref(), &app_id).await.map_err(store_error)?.ok_or_else(unknown)?;
     Ok((app_id, client))
 }
 

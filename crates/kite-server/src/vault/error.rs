@@ -15,13 +15,15 @@ pub struct KvError {
     pub inner: Option<&'static str>,
     /// Set on 401: the `WWW-Authenticate` value.
     pub challenge: Option<String>,
+    /// Set on 503: seconds the client should wait (`Retry-After`).
+    pub retry_after: Option<u64>,
 }
 
 pub type KvResult<T> = Result<T, KvError>;
 
 impl KvError {
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> KvError {
-        KvError { status, code, message: message.into(), inner: None, challenge: None }
+        KvError { status, code, message: message.into(), inner: None, challenge: None, retry_after: None }
     }
 
     pub fn bad_parameter(message: impl Into<String>) -> KvError {
@@ -55,6 +57,12 @@ impl From<kite_store::Error> for KvError {
                 None => KvError::new(StatusCode::CONFLICT, "Conflict", m),
             },
             Invalid(m) => KvError::bad_parameter(m),
+            Unavailable(m) => {
+                let trace = uuid::Uuid::new_v4();
+                tracing::error!(%trace, "vault storage unreachable: {m}");
+                let message = format!("kite's database cannot be reached right now (trace id {trace}); retry shortly");
+                KvError { retry_after: Some(kite_store::RETRY_AFTER_SECS), ..KvError::new(StatusCode::SERVICE_UNAVAILABLE, "ServiceUnavailable", message) }
+            }
             Backend(m) | Locked(m) => {
                 let trace = uuid::Uuid::new_v4();
                 tracing::error!(%trace, "vault storage failure: {m}");
@@ -76,6 +84,9 @@ impl From<kite_core::Error> for KvError {
 
 impl From<crate::infra::error::ApiError> for KvError {
     fn from(e: crate::infra::error::ApiError) -> KvError {
+        if e.status == StatusCode::SERVICE_UNAVAILABLE {
+            return KvError { retry_after: e.retry_after, ..KvError::new(e.status, "ServiceUnavailable", e.message) };
+        }
         if e.status.is_server_error() {
             return KvError::new(e.status, "InternalServerError", e.message);
         }
@@ -92,6 +103,9 @@ impl IntoResponse for KvError {
         let mut response = (self.status, axum::Json(json!({ "error": error }))).into_response();
         if let Some(value) = self.challenge.and_then(|c| HeaderValue::from_str(&c).ok()) {
             response.headers_mut().insert(header::WWW_AUTHENTICATE, value);
+        }
+        if let Some(secs) = self.retry_after {
+            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(secs));
         }
         response
     }

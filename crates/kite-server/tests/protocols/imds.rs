@@ -53,7 +53,7 @@ async fn imds(server: &Server, at: OffsetDateTime) -> (StatusCode, Value) {
         .body(Body::empty())
         .unwrap();
     request.extensions_mut().insert(ConnectInfo(SocketAddr::from(([127, 0, 0, 1], 40000))));
-    let (status, response) = server.send(at, request).await;
+    let (status, response) = server.send_agent(at, request).await;
     (status, json(response).await)
 }
 
@@ -89,7 +89,18 @@ async fn a_type_1_identity_is_refused_from_the_instant_its_client_secret_expires
 async fn a_call_without_the_metadata_header_is_refused_as_imds_refuses_it() {
     let (server, _dir) = agent().await;
     let request = Request::get(format!("/metadata/identity/oauth2/token?resource={RESOURCE}")).body(Body::empty()).unwrap();
-    let (status, response) = server.send(t0(), request).await;
+    let (status, response) = server.send_agent(t0(), request).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert_eq!(json(response).await["error_description"], "Required metadata header not specified");
+}
+
+#[tokio::test]
+async fn the_management_listener_does_not_serve_the_node_agent_paths() {
+    let (server, _dir) = agent().await;
+    for path in [format!("/metadata/identity/oauth2/token?api-version=2018-02-01&resource={RESOURCE}"), "/v1/credentials".to_string()] {
+        let mut request = Request::get(&path).header("Metadata", "true").body(Body::empty()).unwrap();
+        request.extensions_mut().insert(ConnectInfo(SocketAddr::from(([127, 0, 0, 1], 40000))));
+        let (status, _) = server.send(t0(), request).await;
+        assert!(status == StatusCode::NOT_FOUND || status == StatusCode::UNAUTHORIZED, "{path}: {status}");
+    }
 }

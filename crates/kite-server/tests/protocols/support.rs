@@ -58,6 +58,13 @@ impl Server {
         (response.status(), response)
     }
 
+    /// `request` to the node agent listener (`--agent-listen`), at `at`.
+    pub async fn send_agent(&self, at: OffsetDateTime, request: Request<Body>) -> (StatusCode, Response) {
+        let state = AppState { clock: Clock::pinned(at), ..self.state.clone() };
+        let response = kite_server::agent::router(kite_server::agent::Agent::embedded(&state)).oneshot(request).await.unwrap();
+        (response.status(), response)
+    }
+
     /// `client_credentials` with the admin's secret at the v2 endpoint, for `scope`.
     pub async fn token(&self, at: OffsetDateTime, secret: &str, scope: &str) -> (StatusCode, Value) {
         let form = url::form_urlencoded::Serializer::new(String::new())

@@ -548,6 +548,16 @@ pub async fn the_audit_trail_appends_filters_pages_and_prunes(store: impl Store)
     assert_eq!(ids(all.clone()).await, vec![at(2), at(3)]);
 }
 
+pub async fn announced_changes_reach_subscribers(store: impl Store) {
+    use kite_store::Change;
+    let mut heard = store.changes();
+    for change in [Change::Clients, Change::SigningKeys] {
+        store.announce(change).await.unwrap();
+        let got = tokio::time::timeout(std::time::Duration::from_secs(5), heard.recv()).await.expect("announced within 5 s").unwrap();
+        assert_eq!(got, change);
+    }
+}
+
 #[macro_export]
 macro_rules! conformance_tests {
     ($make:path) => {
@@ -563,7 +573,7 @@ macro_rules! conformance_tests {
             pod_identity_associations_are_one_per_service_account_per_cluster,
             iam_users_and_access_keys, the_audit_trail_appends_filters_pages_and_prunes,
             managed_clusters_bring_their_node_group_and_identities_and_take_them_away,
-            cluster_updates_are_compare_and_swap_and_write_what_they_bring);
+            cluster_updates_are_compare_and_swap_and_write_what_they_bring, announced_changes_reach_subscribers);
     };
     (@cases $make:path; $($case:ident),*) => {
         $(

@@ -43,6 +43,6 @@ pub async fn run(command: Command, home: &Path, explicit_format: Option<Format>,
         Command::Keys(cmd) => keys::run(cmd, home, format, query).await,
         Command::Audit(cmd) => audit::run(cmd, &mut Client::load(home)?, format, query).await,
         Command::Doctor(args) => doctor::run(args, &mut Client::load(home)?, format, query).await,
-        Command::Serve(_) => unreachable!("serve is handled in main"),
+        Command::Serve(_) | Command::Agent(_) => unreachable!("serve and agent are handled in main"),
     }
 }

@@ -13,6 +13,8 @@ pub const BIN: &str = env!("CARGO_BIN_EXE_kite");
 pub struct Server {
     pub child: Child,
     pub url: String,
+    /// The node agent listener (plain HTTP), where pods' IMDS and /v1/credentials calls go.
+    pub agent_url: String,
     pub home: PathBuf,
     pub log: PathBuf,
     /// What the server printed to stdout before it listened (bootstrap notice).
@@ -28,7 +30,9 @@ impl Server {
     pub fn start_env(home: &Path, extra: &[&str], env: &[(&str, &str)]) -> Server {
         let log = home.with_extension("server.log");
         let mut child = Command::new(BIN)
-            .args(["serve", "--listen", "127.0.0.1:0"])
+            .arg("serve")
+            .args(if extra.contains(&"--listen") { &[][..] } else { &["--listen", "127.0.0.1:0"][..] })
+            .args(if extra.contains(&"--agent-listen") { &[][..] } else { &["--agent-listen", "127.0.0.1:0"][..] })
             .args(extra)
             .env("KITE_HOME", home)
             .envs(env.iter().copied())
@@ -39,6 +43,7 @@ impl Server {
             .expect("kite serve starts");
         let mut reader = BufReader::new(child.stdout.take().unwrap());
         let mut banner = String::new();
+        let mut agent_url = String::new();
         let deadline = Instant::now() + Duration::from_secs(60);
         let url = loop {
             let mut line = String::new();
@@ -47,11 +52,14 @@ impl Server {
                 panic!("kite serve exited before listening:\n{banner}\n{}", std::fs::read_to_string(&log).unwrap_or_default());
             }
             banner.push_str(&line);
+            if let Some(url) = line.trim().strip_prefix("kite: node agent listening on ") {
+                agent_url = url.to_string();
+            }
             if let Some(url) = line.trim().strip_prefix("kite: listening on ") {
                 break url.to_string();
             }
         };
-        Server { child, url, home: home.to_path_buf(), log, banner }
+        Server { child, url, agent_url, home: home.to_path_buf(), log, banner }
     }
 
     pub fn credentials_file(&self) -> PathBuf {
@@ -72,12 +80,11 @@ impl Server {
 }
 
 impl Server {
-    /// A pod's IMDS call as azure-identity makes it (header `Metadata: true`, kite's CA trusted),
-    /// from 127.0.0.1: the status code and the JSON body (null when the body is not JSON).
+    /// A pod's IMDS call as azure-identity makes it (header `Metadata: true`) to the node agent
+    /// listener, from 127.0.0.1: the status code and the JSON body (null when the body is not JSON).
     pub fn imds(&self, resource: &str) -> (u16, Value) {
-        let url = format!("{}/metadata/identity/oauth2/token?api-version=2018-02-01&resource={resource}", self.url);
-        let out =
-            Command::new("curl").args(["-sS", "--cacert", self.ca().to_str().unwrap(), "-H", "Metadata: true", "-w", "\n%{http_code}", &url]).output().unwrap();
+        let url = format!("{}/metadata/identity/oauth2/token?api-version=2018-02-01&resource={resource}", self.agent_url);
+        let out = Command::new("curl").args(["-sS", "-H", "Metadata: true", "-w", "\n%{http_code}", &url]).output().unwrap();
         let text = String::from_utf8_lossy(&out.stdout).into_owned();
         let (body, code) = text.rsplit_once('\n').unwrap();
         (code.parse().unwrap(), serde_json::from_str(body).unwrap_or(Value::Null))
