@@ -237,13 +237,13 @@ def test_a_bound_pod_reads_its_secret_with_managed_identity_credential_as_in_see
     cluster = tmp_path / "cluster"
     cluster.mkdir()
     (cluster / "pod.yaml").write_text(POD.format(label="azure-vote"))
-    kite = kite_factory("--pod-identity-dir", str(cluster))
+    kite = kite_factory("--pod-identity-dir", str(cluster), "--agent-listen", "127.0.0.1:0")
     vault = make_vault(kite)
     identity = kite.cli("identity", "create", "-g", "pod-identity", "-n", "azure-vote")
     (cluster / "identities.yaml").write_text(IDENTITY.format(name="azure-vote", resource_id=identity["id"], client_id=identity["clientId"], selector="azure-vote"))
     kite.cli("keyvault", "secret", "set", "--vault-name", "azure-vote", "-n", "redis-password", "--value", "seed-001-password")
     kite.cli("role", "assignment", "create", "--role", "Reader", "--assignee", identity["clientId"], "--scope", vault["id"])
-    monkeypatch.setenv("AZURE_POD_IDENTITY_AUTHORITY_HOST", kite.url)
+    monkeypatch.setenv("AZURE_POD_IDENTITY_AUTHORITY_HOST", kite.agent_url)  # the node agent's IMDS listener
     client = SecretClient(vault["properties"]["vaultUri"], ManagedIdentityCredential(client_id=identity["clientId"]))
 
     time.sleep(6)  # the agent re-reads the cluster state
