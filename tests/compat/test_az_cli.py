@@ -317,3 +317,29 @@ def test_arm_listings_page_with_top_and_next_link_and_refuse_filters_they_do_not
     with pytest.raises(HttpResponseError) as refused:
         list(client.resource_groups.list(filter="location eq 'westus2'"))
     assert refused.value.error.code == "InvalidFilter" and "location eq 'westus2'" in refused.value.error.message
+
+
+def test_az_keyvault_create_show_set_policy_delete_recover_purge(kite, az):
+    """Seed 001's vault lines with the real az (azure-mgmt-keyvault's shapes and api-version)."""
+    az.sign_in(kite.creds["appId"], kite.creds["password"])
+    az.run("group", "create", "-n", "pod-identity", "-l", "japaneast")
+    identity = az.json("identity", "create", "-g", "pod-identity", "-n", "azure-vote")
+    az.run("keyvault", "create", "-g", "pod-identity", "-n", "azure-vote", "-l", "japaneast", "--enable-rbac-authorization", "false")
+    shown = az.json("keyvault", "show", "--name", "azure-vote")
+    port = kite.url.rsplit(":", 1)[1]
+    assert shown["properties"]["vaultUri"] == f"https://azure-vote.vault.localhost:{port}/"
+    assert az.tsv("keyvault", "show", "--name", "azure-vote", "--query", "properties.tenantId") == kite.tenant
+    az.run("keyvault", "set-policy", "-n", "azure-vote", "--secret-permissions", "get", "--spn", identity["clientId"])
+    policies = az.json("keyvault", "show", "--name", "azure-vote", "--query", "properties.accessPolicies")
+    mine = [p for p in policies if p["objectId"] == identity["principalId"]]
+    assert len(mine) == 1 and mine[0]["permissions"]["secrets"] == ["get"], policies
+    az.run("keyvault", "delete-policy", "-n", "azure-vote", "--spn", identity["clientId"])
+    policies = az.json("keyvault", "show", "--name", "azure-vote", "--query", "properties.accessPolicies")
+    assert all(p["objectId"] != identity["principalId"] for p in policies)
+    az.run("keyvault", "delete", "-n", "azure-vote")
+    assert [v["name"] for v in az.json("keyvault", "list-deleted")] == ["azure-vote"]
+    az.run("keyvault", "recover", "-n", "azure-vote")
+    assert [v["name"] for v in az.json("keyvault", "list")] == ["azure-vote"]
+    az.run("keyvault", "delete", "-n", "azure-vote")
+    az.run("keyvault", "purge", "-n", "azure-vote")
+    assert az.json("keyvault", "list-deleted") == []

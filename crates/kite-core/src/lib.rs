@@ -18,6 +18,7 @@ pub mod odata;
 pub mod rbac;
 pub mod scope;
 pub mod suggest;
+pub mod vault;
 
 pub use scope::Scope;
 

@@ -56,7 +56,7 @@ fn main() -> anyhow::Result<()> {
     rt.block_on(async {
         let dir = tempfile::tempdir()?;
         let url = format!("sqlite://{}", dir.path().join("kite.db").display());
-        let store: Arc<dyn Store> = Arc::new(SqlStore::connect(&url).await?);
+        let store: Arc<dyn Store> = Arc::new(SqlStore::connect(&url, &kite_store::Kek::generate("bench")?).await?);
         let on_config = support::config(dir.path(), &url, None, None);
         let off_config = kite_server::Config { audit: AuditSettings { enabled: false, ..Default::default() }, ..support::config(dir.path(), &url, None, None) };
         let (on, creds) = prepare(store.clone(), &on_config, "http://127.0.0.1", None).await?;

@@ -74,7 +74,7 @@ fn main() -> anyhow::Result<()> {
 /// Starts the agent listener on a free loopback port with one pod at 127.0.0.1 bound to an identity.
 async fn start_agent(home: &std::path::Path) -> anyhow::Result<std::net::SocketAddr> {
     let url = format!("sqlite://{}", home.join("kite.db").display());
-    let store: Arc<dyn Store> = Arc::new(SqlStore::connect(&url).await?);
+    let store: Arc<dyn Store> = Arc::new(SqlStore::connect(&url, &kite_store::Kek::generate("bench")?).await?);
     let cluster = home.join("cluster");
     std::fs::create_dir_all(&cluster)?;
     let mut config = support::config(home, &url, None, None);

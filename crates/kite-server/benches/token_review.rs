@@ -25,7 +25,7 @@ fn main() -> anyhow::Result<()> {
     rt.block_on(async {
         let dir = tempfile::tempdir()?;
         let url = format!("sqlite://{}", dir.path().join("kite.db").display());
-        let store: Arc<dyn Store> = Arc::new(SqlStore::connect(&url).await?);
+        let store: Arc<dyn Store> = Arc::new(SqlStore::connect(&url, &kite_store::Kek::generate("bench")?).await?);
         let aws_auth = dir.path().join("aws-auth.yaml");
         let public = "https://127.0.0.1:8443";
         let (probe, _) = prepare(store.clone(), &support::config(dir.path(), &url, Some("prod"), None), public, None).await?;

@@ -16,6 +16,7 @@ pub mod audit;
 pub mod controller;
 pub mod infra;
 pub mod token;
+pub mod vault;
 pub mod webhooks;
 
 use std::net::SocketAddr;
@@ -25,7 +26,7 @@ use std::sync::Arc;
 use anyhow::{bail, Context, Result};
 use axum::extract::{Path, State};
 use axum::middleware;
-use axum::routing::{get, post};
+use axum::routing::{get, post, put};
 use axum::{Json, Router};
 use kite_store::{SqlStore, Store};
 use kite_token::KeySet;
@@ -47,6 +48,8 @@ pub struct Config {
     pub home: PathBuf,
     /// `postgres://…` for scale-out; default is `sqlite://$KITE_HOME/kite.db`.
     pub database_url: Option<String>,
+    /// The key-encryption key's source (see `infra::kek`).
+    pub kek: infra::kek::KekInput,
     pub listen: SocketAddr,
     /// Plain HTTP, allowed on loopback addresses only.
     pub insecure_http: bool,
@@ -54,6 +57,9 @@ pub struct Config {
     pub public_url: Option<String>,
     /// Extra DNS names or IPs for the server certificate.
     pub tls_names: Vec<String>,
+    /// The DNS domain vaults live under (`NAME.vault.<domain>`); default: the public URL's host
+    /// when it is a DNS name, else `localhost`.
+    pub dns_domain: Option<String>,
     pub token_lifetime_secs: i64,
     /// CA certificates to trust when fetching external issuers' keys.
     pub issuer_cas: Vec<PathBuf>,
@@ -163,12 +169,20 @@ pub fn app(state: AppState) -> Router {
     // side of `kite agent`'s calls is.
     let routes = management().merge(webhooks).merge(agent::nodes::routes()).fallback(authorization::dispatch);
     // Management writes enter the audit trail in one place, whatever their handler.
-    layered(routes.layer(middleware::from_fn_with_state(state.clone(), audit::layer::management)), state)
+    let routes = routes.layer(middleware::from_fn_with_state(state.clone(), audit::layer::management));
+    // Requests for `NAME.vault.<domain>` go to the Key Vault data plane instead.
+    let vault_routes = vault::data::routes().with_state(state.clone());
+    let by_host = state.clone();
+    let routes = routes.layer(middleware::from_fn(move |req: axum::extract::Request, next: middleware::Next| {
+        vault::data::by_host(by_host.clone(), vault_routes.clone(), req, next)
+    }));
+    layered(routes, state)
 }
 
 fn management() -> Router<AppState> {
     const MI: &str = "providers/Microsoft.ManagedIdentity/userAssignedIdentities";
     const AKS: &str = "providers/Microsoft.ContainerService/managedClusters";
+    const KV: &str = "providers/Microsoft.KeyVault";
     Router::new()
         .route("/", get(sts::endpoint).post(sts::endpoint))
         .route("/healthz", get(infra::health::healthz))
@@ -196,6 +210,20 @@ fn management() -> Router<AppState> {
         .route(&format!("/subscriptions/{{sub}}/resourceGroups/{{rg}}/{AKS}/{{name}}"), get(aks::get).put(aks::put).delete(aks::delete))
         .route(&format!("/subscriptions/{{sub}}/resourceGroups/{{rg}}/{AKS}/{{name}}/resetServicePrincipalProfile"), post(aks::reset_service_principal_profile))
         .route(&format!("/subscriptions/{{sub}}/{AKS}"), get(aks::list_in_subscription))
+        .route(&format!("/subscriptions/{{sub}}/resourceGroups/{{rg}}/{KV}/vaults"), get(vault::arm::list_in_group))
+        .route(
+            &format!("/subscriptions/{{sub}}/resourceGroups/{{rg}}/{KV}/vaults/{{name}}"),
+            get(vault::arm::get).put(vault::arm::put).delete(vault::arm::delete),
+        )
+        .route(&format!("/subscriptions/{{sub}}/resourceGroups/{{rg}}/{KV}/vaults/{{name}}/accessPolicies/{{kind}}"), put(vault::arm::access_policies))
+        .route(&format!("/subscriptions/{{sub}}/{KV}/vaults"), get(vault::arm::list_in_subscription))
+        .route("/subscriptions/{sub}/resources", get(api::resources::list))
+        // kite keeps no managed HSMs; az lists them beside vaults.
+        .route(&format!("/subscriptions/{{sub}}/resourceGroups/{{rg}}/{KV}/managedHSMs"), get(vault::arm::no_managed_hsms))
+        .route(&format!("/subscriptions/{{sub}}/{KV}/deletedManagedHSMs"), get(vault::arm::no_managed_hsms))
+        .route(&format!("/subscriptions/{{sub}}/{KV}/deletedVaults"), get(vault::arm::list_deleted))
+        .route(&format!("/subscriptions/{{sub}}/{KV}/locations/{{location}}/deletedVaults/{{name}}"), get(vault::arm::get_deleted))
+        .route(&format!("/subscriptions/{{sub}}/{KV}/locations/{{location}}/deletedVaults/{{name}}/purge"), post(vault::arm::purge))
         .route("/v1.0/servicePrincipals/createForRbac", post(directory::create_for_rbac))
         .route("/v1.0/applications/{id}/resetCredentials", post(directory::reset))
         .route("/v1.0/applications/{id}/credentials", get(directory::list_credentials))
@@ -254,6 +282,7 @@ pub async fn prepare(store: Arc<dyn Store>, config: &Config, public_url: &str, c
     let metrics: Arc<metrics::Metrics> = Arc::default();
     let clock = infra::clock::Clock::system();
     let audit = Arc::new(audit::AuditTrail::start(store.clone(), config.audit, metrics.clone(), clock.clone()));
+    let vault = Arc::new(vault::VaultDomain::new(public_url, config.dns_domain.as_deref())?);
     let state = AppState {
         store,
         keys: Arc::new(RwLock::new(Arc::new(keys))),
@@ -280,6 +309,7 @@ pub async fn prepare(store: Arc<dyn Store>, config: &Config, public_url: &str, c
         webhooks_on_own_listener: config.webhook_listen.is_some(),
         clock,
         audit,
+        vault,
     };
     Ok((state, boot.credentials_file))
 }
@@ -302,8 +332,10 @@ pub async fn serve(config: Config) -> Result<()> {
     if config.insecure_http && !is_loopback(&config.listen) {
         bail!("--insecure-http serves plain HTTP and is only allowed on a loopback address (127.0.0.1 or ::1), not {}; drop it to serve HTTPS", config.listen);
     }
-    let database_url = config.database_url.clone().unwrap_or_else(|| format!("sqlite://{}", config.home.join("kite.db").display()));
-    let store: Arc<dyn Store> = Arc::new(SqlStore::connect(&database_url).await?);
+    let (database_url, embedded) = infra::kek::database_url(config.database_url.as_deref(), &config.home);
+    let (kek, _) = infra::kek::resolve(&config.kek, &config.home, embedded)?;
+    let store: Arc<dyn Store> = Arc::new(SqlStore::connect(&database_url, &kek).await?);
+    drop(kek);
 
     let listener = std::net::TcpListener::bind(config.listen).with_context(|| format!("cannot listen on {}", config.listen))?;
     listener.set_nonblocking(true)?;
@@ -315,10 +347,12 @@ pub async fn serve(config: Config) -> Result<()> {
 
     let agent = config.agent_listen.map(|a| conn::bind(a, "--agent-listen")).transpose()?;
     let webhook_listener = config.webhook_listen.map(|a| conn::bind(a, "--webhook-listen")).transpose()?;
+    // The certificate covers every vault's DNS name (`*.vault.<domain>`), which the SDKs require.
+    let vault_names = [vault::VaultDomain::new(&public_url, config.dns_domain.as_deref())?.tls_name()];
     let tls = match (&config.tls_files, config.insecure_http) {
         (_, true) => None,
         (Some(provided), false) => Some(provided.files()),
-        (None, false) => Some(tls::ensure(&config.home, &config.tls_names)?),
+        (None, false) => Some(tls::ensure(&config.home, &config.tls_names, &vault_names)?),
     };
     // A certificate that does not load stops the start before anything else happens.
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();

@@ -6,6 +6,9 @@
 //! - every method that writes more than one row does so in one transaction: it happens whole or not at all;
 //! - [`Store::update_application`] is a compare-and-swap read-modify-write, safe across replicas.
 //!
+//! - values that are secrets (signing keys, secret settings) are sealed at rest under data keys
+//!   wrapped by the key-encryption key the store is opened with ([`Kek`]; see `seal.rs`).
+//!
 //! SQLite (the embedded default) and PostgreSQL (scale-out) share one implementation, [`SqlStore`],
 //! through sqlx's `Any` driver and portable SQL.
 
@@ -14,7 +17,10 @@
 
 mod audit;
 mod changes;
+mod seal;
+mod sealed;
 mod sql;
+mod vaults;
 
 use async_trait::async_trait;
 use kite_core::aks::{ClusterWrite, ManagedCluster};
@@ -24,11 +30,14 @@ use kite_core::aws::user::{AccessKey, KeyStatus, User};
 use kite_core::directory::{Application, ManagedIdentity, Principal, ResourceGroup, Subscription, Tenant};
 use kite_core::federation::FederatedCredential;
 use kite_core::rbac::{RoleAssignment, RoleDefinition};
+use kite_core::vault::secret::{DeletedSecret, SecretVersion};
+use kite_core::vault::Vault;
 use kite_core::Scope;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 pub use changes::Change;
+pub use seal::Kek;
 pub use sql::SqlStore;
 
 #[derive(Debug, thiserror::Error)]
@@ -42,6 +51,9 @@ pub enum Error {
     /// The database failed; the message is for logs, not for API callers.
     #[error("storage failure: {0}")]
     Backend(String),
+    /// The key-encryption key does not open the database (or is malformed); the message names its source.
+    #[error("{0}")]
+    Locked(String),
     /// The database cannot be reached (refused, dropped, no connection within the pool's wait):
     /// worth retrying shortly. The message is for logs.
     #[error("database unreachable: {0}")]
@@ -136,6 +148,26 @@ impl AwsKind {
 
 /// A read-modify-write step for [`Store::update_managed_cluster`]: the current cluster in, what to write out.
 pub type ClusterUpdate<'a> = &'a (dyn Fn(ManagedCluster) -> Result<ClusterWrite> + Send + Sync);
+
+/// A read-modify-write step for [`Store::update_vault`].
+pub type VaultUpdate<'a> = &'a (dyn Fn(Vault) -> Result<Vault> + Send + Sync);
+
+/// A secret's value in the clear, as the store hands it back; `Debug` never shows it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SecretValue(pub String);
+
+impl std::fmt::Debug for SecretValue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SecretValue(<redacted>)")
+    }
+}
+
+/// One page of a secret listing; `next_after` is where the next page starts (exclusive) when there is one.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SecretPage<T = SecretVersion> {
+    pub items: Vec<T>,
+    pub next_after: Option<String>,
+}
 
 /// A read-modify-write step for [`Store::update_application`].
 pub type AppUpdate<'a> = &'a (dyn Fn(Application) -> Result<Application> + Send + Sync);
@@ -245,8 +277,9 @@ pub trait Store: Send + Sync + 'static {
     async fn update_access_key_status(&self, access_key_id: &str, status: KeyStatus) -> Result<AccessKey>;
     async fn delete_access_key(&self, access_key_id: &str) -> Result<AccessKey>;
 
-    /// A server-wide setting written once: the first caller's `init` wins, every caller reads it.
-    async fn meta_get_or_init(&self, key: &str, init: &str) -> Result<String>;
+    /// A server-wide secret setting (the STS master key) written once, sealed at rest: the first
+    /// caller's `init` wins, every caller reads it.
+    async fn secret_get_or_init(&self, key: &str, init: &str) -> Result<String>;
 
     /// Appends audit events, all or none; the trail is append-only (no update, no delete but by age).
     async fn append_audit_events(&self, events: &[AuditEvent]) -> Result<()>;
@@ -255,7 +288,42 @@ pub trait Store: Send + Sync + 'static {
     /// Removes events older than `before` (the retention); returns how many went.
     async fn prune_audit_events(&self, before: time::OffsetDateTime) -> Result<u64>;
 
+    /// Signing keys; `body` is sealed at rest and handed back in the clear.
     async fn add_signing_key(&self, key: &StoredKey) -> Result<()>;
     async fn list_signing_keys(&self) -> Result<Vec<StoredKey>>;
     async fn delete_signing_key(&self, kid: &str) -> Result<()>;
+
+    /// Key vaults, by their globally unique name (case-insensitive). `Conflict` when the name is
+    /// taken, also by a soft-deleted vault (until it is purged).
+    async fn create_vault(&self, v: &Vault) -> Result<()>;
+    /// The vault of that name, live or soft-deleted.
+    async fn get_vault(&self, name: &str) -> Result<Vault>;
+    /// The live (or, with `deleted`, the soft-deleted) vaults of a subscription or one of its groups.
+    async fn list_vaults(&self, sub: &Uuid, rg: Option<&str>, deleted: bool) -> Result<Vec<Vault>>;
+    /// Compare-and-swap read-modify-write (policies, soft delete, recover).
+    async fn update_vault(&self, name: &str, update: VaultUpdate<'_>) -> Result<Vault>;
+    /// Removes the vault and every secret in it for good; returns what it was.
+    async fn purge_vault(&self, name: &str) -> Result<Vault>;
+
+    /// Adds a version to a secret (sealing the value); `Conflict` while the secret is soft-deleted.
+    async fn set_secret(&self, vault: &str, s: &SecretVersion, value: &SecretValue) -> Result<()>;
+    /// A live secret's version (the latest when `version` is `None`) with its value.
+    async fn get_secret(&self, vault: &str, name: &str, version: Option<&str>) -> Result<(SecretVersion, SecretValue)>;
+    /// Rewrites a live version's attributes, content type and tags.
+    async fn update_secret(&self, vault: &str, s: &SecretVersion) -> Result<()>;
+    /// The latest version of each live secret (`name` `None`), or one secret's versions, ordered by
+    /// name (or version) after `after`, at most `limit`.
+    async fn list_secrets(&self, vault: &str, name: Option<&str>, after: &str, limit: usize) -> Result<SecretPage>;
+    /// Soft-deletes every version of the secret `d.latest` names.
+    async fn delete_secret(&self, vault: &str, d: &DeletedSecret) -> Result<()>;
+    async fn get_deleted_secret(&self, vault: &str, name: &str) -> Result<DeletedSecret>;
+    async fn list_deleted_secrets(&self, vault: &str, after: &str, limit: usize) -> Result<SecretPage<DeletedSecret>>;
+    /// Brings a soft-deleted secret back with every version.
+    async fn recover_secret(&self, vault: &str, name: &str) -> Result<()>;
+    /// Removes a soft-deleted secret for good.
+    async fn purge_secret(&self, vault: &str, name: &str) -> Result<()>;
+
+    /// Re-wraps every data key under `new` (in one transaction); sealed values stay as they are and
+    /// stay readable. Returns how many data keys were re-wrapped. The next open needs `new`.
+    async fn rewrap_data_keys(&self, new: &Kek) -> Result<u64>;
 }

@@ -1,6 +1,7 @@
 //! The SQL backend: one code path for SQLite and PostgreSQL through sqlx's `Any` driver.
 
 use std::borrow::Cow;
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -12,6 +13,8 @@ use kite_core::directory::{Application, ManagedIdentity, Principal, ResourceGrou
 use kite_core::federation::{FederatedCredential, MAX_PER_OWNER};
 use kite_core::rbac::{RoleAssignment, RoleDefinition};
 use kite_core::scope::ScopeLevel;
+use kite_core::vault::secret::{DeletedSecret, SecretVersion};
+use kite_core::vault::Vault;
 use kite_core::Scope;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -21,7 +24,10 @@ use sqlx::{AnyPool, Row};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
+use crate::seal::{Kek, Keyring};
+use crate::vaults;
 use crate::{AppUpdate, AssignmentFilter, AwsKind, Bootstrap, ClusterUpdate, Error, GroupDeletion, Result, Store, StoredKey};
+use crate::{SecretPage, SecretValue, VaultUpdate};
 
 /// Migrations are compiled into the binary, so a single-file install needs nothing beside it.
 #[derive(Debug)]
@@ -35,6 +41,8 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (5, "pod identity associations", include_str!("../migrations/0005_pod_identity_associations.sql")),
     (6, "iam users", include_str!("../migrations/0006_iam_users.sql")),
     (7, "audit trail", include_str!("../migrations/0007_audit.sql")),
+    (8, "data keys", include_str!("../migrations/0008_data_keys.sql")),
+    (9, "vaults", include_str!("../migrations/0009_vaults.sql")),
 ];
 
 impl MigrationSource<'static> for Embedded {
@@ -55,7 +63,7 @@ pub(crate) fn backend(e: sqlx::Error) -> Error {
 }
 
 /// Unique-constraint violations become `Conflict` with the caller's message; anything else is a backend failure.
-fn conflict_or_backend(e: sqlx::Error, what: impl FnOnce() -> String) -> Error {
+pub(crate) fn conflict_or_backend(e: sqlx::Error, what: impl FnOnce() -> String) -> Error {
     match &e {
         sqlx::Error::Database(db) if db.is_unique_violation() => Error::Conflict(what()),
         _ => backend(e),
@@ -117,12 +125,15 @@ fn restrict_sqlite_files(url: &str) -> Result<()> {
 #[derive(Clone)]
 pub struct SqlStore {
     pool: AnyPool,
+    keyring: Arc<Keyring>,
     changes: crate::changes::Changes,
 }
 
 impl SqlStore {
-    /// Opens (creating if needed) and migrates the database at `url`: `sqlite://PATH` or `postgres://…`.
-    pub async fn connect(url: &str) -> Result<SqlStore> {
+    /// Opens (creating if needed) and migrates the database at `url` (`sqlite://PATH` or
+    /// `postgres://…`), unwraps its data keys with `kek` (refused, naming the KEK's source, when it
+    /// is not the database's), and seals what an older kite stored in the clear.
+    pub async fn connect(url: &str, kek: &Kek) -> Result<SqlStore> {
         sqlx::any::install_default_drivers();
         let is_sqlite = url.starts_with("sqlite:");
         let url = if is_sqlite && !url.contains("mode=") { format!("{url}{}mode=rwc", if url.contains('?') { '&' } else { '?' }) } else { url.to_string() };
@@ -155,8 +166,10 @@ impl SqlStore {
             .map_err(|e| Error::Backend(format!("cannot open database '{}': {e}", redact(&url))))?;
         let migrator = Migrator::new(Embedded).await.map_err(|e| Error::Backend(e.to_string()))?;
         migrator.run(&pool).await.map_err(|e| Error::Backend(format!("migrating the database: {e}")))?;
+        let keyring = Arc::new(Keyring::load(&pool, kek).await?);
+        crate::sealed::seal_clear_values(&pool, &keyring, is_sqlite).await?;
         let changes = crate::changes::Changes::start(&url, &pool).await?;
-        Ok(SqlStore { pool, changes })
+        Ok(SqlStore { pool, keyring, changes })
     }
 
     /// One object by key, or `NotFound` with the caller's message.
@@ -201,7 +214,7 @@ fn redact(url: &str) -> String {
     }
 }
 
-type Tx<'c> = sqlx::Transaction<'c, sqlx::Any>;
+pub(crate) type Tx<'c> = sqlx::Transaction<'c, sqlx::Any>;
 
 async fn insert_principal(tx: &mut Tx<'_>, p: &Principal) -> Result<()> {
     sqlx::query("INSERT INTO principals (object_id, app_id, name_key, body) VALUES ($1, $2, $3, $4)")
@@ -350,13 +363,7 @@ impl Store for SqlStore {
             .map_err(|e| conflict_or_backend(e, || "this store is already bootstrapped".into()))?;
         insert_application(&mut tx, &b.admin).await?;
         insert_assignment(&mut tx, &b.admin_assignment).await?;
-        sqlx::query("INSERT INTO signing_keys (kid, created_at, body) VALUES ($1, $2, $3)")
-            .bind(&b.signing_key.kid)
-            .bind(b.signing_key.created_at)
-            .bind(&b.signing_key.body)
-            .execute(&mut *tx)
-            .await
-            .map_err(backend)?;
+        crate::sealed::insert_signing_key(&mut tx, &self.keyring, &b.signing_key).await?;
         tx.commit().await.map_err(backend)
     }
 
@@ -925,13 +932,8 @@ impl Store for SqlStore {
         Ok(deletion)
     }
 
-    async fn meta_get_or_init(&self, key: &str, init: &str) -> Result<String> {
-        match sqlx::query("INSERT INTO meta (key, value) VALUES ($1, $2)").bind(key).bind(init).execute(&self.pool).await {
-            Ok(_) => {}
-            Err(sqlx::Error::Database(db)) if db.is_unique_violation() => {}
-            Err(e) => return Err(backend(e)),
-        }
-        self.meta(key).await?.ok_or_else(|| Error::Backend(format!("meta '{key}' vanished")))
+    async fn secret_get_or_init(&self, key: &str, init: &str) -> Result<String> {
+        crate::sealed::secret_get_or_init(&self.pool, &self.keyring, key, init).await
     }
 
     async fn append_audit_events(&self, events: &[AuditEvent]) -> Result<()> {
@@ -947,27 +949,13 @@ impl Store for SqlStore {
     }
 
     async fn add_signing_key(&self, key: &StoredKey) -> Result<()> {
-        sqlx::query("INSERT INTO signing_keys (kid, created_at, body) VALUES ($1, $2, $3)")
-            .bind(&key.kid)
-            .bind(key.created_at)
-            .bind(&key.body)
-            .execute(&self.pool)
-            .await
-            .map_err(|e| conflict_or_backend(e, || format!("signing key {} already exists", key.kid)))?;
-        Ok(())
+        let mut tx = self.pool.begin().await.map_err(backend)?;
+        crate::sealed::insert_signing_key(&mut tx, &self.keyring, key).await?;
+        tx.commit().await.map_err(backend)
     }
 
     async fn list_signing_keys(&self) -> Result<Vec<StoredKey>> {
-        let r = sqlx::query("SELECT kid, created_at, body FROM signing_keys ORDER BY created_at, kid").fetch_all(&self.pool).await.map_err(backend)?;
-        r.iter()
-            .map(|row| {
-                Ok(StoredKey {
-                    kid: row.try_get("kid").map_err(backend)?,
-                    created_at: row.try_get("created_at").map_err(backend)?,
-                    body: row.try_get("body").map_err(backend)?,
-                })
-            })
-            .collect()
+        crate::sealed::list_signing_keys(&self.pool, &self.keyring).await
     }
 
     async fn delete_signing_key(&self, kid: &str) -> Result<()> {
@@ -976,6 +964,66 @@ impl Store for SqlStore {
             return Err(Error::NotFound(format!("signing key {kid} does not exist")));
         }
         Ok(())
+    }
+
+    async fn create_vault(&self, v: &Vault) -> Result<()> {
+        vaults::create(&self.pool, v).await
+    }
+
+    async fn get_vault(&self, name: &str) -> Result<Vault> {
+        vaults::get(&self.pool, name).await
+    }
+
+    async fn list_vaults(&self, sub: &Uuid, rg: Option<&str>, deleted: bool) -> Result<Vec<Vault>> {
+        vaults::list(&self.pool, sub, rg, deleted).await
+    }
+
+    async fn update_vault(&self, name: &str, update: VaultUpdate<'_>) -> Result<Vault> {
+        vaults::update(&self.pool, name, update).await
+    }
+
+    async fn purge_vault(&self, name: &str) -> Result<Vault> {
+        vaults::purge(&self.pool, name).await
+    }
+
+    async fn set_secret(&self, vault: &str, s: &SecretVersion, value: &SecretValue) -> Result<()> {
+        vaults::set_secret(&self.pool, &self.keyring, vault, s, value).await
+    }
+
+    async fn get_secret(&self, vault: &str, name: &str, version: Option<&str>) -> Result<(SecretVersion, SecretValue)> {
+        vaults::get_secret(&self.pool, &self.keyring, vault, name, version).await
+    }
+
+    async fn update_secret(&self, vault: &str, s: &SecretVersion) -> Result<()> {
+        vaults::update_secret(&self.pool, vault, s).await
+    }
+
+    async fn list_secrets(&self, vault: &str, name: Option<&str>, after: &str, limit: usize) -> Result<SecretPage> {
+        vaults::list_secrets(&self.pool, vault, name, after, limit).await
+    }
+
+    async fn delete_secret(&self, vault: &str, d: &DeletedSecret) -> Result<()> {
+        vaults::delete_secret(&self.pool, vault, d).await
+    }
+
+    async fn get_deleted_secret(&self, vault: &str, name: &str) -> Result<DeletedSecret> {
+        vaults::get_deleted_secret(&self.pool, vault, name).await
+    }
+
+    async fn list_deleted_secrets(&self, vault: &str, after: &str, limit: usize) -> Result<SecretPage<DeletedSecret>> {
+        vaults::list_deleted_secrets(&self.pool, vault, after, limit).await
+    }
+
+    async fn recover_secret(&self, vault: &str, name: &str) -> Result<()> {
+        vaults::recover_secret(&self.pool, vault, name).await
+    }
+
+    async fn purge_secret(&self, vault: &str, name: &str) -> Result<()> {
+        vaults::purge_secret(&self.pool, vault, name).await
+    }
+
+    async fn rewrap_data_keys(&self, new: &Kek) -> Result<u64> {
+        self.keyring.rewrap(&self.pool, new).await
     }
 }
 

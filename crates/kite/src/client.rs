@@ -67,13 +67,17 @@ pub struct Client {
     pub profile: Profile,
 }
 
-fn http_client(ca_file: Option<&Path>) -> Result<reqwest::Client> {
+fn http_builder(ca_file: Option<&Path>) -> Result<reqwest::ClientBuilder> {
     let mut builder = reqwest::Client::builder().user_agent(concat!("kite-cli/", env!("CARGO_PKG_VERSION")));
     if let Some(ca) = ca_file {
         let pem = std::fs::read(ca).with_context(|| format!("reading the CA certificate {}", ca.display()))?;
         builder = builder.add_root_certificate(reqwest::Certificate::from_pem(&pem).context("the CA file is not a PEM certificate")?);
     }
-    builder.build().context("building the HTTP client")
+    Ok(builder)
+}
+
+fn http_client(ca_file: Option<&Path>) -> Result<reqwest::Client> {
+    http_builder(ca_file)?.build().context("building the HTTP client")
 }
 
 fn now() -> i64 {
@@ -114,12 +118,20 @@ impl Client {
     }
 
     async fn refresh_token(&mut self) -> Result<()> {
+        let (token, expires_in) = self.fetch_token(MANAGEMENT_SCOPE).await?;
+        self.profile.access_token = Some(token);
+        self.profile.expires_on = now() + expires_in;
+        Ok(())
+    }
+
+    /// A token for `scope` (client credentials) and its lifetime in seconds.
+    async fn fetch_token(&self, scope: &str) -> Result<(String, i64)> {
         let url = format!("{}/{}/oauth2/v2.0/token", self.profile.server, self.profile.tenant);
         let form = [
             ("grant_type", "client_credentials"),
             ("client_id", self.profile.app_id.as_str()),
             ("client_secret", self.profile.password.as_str()),
-            ("scope", MANAGEMENT_SCOPE),
+            ("scope", scope),
         ];
         let resp = self.http.post(&url).form(&form).send().await.map_err(|e| connect_error(&self.profile.server, e))?;
         let status = resp.status();
@@ -128,9 +140,8 @@ impl Client {
             let description = body["error_description"].as_str().unwrap_or("").lines().next().unwrap_or("").to_string();
             bail!("sign-in failed ({}): {description}", body["error"].as_str().unwrap_or("error"));
         }
-        self.profile.access_token = body["access_token"].as_str().map(str::to_string);
-        self.profile.expires_on = now() + body["expires_in"].as_i64().unwrap_or(0);
-        Ok(())
+        let token = body["access_token"].as_str().ok_or_else(|| anyhow!("the token endpoint answered no access_token"))?;
+        Ok((token.to_string(), body["expires_in"].as_i64().unwrap_or(0)))
     }
 
     async fn token(&mut self) -> Result<String> {
@@ -175,6 +186,34 @@ impl Client {
         let status = resp.status();
         let text = resp.text().await.unwrap_or_default();
         Ok((status, if text.trim().is_empty() { Value::Null } else { serde_json::from_str(&text).unwrap_or(Value::String(text)) }))
+    }
+}
+
+impl Client {
+    /// A call to a vault's data plane at `vault_uri` (its `properties.vaultUri`), with a token for
+    /// the vault's resource (`https://vault.<domain>[:port]`). The vault's DNS name is resolved to
+    /// the signed-in server's address, so the CLI needs no DNS entry for it.
+    pub async fn vault_call(&mut self, vault_uri: &str, method: Method, path: &str, query: &[(&str, String)], body: Option<&Value>) -> Result<Value> {
+        let vault = reqwest::Url::parse(vault_uri).with_context(|| format!("the vault URI '{vault_uri}' does not parse"))?;
+        let host = vault.host_str().ok_or_else(|| anyhow!("the vault URI '{vault_uri}' names no host"))?.to_string();
+        let (_, domain) = host.split_once('.').ok_or_else(|| anyhow!("the vault URI '{vault_uri}' is not NAME.vault.DOMAIN"))?;
+        let port = vault.port().map(|p| format!(":{p}")).unwrap_or_default();
+        let (token, _) = self.fetch_token(&format!("https://{domain}{port}/.default")).await?;
+        let server = reqwest::Url::parse(&self.profile.server).with_context(|| format!("the server URL '{}' does not parse", self.profile.server))?;
+        let addr =
+            server.socket_addrs(|| Some(443)).ok().and_then(|a| a.into_iter().next()).ok_or_else(|| anyhow!("cannot resolve {}", self.profile.server))?;
+        let http = http_builder(self.profile.ca_file.as_deref())?.resolve(&host, addr).build().context("building the HTTP client")?;
+        let url = format!("{}{path}", vault_uri.trim_end_matches('/'));
+        let mut query: Vec<(&str, String)> = query.to_vec();
+        query.push(("api-version", "7.5".into()));
+        let mut req = http.request(method, &url).bearer_auth(token).query(&query);
+        if let Some(b) = body {
+            req = req.json(b);
+        }
+        let resp = req.send().await.map_err(|e| connect_error(vault_uri, e))?;
+        let status = resp.status();
+        let text = resp.text().await.unwrap_or_default();
+        ApiFailure::check(status, if text.trim().is_empty() { Value::Null } else { serde_json::from_str(&text).unwrap_or(Value::String(text)) })
     }
 }
 

@@ -73,7 +73,10 @@ pub enum Command {
     /// AKS-shaped clusters: their identities, node resource group and pod identities.
     #[command(subcommand)]
     Aks(commands::aks::AksCmd),
-    /// Token-signing keys: list, rotate.
+    /// Key vaults: create, show, list, delete (soft), recover, purge, and access policies.
+    #[command(subcommand)]
+    Keyvault(commands::keyvault::KeyvaultCmd),
+    /// Token-signing keys: list, rotate; and re-wrapping the sealed data keys under a new key-encryption key.
     #[command(subcommand)]
     Keys(commands::keys::KeysCmd),
     /// The audit trail: who did what (management writes, tokens, node-agent and webhook decisions).
@@ -91,6 +94,11 @@ pub struct ServeArgs {
     /// PostgreSQL URL for scale-out (default: SQLite file in KITE_HOME).
     #[arg(long, env = "KITE_DATABASE_URL")]
     database_url: Option<String>,
+    /// File holding the key-encryption key (base64 of 32 bytes) that seals signing keys, the STS
+    /// master key and vault secrets at rest; or set KITE_KEK. Default: KITE_HOME/kek, generated
+    /// (owner-only) on the first start; a PostgreSQL database needs one given.
+    #[arg(long)]
+    kek_file: Option<PathBuf>,
     /// Serve plain HTTP (loopback addresses only).
     #[arg(long)]
     insecure_http: bool,
@@ -115,6 +123,10 @@ pub struct ServeArgs {
     /// another replica takes over within about this long.
     #[arg(long, default_value_t = 15, value_parser = clap::value_parser!(u64).range(2..=300))]
     leader_election_lease_duration: u64,
+    /// DNS domain vaults are served under (https://NAME.vault.DOMAIN/; the certificate covers
+    /// *.vault.DOMAIN). Default: the public URL's host when it is a DNS name, else localhost.
+    #[arg(long, env = "KITE_DNS_DOMAIN")]
+    dns_domain: Option<String>,
     /// Lifetime of issued access tokens, in seconds: 600 to 86400 (Entra's configurable range).
     #[arg(long, default_value_t = 3600, value_parser = clap::value_parser!(i64).range(600..=86_400))]
     token_lifetime: i64,
@@ -286,10 +298,12 @@ async fn main() -> ExitCode {
             let config = kite_server::Config {
                 home,
                 database_url: args.database_url,
+                kek: kite_server::infra::kek::KekInput { file: args.kek_file, env: std::env::var("KITE_KEK").ok() },
                 listen: args.listen,
                 insecure_http: args.insecure_http,
                 public_url: args.public_url,
                 tls_names: args.tls_names,
+                dns_domain: args.dns_domain,
                 token_lifetime_secs: args.token_lifetime,
                 issuer_cas: args.issuer_cas,
                 issuer_access: kite_server::token::issuers::IssuerAccess { loopback: args.allow_http_issuer, private: args.allow_private_issuer },

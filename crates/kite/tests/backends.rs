@@ -41,8 +41,11 @@ fn replicas_on_one_postgres_bootstrap_once_and_share_everything() {
     // Two replicas start at the same moment on an empty database: exactly one bootstraps.
     let (home_a, home_b) = (dir.path().join("a"), dir.path().join("b"));
     let (ua, ub) = (url.clone(), url.clone());
-    let a = std::thread::spawn(move || Server::start(&home_a, &["--database-url", &ua]));
-    let b = std::thread::spawn(move || Server::start(&home_b, &["--database-url", &ub]));
+    // Every replica is given the same key-encryption key; the data key the first one writes is shared.
+    let kek = kite_store::Kek::generate("test").unwrap().to_base64();
+    let (ka, kb) = (kek.clone(), kek.clone());
+    let a = std::thread::spawn(move || Server::start_env(&home_a, &["--database-url", &ua], &[("KITE_KEK", &ka)]));
+    let b = std::thread::spawn(move || Server::start_env(&home_b, &["--database-url", &ub], &[("KITE_KEK", &kb)]));
     let (a, b) = (a.join().unwrap(), b.join().unwrap());
     let (boot, other) = match (a.credentials_file().exists(), b.credentials_file().exists()) {
         (true, false) => (a, b),
@@ -87,11 +90,12 @@ fn within(limit: std::time::Duration, what: &str, mut check: impl FnMut() -> boo
 fn a_reset_or_a_rotation_on_one_replica_takes_effect_on_the_other_within_a_second() {
     let (_schema, url) = Schema::create();
     let dir = tempfile::tempdir().unwrap();
-    let a = Server::start(&dir.path().join("a"), &["--database-url", &url]);
+    let kek = kite_store::Kek::generate("test").unwrap().to_base64();
+    let a = Server::start_env(&dir.path().join("a"), &["--database-url", &url], &[("KITE_KEK", &kek)]);
     // Replicas behind one address share one public URL, so their tokens' issuer is the same.
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let listen = format!("127.0.0.1:{port}");
-    let mut b = Server::start(&dir.path().join("b"), &["--database-url", &url, "--public-url", &a.url, "--listen", &listen]);
+    let mut b = Server::start_env(&dir.path().join("b"), &["--database-url", &url, "--public-url", &a.url, "--listen", &listen], &[("KITE_KEK", &kek)]);
     b.url = format!("https://{listen}");
     let admin = Cli::admin(&dir.path().join("cli-a"), &a);
     let tenant = a.credentials()["tenant"].as_str().unwrap().to_string();
@@ -118,7 +122,8 @@ fn a_reset_or_a_rotation_on_one_replica_takes_effect_on_the_other_within_a_secon
 fn a_store_failure_on_a_request_path_is_a_500_with_a_trace_id_never_the_backends_text() {
     let (schema, url) = Schema::create();
     let dir = tempfile::tempdir().unwrap();
-    let server = Server::start(&dir.path().join("srv"), &["--database-url", &url]);
+    let kek = kite_store::Kek::generate("test").unwrap().to_base64();
+    let server = Server::start_env(&dir.path().join("srv"), &["--database-url", &url], &[("KITE_KEK", &kek)]);
     let token = server.admin_token();
     let sub = server.credentials()["subscription"].as_str().unwrap().to_string();
 
@@ -134,6 +139,20 @@ fn a_store_failure_on_a_request_path_is_a_500_with_a_trace_id_never_the_backends
         assert!(body.contains("trace id") && !body.contains("relation") && !body.contains("does not exist"), "{body}");
     }
     assert!(server.log_text().contains("does not exist"), "the backend's text is in the log, with the trace id");
+}
+
+#[test]
+fn a_postgres_database_without_a_key_encryption_key_is_refused_at_start_with_how_to_give_one() {
+    let (_schema, url) = Schema::create();
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(support::BIN)
+        .args(["serve", "--listen", "127.0.0.1:0", "--database-url", &url])
+        .env("KITE_HOME", dir.path())
+        .env_remove("KITE_KEK")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && stderr.contains("--kek-file PATH or KITE_KEK") && stderr.contains("same on every replica"), "{stderr}");
 }
 
 /// A TCP proxy between kite and PostgreSQL that the test cuts (every connection reset, new ones
@@ -187,7 +206,8 @@ fn with_the_database_cut_off_requests_fail_fast_with_503_cached_clients_keep_the
     let via_proxy = url.replace("127.0.0.1:5432", &format!("127.0.0.1:{}", proxy.port));
     assert_ne!(via_proxy, url, "the test database URL names 127.0.0.1:5432");
     let dir = tempfile::tempdir().unwrap();
-    let server = Server::start(&dir.path().join("srv"), &["--database-url", &via_proxy]);
+    let kek = kite_store::Kek::generate("test").unwrap().to_base64();
+    let server = Server::start_env(&dir.path().join("srv"), &["--database-url", &via_proxy], &[("KITE_KEK", &kek)]);
     let creds = server.credentials();
     let (tenant, app, secret) = (creds["tenant"].as_str().unwrap(), creds["appId"].as_str().unwrap(), creds["password"].as_str().unwrap());
     let token = server.admin_token();

@@ -8,10 +8,12 @@ pub fn config(home: &Path, database_url: &str, eks_cluster: Option<&str>, aws_au
     Config {
         home: home.to_path_buf(),
         database_url: Some(database_url.into()),
+        kek: kite_server::infra::kek::KekInput { file: None, env: None },
         listen: "127.0.0.1:0".parse().expect("socket address"),
         insecure_http: true,
         public_url: None,
         tls_names: Vec::new(),
+        dns_domain: None,
         token_lifetime_secs: 3600,
         issuer_cas: Vec::new(),
         issuer_access: Default::default(),

@@ -44,10 +44,15 @@ impl Caller {
         audiences.push(state.public_url.clone());
         audiences.extend(also.iter().cloned());
         let auds: Vec<&str> = audiences.iter().map(String::as_str).collect();
+        Caller::from_token(parts, state, token, &auds)
+    }
+
+    /// The principal of a kite-issued bearer token valid (signature, issuer, expiry, tenant) for one of `audiences`.
+    pub fn from_token(parts: &Parts, state: &AppState, token: &str, audiences: &[&str]) -> Result<Caller, ApiError> {
         let keys = state.keys();
         let now = state.now();
         let (v2, v1) = (state.issuer_v2(), state.issuer_v1());
-        let claims = keys.verify(token.trim(), &auds, &[&v2, &v1], now.unix_timestamp()).map_err(|e| match e {
+        let claims = keys.verify(token.trim(), audiences, &[&v2, &v1], now.unix_timestamp()).map_err(|e| match e {
             // ARM's code for it: clients (az, kite's CLI) renew their token and retry.
             kite_token::Error::Expired(_) => {
                 ApiError::new(axum::http::StatusCode::UNAUTHORIZED, "ExpiredAuthenticationToken", format!("The access token has expired: {e}"))

@@ -138,6 +138,21 @@ pub async fn delete(State(state): State<AppState>, caller: Caller, Path((sub, na
             ),
         ));
     }
+    // Its vaults are soft-deleted first, as ARM does: recoverable, with their secrets, for their
+    // retention (into a group of the same name made again).
+    let now = caller.now;
+    for vault in state.store.list_vaults(&sub, Some(&name), false).await? {
+        state
+            .store
+            .update_vault(&vault.name, &|mut v| {
+                Ok({
+                    v.soft_delete(now);
+                    v
+                })
+            })
+            .await?;
+        tracing::info!(vault = %vault.name, group = %rg.id(), "vault soft-deleted with its resource group");
+    }
     let gone = state.store.delete_resource_group(&sub, &name).await?;
     state.clients.changed(state.store.as_ref()).await;
     tracing::info!(group = %rg.id(), identities = gone.identities, assignments = gone.role_assignments, "resource group deleted");

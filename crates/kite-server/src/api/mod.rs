@@ -16,6 +16,7 @@ pub mod graph;
 pub mod groups;
 pub mod identities;
 pub mod listing;
+pub mod resources;
 pub mod signing_keys;
 
 use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};

@@ -196,7 +196,11 @@ mod tests {
     #[tokio::test]
     async fn a_full_queue_drops_and_counts_and_never_waits() {
         let dir = tempfile::tempdir().unwrap();
-        let store: Arc<dyn Store> = Arc::new(kite_store::SqlStore::connect(&format!("sqlite://{}", dir.path().join("kite.db").display())).await.unwrap());
+        let store: Arc<dyn Store> = Arc::new(
+            kite_store::SqlStore::connect(&format!("sqlite://{}", dir.path().join("kite.db").display()), &kite_store::Kek::generate("test").unwrap())
+                .await
+                .unwrap(),
+        );
         let metrics: Arc<Metrics> = Arc::default();
         let settings = AuditSettings { capacity: 8, flush_every: Duration::from_secs(3600), ..Default::default() };
         let trail = AuditTrail::start(store.clone(), settings, metrics.clone(), Clock::system());
@@ -217,7 +221,11 @@ mod tests {
     #[tokio::test]
     async fn events_past_the_retention_are_pruned() {
         let dir = tempfile::tempdir().unwrap();
-        let store: Arc<dyn Store> = Arc::new(kite_store::SqlStore::connect(&format!("sqlite://{}", dir.path().join("kite.db").display())).await.unwrap());
+        let store: Arc<dyn Store> = Arc::new(
+            kite_store::SqlStore::connect(&format!("sqlite://{}", dir.path().join("kite.db").display()), &kite_store::Kek::generate("test").unwrap())
+                .await
+                .unwrap(),
+        );
         let now = time::OffsetDateTime::now_utc();
         let (mut old, recent) = (event(1), event(2));
         old.event_timestamp = now - time::Duration::days(31);

@@ -50,7 +50,7 @@ impl From<kite_store::Error> for ApiError {
             Conflict(m) if m.starts_with("RoleAssignmentExists") => ApiError::new(StatusCode::CONFLICT, "RoleAssignmentExists", m),
             Conflict(m) => ApiError::new(StatusCode::CONFLICT, "Conflict", m),
             Invalid(m) => ApiError::bad_request("InvalidRequestContent", m),
-            Backend(m) => {
+            Backend(m) | Locked(m) => {
                 let trace = uuid::Uuid::new_v4();
                 tracing::error!(%trace, "storage failure: {m}");
                 ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "InternalServerError", format!("internal error (trace id {trace}); see the server log"))

@@ -23,7 +23,7 @@ pub struct SentUri(pub axum::http::Uri);
 /// ARM treats path keywords case-insensitively (`resourcegroups` in identity IDs, `resourceGroups`
 /// elsewhere); the router matches one spelling, so keywords are rewritten to it before routing.
 fn canonical_path(path: &str) -> String {
-    const WORDS: [&str; 8] = [
+    const WORDS: [&str; 9] = [
         "subscriptions",
         "resourceGroups",
         "providers",
@@ -32,6 +32,7 @@ fn canonical_path(path: &str) -> String {
         "federatedIdentityCredentials",
         "Microsoft.ContainerService",
         "managedClusters",
+        "Microsoft.KeyVault",
     ];
     path.split('/')
         .enumerate()

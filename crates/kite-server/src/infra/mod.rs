@@ -8,6 +8,7 @@ pub mod cluster;
 pub mod conn;
 pub mod error;
 pub mod health;
+pub mod kek;
 pub mod metrics;
 pub mod middleware;
 pub mod state;

@@ -55,6 +55,8 @@ pub struct AppState {
     pub clock: Clock,
     /// The audit trail's queue (its writer runs in the background).
     pub audit: Arc<crate::audit::AuditTrail>,
+    /// Where vaults are reached (`https://NAME.vault.<domain>/`).
+    pub vault: Arc<crate::vault::VaultDomain>,
 }
 
 /// Lets `/metrics` and the request counter take the metrics alone.

@@ -122,11 +122,13 @@ fn files(dir: &Path) -> TlsFiles {
     TlsFiles { ca_cert: Some(dir.join("ca.pem")), server_cert: dir.join("server.pem"), server_key: dir.join("server-key.pem") }
 }
 
-pub fn ensure(home: &Path, extra_names: &[String]) -> Result<TlsFiles> {
-    ensure_with_host(home, hostname(), extra_names)
+/// `optional` names (the vaults' `*.vault.<domain>`) are left out, with a warning, where the CA may
+/// not vouch for them, instead of stopping the start as an asked-for `--tls-name` does.
+pub fn ensure(home: &Path, extra_names: &[String], optional: &[String]) -> Result<TlsFiles> {
+    ensure_with_host(home, hostname(), extra_names, optional)
 }
 
-fn ensure_with_host(home: &Path, host: Option<String>, extra_names: &[String]) -> Result<TlsFiles> {
+fn ensure_with_host(home: &Path, host: Option<String>, extra_names: &[String], optional: &[String]) -> Result<TlsFiles> {
     let dir = home.join("tls");
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     let files = files(&dir);
@@ -139,7 +141,8 @@ fn ensure_with_host(home: &Path, host: Option<String>, extra_names: &[String]) -
         params.distinguished_name.push(DnType::CommonName, "kite local CA");
         params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
         params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign, KeyUsagePurpose::DigitalSignature];
-        params.name_constraints = Some(constraints(&names(host.clone(), extra_names)));
+        let all: Vec<String> = extra_names.iter().chain(optional).cloned().collect();
+        params.name_constraints = Some(constraints(&names(host.clone(), &all)));
         params.not_before = now - Duration::hours(1);
         params.not_after = now + Duration::days(3650);
         let cert = params.self_signed(&key)?;
@@ -164,7 +167,15 @@ fn ensure_with_host(home: &Path, host: Option<String>, extra_names: &[String]) -
         }
         permitted
     });
-    let wanted = names(host, extra_names);
+    let optional = optional.iter().filter(|n| {
+        let permitted = ca_permits(&ca_pem, n).unwrap_or(false);
+        if !permitted {
+            tracing::warn!(name = %n, "the server certificate leaves out this name: kite's CA is constrained to the names it was made for (move ca.pem and ca-key.pem aside to make a new CA)");
+        }
+        permitted
+    });
+    let all: Vec<String> = extra_names.iter().cloned().chain(optional.cloned()).collect();
+    let wanted = names(host, &all);
     let current = std::fs::read_to_string(&names_path).unwrap_or_default();
     let due = std::fs::read(&files.server_cert).ok().and_then(|pem| not_after(&pem).ok()).is_none_or(|end| end - now < RENEW_BEFORE);
     if due || !files.server_key.exists() || current.trim() != wanted.join("\n") {
@@ -336,7 +347,7 @@ mod tests {
     #[test]
     fn a_new_ca_is_constrained_to_the_names_it_serves() {
         let home = tempfile::tempdir().unwrap();
-        ensure_with_host(home.path(), Some("node-1".into()), &["kite.example.com".into(), "10.0.0.7".into()]).unwrap();
+        ensure_with_host(home.path(), Some("node-1".into()), &["kite.example.com".into(), "10.0.0.7".into()], &[]).unwrap();
         let ca = std::fs::read(home.path().join("tls/ca.pem")).unwrap();
         for ok in ["localhost", "127.0.0.1", "::1", "node-1", "kite.example.com", "api.kite.example.com", "10.0.0.7"] {
             assert!(ca_permits(&ca, ok).unwrap(), "{ok}");
@@ -346,18 +357,31 @@ mod tests {
         }
         // A later --tls-name outside the constraints stops the start instead of serving a
         // certificate clients would refuse; a changed host name is left out.
-        let err = ensure_with_host(home.path(), Some("node-1".into()), &["other.example.org".into()]).err().unwrap();
+        let err = ensure_with_host(home.path(), Some("node-1".into()), &["other.example.org".into()], &[]).err().unwrap();
         assert!(err.to_string().contains("--tls-name other.example.org"), "{err}");
-        ensure_with_host(home.path(), Some("node-2".into()), &["kite.example.com".into(), "10.0.0.7".into()]).unwrap();
+        ensure_with_host(home.path(), Some("node-2".into()), &["kite.example.com".into(), "10.0.0.7".into()], &[]).unwrap();
         let names = std::fs::read_to_string(home.path().join("tls/server-names.txt")).unwrap();
         assert!(!names.contains("node-2") && names.contains("kite.example.com"), "{names}");
+    }
+
+    #[test]
+    fn the_vault_wildcard_is_covered_where_the_ca_permits_it_and_never_stops_the_start() {
+        let home = tempfile::tempdir().unwrap();
+        let inside = ["*.vault.kite.example.com".to_string()];
+        ensure_with_host(home.path(), None, &["kite.example.com".into()], &inside).unwrap();
+        let names = std::fs::read_to_string(home.path().join("tls/server-names.txt")).unwrap();
+        assert!(names.contains("*.vault.kite.example.com"), "{names}");
+        // A domain the CA was not made for is left out of the certificate, not a failed start.
+        ensure_with_host(home.path(), None, &["kite.example.com".into()], &["*.vault.other.example.org".into()]).unwrap();
+        let names = std::fs::read_to_string(home.path().join("tls/server-names.txt")).unwrap();
+        assert!(!names.contains("other.example.org") && names.contains("kite.example.com"), "{names}");
     }
 
     #[tokio::test]
     async fn a_running_server_swaps_in_the_renewed_certificate() {
         let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
         let home = tempfile::tempdir().unwrap();
-        let files = ensure_with_host(home.path(), None, &[]).unwrap();
+        let files = ensure_with_host(home.path(), None, &[], &[]).unwrap();
         // The main listener, and a webhook listener requiring client certificates from kite's own CA.
         let ca = files.ca_cert.clone().unwrap();
         let listeners = vec![Listener::new(&files, None).unwrap(), Listener::new(&files, Some(&ca)).unwrap()];
@@ -377,14 +401,14 @@ mod tests {
     #[test]
     fn a_certificate_near_its_end_is_reissued_at_start_and_while_running() {
         let home = tempfile::tempdir().unwrap();
-        ensure_with_host(home.path(), None, &[]).unwrap();
+        ensure_with_host(home.path(), None, &[], &[]).unwrap();
         let now = OffsetDateTime::now_utc();
         assert!(end_of(home.path()) - now > Duration::days(390));
         // Ten days left, and already expired: both are re-issued at start.
         for left in [Duration::days(10), Duration::days(-3)] {
             issue_server(&home.path().join("tls"), &names(None, &[]), now + left - SERVER_LIFETIME).unwrap();
             assert!(end_of(home.path()) - now < RENEW_BEFORE);
-            ensure_with_host(home.path(), None, &[]).unwrap();
+            ensure_with_host(home.path(), None, &[], &[]).unwrap();
             assert!(end_of(home.path()) - now > Duration::days(390), "{left} left was not renewed");
         }
         // While running: nothing to do until the renewal window, then a new certificate.

@@ -31,7 +31,7 @@ pub async fn issuer(state: &AppState) -> Result<std::sync::Arc<SessionIssuer>, S
                 aws_lc_rs::rand::fill(&mut key).map_err(|_| internal("no randomness"))?;
                 base64::engine::general_purpose::STANDARD.encode(key)
             };
-            let stored = state.store.meta_get_or_init("sts_master_key", &fresh).await.map_err(internal)?;
+            let stored = state.store.secret_get_or_init("sts_master_key", &fresh).await.map_err(internal)?;
             let key = base64::engine::general_purpose::STANDARD.decode(stored).map_err(internal)?;
             Ok(std::sync::Arc::new(SessionIssuer::new(&key).map_err(internal)?))
         })

@@ -41,7 +41,7 @@ impl Server {
     pub async fn with(adjust: impl FnOnce(&mut Config)) -> Server {
         let home = tempfile::tempdir().unwrap();
         let url = format!("sqlite://{}", home.path().join("kite.db").display());
-        let store: Arc<dyn Store> = Arc::new(SqlStore::connect(&url).await.unwrap());
+        let store: Arc<dyn Store> = Arc::new(SqlStore::connect(&url, &kite_store::Kek::generate("test").unwrap()).await.unwrap());
         let mut config = Config { token_lifetime_secs: LIFETIME, ..config(home.path(), &url, None, None) };
         adjust(&mut config);
         let (state, creds) = prepare(store, &config, "https://kite.test", None).await.unwrap();

@@ -1,6 +1,10 @@
 //! The conformance suite every `Store` backend passes. `conformance_tests!(make_store)` expands to one
 //! named test per case, so a failure says which part of the contract broke on which backend.
 
+pub mod vaults;
+
+pub use vaults::*;
+
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -16,6 +20,11 @@ use uuid::Uuid;
 pub const NOW: OffsetDateTime = datetime!(2026-11-23 09:00 UTC);
 pub const SUB: Uuid = Uuid::from_u128(0x5ab5c418);
 pub const TENANT: Uuid = Uuid::from_u128(0x7e4a47);
+
+/// A fresh key-encryption key for a test store.
+pub fn kek() -> kite_store::Kek {
+    kite_store::Kek::generate("the test's KEK").unwrap()
+}
 
 pub fn role(name: &str) -> Uuid {
     builtin_roles().iter().find(|r| r.role_name == name).unwrap().name
@@ -251,6 +260,15 @@ pub async fn signing_keys_round_trip(store: impl Store) {
     assert!(matches!(store.delete_signing_key("k1").await, Err(Error::NotFound(_))));
 }
 
+pub async fn sealed_values_stay_readable_across_a_rewrap(store: impl Store) {
+    let key = StoredKey { kid: "k1".into(), created_at: 1, body: "-----BEGIN PRIVATE KEY-----\nsecret\n".into() };
+    store.add_signing_key(&key).await.unwrap();
+    assert_eq!(store.secret_get_or_init("sts_master_key", "master").await.unwrap(), "master");
+    assert_eq!(store.rewrap_data_keys(&kek()).await.unwrap(), 1, "one data key on a new store");
+    assert_eq!(store.list_signing_keys().await.unwrap(), vec![key]);
+    assert_eq!(store.secret_get_or_init("sts_master_key", "other").await.unwrap(), "master");
+}
+
 pub async fn federated_credentials_are_per_owner_capped_and_go_with_their_identity(store: impl Store) {
     use kite_core::federation::{FederatedCredential, MAX_PER_OWNER};
     let rg = group("rg");
@@ -286,8 +304,8 @@ pub async fn aws_objects_and_write_once_settings(store: impl Store) {
     assert_eq!(store.list_aws_objects(AwsKind::Role).await.unwrap(), vec![body]);
     store.delete_aws_object(AwsKind::Role, arn).await.unwrap();
     assert!(store.list_aws_objects(AwsKind::Role).await.unwrap().is_empty());
-    assert_eq!(store.meta_get_or_init("sts_master_key", "first").await.unwrap(), "first");
-    assert_eq!(store.meta_get_or_init("sts_master_key", "second").await.unwrap(), "first", "the first value written wins");
+    assert_eq!(store.secret_get_or_init("sts_master_key", "first").await.unwrap(), "first");
+    assert_eq!(store.secret_get_or_init("sts_master_key", "second").await.unwrap(), "first", "the first value written wins");
 }
 
 fn all_assignments() -> AssignmentFilter {
@@ -548,6 +566,9 @@ macro_rules! conformance_tests {
             identities_are_found_by_client_id_object_id_and_name, a_failed_multi_row_write_leaves_nothing_behind,
             concurrent_application_updates_all_land, role_assignments_filter_like_az,
             custom_roles_cannot_be_deleted_while_assigned, custom_roles_never_take_a_builtin_id_or_name, signing_keys_round_trip,
+            sealed_values_stay_readable_across_a_rewrap,
+            vault_names_are_global_and_kept_by_a_soft_deleted_vault_until_purged,
+            secrets_keep_versions_page_and_soft_delete, concurrent_secret_writes_all_land_as_versions,
             federated_credentials_are_per_owner_capped_and_go_with_their_identity, aws_objects_and_write_once_settings,
             pod_identity_associations_are_one_per_service_account_per_cluster,
             iam_users_and_access_keys, the_audit_trail_appends_filters_pages_and_prunes,

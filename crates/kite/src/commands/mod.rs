@@ -13,6 +13,7 @@ pub mod iam;
 pub mod identity;
 pub mod k8s;
 pub mod keys;
+pub mod keyvault;
 pub mod role;
 
 use std::path::Path;
@@ -38,7 +39,8 @@ pub async fn run(command: Command, home: &Path, explicit_format: Option<Format>,
         Command::K8s(cmd) => k8s::run(cmd, home, explicit_format, query).await,
         Command::Eks(cmd) => eks::run(cmd, home, format, query).await,
         Command::Aks(cmd) => aks::run(cmd, &mut Client::load(home)?, format, query).await,
-        Command::Keys(cmd) => keys::run(cmd, &mut Client::load(home)?, format, query).await,
+        Command::Keyvault(cmd) => keyvault::run(cmd, &mut Client::load(home)?, format, query).await,
+        Command::Keys(cmd) => keys::run(cmd, home, format, query).await,
         Command::Audit(cmd) => audit::run(cmd, &mut Client::load(home)?, format, query).await,
         Command::Doctor(args) => doctor::run(args, &mut Client::load(home)?, format, query).await,
         Command::Serve(_) | Command::Agent(_) => unreachable!("serve and agent are handled in main"),
