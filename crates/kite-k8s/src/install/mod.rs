@@ -31,6 +31,9 @@ pub struct Options {
     pub image: String,
     /// The Secret whose key `url` holds the PostgreSQL URL.
     pub database_url_secret: String,
+    /// The Secret whose key `kek` holds the key-encryption key (base64 of 32 bytes) every replica
+    /// opens the sealed keys and secrets with.
+    pub kek_secret: String,
     /// The `kubernetes.io/tls` Secret (e.g. cert-manager's) with the server's certificate.
     pub tls_secret: String,
     /// The cluster's service-account issuer, which signs the agents' tokens.
@@ -124,6 +127,7 @@ mod tests {
             namespace: "kite-system".into(),
             image: "kite:test".into(),
             database_url_secret: "kite-db".into(),
+            kek_secret: "kite-kek".into(),
             tls_secret: "kite-server-tls".into(),
             agent_issuer: "https://kubernetes.default.svc.cluster.local".into(),
             server_access: vec![

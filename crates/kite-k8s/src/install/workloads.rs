@@ -75,6 +75,7 @@ pub fn deployment(o: &Options) -> Value {
         "env": [
             {"name": "KITE_HOME", "value": HOME},
             {"name": "KITE_DATABASE_URL", "valueFrom": {"secretKeyRef": {"name": o.database_url_secret, "key": "url"}}},
+            {"name": "KITE_KEK", "valueFrom": {"secretKeyRef": {"name": o.kek_secret, "key": "kek"}}},
         ],
         "ports": [
             {"name": "https", "containerPort": SERVER_PORT, "protocol": "TCP"},

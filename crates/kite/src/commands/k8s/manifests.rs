@@ -32,6 +32,10 @@ pub struct InstallArgs {
     /// The Secret (in --namespace) whose key `url` holds the PostgreSQL URL the replicas share.
     #[arg(long, default_value = "kite-database")]
     database_url_secret: String,
+    /// The Secret (in --namespace) whose key `kek` holds the key-encryption key, base64 of 32 random
+    /// bytes (`kubectl create secret generic kite-kek --from-literal=kek=$(head -c32 /dev/urandom | base64)`).
+    #[arg(long, default_value = "kite-kek")]
+    kek_secret: String,
     /// The kubernetes.io/tls Secret (e.g. cert-manager's) with the server's certificate for
     /// kite-server.NAMESPACE.svc; the agents trust its CA from the ConfigMap kite-root-ca.crt.
     #[arg(long, default_value = "kite-server-tls")]
@@ -48,6 +52,7 @@ impl InstallArgs {
             namespace: self.namespace,
             image: self.image,
             database_url_secret: self.database_url_secret,
+            kek_secret: self.kek_secret,
             tls_secret: self.tls_secret,
             agent_issuer: self.agent_issuer,
             server_access: kite_kube::access::server(),
