@@ -71,9 +71,15 @@ fn replica(dir: &std::path::Path, name: &str, url: &str, kubeconfig: &std::path:
     replica_for(dir, name, url, kubeconfig, LEASE_SECONDS)
 }
 
+/// The key-encryption key every replica on the test database opens the sealed keys with.
+fn shared_kek() -> String {
+    static KEK: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    KEK.get_or_init(|| kite_store::Kek::generate("test").unwrap().to_base64()).clone()
+}
+
 fn replica_for(dir: &std::path::Path, name: &str, url: &str, kubeconfig: &std::path::Path, lease_seconds: u64) -> Server {
     let duration = lease_seconds.to_string();
-    Server::start(
+    Server::start_env(
         &dir.join(name),
         &[
             "--database-url",
@@ -85,6 +91,7 @@ fn replica_for(dir: &std::path::Path, name: &str, url: &str, kubeconfig: &std::p
             "--leader-election-lease-duration",
             &duration,
         ],
+        &[("KITE_KEK", &shared_kek())],
     )
 }
 
@@ -232,7 +239,7 @@ fn granted(objects: &Value, verb: &str, (namespace, group, resource, name): &(Op
 fn readyz_fails_while_the_store_is_gone_and_healthz_still_answers() {
     let (schema, url) = Schema::create();
     let dir = tempfile::tempdir().unwrap();
-    let server = Server::start(&dir.path().join("srv"), &["--database-url", &url]);
+    let server = Server::start_env(&dir.path().join("srv"), &["--database-url", &url], &[("KITE_KEK", &shared_kek())]);
     assert_eq!(server.curl(&[], "/healthz"), (200, "ok".to_string()));
     assert_eq!(server.curl(&[], "/readyz"), (200, "ok".to_string()));
 
