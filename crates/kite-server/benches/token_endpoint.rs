@@ -28,6 +28,8 @@ fn main() -> anyhow::Result<()> {
     let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
     let mut config = support::config(&home, &format!("sqlite://{}", home.join("kite.db").display()), None, None);
     config.insecure_http = false;
+    // The embedded default (SQLite in KITE_HOME), which makes its own key-encryption key.
+    config.database_url = None;
     config.listen = format!("127.0.0.1:{port}").parse()?;
     load::serve_on_one_core(config);
 
