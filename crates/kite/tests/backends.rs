@@ -225,6 +225,9 @@ fn with_the_database_cut_off_requests_fail_fast_with_503_cached_clients_keep_the
     assert_eq!(code, 503, "{headers}");
     assert!(headers.contains("retry-after: 5"), "{headers}");
     assert!(asked.elapsed() < std::time::Duration::from_secs(5), "answered after {:?}", asked.elapsed());
+    // Readiness says so too (a load balancer stops sending), while liveness does not restart kite.
+    assert_eq!(server.curl(&[], "/readyz").0, 503);
+    assert_eq!(server.curl(&[], "/healthz").0, 200);
     // The client the token endpoint has seen keeps getting tokens, past the cache's 5 s TTL.
     assert_eq!(grant(&server, tenant, app, secret), 200);
     std::thread::sleep(std::time::Duration::from_secs(6));
@@ -235,5 +238,6 @@ fn with_the_database_cut_off_requests_fail_fast_with_503_cached_clients_keep_the
 
     proxy.restore();
     let took = within(std::time::Duration::from_secs(10), "kite answers from the database again", || server.api("GET", &groups, &token, None).0 == 200);
+    assert_eq!(server.curl(&[], "/readyz").0, 200);
     println!("kite recovered {took:?} after the database came back");
 }
