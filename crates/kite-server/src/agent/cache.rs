@@ -4,8 +4,27 @@
 use std::collections::HashSet;
 use std::num::NonZeroUsize;
 
+use axum::body::Bytes;
+use axum::response::{IntoResponse, Response};
 use parking_lot::{Mutex, MutexGuard};
 use serde_json::Value;
+
+/// A token answer as the pod receives it, serialised once when it is minted: a cache hit hands out
+/// the same bytes rather than copying and re-encoding a JSON tree per request.
+#[derive(Clone, Debug)]
+pub struct TokenJson(Bytes);
+
+impl TokenJson {
+    pub fn new(answer: &Value) -> TokenJson {
+        TokenJson(serde_json::to_vec(answer).unwrap_or_default().into())
+    }
+}
+
+impl IntoResponse for TokenJson {
+    fn into_response(self) -> Response {
+        ([(axum::http::header::CONTENT_TYPE, "application/json")], self.0).into_response()
+    }
+}
 
 /// (client ID, resource, digest of a type 1 identity's client secret).
 pub type CacheKey = (String, String, Option<String>);
@@ -17,7 +36,7 @@ const POD_MEMORY: usize = 256;
 /// holds each pod's token once, not once per cache hit).
 struct Entry {
     expires_on: i64,
-    body: Value,
+    body: TokenJson,
     given_to: HashSet<String>,
 }
 
@@ -31,7 +50,7 @@ impl TokenCache {
     }
 
     /// The token's `expires_on` and answer, and whether `pod` gets it for the first time.
-    pub fn get(&self, key: &CacheKey, pod: &str) -> Option<(i64, Value, bool)> {
+    pub fn get(&self, key: &CacheKey, pod: &str) -> Option<(i64, TokenJson, bool)> {
         let mut cache = self.lock();
         let entry = cache.get_mut(key)?;
         let first = !entry.given_to.contains(pod);
@@ -43,7 +62,7 @@ impl TokenCache {
 
     /// Stores a token minted for `pod`; returns whether another entry had to go, and how many
     /// entries there now are.
-    pub fn insert(&self, key: CacheKey, (expires_on, body): (i64, Value), pod: &str) -> (bool, usize) {
+    pub fn insert(&self, key: CacheKey, (expires_on, body): (i64, TokenJson), pod: &str) -> (bool, usize) {
         let mut cache = self.lock();
         let entry = Entry { expires_on, body, given_to: HashSet::from([pod.to_string()]) };
         let evicted = cache.push(key.clone(), entry).is_some_and(|(old, _)| old != key);

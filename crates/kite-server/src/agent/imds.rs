@@ -19,11 +19,12 @@ use kite_k8s::podidentity::mic::{require_assigned, ControllerMode};
 use kite_k8s::podidentity::spsecret::{client_secret, MissingSecret};
 use kite_k8s::podidentity::{decide, decide_on_node, AzureIdentity, ClusterState, PodDecision, Selector};
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Value};
+use serde_json::json;
 use time::OffsetDateTime;
 
 use kite_core::audit::{AuditEvent, Category, NewEvent, Shape};
 
+use crate::agent::cache::TokenJson;
 use crate::agent::{Agent, Tokens};
 use crate::infra::metrics::ImdsError;
 use crate::infra::state::AppState;
@@ -229,14 +230,14 @@ pub async fn token(State(agent): State<Agent>, Query(q): Query<ImdsQuery>, reque
         Tokens::Remote(remote) => remote.token(addr.ip(), &q, &agent.metrics).await,
     };
     match answer {
-        Ok(body) => Json(body).into_response(),
+        Ok(body) => body.into_response(),
         Err(Unanswered::Excepted) => agent.upstream.relay(request).await,
         Err(Unanswered::Refused(refused)) => refused.into_response(),
     }
 }
 
 /// The token for the pod at `caller`, decided and minted here, with the decision in the audit trail.
-pub async fn answer(state: &AppState, caller: Caller<'_>, q: &ImdsQuery) -> Result<Value, Unanswered> {
+pub async fn answer(state: &AppState, caller: Caller<'_>, q: &ImdsQuery) -> Result<TokenJson, Unanswered> {
     let now = state.now();
     let result = issue(state, q, caller, now).await;
     let trail = Trail { state, caller, resource: q.resource.as_deref().unwrap_or_default(), now };
@@ -300,7 +301,7 @@ pub const ISSUE_OPERATION: &str = "Kite.NodeAgent/imds/token/action";
 /// A token the agent gives a pod: the body, the pod (`namespace/name`), its AzureIdentity, and
 /// whether this pod gets this token for the first time.
 struct Issued {
-    body: Value,
+    body: TokenJson,
     pod: String,
     identity: String,
     first: bool,
@@ -361,7 +362,7 @@ async fn issue(state: &AppState, q: &ImdsQuery, caller: Caller<'_>, now: OffsetD
     // minted with the one before.
     let key = (identity.spec.client_id.to_lowercase(), resource.clone(), service_principal.as_ref().map(|(_, digest)| digest.clone()));
     let who = format!("{namespace}/{pod}");
-    let issued = |body: Value, first: bool| Issued { body, pod: who.clone(), identity: format!("{namespace}/{}", identity.metadata.name), first };
+    let issued = |body: TokenJson, first: bool| Issued { body, pod: who.clone(), identity: format!("{namespace}/{}", identity.metadata.name), first };
     if let Some((expires_on, body, first)) = state.imds_cache.get(&key, &who) {
         if expires_on - now.unix_timestamp() > 300 {
             state.metrics.cache_hit();
@@ -377,6 +378,7 @@ async fn issue(state: &AppState, q: &ImdsQuery, caller: Caller<'_>, now: OffsetD
         .map_err(|e| Refused::new(ImdsError::Internal, e.status, format!("the token service could not mint a token: {}", e.summary())))?;
     body["client_id"] = json!(principal.app_id);
     let expires_on = body["expires_on"].as_str().and_then(|s| s.parse::<i64>().ok()).unwrap_or(now.unix_timestamp());
+    let body = TokenJson::new(&body);
     let (evicted, entries) = state.imds_cache.insert(key, (expires_on, body.clone()), &who);
     state.metrics.cache_stored(evicted, entries);
     tracing::info!(pod = %pod, namespace = %namespace, identity = %identity.metadata.name, "imds token issued");

@@ -145,7 +145,7 @@ async fn token(State(state): State<AppState>, agent: NodeAgent, ask: Result<Json
         Err(e) => return malformed(e).into_response(),
     };
     match imds::answer(&state, Caller { ip: ask.pod_ip, node: Some(&agent.node) }, &ask.query).await {
-        Ok(body) => Json(body).into_response(),
+        Ok(body) => body.into_response(),
         // The agent saw no exception for this pod, the server does: the agent forwards the call.
         Err(Unanswered::Excepted) => (StatusCode::CONFLICT, Json(json!({"error": "excepted"}))).into_response(),
         Err(Unanswered::Refused(refused)) => ForAgent(refused).into_response(),

@@ -18,7 +18,7 @@ use kite_k8s::podidentity::Refusal as PodRefusal;
 use kite_k8s::ClusterSource;
 use serde_json::{json, Value};
 
-use crate::agent::cache::{CacheKey, TokenCache};
+use crate::agent::cache::{CacheKey, TokenCache, TokenJson};
 use crate::agent::container_credentials;
 use crate::agent::imds::{self, Caller, ImdsQuery, Refused, Unanswered};
 use crate::agent::upstream::describe;
@@ -103,7 +103,7 @@ impl NodeAgent {
     }
 
     /// The token for the pod at `ip`, from the cache or the server.
-    pub async fn token(&self, ip: IpAddr, q: &ImdsQuery, metrics: &Metrics) -> Result<Value, Unanswered> {
+    pub async fn token(&self, ip: IpAddr, q: &ImdsQuery, metrics: &Metrics) -> Result<TokenJson, Unanswered> {
         let resource = q.resource()?;
         let cluster = self.cluster.pods();
         // An object ID is resolved by the server's directory; until then the agent cannot tell
@@ -129,8 +129,9 @@ impl NodeAgent {
         }
         metrics.cache_miss();
         match self.fetch(ip, q).await {
-            Ok(body) => {
-                let expires_on = body["expires_on"].as_str().and_then(|s| s.parse::<i64>().ok());
+            Ok(answer) => {
+                let expires_on = answer["expires_on"].as_str().and_then(|s| s.parse::<i64>().ok());
+                let body = TokenJson::new(&answer);
                 // Cached only with a sane lifetime: a day at most, and not already over.
                 if let (Some((key, pod, _)), Some(expires_on)) = (key, expires_on.filter(|e| *e > now && *e - now <= 86_400)) {
                     let (evicted, entries) = self.cache.insert(key, (expires_on, body.clone()), &pod);
