@@ -8,7 +8,6 @@ import re
 import signal
 import subprocess
 import sys
-import time
 import uuid
 
 import jwt
@@ -18,6 +17,7 @@ import requests
 from conftest import BIN
 from issuer import Issuer
 from netns import pods  # noqa: F401  (the fixture)
+from test_netns_pods import eventually
 from test_container_credentials import TRUST
 from test_node_agent import FakeImds
 from test_pod_identity import IDENTITY
@@ -60,15 +60,6 @@ except Exception as e:
 
 def claims(token):
     return jwt.decode(token, options={"verify_signature": False})
-
-
-def eventually(check, timeout=20):
-    deadline = time.monotonic() + timeout
-    while True:
-        result = check()
-        if result or time.monotonic() > deadline:
-            return result
-        time.sleep(0.3)
 
 
 class Cluster:

@@ -261,26 +261,17 @@ pub(crate) async fn list_deleted_secrets(pool: &AnyPool, vault: &str, after: &st
 
 /// Brings a soft-deleted secret back with all its versions.
 pub(crate) async fn recover_secret(pool: &AnyPool, vault: &str, name: &str) -> Result<()> {
-    let r = sqlx::query("UPDATE vault_secrets SET deleted = NULL WHERE vault_key = $1 AND name_key = $2 AND deleted IS NOT NULL")
-        .bind(vault.to_lowercase())
-        .bind(name.to_lowercase())
-        .execute(pool)
-        .await
-        .map_err(backend)?;
-    if r.rows_affected() == 0 {
-        return Err(Error::NotFound(format!("SecretNotFound: Deleted Secret not found: {name} in key vault {vault}")));
-    }
-    Ok(())
+    on_deleted_secret(pool, "UPDATE vault_secrets SET deleted = NULL WHERE vault_key = $1 AND name_key = $2 AND deleted IS NOT NULL", vault, name).await
 }
 
 /// Removes a soft-deleted secret for good.
 pub(crate) async fn purge_secret(pool: &AnyPool, vault: &str, name: &str) -> Result<()> {
-    let r = sqlx::query("DELETE FROM vault_secrets WHERE vault_key = $1 AND name_key = $2 AND deleted IS NOT NULL")
-        .bind(vault.to_lowercase())
-        .bind(name.to_lowercase())
-        .execute(pool)
-        .await
-        .map_err(backend)?;
+    on_deleted_secret(pool, "DELETE FROM vault_secrets WHERE vault_key = $1 AND name_key = $2 AND deleted IS NOT NULL", vault, name).await
+}
+
+/// Runs `sql` on the soft-deleted secret `name`; Key Vault's not-found when there is none.
+async fn on_deleted_secret(pool: &AnyPool, sql: &str, vault: &str, name: &str) -> Result<()> {
+    let r = sqlx::query(sql).bind(vault.to_lowercase()).bind(name.to_lowercase()).execute(pool).await.map_err(backend)?;
     if r.rows_affected() == 0 {
         return Err(Error::NotFound(format!("SecretNotFound: Deleted Secret not found: {name} in key vault {vault}")));
     }

@@ -125,6 +125,16 @@ pub struct ClusterState {
 }
 
 impl ClusterState {
+    /// The node the pod `namespace/name` with this UID is scheduled on: how the server places a
+    /// projected token's pod (the UID, so a token outliving its pod does not carry over to a new one).
+    pub fn scheduled_node(&self, namespace: &str, name: &str, uid: &str) -> Option<&str> {
+        self.pods
+            .iter()
+            .find(|p| p.metadata.namespace.as_deref() == Some(namespace) && p.metadata.name.as_deref() == Some(name) && p.metadata.uid.as_deref() == Some(uid))
+            .and_then(|p| p.spec.as_ref()?.node_name.as_deref())
+            .filter(|n| !n.is_empty())
+    }
+
     /// The service account `namespace/name`, as the workload identity webhook looks it up.
     pub fn service_account(&self, namespace: &str, name: &str) -> Option<&ServiceAccount> {
         self.service_accounts.iter().find(|sa| sa.metadata.namespace.as_deref().unwrap_or("default") == namespace && sa.metadata.name.as_deref() == Some(name))

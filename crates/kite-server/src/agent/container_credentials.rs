@@ -165,11 +165,7 @@ async fn association_of(state: &AppState, cluster: &str, pod: &eks::PodServiceAc
 /// A relaying agent is answered only for pods kite's view of the cluster runs on its node.
 fn check_node(state: &AppState, pod: &eks::PodServiceAccount, node: &str) -> Result<(), Refusal> {
     let cluster = state.cluster.pods();
-    let found = cluster
-        .pods
-        .iter()
-        .find(|p| p.metadata.namespace.as_deref() == Some(pod.namespace.as_str()) && p.metadata.uid.as_deref() == Some(pod.pod_uid.as_str()));
-    match found.and_then(|p| p.spec.as_ref()).and_then(|s| s.node_name.as_deref()) {
+    match cluster.scheduled_node(&pod.namespace, &pod.pod_name, &pod.pod_uid) {
         Some(n) if n == node => Ok(()),
         other => Err(Refusal::denied(format!(
             "pod {}/{} {}, not on node {node}: a node's agent gets credentials only for the pods on its own node",

@@ -112,12 +112,7 @@ impl FromRequestParts<AppState> for NodeAgent {
 /// be that pod's, so a token outliving its pod (or a pod of the same name) does not carry over.
 fn node_of_agent(state: &AppState, pod: &eks::PodServiceAccount) -> Result<String, ForAgent> {
     let cluster = state.cluster.pods();
-    let found = cluster.pods.iter().find(|p| {
-        p.metadata.namespace.as_deref() == Some(pod.namespace.as_str())
-            && p.metadata.name.as_deref() == Some(pod.pod_name.as_str())
-            && p.metadata.uid.as_deref() == Some(pod.pod_uid.as_str())
-    });
-    let node = found.and_then(|p| p.spec.as_ref()).and_then(|s| s.node_name.clone()).filter(|n| !n.is_empty());
+    let node = cluster.scheduled_node(&pod.namespace, &pod.pod_name, &pod.pod_uid).map(str::to_string);
     node.ok_or_else(|| {
         unauthorized(
             StatusCode::FORBIDDEN,

@@ -113,7 +113,7 @@ impl NodeAgent {
             Ok((pod, namespace, identity)) => {
                 // A type 1 identity's client secret is checked by the server on every call (a reset
                 // one is refused at once); its cached token stands in only while the server is away.
-                let fresh_from_cache = identity.spec.kind == 0 && !by_object_id;
+                let fresh_from_cache = identity.spec.kind == 0;
                 let key: CacheKey = (identity.spec.client_id.to_lowercase(), resource.clone(), None);
                 Some((key, format!("{namespace}/{pod}"), fresh_from_cache)).filter(|_| !by_object_id)
             }
